@@ -1,0 +1,31 @@
+//! The processor's errors. Every one stops the stage: the record being processed stays
+//! uncommitted and is read again after a restart, so nothing acknowledged is lost. Problems with
+//! one event or one rule are not errors here: they go to the dead letter topic.
+
+use rdkafka::error::KafkaError;
+
+/// Why the processor stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Kafka clients could not be set up.
+    #[error(transparent)]
+    Runtime(#[from] hookline_runtime::Error),
+    /// The consumer could not subscribe.
+    #[error("could not subscribe to {topic}")]
+    Subscribe {
+        /// The topic.
+        topic: String,
+        /// The client's error.
+        #[source]
+        source: KafkaError,
+    },
+    /// A job or dead letter was not acknowledged by the broker.
+    #[error("a record for {topic} was not acknowledged")]
+    Produce {
+        /// The topic.
+        topic: String,
+        /// The client's error.
+        #[source]
+        source: KafkaError,
+    },
+}

@@ -1,0 +1,351 @@
+//! The processor's loop: consume an event, match the triggers of its source, render their
+//! actions into delivery jobs, produce them keyed by destination, and let the event's offset be
+//! stored only once every record it caused was acknowledged.
+//!
+//! Matching and rendering run inline, in offset order, so jobs enter the producer queue in event
+//! order; only the wait for acknowledgements runs concurrently.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hookline_runtime::resources::{ResourceSet, ResourceStore};
+use hookline_runtime::{KafkaSettings, consume, kafka};
+use hookline_schemas::{
+    DeadLetter, DeadPayload, DeadReason, EventMetadata, SCHEMA_VERSION, SourcePosition,
+};
+use minijinja::{Value, context};
+use prometheus::Registry;
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::metrics::Metrics;
+use crate::rules::Rules;
+use crate::{Config, Error, event, job};
+
+/// The role name in client ids and consumer groups.
+pub const ROLE: &str = "processor";
+
+/// A processor, built and ready to run.
+pub struct Processor {
+    config: Config,
+    store: ResourceStore,
+    consumer: StreamConsumer,
+    producer: FutureProducer,
+    events_topic: String,
+    deliveries_topic: String,
+    dead_topic: String,
+    metrics: Metrics,
+}
+
+impl Processor {
+    /// Creates the Kafka clients and registers the metrics.
+    pub fn build(
+        config: Config,
+        settings: &KafkaSettings,
+        store: ResourceStore,
+        registry: &Registry,
+    ) -> Result<Self, Error> {
+        let topics = settings.topics();
+        let group = kafka::group_id(settings, ROLE);
+        let consumer = kafka::create_consumer(&kafka::consumer_config(settings, ROLE, &group))?;
+        let mut producer_config = kafka::producer_config(settings, ROLE);
+        // Room for the jobs of every event in flight, so enqueueing practically never waits.
+        producer_config.set("queue.buffering.max.messages", "1000000");
+        let producer = kafka::create_producer(&producer_config)?;
+        Ok(Self {
+            config,
+            store,
+            consumer,
+            producer,
+            events_topic: topics.events(),
+            deliveries_topic: topics.deliveries(),
+            dead_topic: topics.dead(),
+            metrics: Metrics::register(registry),
+        })
+    }
+
+    /// Processes events until `shutdown`, then finishes the events in flight and commits.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        tokio::select! {
+            () = self.store.wait_ready() => {}
+            () = shutdown.cancelled() => return Ok(()),
+        }
+        self.consumer
+            .subscribe(&[&self.events_topic])
+            .map_err(|source| Error::Subscribe {
+                topic: self.events_topic.clone(),
+                source,
+            })?;
+        info!(topic = %self.events_topic, "Processor started.");
+        let mut resources = self.store.subscribe();
+        let snapshot = resources.borrow_and_update().clone();
+        let mut state = State {
+            rules: Rules::build(snapshot, &Rules::default(), &self.config.limits),
+            resources,
+            processor: &self,
+        };
+        consume::run(
+            &self.consumer,
+            self.config.max_in_flight,
+            &shutdown,
+            |message| state.handle(message),
+        )
+        .await
+    }
+}
+
+struct State<'p> {
+    rules: Rules,
+    resources: watch::Receiver<Arc<ResourceSet>>,
+    processor: &'p Processor,
+}
+
+/// The acknowledgements an event waits for before its offset may be stored.
+struct Pending {
+    acks: Vec<(String, Ack)>,
+}
+
+enum Ack {
+    /// Enqueued; the broker's answer will arrive.
+    Queued(DeliveryFuture),
+    /// The producer queue was full; send when there is room.
+    Unsent(FutureProducer, OwnedRecord),
+}
+
+struct OwnedRecord {
+    key: String,
+    payload: Vec<u8>,
+}
+
+impl Pending {
+    async fn wait(self) -> Result<(), Error> {
+        for (topic, ack) in self.acks {
+            let result = match ack {
+                Ack::Queued(future) => match future.await {
+                    Ok(result) => result.map(drop).map_err(|(error, _)| error),
+                    Err(_canceled) => Err(KafkaError::Canceled),
+                },
+                Ack::Unsent(producer, record) => producer
+                    .send(
+                        FutureRecord::to(&topic)
+                            .key(record.key.as_str())
+                            .payload(record.payload.as_slice()),
+                        Timeout::Never,
+                    )
+                    .await
+                    .map(drop)
+                    .map_err(|(error, _)| error),
+            };
+            result.map_err(|source| Error::Produce { topic, source })?;
+        }
+        Ok(())
+    }
+}
+
+/// The `event` variable of templates.
+#[derive(Serialize)]
+struct EventContext<'a> {
+    id: &'a str,
+    source: &'a str,
+    received_at: &'a str,
+    headers: &'a std::collections::BTreeMap<String, String>,
+}
+
+impl State<'_> {
+    fn handle(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static + use<> {
+        let started = Instant::now();
+        self.refresh_rules();
+        self.processor.metrics.events.inc();
+        let mut pending = Pending { acks: Vec::new() };
+        self.process(message, &mut pending);
+        self.processor
+            .metrics
+            .render_duration
+            .observe(started.elapsed().as_secs_f64());
+        pending.wait()
+    }
+
+    /// Takes the newest resource snapshot, compiling only the triggers that changed.
+    fn refresh_rules(&mut self) {
+        if self.resources.has_changed().unwrap_or(false) {
+            let snapshot = self.resources.borrow_and_update().clone();
+            self.rules = Rules::build(snapshot, &self.rules, &self.processor.config.limits);
+            debug!("Rules updated.");
+        }
+    }
+
+    fn process(&self, message: &BorrowedMessage<'_>, pending: &mut Pending) {
+        let metadata = match event::metadata(message) {
+            Ok(metadata) => metadata,
+            Err(error) => {
+                let dead = dead_event(message, None, DeadReason::MissingSource, error.to_string());
+                return self.dead_letter(dead, pending);
+            }
+        };
+        let triggers = self.rules.triggers_for(&metadata.source);
+        if triggers.is_empty() {
+            return;
+        }
+        let payload: Value = match serde_json::from_slice(message.payload().unwrap_or_default()) {
+            Ok(payload) => payload,
+            Err(error) => {
+                let dead = dead_event(
+                    message,
+                    Some(metadata),
+                    DeadReason::InvalidJson,
+                    format!("the event is not valid JSON: {error}"),
+                );
+                return self.dead_letter(dead, pending);
+            }
+        };
+        let event_context = Value::from(minijinja::value::Serde(EventContext {
+            id: &metadata.event_id,
+            source: metadata.source.as_str(),
+            received_at: &metadata.received_at,
+            headers: &metadata.headers,
+        }));
+        let now = hookline_runtime::time::now_rfc3339();
+        for compiled in triggers {
+            let trigger = compiled.trigger();
+            let context = context! {
+                payload => payload.clone(),
+                event => event_context.clone(),
+                trigger => context! { id => trigger.id.as_str(), name => trigger.name.as_str() },
+                now => now.clone(),
+            };
+            match compiled.matches(&context) {
+                Ok(true) => self.processor.metrics.matches.inc(),
+                Ok(false) => continue,
+                Err(error) => {
+                    let reason = format!("trigger {}: {error}", trigger.id);
+                    let dead = dead_event(
+                        message,
+                        Some(metadata.clone()),
+                        DeadReason::RenderFailed,
+                        reason,
+                    );
+                    self.dead_letter(dead, pending);
+                    continue;
+                }
+            }
+            for (index, action) in trigger.actions.iter().enumerate() {
+                let Some(destination) = self.rules.destination(&action.destination) else {
+                    self.processor
+                        .metrics
+                        .skipped
+                        .with_label_values(&["destination_missing"])
+                        .inc();
+                    continue;
+                };
+                if !destination.enabled {
+                    self.processor
+                        .metrics
+                        .skipped
+                        .with_label_values(&["destination_disabled"])
+                        .inc();
+                    continue;
+                }
+                match compiled.render(index, &context) {
+                    Ok(rendered) => {
+                        let job = job::first_attempt(
+                            &metadata,
+                            &trigger.id,
+                            index,
+                            destination,
+                            rendered,
+                        );
+                        let payload = serde_json::to_vec(&job).unwrap_or_default();
+                        self.produce(
+                            &self.processor.deliveries_topic,
+                            job.destination_id.as_str(),
+                            payload,
+                            pending,
+                        );
+                        self.processor.metrics.jobs.inc();
+                    }
+                    Err(error) => {
+                        let reason = format!("trigger {}: {error}", trigger.id);
+                        warn!(trigger = %trigger.id, event_id = %metadata.event_id, %error, "Render failed; event dead-lettered.");
+                        let dead = dead_event(
+                            message,
+                            Some(metadata.clone()),
+                            DeadReason::RenderFailed,
+                            reason,
+                        );
+                        self.dead_letter(dead, pending);
+                    }
+                }
+            }
+        }
+    }
+
+    fn dead_letter(&self, dead: DeadLetter, pending: &mut Pending) {
+        self.processor
+            .metrics
+            .dead
+            .with_label_values(&[dead.reason.as_str()])
+            .inc();
+        let key = match &dead.payload {
+            DeadPayload::Event {
+                metadata: Some(metadata),
+                ..
+            } => metadata.source.to_string(),
+            DeadPayload::Event { metadata: None, .. } | DeadPayload::Job { .. } => String::new(),
+        };
+        let payload = serde_json::to_vec(&dead).unwrap_or_default();
+        self.produce(&self.processor.dead_topic, &key, payload, pending);
+    }
+
+    fn produce(&self, topic: &str, key: &str, payload: Vec<u8>, pending: &mut Pending) {
+        let record = FutureRecord::to(topic).key(key).payload(payload.as_slice());
+        let ack = match self.processor.producer.send_result(record) {
+            Ok(future) => Ack::Queued(future),
+            Err((error, _)) => {
+                debug!(%error, "Producer queue full; sending when there is room.");
+                Ack::Unsent(
+                    self.processor.producer.clone(),
+                    OwnedRecord {
+                        key: key.to_owned(),
+                        payload,
+                    },
+                )
+            }
+        };
+        pending.acks.push((topic.to_owned(), ack));
+    }
+}
+
+fn dead_event(
+    message: &BorrowedMessage<'_>,
+    metadata: Option<EventMetadata>,
+    reason: DeadReason,
+    error: String,
+) -> DeadLetter {
+    DeadLetter {
+        schema_version: SCHEMA_VERSION,
+        reason,
+        error,
+        position: SourcePosition {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+        },
+        attempts: 0,
+        dead_at: hookline_runtime::time::now_rfc3339(),
+        payload: DeadPayload::Event {
+            metadata,
+            body: String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+        },
+    }
+}

@@ -1,0 +1,73 @@
+//! The minijinja environment every trigger compiles in, and its safety limits.
+//!
+//! Users write these templates, so they run with strict undefined (a missing field is an error,
+//! not an empty string), a fuel budget against runaway loops, a recursion limit and a cap on the
+//! rendered size. There is no loader: templates cannot read files or include each other.
+
+use clap::Args;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+
+/// Template limits.
+#[derive(Clone, Debug, Args)]
+pub struct Limits {
+    /// Fuel of one evaluation (roughly, instructions); a template that runs out fails.
+    #[arg(
+        long = "template-fuel",
+        env = "HOOKLINE_TEMPLATE_FUEL",
+        default_value_t = 100_000
+    )]
+    pub fuel: u64,
+
+    /// Deepest nesting of calls, loops and includes.
+    #[arg(
+        long = "template-recursion-limit",
+        env = "HOOKLINE_TEMPLATE_RECURSION_LIMIT",
+        default_value_t = 64
+    )]
+    pub recursion: usize,
+
+    /// Largest rendered body or header, in bytes.
+    #[arg(long = "template-max-bytes", env = "HOOKLINE_TEMPLATE_MAX_BYTES", default_value_t = 256 * 1024)]
+    pub max_rendered_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            fuel: 100_000,
+            recursion: 64,
+            max_rendered_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Suffix of template names rendered with JSON auto-escaping: `{{ payload.name }}` prints a JSON
+/// string with its quotes, so a body template cannot produce broken JSON by interpolation.
+pub const JSON_SUFFIX: &str = ".json";
+
+/// A fresh environment with the limits applied.
+pub fn environment(limits: &Limits) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(limits.fuel));
+    env.set_recursion_limit(limits.recursion);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(JSON_SUFFIX) {
+            AutoEscape::Json
+        } else {
+            AutoEscape::None
+        }
+    });
+    env
+}
+
+/// Line and column (both from 1) of a template error, when minijinja knows where it happened.
+pub fn position(source: &str, error: &minijinja::Error) -> Option<(usize, usize)> {
+    if let Some(range) = error.range() {
+        let before = source.get(..range.start)?;
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        return Some((line, column));
+    }
+    error.line().map(|line| (line, 1))
+}

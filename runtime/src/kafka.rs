@@ -1,0 +1,120 @@
+//! Kafka clients with the settings Hookline's guarantees rest on.
+//!
+//! Producers are idempotent with `acks=all`, so an acknowledged record is on every in-sync replica
+//! exactly once. Consumers never store an offset by themselves: a stage stores it only after the
+//! work the record caused was acknowledged, and librdkafka commits what was stored.
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::producer::FutureProducer;
+
+use crate::Error;
+use crate::settings::{GroupProtocol, KafkaSettings};
+
+/// The settings every client shares: brokers, client id, then the operator's pass-through
+/// options, which come last so they can override anything (security settings above all).
+pub fn client_config(settings: &KafkaSettings, role: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("client.id", format!("{}-{role}", settings.client_id));
+    for (key, value) in &settings.options {
+        config.set(key, value);
+    }
+    config
+}
+
+/// An idempotent producer: `acks=all`, lz4, and a short linger so records batch under load
+/// without delaying a lone event noticeably.
+pub fn producer_config(settings: &KafkaSettings, role: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "2")
+        .set("message.timeout.ms", "30000");
+    extend(config, &client_config(settings, role))
+}
+
+/// Creates a producer from [`producer_config`] (possibly adjusted by the caller).
+pub fn create_producer(config: &ClientConfig) -> Result<FutureProducer, Error> {
+    config.create().map_err(Error::ClientConfig)
+}
+
+/// A consumer in `group` that reads from the earliest offset when the group has none and commits
+/// only offsets the stage stored explicitly (`enable.auto.offset.store=false`).
+pub fn consumer_config(settings: &KafkaSettings, role: &str, group: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    if settings.group_protocol == GroupProtocol::Consumer {
+        config.set("group.protocol", "consumer");
+    }
+    extend(config, &client_config(settings, role))
+}
+
+/// A consumer that belongs to no group and reads what it is assigned, from the beginning (the
+/// resource store reads the whole resources topic this way in every process).
+pub fn reader_config(settings: &KafkaSettings, role: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set(
+            "group.id",
+            format!("{}{role}-reader", settings.topic_prefix),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    extend(config, &client_config(settings, role))
+}
+
+/// Creates a consumer from a config built above.
+pub fn create_consumer(config: &ClientConfig) -> Result<StreamConsumer, Error> {
+    config.create().map_err(Error::ClientConfig)
+}
+
+/// The consumer group of a role: `<topic prefix><role>`, so installations sharing a cluster
+/// never share groups.
+pub fn group_id(settings: &KafkaSettings, role: &str) -> String {
+    format!("{}{role}", settings.topic_prefix)
+}
+
+fn extend(mut base: ClientConfig, overrides: &ClientConfig) -> ClientConfig {
+    for (key, value) in overrides.config_map() {
+        base.set(key, value);
+    }
+    base
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_options_override_defaults() {
+        let mut settings = KafkaSettings::new("127.0.0.1:1");
+        settings.options = vec![("linger.ms".into(), "50".into())];
+        let config = producer_config(&settings, "ingest");
+        assert_eq!(config.get("linger.ms"), Some("50"));
+        assert_eq!(config.get("acks"), Some("all"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("client.id"), Some("hookline-ingest"));
+    }
+
+    #[test]
+    fn consumers_store_offsets_only_when_told() {
+        let mut settings = KafkaSettings::new("127.0.0.1:1");
+        settings.group_protocol = GroupProtocol::Consumer;
+        let config = consumer_config(&settings, "processor", &group_id(&settings, "processor"));
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(config.get("group.id"), Some("hookline.processor"));
+        assert_eq!(config.get("group.protocol"), Some("consumer"));
+    }
+}

@@ -1,0 +1,29 @@
+//! What every Hookline stage shares. Knows no stage.
+//!
+//! - [`settings`]: Kafka, topic and admin settings (CLI flags and `HOOKLINE_…` variables).
+//! - [`kafka`]: the idempotent producer and the at-least-once consumer builders.
+//! - [`topics`]: creation of missing topics at start-up.
+//! - [`embedded`]: the embedded Kafka-protocol broker for `hookline dev` and tests.
+//! - [`resources`]: the resource store, materialised from the compacted resources topic.
+//! - [`offsets`]: which offset may be committed while records finish out of order.
+//! - [`consume`]: the at-least-once consume loop every consuming stage runs.
+//! - [`admin`]: `/metrics`, `/healthz` and `/readyz`.
+//! - [`telemetry`]: logs and the metrics registry.
+//! - [`shutdown`]: cooperative shutdown on SIGINT/SIGTERM with a deadline.
+//! - [`time`]: timestamps in the RFC 3339 form the contracts use.
+
+pub mod admin;
+pub mod consume;
+pub mod embedded;
+pub mod error;
+pub mod kafka;
+pub mod offsets;
+pub mod resources;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;
+pub mod topics;
+
+pub use error::Error;
+pub use settings::KafkaSettings;

@@ -1,0 +1,214 @@
+//! Reads the resources topic into [`ResourceSet`] snapshots.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookline_schemas::{Resource, ResourceKey, SCHEMA_VERSION};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::ResourceSet;
+use crate::{Error, KafkaSettings, kafka};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the reader checks its position while caught up with nothing to read.
+const IDLE_CHECK: Duration = Duration::from_millis(200);
+
+/// A live view of the resources topic. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ResourceStore {
+    snapshot: watch::Receiver<Arc<ResourceSet>>,
+    ready: watch::Receiver<bool>,
+}
+
+impl ResourceStore {
+    /// Starts reading the resources topic from its beginning in a task of its own, which runs
+    /// until `shutdown`. Returns at once; [`Self::wait_ready`] waits until the topic was read to
+    /// the end it had at start.
+    pub async fn start(
+        settings: &KafkaSettings,
+        shutdown: CancellationToken,
+    ) -> Result<(Self, JoinHandle<Result<(), Error>>), Error> {
+        let topic = settings.topics().resources();
+        let (consumer, high_watermarks) = open(settings.clone(), topic.clone()).await?;
+        let (snapshot_tx, snapshot) = watch::channel(Arc::new(ResourceSet::default()));
+        let (ready_tx, ready) = watch::channel(false);
+        let reader = Reader {
+            consumer,
+            topic,
+            high_watermarks,
+            set: ResourceSet::default(),
+            snapshot_tx,
+            ready_tx,
+        };
+        let task = tokio::spawn(reader.run(shutdown));
+        Ok((Self { snapshot, ready }, task))
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<ResourceSet> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// A receiver that is told of every new snapshot.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ResourceSet>> {
+        self.snapshot.clone()
+    }
+
+    /// Whether the topic was read to the end it had at start.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Waits until [`Self::is_ready`]; returns at once if the reader stopped.
+    pub async fn wait_ready(&self) {
+        let mut ready = self.ready.clone();
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+}
+
+/// Creates the reader, assigns every partition of the topic from its beginning and returns the
+/// high watermarks to catch up to. librdkafka's metadata calls block, so this runs off the async
+/// workers.
+async fn open(settings: KafkaSettings, topic: String) -> Result<(StreamConsumer, Vec<i64>), Error> {
+    tokio::task::spawn_blocking(move || {
+        let consumer = kafka::create_consumer(&kafka::reader_config(&settings, "resources"))?;
+        let kafka_error = |context: &str| {
+            let context = format!("{context} of {topic}");
+            move |source| Error::Kafka { context, source }
+        };
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+            .map_err(kafka_error("fetch metadata"))?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none())
+            .map(|t| t.partitions().len())
+            .unwrap_or(0);
+        if partitions == 0 {
+            return Err(Error::MissingTopic(topic));
+        }
+        let mut assignment = TopicPartitionList::new();
+        let mut high_watermarks = Vec::with_capacity(partitions);
+        for partition in 0..partitions as i32 {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+                .map_err(kafka_error("fetch watermarks"))?;
+            // An empty partition (low == high) has nothing to catch up to.
+            high_watermarks.push(if low == high { 0 } else { high });
+            assignment
+                .add_partition_offset(&topic, partition, Offset::Beginning)
+                .map_err(kafka_error("assign"))?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(kafka_error("assign"))?;
+        Ok((consumer, high_watermarks))
+    })
+    .await
+    .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+}
+
+struct Reader {
+    consumer: StreamConsumer,
+    topic: String,
+    high_watermarks: Vec<i64>,
+    set: ResourceSet,
+    snapshot_tx: watch::Sender<Arc<ResourceSet>>,
+    ready_tx: watch::Sender<bool>,
+}
+
+impl Reader {
+    async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
+        self.check_caught_up();
+        loop {
+            let received = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                received = tokio::time::timeout(IDLE_CHECK, self.consumer.recv()) => received,
+            };
+            match received {
+                Ok(Ok(message)) => {
+                    apply(&mut self.set, &message);
+                    // While catching up, one snapshot at the end is enough.
+                    if *self.ready_tx.borrow() {
+                        self.publish();
+                    }
+                }
+                Ok(Err(error)) => {
+                    warn!(%error, topic = %self.topic, "Resource reader reported an error.");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(_idle) => {}
+            }
+            self.check_caught_up();
+        }
+    }
+}
+
+/// Applies one record of the resources topic to `set`; invalid records are logged and skipped.
+fn apply(set: &mut ResourceSet, message: &BorrowedMessage<'_>) {
+    let offset = message.offset();
+    let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+        warn!(offset, "Resource record without a text key skipped.");
+        return;
+    };
+    let key = match ResourceKey::parse(key) {
+        Ok(key) => key,
+        Err(error) => {
+            warn!(%error, key, offset, "Resource record with an invalid key skipped.");
+            return;
+        }
+    };
+    let Some(value) = message.payload() else {
+        set.remove(&key);
+        return;
+    };
+    match serde_json::from_slice::<Resource>(value) {
+        Ok(resource) if resource.key() != key => {
+            warn!(%key, offset, "Resource record whose key does not match its value skipped.");
+        }
+        Ok(resource) if resource.schema_version() > SCHEMA_VERSION => {
+            warn!(%key, offset, version = resource.schema_version(),
+                    "Resource written by a newer Hookline skipped; upgrade this process.");
+        }
+        Ok(resource) => set.put(resource),
+        Err(error) => warn!(%error, %key, offset, "Invalid resource record skipped."),
+    }
+}
+
+impl Reader {
+    fn publish(&self) {
+        self.snapshot_tx.send_replace(Arc::new(self.set.clone()));
+    }
+
+    fn check_caught_up(&mut self) {
+        if *self.ready_tx.borrow() {
+            return;
+        }
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        let caught_up = self
+            .high_watermarks
+            .iter()
+            .enumerate()
+            .all(|(partition, high)| {
+                *high == 0
+                    || positions
+                        .find_partition(&self.topic, partition as i32)
+                        .and_then(|p| p.offset().to_raw())
+                        .is_some_and(|position| position >= *high)
+            });
+        if caught_up {
+            self.publish();
+            self.ready_tx.send_replace(true);
+            info!(resources = self.set.len(), topic = %self.topic, "Resources loaded.");
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Settings every stage shares. Each one is a CLI flag that also reads a `HOOKLINE_…` environment
+//! variable; the defaults here are the single documented place for them.
+
+use std::net::SocketAddr;
+
+use clap::{Args, ValueEnum};
+use hookline_schemas::Topics;
+
+/// How to reach Kafka and name the topics.
+#[derive(Clone, Debug, Args)]
+pub struct KafkaSettings {
+    /// Kafka bootstrap servers, comma separated.
+    #[arg(
+        long = "kafka-brokers",
+        env = "HOOKLINE_KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub brokers: String,
+
+    /// Client id reported to the brokers; the role name is appended.
+    #[arg(
+        long = "kafka-client-id",
+        env = "HOOKLINE_KAFKA_CLIENT_ID",
+        default_value = "hookline"
+    )]
+    pub client_id: String,
+
+    /// Prefix of every topic name, so several installations can share a cluster.
+    #[arg(long = "topic-prefix", env = "HOOKLINE_TOPIC_PREFIX", default_value = hookline_schemas::topics::DEFAULT_PREFIX)]
+    pub topic_prefix: String,
+
+    /// Extra librdkafka setting for every client, `key=value`, repeatable (for example
+    /// `security.protocol=SASL_SSL`). The variable takes a comma-separated list.
+    #[arg(
+        long = "kafka-option",
+        env = "HOOKLINE_KAFKA_OPTIONS",
+        value_name = "KEY=VALUE",
+        value_parser = parse_option,
+        value_delimiter = ','
+    )]
+    pub options: Vec<(String, String)>,
+
+    /// Consumer group protocol: `classic`, or `consumer` (KIP-848, Kafka 4.0+), which assigns
+    /// partitions faster and without stop-the-world rebalances.
+    #[arg(long = "group-protocol", env = "HOOKLINE_GROUP_PROTOCOL", value_enum, default_value_t = GroupProtocol::Classic)]
+    pub group_protocol: GroupProtocol,
+
+    /// How topics are created at start-up.
+    #[command(flatten)]
+    pub topics: TopicSettings,
+}
+
+/// The consumer group protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GroupProtocol {
+    /// The classic protocol (join/sync), supported by every Kafka version.
+    Classic,
+    /// The KIP-848 protocol, for Kafka 4.0 and later.
+    Consumer,
+}
+
+/// Creation of missing topics at start-up.
+#[derive(Clone, Debug, Args)]
+pub struct TopicSettings {
+    /// Create missing topics at start-up (existing topics are never changed).
+    #[arg(long = "create-topics", env = "HOOKLINE_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub create: bool,
+
+    /// Partitions of each created topic: the most consumers one group can use.
+    #[arg(
+        long = "topic-partitions",
+        env = "HOOKLINE_TOPIC_PARTITIONS",
+        default_value_t = 6
+    )]
+    pub partitions: i32,
+
+    /// Replication factor of each created topic (3 on a production cluster).
+    #[arg(
+        long = "topic-replication",
+        env = "HOOKLINE_TOPIC_REPLICATION",
+        default_value_t = 1
+    )]
+    pub replication: i32,
+}
+
+impl KafkaSettings {
+    /// Settings for the given brokers with every other field at its default.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            client_id: "hookline".to_owned(),
+            topic_prefix: hookline_schemas::topics::DEFAULT_PREFIX.to_owned(),
+            options: Vec::new(),
+            group_protocol: GroupProtocol::Classic,
+            topics: TopicSettings {
+                create: true,
+                partitions: 6,
+                replication: 1,
+            },
+        }
+    }
+
+    /// The topic names these settings select.
+    pub fn topics(&self) -> Topics {
+        Topics::new(self.topic_prefix.clone())
+    }
+}
+
+/// Where the admin endpoints (`/metrics`, `/healthz`, `/readyz`) listen.
+#[derive(Clone, Debug, Args)]
+pub struct AdminSettings {
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(
+        long = "admin-addr",
+        env = "HOOKLINE_ADMIN_ADDR",
+        default_value = "127.0.0.1:9400"
+    )]
+    pub addr: SocketAddr,
+}
+
+/// How logs are written.
+#[derive(Clone, Debug, Args)]
+pub struct LogSettings {
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long = "log-format", env = "HOOKLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub format: LogFormat,
+
+    /// Log filter in `RUST_LOG` syntax (for example `info,hookline_dispatcher=debug`).
+    #[arg(long = "log", env = "HOOKLINE_LOG", default_value = "info")]
+    pub filter: String,
+}
+
+/// The log format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_option(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(format!("empty key in {text:?}"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_options_are_key_value_pairs() {
+        assert_eq!(
+            parse_option("sasl.password=a=b"),
+            Ok(("sasl.password".into(), "a=b".into()))
+        );
+        assert!(parse_option("no-equals").unwrap_err().contains("KEY=VALUE"));
+        assert!(parse_option("=value").unwrap_err().contains("empty key"));
+    }
+}

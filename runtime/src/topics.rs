@@ -1,0 +1,109 @@
+//! Creation of missing topics at start-up. Existing topics are left as they are: changing
+//! partitions or configs of a live topic is an operator's decision, not a side effect of a restart.
+
+use std::time::Duration;
+
+use hookline_schemas::TopicKind;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+use tracing::info;
+
+use crate::{Error, KafkaSettings, kafka};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Partitions of a topic. The resources topic always has one, so every reader sees all changes
+/// in the order they were written.
+pub fn partitions(settings: &KafkaSettings, kind: TopicKind) -> i32 {
+    if kind == TopicKind::Resources {
+        1
+    } else {
+        settings.topics.partitions
+    }
+}
+
+/// Makes sure the given topics exist: creates the missing ones when `--create-topics` is on,
+/// and fails naming the first missing one otherwise.
+pub async fn ensure(settings: &KafkaSettings, kinds: &[TopicKind]) -> Result<(), Error> {
+    let topics = settings.topics();
+    let existing = existing_topics(settings).await?;
+    let missing: Vec<TopicKind> = kinds
+        .iter()
+        .copied()
+        .filter(|kind| !existing.contains(&topics.name(*kind)))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !settings.topics.create {
+        return Err(Error::MissingTopic(topics.name(missing[0])));
+    }
+
+    let admin: AdminClient<DefaultClientContext> = kafka::client_config(settings, "admin")
+        .create()
+        .map_err(Error::ClientConfig)?;
+    let names: Vec<String> = missing.iter().map(|kind| topics.name(*kind)).collect();
+    let new_topics: Vec<NewTopic<'_>> = missing
+        .iter()
+        .zip(&names)
+        .map(|(kind, name)| {
+            let topic = NewTopic::new(
+                name,
+                partitions(settings, *kind),
+                TopicReplication::Fixed(settings.topics.replication),
+            );
+            if kind.compacted() {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(|source| Error::Kafka {
+            context: "create topics".to_owned(),
+            source,
+        })?;
+    for result in results {
+        match result {
+            Ok(topic) => info!(%topic, "Created topic."),
+            // Another process created it between our look-up and our request.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(Error::CreateTopic {
+                    topic,
+                    reason: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn existing_topics(settings: &KafkaSettings) -> Result<Vec<String>, Error> {
+    let settings = settings.clone();
+    // librdkafka's metadata call blocks; keep it off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = kafka::client_config(&settings, "admin")
+            .create()
+            .map_err(Error::ClientConfig)?;
+        let metadata = consumer
+            .fetch_metadata(None, METADATA_TIMEOUT)
+            .map_err(|source| Error::Kafka {
+                context: "fetch metadata".to_owned(),
+                source,
+            })?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .map(|topic| topic.name().to_owned())
+            .collect())
+    })
+    .await
+    .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+}

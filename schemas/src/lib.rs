@@ -1,0 +1,37 @@
+//! Hookline's contracts: the messages that travel between stages and the resources operators write.
+//!
+//! Stages never import each other; they meet only through Kafka topics, and this crate is what they
+//! agree on. It depends on serde and schemars only, so it compiles fast and stays free of runtime
+//! concerns.
+//!
+//! - [`topics`]: topic names and the configurable prefix.
+//! - [`event`]: the event on `hookline.events` (raw JSON value, metadata in record headers).
+//! - [`delivery`]: the delivery job on `hookline.deliveries` (and `hookline.retry`).
+//! - [`attempt`]: the attempt record on `hookline.attempts`.
+//! - [`dead`]: the dead letter on `hookline.dead`.
+//! - [`resource`]: sources, destinations and triggers on the compacted `hookline.resources`.
+//! - [`id`]: validated identifiers shared by all of them.
+//! - [`json_schema`]: the JSON Schemas generated from these types, checked in under `json/`.
+
+pub mod attempt;
+pub mod dead;
+pub mod delivery;
+pub mod event;
+pub mod id;
+pub mod json_schema;
+pub mod resource;
+pub mod topics;
+
+/// The version of every message and resource format defined here. Readers refuse records with a
+/// newer version than they know, so a rolling upgrade never misreads a field.
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub use attempt::{AttemptOutcome, AttemptRecord};
+pub use dead::{DeadLetter, DeadPayload, DeadReason, SourcePosition};
+pub use delivery::DeliveryJob;
+pub use event::EventMetadata;
+pub use id::{IdError, ResourceId};
+pub use resource::{
+    Action, Destination, Resource, ResourceKey, ResourceKind, Source, SourceAuth, Trigger, When,
+};
+pub use topics::{TopicKind, Topics};

@@ -1,0 +1,301 @@
+//! The resources operators write: sources (inbound webhooks), destinations (outbound endpoints)
+//! and triggers (rules that turn events into deliveries).
+//!
+//! They live on the compacted `hookline.resources` topic, keyed by `<kind>/<id>` ([`ResourceKey`]),
+//! with a tombstone on delete. The same types are read from `hookline apply` files, so every field
+//! is documented and unknown fields are refused.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::id::{IdError, ResourceId};
+
+fn schema_version() -> u32 {
+    crate::SCHEMA_VERSION
+}
+
+fn enabled() -> bool {
+    true
+}
+
+fn post() -> String {
+    "POST".to_owned()
+}
+
+/// An inbound webhook: the URL `/inbound-webhooks/{id}` and how callers prove who they are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Version of this contract ([`crate::SCHEMA_VERSION`]).
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
+    /// The id, part of the inbound URL.
+    pub id: ResourceId,
+    /// A human name for lists and logs.
+    #[serde(default)]
+    pub name: String,
+    /// A disabled source answers 403; its URL stays valid.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Accepted ways to authenticate; a request passing any one of them is accepted. An empty list
+    /// is refused: a source without authentication must say so with `{ type = "open" }`.
+    pub auth: Vec<SourceAuth>,
+    /// Inbound HTTP headers to keep with the event (for example `X-GitHub-Event`), available to
+    /// triggers as `event.headers["x-github-event"]`. Matched case-insensitively.
+    #[serde(default)]
+    pub keep_headers: Vec<String>,
+}
+
+/// One way a caller authenticates to a source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceAuth {
+    /// `Authorization: Bearer <token>`; several tokens may be valid at once, for rotation.
+    Bearer {
+        /// The accepted tokens.
+        tokens: Vec<String>,
+    },
+    /// No authentication at all. Must be chosen explicitly.
+    Open,
+}
+
+/// An outbound endpoint that receives webhooks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    /// Version of this contract ([`crate::SCHEMA_VERSION`]).
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
+    /// The id, the key of its jobs.
+    pub id: ResourceId,
+    /// A human name for lists and logs.
+    #[serde(default)]
+    pub name: String,
+    /// A disabled destination gets no new jobs.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// The URL requests go to (http or https).
+    pub url: String,
+    /// HTTP method; `POST` unless set.
+    #[serde(default = "post")]
+    pub method: String,
+    /// Static headers sent with every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Total deadline of one attempt in milliseconds, including a slow body; 15000 unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// A rule: which events matter, under what condition, and what each destination receives.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// Version of this contract ([`crate::SCHEMA_VERSION`]).
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
+    /// The id, part of every delivery id it produces.
+    pub id: ResourceId,
+    /// A human name, available to templates as `trigger.name`.
+    #[serde(default)]
+    pub name: String,
+    /// A disabled trigger fires no more.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Which events the trigger looks at.
+    pub when: When,
+    /// A minijinja expression over `payload`, `event`, `trigger` and `now` that must be true for
+    /// the trigger to fire, for example `payload.severity == "high"`. Absent means always.
+    #[serde(rename = "if", default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// What to send, one delivery per action.
+    pub actions: Vec<Action>,
+}
+
+/// The events a trigger looks at.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    /// Events of any of these sources.
+    pub sources: Vec<ResourceId>,
+}
+
+/// One delivery a trigger produces.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// The destination that receives it.
+    pub destination: ResourceId,
+    /// minijinja template of the request body.
+    pub body: String,
+    /// minijinja templates of extra request headers, by header name.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The kinds of resource, the first part of a resource key.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    /// An inbound webhook.
+    Source,
+    /// An outbound endpoint.
+    Destination,
+    /// A rule.
+    Trigger,
+}
+
+impl ResourceKind {
+    /// The kind's name in keys and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Source => "source",
+            Self::Destination => "destination",
+            Self::Trigger => "trigger",
+        }
+    }
+}
+
+/// The Kafka key of a resource record: `<kind>/<id>`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceKey {
+    /// The kind.
+    pub kind: ResourceKind,
+    /// The id.
+    pub id: ResourceId,
+}
+
+/// Why a record key is not a resource key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    /// The key has no `/`.
+    MissingSlash,
+    /// The part before `/` is not a known kind.
+    UnknownKind(String),
+    /// The part after `/` is not a valid id.
+    Id(IdError),
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingSlash => f.write_str("a resource key has the form <kind>/<id>"),
+            Self::UnknownKind(kind) => write!(f, "unknown resource kind {kind:?}"),
+            Self::Id(error) => write!(f, "invalid resource id: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+impl ResourceKey {
+    /// Parses `<kind>/<id>`.
+    pub fn parse(key: &str) -> Result<Self, KeyError> {
+        let (kind, id) = key.split_once('/').ok_or(KeyError::MissingSlash)?;
+        let kind = match kind {
+            "source" => ResourceKind::Source,
+            "destination" => ResourceKind::Destination,
+            "trigger" => ResourceKind::Trigger,
+            other => return Err(KeyError::UnknownKind(other.to_owned())),
+        };
+        let id = ResourceId::parse(id).map_err(KeyError::Id)?;
+        Ok(Self { kind, id })
+    }
+}
+
+impl fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind.as_str(), self.id)
+    }
+}
+
+/// Any resource, as stored on the resources topic (tagged by `kind`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Resource {
+    /// An inbound webhook.
+    Source(Source),
+    /// An outbound endpoint.
+    Destination(Destination),
+    /// A rule.
+    Trigger(Trigger),
+}
+
+impl Resource {
+    /// The record key of this resource.
+    pub fn key(&self) -> ResourceKey {
+        let (kind, id) = match self {
+            Self::Source(s) => (ResourceKind::Source, &s.id),
+            Self::Destination(d) => (ResourceKind::Destination, &d.id),
+            Self::Trigger(t) => (ResourceKind::Trigger, &t.id),
+        };
+        ResourceKey {
+            kind,
+            id: id.clone(),
+        }
+    }
+
+    /// The version the resource was written with.
+    pub fn schema_version(&self) -> u32 {
+        match self {
+            Self::Source(s) => s.schema_version,
+            Self::Destination(d) => d.schema_version,
+            Self::Trigger(t) => t.schema_version,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let key = ResourceKey::parse("trigger/push-to-chat").unwrap();
+        assert_eq!(key.kind, ResourceKind::Trigger);
+        assert_eq!(key.to_string(), "trigger/push-to-chat");
+        assert_eq!(ResourceKey::parse("nope"), Err(KeyError::MissingSlash));
+        assert!(matches!(
+            ResourceKey::parse("widget/x"),
+            Err(KeyError::UnknownKind(_))
+        ));
+    }
+
+    #[test]
+    fn resources_are_tagged_by_kind_and_refuse_unknown_fields() {
+        let json = r#"{"kind":"destination","id":"echo","url":"http://127.0.0.1:1/"}"#;
+        let resource: Resource = serde_json::from_str(json).unwrap();
+        assert_eq!(resource.key().to_string(), "destination/echo");
+        let Resource::Destination(destination) = &resource else {
+            panic!("expected a destination, got {resource:?}");
+        };
+        assert!(destination.enabled);
+        assert_eq!(destination.method, "POST");
+
+        let typo = r#"{"kind":"destination","id":"echo","url":"http://x/","hedaers":{}}"#;
+        let error = serde_json::from_str::<Resource>(typo)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("hedaers"), "{error}");
+    }
+
+    #[test]
+    fn source_auth_is_tagged_by_type() {
+        let json = r#"{"id":"gh","auth":[{"type":"bearer","tokens":["t"]},{"type":"open"}]}"#;
+        let source: Source = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            source.auth,
+            [
+                SourceAuth::Bearer {
+                    tokens: vec!["t".into()]
+                },
+                SourceAuth::Open
+            ]
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! The `hookline` command.
+
+fn main() {}
