@@ -8,8 +8,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use hookline_runtime::consume::{self, Settled};
 use hookline_runtime::resources::{ResourceSet, ResourceStore};
-use hookline_runtime::{KafkaSettings, consume, kafka};
+use hookline_runtime::{KafkaSettings, kafka};
 use hookline_schemas::{
     DeadLetter, DeadPayload, DeadReason, EventMetadata, SCHEMA_VERSION, SourcePosition,
 };
@@ -126,7 +127,7 @@ struct OwnedRecord {
 }
 
 impl Pending {
-    async fn wait(self) -> Result<(), Error> {
+    async fn wait(self) -> Result<Settled, Error> {
         for (topic, ack) in self.acks {
             let result = match ack {
                 Ack::Queued(future) => match future.await {
@@ -146,7 +147,7 @@ impl Pending {
             };
             result.map_err(|source| Error::Produce { topic, source })?;
         }
-        Ok(())
+        Ok(Settled::Done)
     }
 }
 
@@ -163,7 +164,7 @@ impl State<'_> {
     fn handle(
         &mut self,
         message: &BorrowedMessage<'_>,
-    ) -> impl Future<Output = Result<(), Error>> + Send + 'static + use<> {
+    ) -> impl Future<Output = Result<Settled, Error>> + Send + 'static + use<> {
         let started = Instant::now();
         self.refresh_rules();
         self.processor.metrics.events.inc();
@@ -301,7 +302,9 @@ impl State<'_> {
                 metadata: Some(metadata),
                 ..
             } => metadata.source.to_string(),
-            DeadPayload::Event { metadata: None, .. } | DeadPayload::Job { .. } => String::new(),
+            DeadPayload::Event { metadata: None, .. }
+            | DeadPayload::Raw { .. }
+            | DeadPayload::Job { .. } => String::new(),
         };
         let payload = serde_json::to_vec(&dead).unwrap_or_default();
         self.produce(&self.processor.dead_topic, &key, payload, pending);

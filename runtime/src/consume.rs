@@ -4,7 +4,8 @@
 //! (waiting for produce acknowledgements, an HTTP delivery). Futures run concurrently, up to a
 //! limit; a record's offset is stored only once it and every earlier record of its partition have
 //! finished, and librdkafka commits what was stored. A handler error stops the loop with that
-//! record unfinished, so its offset is never committed and it is read again after a restart.
+//! record unfinished, so its offset is never committed and it is read again after a restart; so
+//! does a record whose work was abandoned at shutdown.
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,8 +20,18 @@ use tracing::{debug, warn};
 
 use crate::offsets::OffsetTracker;
 
+/// How a record's work ended, when it did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Its work is done and acknowledged: its offset may be committed.
+    Done,
+    /// Its work was given up at shutdown (a delivery waiting to be retried, say): its offset must
+    /// not be committed, so the record is read again after a restart.
+    Abandoned,
+}
+
 /// A finished record: where it came from and how its work ended.
-type Finished<E> = (String, i32, i64, Result<(), E>);
+type Finished<E> = (String, i32, i64, Result<Settled, E>);
 
 /// Reads `consumer` until `shutdown`, handing every record to `handler` and storing offsets as
 /// records finish. On shutdown it stops reading, waits for the records in flight and commits.
@@ -32,7 +43,7 @@ pub async fn run<H, F, E>(
 ) -> Result<(), E>
 where
     H: FnMut(&BorrowedMessage<'_>) -> F,
-    F: Future<Output = Result<(), E>> + Send + 'static,
+    F: Future<Output = Result<Settled, E>> + Send + 'static,
     E: Send + 'static,
 {
     let mut tracker = OffsetTracker::default();
@@ -82,7 +93,9 @@ fn finish<E>(
         // panic surface.
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     };
-    outcome?;
+    if outcome? == Settled::Abandoned {
+        return Ok(());
+    }
     if let Some(next) = tracker.finish(&topic, partition, offset) {
         // `store_offset` stores `offset + 1`, the next record to read.
         if let Err(error) = consumer.store_offset(&topic, partition, next - 1) {

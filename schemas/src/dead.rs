@@ -69,6 +69,12 @@ pub enum DeadPayload {
         /// The raw value (lossy UTF-8 when it was not text).
         body: String,
     },
+    /// A record that could not be read as what its topic holds (for example a job that is not
+    /// valid JSON).
+    Raw {
+        /// The raw value (lossy UTF-8 when it was not text).
+        body: String,
+    },
     /// A job the dispatcher could not deliver.
     Job {
         /// The job as last attempted.

@@ -50,6 +50,14 @@ impl ResourceStore {
         Ok((Self { snapshot, ready }, task))
     }
 
+    /// A store that holds `set` and never changes: ready at once. For tests, previews and
+    /// validation, where no topic is read.
+    pub fn fixed(set: ResourceSet) -> Self {
+        let (_, snapshot) = watch::channel(Arc::new(set));
+        let (_, ready) = watch::channel(true);
+        Self { snapshot, ready }
+    }
+
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<ResourceSet> {
         self.snapshot.borrow().clone()

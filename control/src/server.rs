@@ -1,0 +1,56 @@
+//! Binding and serving the operator's API.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use hookline_runtime::Error;
+use hookline_runtime::resources::ResourceStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::Config;
+use crate::api::{self, ApiState};
+
+/// Control, bound and ready to serve.
+pub struct Control {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Control {
+    /// Binds the listener (port 0 picks a free port).
+    pub async fn build(config: &Config, store: ResourceStore) -> Result<Self, Error> {
+        if config.tokens.is_empty() {
+            warn!("No control token is set (--control-token); every API request will be refused.");
+        }
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let router = api::router(ApiState {
+            store,
+            tokens: Arc::new(config.tokens.clone()),
+        });
+        Ok(Self { listener, router })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        info!(addr = %self.local_addr(), "Control API listening.");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .map_err(Error::Serve)
+    }
+}

@@ -1,0 +1,80 @@
+//! What the dispatcher counts. Labels are bounded sets (outcomes, reasons), never ids or URLs.
+
+use hookline_runtime::telemetry::register;
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Attempts by outcome: `delivered`, `http_4xx`, `http_5xx`, `http_other`, `timeout`,
+/// `connect_error`, `invalid_request`, `destination_unavailable`.
+pub const ATTEMPTS: &str = "hookline_dispatcher_attempts_total";
+/// Duration of one attempt.
+pub const ATTEMPT_DURATION: &str = "hookline_dispatcher_attempt_duration_seconds";
+/// Event received at ingest to delivered.
+pub const END_TO_END: &str = "hookline_dispatcher_end_to_end_seconds";
+/// Retries scheduled.
+pub const RETRIES: &str = "hookline_dispatcher_retries_total";
+/// Jobs dead-lettered, by reason.
+pub const DEAD: &str = "hookline_dispatcher_dead_letters_total";
+/// Jobs in progress.
+pub const IN_FLIGHT: &str = "hookline_dispatcher_in_flight";
+
+/// The dispatcher's metrics.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    /// See [`ATTEMPTS`].
+    pub attempts: IntCounterVec,
+    /// See [`ATTEMPT_DURATION`].
+    pub attempt_duration: Histogram,
+    /// See [`END_TO_END`].
+    pub end_to_end: Histogram,
+    /// See [`RETRIES`].
+    pub retries: prometheus::IntCounter,
+    /// See [`DEAD`].
+    pub dead: IntCounterVec,
+    /// See [`IN_FLIGHT`].
+    pub in_flight: IntGauge,
+}
+
+fn latency_buckets() -> Vec<f64> {
+    vec![
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ]
+}
+
+impl Metrics {
+    /// Creates and registers the metrics.
+    pub fn register(registry: &Registry) -> Self {
+        let metrics = Self {
+            attempts: IntCounterVec::new(
+                Opts::new(ATTEMPTS, "Delivery attempts, by outcome."),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            attempt_duration: Histogram::with_opts(
+                HistogramOpts::new(ATTEMPT_DURATION, "Duration of one delivery attempt.")
+                    .buckets(latency_buckets()),
+            )
+            .expect("valid metric"),
+            end_to_end: Histogram::with_opts(
+                HistogramOpts::new(END_TO_END, "Time from an event's receipt to its delivery.")
+                    .buckets(latency_buckets()),
+            )
+            .expect("valid metric"),
+            retries: prometheus::IntCounter::new(RETRIES, "Retries scheduled.")
+                .expect("valid metric"),
+            dead: IntCounterVec::new(
+                Opts::new(DEAD, "Jobs sent to the dead letter topic, by reason."),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            in_flight: IntGauge::new(IN_FLIGHT, "Delivery jobs in progress.")
+                .expect("valid metric"),
+        };
+        register(registry, metrics.attempts.clone());
+        register(registry, metrics.attempt_duration.clone());
+        register(registry, metrics.end_to_end.clone());
+        register(registry, metrics.retries.clone());
+        register(registry, metrics.dead.clone());
+        register(registry, metrics.in_flight.clone());
+        metrics
+    }
+}

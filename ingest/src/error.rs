@@ -1,0 +1,98 @@
+//! Every answer ingest gives besides 202, with a stable error code clients can match on. The body
+//! is always `{"error": {"code": "...", "message": "..."}}` and never reveals internals.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Why a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// No source has this id.
+    #[error("no inbound webhook has this id")]
+    SourceNotFound,
+    /// The source exists but is disabled.
+    #[error("this inbound webhook is disabled")]
+    SourceDisabled,
+    /// Missing or wrong credentials.
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    /// The content type is not JSON.
+    #[error("content type {0:?} is not supported; send application/json")]
+    UnsupportedMediaType(String),
+    /// The body is over the limit.
+    #[error("the body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The body could not be read.
+    #[error("the request body could not be read")]
+    BodyUnreadable,
+    /// The body is not JSON; the message says where it broke.
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// Any method but POST.
+    #[error("only POST is allowed")]
+    MethodNotAllowed,
+    /// Resources are still loading after a start.
+    #[error("ingest is starting; retry shortly")]
+    NotReady,
+    /// The broker did not acknowledge the event in time; nothing was accepted.
+    #[error("the event could not be stored in time; retry later")]
+    BrokerUnavailable,
+}
+
+impl IngestError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::SourceNotFound => StatusCode::NOT_FOUND,
+            Self::SourceDisabled => StatusCode::FORBIDDEN,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyUnreadable | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotReady | Self::BrokerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stable error code (also the `reason` label of the requests metric).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::SourceNotFound => "source_not_found",
+            Self::SourceDisabled => "source_disabled",
+            Self::Unauthorized => "unauthorized",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::BodyUnreadable => "body_unreadable",
+            Self::InvalidJson(_) => "invalid_json",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::NotReady => "not_ready",
+            Self::BrokerUnavailable => "broker_unavailable",
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let mut response = (self.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        match self {
+            Self::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            Self::NotReady | Self::BrokerUnavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::SourceNotFound
+            | Self::SourceDisabled
+            | Self::Unauthorized
+            | Self::UnsupportedMediaType(_)
+            | Self::PayloadTooLarge(_)
+            | Self::BodyUnreadable
+            | Self::InvalidJson(_) => {}
+        }
+        response
+    }
+}
