@@ -1,3 +1,7 @@
-//! The `hookline` command.
+//! The `hookline` command: parses the command line and runs the library.
 
-fn main() {}
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    hookline::cli::main(hookline::cli::Cli::parse())
+}

@@ -40,6 +40,8 @@ impl EmbeddedKafka {
         settings.topic_prefix = topic_prefix.to_owned();
         settings.group_protocol = GroupProtocol::Consumer;
         settings.topics.create = false;
+        // The embedded broker holds a fetch for its full wait even when records arrive meanwhile.
+        settings.options = vec![("fetch.wait.max.ms".to_owned(), "10".to_owned())];
         settings
     }
 

@@ -1,0 +1,188 @@
+//! Checks of a whole set of resources before any of it is written: each resource on its own, and
+//! the references between them. `hookline apply` and the control API use the same checks, so a
+//! resource accepted by one is accepted by the other. Template compilation is the processor's and
+//! is added by the caller.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use hookline_schemas::{Resource, ResourceKey, ResourceKind, SourceAuth};
+
+/// One thing wrong with one resource, naming the field and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The resource, `<kind>/<id>`.
+    pub resource: String,
+    /// The field, for example `url` or `actions[0].destination`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.resource, self.field, self.message)
+    }
+}
+
+/// Checks every resource in `resources`, which is the complete set that will exist afterwards.
+pub fn resources(resources: &[Resource]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    for resource in resources {
+        let key = resource.key();
+        if !seen.insert(key.clone()) {
+            problems.push(problem(
+                &key,
+                "id",
+                "is used twice; ids are unique per kind",
+            ));
+        }
+    }
+    for resource in resources {
+        let key = resource.key();
+        let mut report = |field: &str, message: &str| problems.push(problem(&key, field, message));
+        match resource {
+            Resource::Source(source) => {
+                if source.auth.is_empty() {
+                    report(
+                        "auth",
+                        "is empty; add { type = \"bearer\", tokens = [...] }, or { type = \"open\" } to accept anyone",
+                    );
+                }
+                for (index, auth) in source.auth.iter().enumerate() {
+                    match auth {
+                        SourceAuth::Bearer { tokens } => {
+                            if tokens.is_empty() || tokens.iter().any(|t| t.trim().is_empty()) {
+                                report(
+                                    &format!("auth[{index}].tokens"),
+                                    "needs at least one non-empty token",
+                                );
+                            }
+                        }
+                        SourceAuth::Open => {}
+                    }
+                }
+            }
+            Resource::Destination(destination) => {
+                match url::Url::parse(&destination.url) {
+                    Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                    }
+                    Ok(_) => report("url", "must be an http:// or https:// URL with a host"),
+                    Err(error) => report("url", &format!("is not a valid URL: {error}")),
+                }
+                if destination.method.parse::<axum::http::Method>().is_err() {
+                    report("method", "is not a valid HTTP method");
+                }
+                for (name, value) in &destination.headers {
+                    check_header(&mut report, &format!("headers.{name}"), name, Some(value));
+                }
+                if destination.timeout_ms == Some(0) {
+                    report("timeout_ms", "must be more than 0");
+                }
+            }
+            Resource::Trigger(trigger) => {
+                for (index, source) in trigger.when.sources.iter().enumerate() {
+                    if !seen.contains(&ResourceKey {
+                        kind: ResourceKind::Source,
+                        id: source.clone(),
+                    }) {
+                        report(
+                            &format!("when.sources[{index}]"),
+                            &format!("names source {source:?}, which does not exist"),
+                        );
+                    }
+                }
+                for (index, action) in trigger.actions.iter().enumerate() {
+                    let destination = ResourceKey {
+                        kind: ResourceKind::Destination,
+                        id: action.destination.clone(),
+                    };
+                    if !seen.contains(&destination) {
+                        report(
+                            &format!("actions[{index}].destination"),
+                            &format!(
+                                "names destination {:?}, which does not exist",
+                                action.destination.as_str()
+                            ),
+                        );
+                    }
+                    for name in action.headers.keys() {
+                        check_header(
+                            &mut report,
+                            &format!("actions[{index}].headers.{name}"),
+                            name,
+                            None,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn check_header(report: &mut impl FnMut(&str, &str), field: &str, name: &str, value: Option<&str>) {
+    if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        report(field, "is not a valid header name");
+    }
+    if let Some(value) = value
+        && axum::http::HeaderValue::from_str(value).is_err()
+    {
+        report(field, "is not a valid header value");
+    }
+}
+
+fn problem(key: &ResourceKey, field: &str, message: &str) -> Problem {
+    Problem {
+        resource: key.to_string(),
+        field: field.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Vec<Resource> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_consistent_set_has_no_problems() {
+        let set = parse(
+            r#"[{"kind":"source","id":"s","auth":[{"type":"open"}]},
+                {"kind":"destination","id":"d","url":"https://example.com/hook"},
+                {"kind":"trigger","id":"t","when":{"sources":["s"]},"actions":[{"destination":"d","body":"{}"}]}]"#,
+        );
+        assert_eq!(resources(&set), []);
+    }
+
+    #[test]
+    fn problems_name_the_resource_and_field() {
+        let set = parse(
+            r#"[{"kind":"source","id":"s","auth":[]},
+                {"kind":"destination","id":"d","url":"ftp://example.com","headers":{"bad header":"x"}},
+                {"kind":"destination","id":"d","url":"https://example.com"},
+                {"kind":"trigger","id":"t","when":{"sources":["nope"]},"actions":[{"destination":"gone","body":"{}"}]}]"#,
+        );
+        let found: Vec<String> = resources(&set)
+            .iter()
+            .map(|p| format!("{} {}", p.resource, p.field))
+            .collect();
+        for expected in [
+            "destination/d id",
+            "source/s auth",
+            "destination/d url",
+            "destination/d headers.bad header",
+            "trigger/t when.sources[0]",
+            "trigger/t actions[0].destination",
+        ] {
+            assert!(
+                found.iter().any(|f| f == expected),
+                "{expected} not in {found:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The command line. Every flag also reads a `HOOKLINE_…` environment variable.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::{Args, Parser, Subcommand};
+use hookline_processor::template::Limits;
+use hookline_runtime::KafkaSettings;
+use hookline_runtime::settings::{AdminSettings, LogSettings};
+use tokio_util::sync::CancellationToken;
+
+use crate::dev::{self, DevArgs};
+use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::resource_file::{self, ResourceFile};
+
+/// Hookline: webhooks in, through Kafka, webhooks out.
+#[derive(Debug, Parser)]
+#[command(name = "hookline", version, about, long_about = None)]
+pub struct Cli {
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogSettings,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process on an embedded, in-memory broker, with sample resources and
+    /// an echo receiver. No setup; nothing durable.
+    Dev(DevArgs),
+    /// Run the inbound webhook endpoint.
+    Ingest(RoleArgs<hookline_ingest::Config>),
+    /// Run the processor: triggers, conditions, templates.
+    Processor(RoleArgs<hookline_processor::Config>),
+    /// Run the dispatcher: HTTP delivery, retries, dead letters.
+    Dispatcher(RoleArgs<hookline_dispatcher::Config>),
+    /// Run the operator's API.
+    Control(RoleArgs<hookline_control::Config>),
+    /// Validate a resource file and write what changed to Kafka; writes nothing on any error.
+    Apply(ApplyArgs),
+    /// Validate a resource file without connecting to Kafka.
+    Validate(ValidateArgs),
+}
+
+/// Settings of one role.
+#[derive(Debug, Args)]
+pub struct RoleArgs<C: Args> {
+    /// Kafka.
+    #[command(flatten)]
+    pub kafka: KafkaSettings,
+    /// Admin endpoints.
+    #[command(flatten)]
+    pub admin: AdminSettings,
+    /// The role's own settings.
+    #[command(flatten)]
+    pub role: C,
+}
+
+/// `hookline apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The resource file (TOML).
+    #[arg(short = 'f', long = "file", env = "HOOKLINE_FILE")]
+    pub file: PathBuf,
+    /// Also delete resources that are not in the file.
+    #[arg(long, env = "HOOKLINE_PRUNE")]
+    pub prune: bool,
+    /// Show what would change without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Kafka.
+    #[command(flatten)]
+    pub kafka: KafkaSettings,
+}
+
+/// `hookline validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The resource file (TOML).
+    #[arg(short = 'f', long = "file", env = "HOOKLINE_FILE")]
+    pub file: PathBuf,
+}
+
+/// Runs the command and turns its outcome into an exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    if let Err(error) = hookline_runtime::telemetry::init_logging(&cli.log) {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: could not start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one command.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    match command {
+        Command::Dev(args) => {
+            hookline_runtime::shutdown::cancel_on_signal(shutdown.clone());
+            dev::run(args, shutdown).await
+        }
+        Command::Ingest(args) => {
+            let mut config = role(&args.kafka, &args.admin);
+            config.ingest = Some(args.role);
+            serve(config, shutdown).await
+        }
+        Command::Processor(args) => {
+            let mut config = role(&args.kafka, &args.admin);
+            config.processor = Some(args.role);
+            serve(config, shutdown).await
+        }
+        Command::Dispatcher(args) => {
+            let mut config = role(&args.kafka, &args.admin);
+            config.dispatcher = Some(args.role);
+            serve(config, shutdown).await
+        }
+        Command::Control(args) => {
+            let mut config = role(&args.kafka, &args.admin);
+            config.control = Some(args.role);
+            serve(config, shutdown).await
+        }
+        Command::Apply(args) => {
+            let file = ResourceFile::load(&args.file)?;
+            let plan = resource_file::apply(&args.kafka, &file, args.prune, args.dry_run).await?;
+            println!("{}", plan.summary());
+            if args.dry_run {
+                println!("(dry run: nothing was written)");
+            }
+            Ok(())
+        }
+        Command::Validate(args) => {
+            let file = ResourceFile::load(&args.file)?;
+            let problems = resource_file::validate(&file.resources(), &Limits::default());
+            if !problems.is_empty() {
+                bail!(
+                    "{} is invalid:\n{}",
+                    args.file.display(),
+                    resource_file::describe(&problems)
+                );
+            }
+            println!(
+                "{} is valid: {} sources, {} destinations, {} triggers",
+                args.file.display(),
+                file.sources.len(),
+                file.destinations.len(),
+                file.triggers.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn role(kafka: &KafkaSettings, admin: &AdminSettings) -> PipelineConfig {
+    let mut config = PipelineConfig::new(kafka.clone());
+    config.admin_addr = admin.addr;
+    config
+}
+
+async fn serve(config: PipelineConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    hookline_runtime::shutdown::cancel_on_signal(shutdown.clone());
+    Pipeline::start(config, shutdown).await?.wait().await
+}

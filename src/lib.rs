@@ -1,0 +1,15 @@
+//! The `hookline` command's library: one subcommand per role, `dev` for all of them on an
+//! embedded broker, and the resource file commands.
+//!
+//! - [`cli`]: the command line and its dispatch.
+//! - [`pipeline`]: runs any set of roles in one process, with the shared resource store, admin
+//!   endpoints and shutdown; the end-to-end tests start stages through it too.
+//! - [`dev`]: `hookline dev`.
+//! - [`echo`]: the built-in echo receiver `hookline dev` delivers to.
+//! - [`resource_file`]: loading, validating and applying `hooks.toml` files.
+
+pub mod cli;
+pub mod dev;
+pub mod echo;
+pub mod pipeline;
+pub mod resource_file;

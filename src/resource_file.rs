@@ -1,0 +1,280 @@
+//! Resource files (`hookline apply -f hooks.toml`): load, validate everything, then write only
+//! what changed. Nothing is written when anything is invalid.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hookline_processor::CompiledTrigger;
+use hookline_processor::template::Limits;
+use hookline_runtime::resources::{ResourceSet, ResourceStore, ResourceWriter};
+use hookline_runtime::validate::{self, Problem};
+use hookline_runtime::{KafkaSettings, topics};
+use hookline_schemas::{Destination, Resource, ResourceKey, Source, TopicKind, Trigger};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+/// How long `apply` waits to read the current resources.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The contents of a resource file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceFile {
+    /// `[[sources]]`: inbound webhooks.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+    /// `[[destinations]]`: outbound endpoints.
+    #[serde(default)]
+    pub destinations: Vec<Destination>,
+    /// `[[triggers]]`: rules.
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+}
+
+impl ResourceFile {
+    /// Reads and parses a TOML file; errors say the line and column.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read {}", path.display()))?;
+        Self::parse(&text)
+            .with_context(|| format!("{} is not a valid resource file", path.display()))
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Every resource in the file.
+    pub fn resources(&self) -> Vec<Resource> {
+        let sources = self.sources.iter().cloned().map(Resource::Source);
+        let destinations = self.destinations.iter().cloned().map(Resource::Destination);
+        let triggers = self.triggers.iter().cloned().map(Resource::Trigger);
+        sources.chain(destinations).chain(triggers).collect()
+    }
+}
+
+/// Checks `resources`, the complete set that will exist: structure, references, and that every
+/// trigger's condition and templates compile.
+pub fn validate(resources: &[Resource], limits: &Limits) -> Vec<Problem> {
+    let mut problems = validate::resources(resources);
+    for resource in resources {
+        if let Resource::Trigger(trigger) = resource
+            && let Err(error) = CompiledTrigger::build(trigger.clone().into(), limits)
+        {
+            let position = error
+                .position
+                .map(|(line, column)| format!(" (line {line}, column {column})"))
+                .unwrap_or_default();
+            problems.push(Problem {
+                resource: resource.key().to_string(),
+                field: error.field,
+                message: format!("does not compile{position}: {}", error.reason),
+            });
+        }
+    }
+    problems
+}
+
+/// What `apply` does.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// New resources.
+    pub create: Vec<Resource>,
+    /// Changed resources.
+    pub update: Vec<Resource>,
+    /// Resources to delete (absent from the file, with `--prune`).
+    pub delete: Vec<ResourceKey>,
+    /// Resources in the file that are already as written.
+    pub unchanged: Vec<ResourceKey>,
+    /// Resources absent from the file that stay (no `--prune`).
+    pub kept: Vec<Resource>,
+}
+
+impl Plan {
+    /// Compares what exists with what the file wants.
+    pub fn new(current: &ResourceSet, wanted: &[Resource], prune: bool) -> Self {
+        let mut plan = Self::default();
+        let mut in_file = BTreeSet::new();
+        for resource in wanted {
+            let key = resource.key();
+            match current.get(&key) {
+                None => plan.create.push(resource.clone()),
+                Some(existing) if existing == *resource => plan.unchanged.push(key.clone()),
+                Some(_) => plan.update.push(resource.clone()),
+            }
+            in_file.insert(key);
+        }
+        for existing in current.all() {
+            let key = existing.key();
+            if in_file.contains(&key) {
+                continue;
+            }
+            if prune {
+                plan.delete.push(key);
+            } else {
+                plan.kept.push(existing);
+            }
+        }
+        plan
+    }
+
+    /// Whether nothing would be written.
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty() && self.update.is_empty() && self.delete.is_empty()
+    }
+
+    /// A line per change, for people.
+    pub fn summary(&self) -> String {
+        let mut text = String::new();
+        for resource in &self.create {
+            let _ = writeln!(text, "created   {}", resource.key());
+        }
+        for resource in &self.update {
+            let _ = writeln!(text, "changed   {}", resource.key());
+        }
+        for key in &self.delete {
+            let _ = writeln!(text, "deleted   {key}");
+        }
+        for key in &self.unchanged {
+            let _ = writeln!(text, "unchanged {key}");
+        }
+        for resource in &self.kept {
+            let _ = writeln!(
+                text,
+                "kept      {} (not in the file; --prune deletes it)",
+                resource.key()
+            );
+        }
+        let _ = write!(
+            text,
+            "{} created, {} changed, {} deleted, {} unchanged",
+            self.create.len(),
+            self.update.len(),
+            self.delete.len(),
+            self.unchanged.len()
+        );
+        text
+    }
+}
+
+/// Formats validation problems, one per line.
+pub fn describe(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("  {p}\n")).collect()
+}
+
+/// Reads the current resources from Kafka.
+pub async fn current(settings: &KafkaSettings) -> anyhow::Result<ResourceSet> {
+    topics::ensure(settings, &[TopicKind::Resources]).await?;
+    let shutdown = CancellationToken::new();
+    let (store, task) = ResourceStore::start(settings, shutdown.clone()).await?;
+    let loaded = tokio::time::timeout(READ_TIMEOUT, store.wait_ready()).await;
+    shutdown.cancel();
+    let _ = task.await;
+    if loaded.is_err() {
+        bail!("could not read the current resources within {READ_TIMEOUT:?}");
+    }
+    Ok(ResourceSet::clone(&store.snapshot()))
+}
+
+/// Validates `file` against what exists and writes the changes; with `dry_run`, only plans.
+/// Writes nothing when anything is invalid.
+pub async fn apply(
+    settings: &KafkaSettings,
+    file: &ResourceFile,
+    prune: bool,
+    dry_run: bool,
+) -> anyhow::Result<Plan> {
+    let wanted = file.resources();
+    let existing = current(settings).await?;
+    let plan = Plan::new(&existing, &wanted, prune);
+    let mut result: Vec<Resource> = wanted;
+    result.extend(plan.kept.iter().cloned());
+    let problems = validate(&result, &Limits::default());
+    if !problems.is_empty() {
+        bail!(
+            "nothing was written; fix these first:\n{}",
+            describe(&problems)
+        );
+    }
+    if dry_run || plan.is_empty() {
+        return Ok(plan);
+    }
+    let writer = ResourceWriter::new(settings, "apply")?;
+    // Referenced resources first, so a trigger never names a destination that does not exist
+    // yet; deletions last, in the reverse order.
+    for resource in plan.create.iter().chain(&plan.update) {
+        writer.put(resource).await?;
+    }
+    let mut deletions = plan.delete.clone();
+    deletions.sort_by_key(|key| std::cmp::Reverse(key.kind));
+    for key in &deletions {
+        writer.delete(key).await?;
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../examples/hookline.toml");
+
+    #[test]
+    fn the_sample_file_is_valid() {
+        let file = ResourceFile::parse(SAMPLE).unwrap();
+        let problems = validate(&file.resources(), &Limits::default());
+        assert!(problems.is_empty(), "{}", describe(&problems));
+    }
+
+    #[test]
+    fn parse_errors_say_where() {
+        let error = ResourceFile::parse("[[sources]]\nid = \"a\"\nauht = []\n").unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("line 3"), "{text}");
+        assert!(text.contains("auht"), "{text}");
+    }
+
+    #[test]
+    fn template_errors_are_reported_with_their_position() {
+        let mut file = ResourceFile::parse(SAMPLE).unwrap();
+        file.triggers[0].actions[0].body = "{\n  \"a\": {{ payload. }}\n}".into();
+        let problems = validate(&file.resources(), &Limits::default());
+        let text = describe(&problems);
+        assert!(
+            text.contains("actions[0].body") && text.contains("line 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn plans_create_change_keep_and_prune() {
+        let file = ResourceFile::parse(SAMPLE).unwrap();
+        let wanted = file.resources();
+        let empty = Plan::new(&ResourceSet::default(), &wanted, false);
+        assert_eq!(empty.create.len(), wanted.len());
+
+        let mut current = ResourceSet::default();
+        for resource in &wanted {
+            current.put(resource.clone());
+        }
+        let again = Plan::new(&current, &wanted, false);
+        assert!(again.is_empty(), "{}", again.summary());
+        assert_eq!(again.unchanged.len(), wanted.len());
+
+        let mut changed = file.clone();
+        changed.destinations[0]
+            .headers
+            .insert("x-new".into(), "1".into());
+        changed.sources.clear();
+        let plan = Plan::new(&current, &changed.resources(), false);
+        assert_eq!(plan.update.len(), 1);
+        assert_eq!(plan.kept.len(), 1);
+        assert!(plan.delete.is_empty());
+        let pruned = Plan::new(&current, &changed.resources(), true);
+        assert_eq!(pruned.delete.len(), 1);
+    }
+}
