@@ -180,3 +180,46 @@ async fn serve(config: PipelineConfig, shutdown: CancellationToken) -> anyhow::R
     hookline_runtime::shutdown::cancel_on_signal(shutdown.clone());
     Pipeline::start(config, shutdown).await?.wait().await
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn role_flags_do_not_clash() {
+        let cli = Cli::try_parse_from([
+            "hookline",
+            "ingest",
+            "--ingest-addr",
+            "127.0.0.1:1",
+            "--admin-addr",
+            "127.0.0.1:2",
+        ])
+        .unwrap();
+        let Command::Ingest(args) = cli.command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(args.role.addr.port(), 1);
+        assert_eq!(args.admin.addr.port(), 2);
+        let cli = Cli::try_parse_from([
+            "hookline",
+            "control",
+            "--control-addr",
+            "127.0.0.1:3",
+            "--admin-addr",
+            "127.0.0.1:4",
+        ])
+        .unwrap();
+        let Command::Control(args) = cli.command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!((args.role.addr.port(), args.admin.addr.port()), (3, 4));
+    }
+}

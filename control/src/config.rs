@@ -9,6 +9,7 @@ use clap::Args;
 pub struct Config {
     /// Address of the operator's API.
     #[arg(
+        id = "control-addr",
         long = "control-addr",
         env = "HOOKLINE_CONTROL_ADDR",
         default_value = "127.0.0.1:8081"

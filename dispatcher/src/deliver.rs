@@ -131,6 +131,13 @@ impl Deliverer {
                 .map_err(|_| format!("invalid value for header {name}"))?;
             headers.insert(name, value);
         }
+        // The delivery id, the same on every attempt and every re-run, lets receivers
+        // deduplicate (Standard Webhooks names it `webhook-id`).
+        headers.insert(
+            HeaderName::from_static("webhook-id"),
+            HeaderValue::from_str(&job.delivery_id)
+                .map_err(|_| format!("invalid delivery id {:?}", job.delivery_id))?,
+        );
         let mut request = reqwest::Request::new(method, url);
         *request.headers_mut() = headers;
         *request.body_mut() = Some(job.body.clone().into());

@@ -10,6 +10,7 @@ use clap::Args;
 pub struct Config {
     /// Address of the inbound webhook endpoint.
     #[arg(
+        id = "ingest-addr",
         long = "ingest-addr",
         env = "HOOKLINE_INGEST_ADDR",
         default_value = "0.0.0.0:8080"

@@ -111,6 +111,7 @@ impl KafkaSettings {
 pub struct AdminSettings {
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     #[arg(
+        id = "admin-addr",
         long = "admin-addr",
         env = "HOOKLINE_ADMIN_ADDR",
         default_value = "127.0.0.1:9400"

@@ -89,7 +89,7 @@ pub fn resources(resources: &[Resource]) -> Vec<Problem> {
                     }) {
                         report(
                             &format!("when.sources[{index}]"),
-                            &format!("names source {source:?}, which does not exist"),
+                            &format!("names source \"{source}\", which does not exist"),
                         );
                     }
                 }

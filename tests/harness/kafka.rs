@@ -1,0 +1,90 @@
+//! `TestKafka`: the embedded broker by default, the real cluster at `KAFKA_BROKERS` when set.
+
+use std::time::Duration;
+
+use hookline_runtime::embedded::EmbeddedKafka;
+use hookline_runtime::settings::GroupProtocol;
+use hookline_runtime::{KafkaSettings, kafka, topics};
+use hookline_schemas::TopicKind;
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Where the test's Kafka is.
+pub enum TestKafka {
+    /// librdkafka's mock cluster in this process.
+    Embedded(EmbeddedKafka),
+    /// A real cluster.
+    Real(String),
+}
+
+impl TestKafka {
+    /// The real cluster at `KAFKA_BROKERS`, or a new embedded broker.
+    pub fn start() -> Self {
+        match std::env::var("KAFKA_BROKERS") {
+            Ok(brokers) if !brokers.trim().is_empty() => Self::Real(brokers),
+            _ => Self::Embedded(EmbeddedKafka::start(1).expect("embedded broker starts")),
+        }
+    }
+
+    /// Whether this is the embedded broker.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, Self::Embedded(_))
+    }
+
+    /// Settings with a topic prefix no other test uses, and the topics created.
+    pub async fn settings(&self) -> KafkaSettings {
+        let prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+        match self {
+            Self::Embedded(broker) => {
+                let mut settings = broker.settings(&prefix);
+                settings.topics.partitions = 3;
+                broker.create_topics(&settings).expect("topics are created");
+                settings
+            }
+            Self::Real(brokers) => {
+                let mut settings = KafkaSettings::new(brokers.clone());
+                settings.topic_prefix = prefix;
+                settings.topics.partitions = 3;
+                settings.group_protocol = GroupProtocol::Classic;
+                topics::ensure(&settings, &TopicKind::ALL)
+                    .await
+                    .expect("topics are created on the real cluster");
+                settings
+            }
+        }
+    }
+}
+
+/// Reads every record of `topic` until `count` were read or the patience runs out, from the
+/// beginning, as (key, value) pairs.
+pub async fn read_topic(
+    settings: &KafkaSettings,
+    topic: &str,
+    count: usize,
+) -> Vec<(String, Vec<u8>)> {
+    let consumer: StreamConsumer =
+        kafka::create_consumer(&kafka::reader_config(settings, "test-reader")).unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..settings.topics.partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut records = Vec::new();
+    let deadline = tokio::time::Instant::now() + super::PATIENCE;
+    while records.len() < count {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(message)) => records.push((
+                String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+                message.payload().unwrap_or_default().to_vec(),
+            )),
+            Ok(Err(error)) => panic!("reading {topic}: {error}"),
+            Err(_) => break,
+        }
+    }
+    drop(consumer);
+    tokio::time::sleep(Duration::ZERO).await;
+    records
+}

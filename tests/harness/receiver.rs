@@ -1,0 +1,110 @@
+//! `TestReceiver`: an HTTP receiver on a free loopback port that records every request and
+//! answers with the statuses the test queues (200 once the queue is empty).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use tokio::net::TcpListener;
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// Path and query.
+    pub path: String,
+    /// Headers by lower-case name.
+    pub headers: BTreeMap<String, String>,
+    /// The body.
+    pub body: String,
+}
+
+impl Received {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    received: Vec<Received>,
+    answers: VecDeque<u16>,
+}
+
+/// The receiver; stops when dropped.
+#[derive(Clone)]
+pub struct TestReceiver {
+    addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    _server: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl TestReceiver {
+    /// Starts on `127.0.0.1:0`.
+    pub async fn start() -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().fallback(record).with_state(inner.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Self {
+            addr,
+            inner,
+            _server: Arc::new(server),
+        }
+    }
+
+    /// The URL of `path` on this receiver.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Answers the next requests with these statuses, in order.
+    pub fn answer(&self, statuses: &[u16]) {
+        self.inner.lock().unwrap().answers.extend(statuses);
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.inner.lock().unwrap().received.clone()
+    }
+}
+
+impl Drop for TestReceiver {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self._server) == 1 {
+            self._server.abort();
+        }
+    }
+}
+
+async fn record(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let mut inner = inner.lock().unwrap();
+    inner.received.push(Received {
+        path: uri.to_string(),
+        headers: headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.to_string(),
+                    value.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let status = inner.answers.pop_front().unwrap_or(200);
+    StatusCode::from_u16(status).unwrap()
+}

@@ -1,0 +1,325 @@
+//! End-to-end tests of the whole pipeline: HTTP in, through Kafka, HTTP out. They run on the
+//! embedded broker, or on the real cluster named by `KAFKA_BROKERS`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use harness::{TestKafka, TestReceiver, eventually};
+use hookline::pipeline::{Pipeline, PipelineConfig};
+use hookline::resource_file::{self, ResourceFile};
+use hookline_runtime::KafkaSettings;
+use hookline_schemas::{DeadLetter, DeadReason};
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "test-token";
+
+/// Resources: a source, a destination at the receiver, and a trigger with a condition, a body
+/// template and a header template.
+fn resources(receiver: &TestReceiver) -> ResourceFile {
+    ResourceFile::parse(&format!(
+        r#"
+[[sources]]
+id = "app"
+auth = [{{ type = "bearer", tokens = ["{TOKEN}"] }}]
+keep_headers = ["X-Env"]
+
+[[destinations]]
+id = "crm"
+url = "{url}"
+headers = {{ "x-static" = "fixed" }}
+
+[[triggers]]
+id = "signups"
+name = "New sign-ups"
+when = {{ sources = ["app"] }}
+if = 'payload.type == "user.signed_up"'
+
+[[triggers.actions]]
+destination = "crm"
+body = '{{"email": {{{{ payload.user.email }}}}, "seq": {{{{ payload.seq }}}}, "event": {{{{ event.id }}}}, "env": {{{{ event.headers["x-env"] }}}}, "trigger": {{{{ trigger.name }}}}}}'
+headers = {{ "x-rendered" = "{{{{ payload.type }}}}" }}
+"#,
+        url = receiver.url("/hooks/crm"),
+    ))
+    .unwrap()
+}
+
+/// Roles to run in one pipeline.
+#[derive(Clone, Copy)]
+struct Roles {
+    ingest: bool,
+    processor: bool,
+    dispatcher: bool,
+}
+
+const ALL: Roles = Roles {
+    ingest: true,
+    processor: true,
+    dispatcher: true,
+};
+
+async fn start(
+    settings: &KafkaSettings,
+    roles: Roles,
+    dispatcher: Option<hookline_dispatcher::Config>,
+) -> Pipeline {
+    let mut config = PipelineConfig::new(settings.clone());
+    config.shutdown_deadline = Duration::from_secs(5);
+    config.ingest = roles.ingest.then(hookline_ingest::Config::default);
+    config.processor = roles.processor.then(hookline_processor::Config::default);
+    config.dispatcher = roles.dispatcher.then(|| dispatcher.unwrap_or_default());
+    let pipeline = Pipeline::start(config, CancellationToken::new())
+        .await
+        .unwrap();
+    pipeline.ready().await;
+    pipeline
+}
+
+/// Applies `file` and waits until `pipeline` sees every resource in it.
+async fn apply(settings: &KafkaSettings, pipeline: &Pipeline, file: &ResourceFile) {
+    resource_file::apply(settings, file, false, false)
+        .await
+        .unwrap();
+    let wanted = file.resources();
+    eventually("the pipeline to see the applied resources", || async {
+        let set = pipeline.store.snapshot();
+        wanted
+            .iter()
+            .all(|r| set.get(&r.key()).as_ref() == Some(r))
+            .then_some(())
+    })
+    .await;
+}
+
+async fn post(pipeline: &Pipeline, body: serde_json::Value) -> reqwest::Response {
+    let url = format!(
+        "http://{}/inbound-webhooks/app",
+        pipeline.ingest_addr.unwrap()
+    );
+    reqwest::Client::new()
+        .post(url)
+        .bearer_auth(TOKEN)
+        .header("x-env", "prod")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn accepted_id(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), 202, "{:?}", response.text().await);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+fn signup(seq: u64) -> serde_json::Value {
+    serde_json::json!({"type": "user.signed_up", "seq": seq, "user": {"email": format!("u{seq}@example.com")}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_event_reaches_the_receiver_rendered_with_its_headers() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let pipeline = start(&settings, ALL, None).await;
+    apply(&settings, &pipeline, &resources(&receiver)).await;
+
+    // The condition is false for this one: it must never arrive.
+    let skipped = post(
+        &pipeline,
+        serde_json::json!({"type": "user.deleted", "seq": 0}),
+    )
+    .await;
+    accepted_id(skipped).await;
+    let id = accepted_id(post(&pipeline, signup(1)).await).await;
+
+    let got = eventually("the delivery", || async {
+        receiver.received().into_iter().next()
+    })
+    .await;
+    assert_eq!(got.path, "/hooks/crm");
+    assert_eq!(
+        got.json(),
+        serde_json::json!({"email": "u1@example.com", "seq": 1, "event": id, "env": "prod", "trigger": "New sign-ups"})
+    );
+    assert_eq!(got.headers["x-static"], "fixed");
+    assert_eq!(got.headers["x-rendered"], "user.signed_up");
+    assert_eq!(got.headers["content-type"], "application/json");
+    assert!(
+        got.headers["webhook-id"].starts_with("msg_"),
+        "{:?}",
+        got.headers
+    );
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "the non-matching event was delivered"
+    );
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_and_restarting_the_processor_mid_stream_loses_no_acknowledged_event() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let edges = start(
+        &settings,
+        Roles {
+            processor: false,
+            ..ALL
+        },
+        None,
+    )
+    .await;
+    let processor = start(
+        &settings,
+        Roles {
+            ingest: false,
+            processor: true,
+            dispatcher: false,
+        },
+        None,
+    )
+    .await;
+    apply(&settings, &edges, &resources(&receiver)).await;
+
+    const EVENTS: u64 = 300;
+    let mut accepted = BTreeMap::new();
+    let mut processor = Some(processor);
+    for seq in 0..EVENTS {
+        accepted.insert(accepted_id(post(&edges, signup(seq)).await).await, seq);
+        if seq == EVENTS / 2 {
+            // Crash: no draining, no final commit of work in progress.
+            processor.take().unwrap().kill();
+        }
+        if seq == EVENTS / 2 + 20 {
+            processor = Some(
+                start(
+                    &settings,
+                    Roles {
+                        ingest: false,
+                        processor: true,
+                        dispatcher: false,
+                    },
+                    None,
+                )
+                .await,
+            );
+        }
+    }
+
+    let delivered = eventually("every accepted event to be delivered", || async {
+        let received = receiver.received();
+        let events: BTreeSet<String> = received
+            .iter()
+            .map(|r| r.json()["event"].as_str().unwrap().to_owned())
+            .collect();
+        accepted
+            .keys()
+            .all(|id| events.contains(id))
+            .then_some(received)
+    })
+    .await;
+    // Duplicates are allowed (at least once), but a re-run carries the same delivery id.
+    let mut ids_by_event: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for request in &delivered {
+        ids_by_event
+            .entry(request.json()["event"].as_str().unwrap().to_owned())
+            .or_default()
+            .insert(request.headers["webhook-id"].clone());
+    }
+    for (event, ids) in &ids_by_event {
+        assert_eq!(
+            ids.len(),
+            1,
+            "event {event} was delivered under several ids: {ids:?}"
+        );
+    }
+    assert_eq!(ids_by_event.len(), accepted.len());
+    processor.unwrap().stop().await.unwrap();
+    edges.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_on_503_then_delivers_with_the_same_webhook_id() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    receiver.answer(&[503, 503]);
+    let mut dispatcher = hookline_dispatcher::Config::default();
+    dispatcher.retry.initial_ms = 50;
+    dispatcher.retry.jitter = false;
+    let pipeline = start(&settings, ALL, Some(dispatcher)).await;
+    apply(&settings, &pipeline, &resources(&receiver)).await;
+
+    accepted_id(post(&pipeline, signup(7)).await).await;
+    let attempts = eventually("three attempts", || async {
+        let received = receiver.received();
+        (received.len() >= 3).then_some(received)
+    })
+    .await;
+    let ids: BTreeSet<_> = attempts
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(attempts.len(), 3, "delivered once it succeeded, not again");
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_error_is_dead_lettered_and_the_next_event_is_delivered() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let pipeline = start(&settings, ALL, None).await;
+    apply(&settings, &pipeline, &resources(&receiver)).await;
+
+    // No `user.email`: the body template fails on a missing field.
+    let broken = serde_json::json!({"type": "user.signed_up", "seq": 1, "user": {}});
+    let broken_id = accepted_id(post(&pipeline, broken).await).await;
+    accepted_id(post(&pipeline, signup(2)).await).await;
+
+    let got = eventually("the next event's delivery", || async {
+        receiver.received().into_iter().next()
+    })
+    .await;
+    assert_eq!(got.json()["seq"], 2);
+    let dead = harness::kafka::read_topic(&settings, &settings.topics().dead(), 1).await;
+    assert_eq!(dead.len(), 1, "one dead letter");
+    let letter: DeadLetter = serde_json::from_slice(&dead[0].1).unwrap();
+    assert_eq!(letter.reason, DeadReason::RenderFailed);
+    assert!(letter.error.contains("actions[0].body"), "{}", letter.error);
+    assert!(
+        serde_json::to_string(&letter.payload)
+            .unwrap()
+            .contains(&broken_id)
+    );
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_the_same_file_twice_changes_nothing_the_second_time() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let file = ResourceFile::parse(include_str!("../examples/hookline.toml")).unwrap();
+    let first = resource_file::apply(&settings, &file, false, false)
+        .await
+        .unwrap();
+    assert_eq!(first.create.len(), 3, "{}", first.summary());
+    let second = resource_file::apply(&settings, &file, false, false)
+        .await
+        .unwrap();
+    assert!(second.is_empty(), "{}", second.summary());
+    assert_eq!(second.unchanged.len(), 3);
+}
