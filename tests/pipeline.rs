@@ -323,3 +323,41 @@ async fn applying_the_same_file_twice_changes_nothing_the_second_time() {
     assert!(second.is_empty(), "{}", second.summary());
     assert_eq!(second.unchanged.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_changes_apply_to_the_next_event_without_a_restart() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let pipeline = start(&settings, ALL, None).await;
+    let mut file = resources(&receiver);
+    apply(&settings, &pipeline, &file).await;
+    accepted_id(post(&pipeline, signup(1)).await).await;
+    eventually("the first delivery", || async {
+        (!receiver.received().is_empty()).then_some(())
+    })
+    .await;
+
+    file.destinations[0]
+        .headers
+        .insert("x-static".into(), "changed".into());
+    file.triggers[0].actions[0].body = r#"{"seq": {{ payload.seq }}, "version": 2}"#.into();
+    apply(&settings, &pipeline, &file).await;
+    accepted_id(post(&pipeline, signup(2)).await).await;
+    let second = eventually("the second delivery", || async {
+        receiver.received().get(1).cloned()
+    })
+    .await;
+    assert_eq!(second.json(), serde_json::json!({"seq": 2, "version": 2}));
+    assert_eq!(second.headers["x-static"], "changed");
+
+    file.sources[0].enabled = false;
+    apply(&settings, &pipeline, &file).await;
+    assert_eq!(
+        post(&pipeline, signup(3)).await.status(),
+        403,
+        "a disabled source refuses events"
+    );
+    pipeline.stop().await.unwrap();
+}
