@@ -89,7 +89,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     });
     config.shutdown_deadline = Duration::from_secs(5);
     let pipeline = Pipeline::start(config, shutdown.clone()).await?;
-    pipeline.ready().await;
+    pipeline.ready().await?;
 
     let plan = resource_file::apply(&kafka, &resources, false, false).await?;
     // Read our own writes: wait until the roles see the applied resources.

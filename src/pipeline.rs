@@ -107,9 +107,9 @@ impl Pipeline {
         let resources_ready = readiness.register("resources");
         let waiting = store.clone();
         tasks.spawn(async move {
-            waiting.wait_ready().await;
-            resources_ready.set(true);
-            ("resources-ready", Ok(()))
+            let result = waiting.wait_ready().await;
+            resources_ready.set(result.is_ok());
+            ("resources-ready", result.map_err(Into::into))
         });
 
         let admin = AdminServer::bind(config.admin_addr, registry.clone(), readiness)
@@ -170,8 +170,8 @@ impl Pipeline {
     }
 
     /// Waits until the resources were read to their end (the `/readyz` condition).
-    pub async fn ready(&self) {
-        self.store.wait_ready().await;
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        Ok(self.store.wait_ready().await?)
     }
 
     /// Runs until shutdown is requested or a role fails, then gives the others the deadline to

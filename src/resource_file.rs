@@ -166,16 +166,28 @@ pub fn describe(problems: &[Problem]) -> String {
     problems.iter().map(|p| format!("  {p}\n")).collect()
 }
 
-/// Reads the current resources from Kafka.
+/// Reads the current resources from Kafka; none when the resources topic does not exist yet
+/// (it is not created here, so a dry run or an invalid file leaves the cluster as it was).
 pub async fn current(settings: &KafkaSettings) -> anyhow::Result<ResourceSet> {
-    topics::ensure(settings, &[TopicKind::Resources]).await?;
+    let mut probe = settings.clone();
+    probe.topics.create = false;
+    match topics::ensure(&probe, &[TopicKind::Resources]).await {
+        Ok(()) => {}
+        Err(hookline_runtime::Error::MissingTopic(_)) => return Ok(ResourceSet::default()),
+        Err(error) => return Err(error.into()),
+    }
     let shutdown = CancellationToken::new();
     let (store, task) = ResourceStore::start(settings, shutdown.clone()).await?;
     let loaded = tokio::time::timeout(READ_TIMEOUT, store.wait_ready()).await;
     shutdown.cancel();
-    let _ = task.await;
-    if loaded.is_err() {
-        bail!("could not read the current resources within {READ_TIMEOUT:?}");
+    let stopped = task.await;
+    match loaded {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => match stopped {
+            Ok(Err(error)) => return Err(error).context("could not read the current resources"),
+            _ => bail!("could not read the current resources"),
+        },
+        Err(_) => bail!("could not read the current resources within {READ_TIMEOUT:?}"),
     }
     Ok(ResourceSet::clone(&store.snapshot()))
 }
@@ -203,10 +215,14 @@ pub async fn apply(
     if dry_run || plan.is_empty() {
         return Ok(plan);
     }
+    topics::ensure(settings, &[TopicKind::Resources]).await?;
     let writer = ResourceWriter::new(settings, "apply")?;
-    // Referenced resources first, so a trigger never names a destination that does not exist
-    // yet; deletions last, in the reverse order.
-    for resource in plan.create.iter().chain(&plan.update) {
+    // Referenced resources first (sources, then destinations, then triggers, created or changed
+    // alike), so a trigger never names a destination that is not written yet; deletions last,
+    // in the reverse order.
+    let mut writes: Vec<&Resource> = plan.create.iter().chain(&plan.update).collect();
+    writes.sort_by_key(|resource| resource.key().kind);
+    for resource in writes {
         writer.put(resource).await?;
     }
     let mut deletions = plan.delete.clone();

@@ -75,7 +75,7 @@ async fn start(
     let pipeline = Pipeline::start(config, CancellationToken::new())
         .await
         .unwrap();
-    pipeline.ready().await;
+    pipeline.ready().await.unwrap();
     pipeline
 }
 

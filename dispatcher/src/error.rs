@@ -10,6 +10,9 @@ pub enum Error {
     /// Kafka clients could not be set up.
     #[error(transparent)]
     Runtime(#[from] hookline_runtime::Error),
+    /// The resources could not be loaded, so there is nothing to work with.
+    #[error(transparent)]
+    Resources(#[from] hookline_runtime::resources::StoreStopped),
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client")]
     HttpClient(#[source] reqwest::Error),

@@ -15,7 +15,7 @@ use hookline_schemas::{
 use prometheus::Registry;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use time::OffsetDateTime;
@@ -87,7 +87,7 @@ impl Dispatcher {
     pub async fn run(self) -> Result<(), Error> {
         let shared = &self.shared;
         tokio::select! {
-            () = shared.store.wait_ready() => {}
+            ready = shared.store.wait_ready() => ready?,
             () = shared.shutdown.cancelled() => return Ok(()),
         }
         self.consumer
@@ -111,6 +111,13 @@ impl Dispatcher {
     }
 }
 
+fn truncated(text: &str) -> String {
+    hookline_runtime::truncate::truncate(text, hookline_runtime::truncate::DEAD_LETTER_BODY_BYTES)
+}
+
+/// Records waiting for the broker, by topic (or the reason one could not even be enqueued).
+type Acks = Vec<(String, Result<DeliveryFuture, KafkaError>)>;
+
 /// A job as read from its record, or why it could not be read.
 type ReadJob = (SourcePosition, Result<DeliveryJob, String>);
 
@@ -121,19 +128,25 @@ fn read_job(message: &BorrowedMessage<'_>) -> ReadJob {
         offset: message.offset(),
     };
     let payload = message.payload().unwrap_or_default();
-    let job = serde_json::from_slice::<DeliveryJob>(payload).map_err(|error| {
-        format!(
-            "not a delivery job ({error}): {}",
-            String::from_utf8_lossy(payload)
-        )
-    });
+    let job = serde_json::from_slice::<DeliveryJob>(payload)
+        .map(|mut job| {
+            // Attempts count from 1; a job written by hand with 0 means its first attempt.
+            job.attempt = job.attempt.max(1);
+            job
+        })
+        .map_err(|error| {
+            format!(
+                "not a delivery job ({error}): {}",
+                truncated(&String::from_utf8_lossy(payload))
+            )
+        });
     (position, job)
 }
 
 impl Shared {
     async fn settle(&self, (position, job): ReadJob) -> Result<Settled, Error> {
         self.metrics.in_flight.inc();
-        let mut acks = Vec::new();
+        let mut acks: Acks = Vec::new();
         let settled = match job {
             Ok(job) => self.deliver(job, &position, &mut acks).await,
             Err(error) => {
@@ -154,9 +167,12 @@ impl Shared {
         };
         self.metrics.in_flight.dec();
         for (topic, ack) in acks {
-            let result = match ack.await {
-                Ok(result) => result.map(drop).map_err(|(error, _)| error),
-                Err(_canceled) => Err(KafkaError::Canceled),
+            let result = match ack {
+                Ok(ack) => match ack.await {
+                    Ok(result) => result.map(drop).map_err(|(error, _)| error),
+                    Err(_canceled) => Err(KafkaError::Canceled),
+                },
+                Err(error) => Err(error),
             };
             result.map_err(|source| Error::Produce { topic, source })?;
         }
@@ -167,23 +183,39 @@ impl Shared {
         &self,
         mut job: DeliveryJob,
         position: &SourcePosition,
-        acks: &mut Vec<(String, DeliveryFuture)>,
+        acks: &mut Acks,
     ) -> Settled {
+        let mut lookups = 0;
         loop {
             let destination = self
                 .store
                 .snapshot()
                 .destinations
                 .get(&job.destination_id)
-                .filter(|destination| destination.enabled)
                 .cloned();
+            let destination = match destination {
+                Some(destination) if destination.enabled => Some(destination),
+                Some(_) => None,
+                None => {
+                    // The processor knew it; this process may not have read it yet, so look
+                    // again on the retry schedule before giving up.
+                    lookups += 1;
+                    if let Some(wait) = self.config.retry.delay(lookups) {
+                        tokio::select! {
+                            () = tokio::time::sleep(wait) => continue,
+                            () = self.shutdown.cancelled() => return Settled::Abandoned,
+                        }
+                    }
+                    None
+                }
+            };
             let Some(destination) = destination else {
                 self.metrics
                     .attempts
                     .with_label_values(&["destination_unavailable"])
                     .inc();
                 let error = format!("destination {} is deleted or disabled", job.destination_id);
-                let attempts = job.attempt - 1;
+                let attempts = job.attempt.saturating_sub(1);
                 let payload = DeadPayload::Job { job };
                 self.dead_letter(
                     DeadReason::DestinationUnavailable,
@@ -265,7 +297,7 @@ impl Shared {
         job: &DeliveryJob,
         attempt: &Attempt,
         decision: Decision,
-        acks: &mut Vec<(String, DeliveryFuture)>,
+        acks: &mut Acks,
     ) {
         let outcome = match decision {
             Decision::Delivered => AttemptOutcome::Delivered,
@@ -304,7 +336,7 @@ impl Shared {
         position: &SourcePosition,
         attempts: u32,
         payload: DeadPayload,
-        acks: &mut Vec<(String, DeliveryFuture)>,
+        acks: &mut Acks,
     ) {
         self.metrics
             .dead
@@ -327,22 +359,18 @@ impl Shared {
         self.produce(&self.dead_topic, &key, &value, acks).await;
     }
 
-    async fn produce(
-        &self,
-        topic: &str,
-        key: &str,
-        payload: &[u8],
-        acks: &mut Vec<(String, DeliveryFuture)>,
-    ) {
+    async fn produce(&self, topic: &str, key: &str, payload: &[u8], acks: &mut Acks) {
         let mut record = FutureRecord::to(topic).key(key).payload(payload);
-        // Enqueueing fails only while the local queue is full; it drains as the broker answers.
+        // A full local queue drains as the broker answers; any other refusal is final and stops
+        // the dispatcher with the job unfinished.
         let ack = loop {
             match self.producer.send_result(record) {
-                Ok(ack) => break ack,
-                Err((_, returned)) => {
+                Ok(ack) => break Ok(ack),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
                     tokio::time::sleep(QUEUE_FULL_PAUSE).await;
                 }
+                Err((error, _)) => break Err(error),
             }
         };
         acks.push((topic.to_owned(), ack));

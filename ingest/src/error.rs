@@ -36,7 +36,8 @@ pub enum IngestError {
     /// Resources are still loading after a start.
     #[error("ingest is starting; retry shortly")]
     NotReady,
-    /// The broker did not acknowledge the event in time; nothing was accepted.
+    /// The broker did not acknowledge the event in time. It was not accepted, though it may still
+    /// have been written: a retry then yields a second event, never a lost one.
     #[error("the event could not be stored in time; retry later")]
     BrokerUnavailable,
 }

@@ -15,6 +15,7 @@ use hookline_schemas::event::{
     HEADER_SCHEMA_VERSION, HEADER_SOURCE,
 };
 use hookline_schemas::{ResourceId, SCHEMA_VERSION, Source};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
@@ -125,8 +126,10 @@ async fn accept(
         .key(source.id.as_str())
         .payload(body.as_ref())
         .headers(record_headers);
+    // librdkafka gives up after `message.timeout.ms` (the produce timeout) and says so; the outer
+    // timeout only guards against that answer never coming.
     let sent = tokio::time::timeout(
-        state.produce_timeout,
+        state.produce_timeout + Duration::from_secs(1),
         state
             .producer
             .send(record, Timeout::After(state.produce_timeout)),
@@ -134,6 +137,9 @@ async fn accept(
     .await;
     match sent {
         Ok(Ok(_)) => Ok(Accepted { id: event_id }),
+        Ok(Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _))) => {
+            Err(IngestError::PayloadTooLarge(state.max_body_bytes))
+        }
         Ok(Err((error, _))) => {
             warn!(%error, source = %source.id, "Event not acknowledged by the broker; answered 503.");
             Err(IngestError::BrokerUnavailable)

@@ -31,6 +31,15 @@ impl Ingest {
         store: ResourceStore,
         registry: &Registry,
     ) -> Result<Self, Error> {
+        // An event is the body plus a few headers; keep room for them within one record.
+        if config.max_body_bytes + 64 * 1024 > kafka::MAX_RECORD_BYTES {
+            return Err(Error::InvalidSetting(format!(
+                "--ingest-max-body-bytes is {}, but a Kafka record holds at most {} bytes with its headers; use at most {}",
+                config.max_body_bytes,
+                kafka::MAX_RECORD_BYTES,
+                kafka::MAX_RECORD_BYTES - 64 * 1024
+            )));
+        }
         let mut producer_config = kafka::producer_config(settings, ROLE);
         // A request waits at most this long; the broker's answer must come within it.
         producer_config.set("message.timeout.ms", config.produce_timeout_ms.to_string());
@@ -244,5 +253,29 @@ mod tests {
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(code(&body), "method_not_allowed");
         assert_eq!(allow.as_deref(), Some("POST"));
+    }
+}
+
+#[cfg(test)]
+mod build_tests {
+    use hookline_runtime::resources::ResourceSet;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn refuses_a_body_limit_that_kafka_cannot_hold() {
+        let config = Config {
+            max_body_bytes: kafka::MAX_RECORD_BYTES,
+            ..Config::default()
+        };
+        let settings = KafkaSettings::new("127.0.0.1:1");
+        let store = ResourceStore::fixed(ResourceSet::default());
+        let Err(error) = Ingest::build(&config, &settings, store, &Registry::new()).await else {
+            panic!("a body limit as large as a record was accepted");
+        };
+        assert!(
+            error.to_string().contains("--ingest-max-body-bytes"),
+            "{error}"
+        );
     }
 }

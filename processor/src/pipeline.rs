@@ -3,7 +3,9 @@
 //! stored only once every record it caused was acknowledged.
 //!
 //! Matching and rendering run inline, in offset order, so jobs enter the producer queue in event
-//! order; only the wait for acknowledgements runs concurrently.
+//! order; only the wait for acknowledgements runs concurrently. (When the producer's local queue
+//! is full, which its size makes rare, a job is enqueued later from its event's task and may
+//! overtake an earlier one.)
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +20,7 @@ use minijinja::{Value, context};
 use prometheus::Registry;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
@@ -76,7 +78,7 @@ impl Processor {
     /// Processes events until `shutdown`, then finishes the events in flight and commits.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         tokio::select! {
-            () = self.store.wait_ready() => {}
+            ready = self.store.wait_ready() => ready?,
             () = shutdown.cancelled() => return Ok(()),
         }
         self.consumer
@@ -119,6 +121,8 @@ enum Ack {
     Queued(DeliveryFuture),
     /// The producer queue was full; send when there is room.
     Unsent(FutureProducer, OwnedRecord),
+    /// The record could not be enqueued at all.
+    Failed(KafkaError),
 }
 
 struct OwnedRecord {
@@ -144,6 +148,7 @@ impl Pending {
                     .await
                     .map(drop)
                     .map_err(|(error, _)| error),
+                Ack::Failed(error) => Err(error),
             };
             result.map_err(|source| Error::Produce { topic, source })?;
         }
@@ -267,13 +272,23 @@ impl State<'_> {
                             rendered,
                         );
                         let payload = serde_json::to_vec(&job).unwrap_or_default();
-                        self.produce(
-                            &self.processor.deliveries_topic,
-                            job.destination_id.as_str(),
-                            payload,
-                            pending,
-                        );
-                        self.processor.metrics.jobs.inc();
+                        let topic = &self.processor.deliveries_topic;
+                        match self.produce(topic, job.destination_id.as_str(), payload, pending) {
+                            Ok(()) => self.processor.metrics.jobs.inc(),
+                            Err(error) => {
+                                let reason = format!(
+                                    "trigger {} action {index}: the job cannot be written to Kafka: {error}",
+                                    trigger.id
+                                );
+                                let dead = dead_event(
+                                    message,
+                                    Some(metadata.clone()),
+                                    DeadReason::TooLarge,
+                                    reason,
+                                );
+                                self.dead_letter(dead, pending);
+                            }
+                        }
                     }
                     Err(error) => {
                         let reason = format!("trigger {}: {error}", trigger.id);
@@ -307,15 +322,27 @@ impl State<'_> {
             | DeadPayload::Job { .. } => String::new(),
         };
         let payload = serde_json::to_vec(&dead).unwrap_or_default();
-        self.produce(&self.processor.dead_topic, &key, payload, pending);
+        if let Err(error) = self.produce(&self.processor.dead_topic, &key, payload, pending) {
+            // Dead letters are small (bodies are truncated); if even one cannot be written, the
+            // event stays unfinished and the processor stops rather than lose it.
+            let topic = self.processor.dead_topic.clone();
+            pending.acks.push((topic, Ack::Failed(error)));
+        }
     }
 
-    fn produce(&self, topic: &str, key: &str, payload: Vec<u8>, pending: &mut Pending) {
+    /// Enqueues a record; fails only when the record can never be written (too large).
+    fn produce(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: Vec<u8>,
+        pending: &mut Pending,
+    ) -> Result<(), KafkaError> {
         let record = FutureRecord::to(topic).key(key).payload(payload.as_slice());
         let ack = match self.processor.producer.send_result(record) {
             Ok(future) => Ack::Queued(future),
-            Err((error, _)) => {
-                debug!(%error, "Producer queue full; sending when there is room.");
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                debug!("Producer queue full; sending when there is room.");
                 Ack::Unsent(
                     self.processor.producer.clone(),
                     OwnedRecord {
@@ -324,8 +351,10 @@ impl State<'_> {
                     },
                 )
             }
+            Err((error, _)) => return Err(error),
         };
         pending.acks.push((topic.to_owned(), ack));
+        Ok(())
     }
 }
 
@@ -348,7 +377,10 @@ fn dead_event(
         dead_at: hookline_runtime::time::now_rfc3339(),
         payload: DeadPayload::Event {
             metadata,
-            body: String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+            body: hookline_runtime::truncate::truncate(
+                &String::from_utf8_lossy(message.payload().unwrap_or_default()),
+                hookline_runtime::truncate::DEAD_LETTER_BODY_BYTES,
+            ),
         },
     }
 }

@@ -30,6 +30,9 @@ pub enum Error {
     /// A topic the stage needs does not exist and topic creation is off.
     #[error("topic {0} does not exist (start with --create-topics, or create it)")]
     MissingTopic(String),
+    /// A setting is out of range.
+    #[error("invalid setting: {0}")]
+    InvalidSetting(String),
     /// A listener could not be bound.
     #[error("could not listen on {addr}")]
     Bind {

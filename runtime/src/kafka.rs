@@ -11,6 +11,11 @@ use rdkafka::producer::FutureProducer;
 use crate::Error;
 use crate::settings::{GroupProtocol, KafkaSettings};
 
+/// The largest record Hookline writes, in bytes: room for a 1 MiB event with its headers, or a
+/// job with a large rendered body. Producers are allowed this much and created topics accept it
+/// (`max.message.bytes`); topics created by hand need the same.
+pub const MAX_RECORD_BYTES: usize = 2 * 1024 * 1024;
+
 /// The settings every client shares: brokers, client id, then the operator's pass-through
 /// options, which come last so they can override anything (security settings above all).
 pub fn client_config(settings: &KafkaSettings, role: &str) -> ClientConfig {
@@ -33,6 +38,7 @@ pub fn producer_config(settings: &KafkaSettings, role: &str) -> ClientConfig {
         .set("acks", "all")
         .set("compression.type", "lz4")
         .set("linger.ms", "2")
+        .set("message.max.bytes", MAX_RECORD_BYTES.to_string())
         .set("message.timeout.ms", "30000");
     extend(config, &client_config(settings, role))
 }

@@ -11,6 +11,7 @@
 //! - [`telemetry`]: logs and the metrics registry.
 //! - [`shutdown`]: cooperative shutdown on SIGINT/SIGTERM with a deadline.
 //! - [`time`]: timestamps in the RFC 3339 form the contracts use.
+//! - [`truncate`]: cutting bodies that must fit in a record.
 //! - [`validate`]: checks of a set of resources before it is written.
 
 pub mod admin;
@@ -25,6 +26,7 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod time;
 pub mod topics;
+pub mod truncate;
 pub mod validate;
 
 pub use error::Error;

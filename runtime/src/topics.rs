@@ -45,6 +45,7 @@ pub async fn ensure(settings: &KafkaSettings, kinds: &[TopicKind]) -> Result<(),
         .create()
         .map_err(Error::ClientConfig)?;
     let names: Vec<String> = missing.iter().map(|kind| topics.name(*kind)).collect();
+    let max_bytes = kafka::MAX_RECORD_BYTES.to_string();
     let new_topics: Vec<NewTopic<'_>> = missing
         .iter()
         .zip(&names)
@@ -53,7 +54,8 @@ pub async fn ensure(settings: &KafkaSettings, kinds: &[TopicKind]) -> Result<(),
                 name,
                 partitions(settings, *kind),
                 TopicReplication::Fixed(settings.topics.replication),
-            );
+            )
+            .set("max.message.bytes", &max_bytes);
             if kind.compacted() {
                 topic.set("cleanup.policy", "compact")
             } else {

@@ -27,6 +27,8 @@ pub enum DeadReason {
     InvalidRequest,
     /// The destination was deleted or disabled before the job could be delivered.
     DestinationUnavailable,
+    /// The job is larger than a Kafka record may be.
+    TooLarge,
 }
 
 impl DeadReason {
@@ -41,6 +43,7 @@ impl DeadReason {
             Self::Blocked => "blocked",
             Self::InvalidRequest => "invalid_request",
             Self::DestinationUnavailable => "destination_unavailable",
+            Self::TooLarge => "too_large",
         }
     }
 }

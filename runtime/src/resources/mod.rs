@@ -11,5 +11,5 @@ pub mod store;
 pub mod writer;
 
 pub use set::ResourceSet;
-pub use store::ResourceStore;
+pub use store::{ResourceStore, StoreStopped};
 pub use writer::ResourceWriter;

@@ -19,6 +19,11 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the reader checks its position while caught up with nothing to read.
 const IDLE_CHECK: Duration = Duration::from_millis(200);
 
+/// The resource reader stopped before it had read the resources topic to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the resource reader stopped before the resources were loaded")]
+pub struct StoreStopped;
+
 /// A live view of the resources topic. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ResourceStore {
@@ -54,6 +59,7 @@ impl ResourceStore {
     /// validation, where no topic is read.
     pub fn fixed(set: ResourceSet) -> Self {
         let (_, snapshot) = watch::channel(Arc::new(set));
+        // `wait_ready` looks at the value first, so a closed channel holding `true` is ready.
         let (_, ready) = watch::channel(true);
         Self { snapshot, ready }
     }
@@ -73,10 +79,15 @@ impl ResourceStore {
         *self.ready.borrow()
     }
 
-    /// Waits until [`Self::is_ready`]; returns at once if the reader stopped.
-    pub async fn wait_ready(&self) {
+    /// Waits until [`Self::is_ready`]. Fails if the reader stopped before that, so no stage ever
+    /// starts on a partial view of the resources.
+    pub async fn wait_ready(&self) -> Result<(), StoreStopped> {
         let mut ready = self.ready.clone();
-        let _ = ready.wait_for(|ready| *ready).await;
+        ready
+            .wait_for(|ready| *ready)
+            .await
+            .map(drop)
+            .map_err(|_| StoreStopped)
     }
 }
 
