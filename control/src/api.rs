@@ -125,12 +125,16 @@ fn masked(resource: Resource) -> Resource {
     match resource {
         Resource::Source(mut source) => {
             for auth in &mut source.auth {
-                match auth {
-                    SourceAuth::Bearer { tokens } => {
-                        tokens.iter_mut().for_each(|token| *token = mask(token));
-                    }
-                    SourceAuth::Open => {}
-                }
+                let secrets = match auth {
+                    SourceAuth::Bearer { tokens } => tokens,
+                    SourceAuth::SharedSecret { secrets }
+                    | SourceAuth::Github { secrets }
+                    | SourceAuth::Stripe { secrets, .. }
+                    | SourceAuth::Standard { secrets, .. }
+                    | SourceAuth::Hmac { secrets, .. } => secrets,
+                    SourceAuth::Open => continue,
+                };
+                secrets.iter_mut().for_each(|secret| *secret = mask(secret));
             }
             Resource::Source(source)
         }
@@ -156,14 +160,13 @@ mod tests {
     fn app() -> Router {
         let mut set = ResourceSet::default();
         set.put(Resource::Source(Source {
-            schema_version: 1,
-            id: ResourceId::parse("github").unwrap(),
             name: "GitHub".into(),
-            enabled: true,
-            auth: vec![SourceAuth::Bearer {
-                tokens: vec!["supersecret".into()],
-            }],
-            keep_headers: vec![],
+            ..Source::new(
+                ResourceId::parse("github").unwrap(),
+                vec![SourceAuth::Bearer {
+                    tokens: vec!["supersecret".into()],
+                }],
+            )
         }));
         router(ApiState {
             store: ResourceStore::fixed(set),

@@ -107,14 +107,13 @@ mod tests {
 
     fn source(id: &str, enabled: bool) -> Resource {
         Resource::Source(Source {
-            schema_version: 1,
-            id: hookline_schemas::ResourceId::parse(id).unwrap(),
-            name: String::new(),
             enabled,
-            auth: vec![SourceAuth::Bearer {
-                tokens: vec!["s3cret".into()],
-            }],
-            keep_headers: vec![],
+            ..Source::new(
+                hookline_schemas::ResourceId::parse(id).unwrap(),
+                vec![SourceAuth::Bearer {
+                    tokens: vec!["s3cret".into()],
+                }],
+            )
         })
     }
 

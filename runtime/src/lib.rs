@@ -5,6 +5,7 @@
 //! - [`topics`]: creation of missing topics at start-up.
 //! - [`embedded`]: the embedded Kafka-protocol broker for `hookline dev` and tests.
 //! - [`resources`]: the resource store, materialised from the compacted resources topic.
+//! - [`secrets`]: secret formats shared by signing and verifying.
 //! - [`offsets`]: which offset may be committed while records finish out of order.
 //! - [`consume`]: the at-least-once consume loop every consuming stage runs.
 //! - [`admin`]: `/metrics`, `/healthz` and `/readyz`.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod kafka;
 pub mod offsets;
 pub mod resources;
+pub mod secrets;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -51,17 +51,62 @@ pub fn resources(resources: &[Resource]) -> Vec<Problem> {
                     );
                 }
                 for (index, auth) in source.auth.iter().enumerate() {
-                    match auth {
-                        SourceAuth::Bearer { tokens } => {
-                            if tokens.is_empty() || tokens.iter().any(|t| t.trim().is_empty()) {
-                                report(
-                                    &format!("auth[{index}].tokens"),
-                                    "needs at least one non-empty token",
-                                );
+                    let (field, secrets) = match auth {
+                        SourceAuth::Bearer { tokens } => ("tokens", tokens),
+                        SourceAuth::SharedSecret { secrets }
+                        | SourceAuth::Github { secrets }
+                        | SourceAuth::Stripe { secrets, .. }
+                        | SourceAuth::Standard { secrets, .. } => ("secrets", secrets),
+                        SourceAuth::Hmac {
+                            header, secrets, ..
+                        } => {
+                            check_header(
+                                &mut report,
+                                &format!("auth[{index}].header"),
+                                header,
+                                None,
+                            );
+                            ("secrets", secrets)
+                        }
+                        SourceAuth::Open => continue,
+                    };
+                    if secrets.is_empty() || secrets.iter().any(|s| s.trim().is_empty()) {
+                        report(
+                            &format!("auth[{index}].{field}"),
+                            "needs at least one non-empty value",
+                        );
+                    }
+                    if let SourceAuth::Standard { secrets, .. } = auth {
+                        for (position, secret) in secrets.iter().enumerate() {
+                            if let Err(message) = crate::secrets::standard_key(secret) {
+                                report(&format!("auth[{index}].secrets[{position}]"), &message);
                             }
                         }
-                        SourceAuth::Open => {}
                     }
+                }
+                for (index, cidr) in source.allowed_cidrs.iter().enumerate() {
+                    if cidr.parse::<ipnet::IpNet>().is_err()
+                        && cidr.parse::<std::net::IpAddr>().is_err()
+                    {
+                        report(
+                            &format!("allowed_cidrs[{index}]"),
+                            "is not an address or CIDR range such as 192.30.252.0/22",
+                        );
+                    }
+                }
+                if let Some(limit) = &source.rate_limit {
+                    if limit.per_minute == 0 || limit.burst == Some(0) {
+                        report(
+                            "rate_limit",
+                            "per_minute and burst must be at least 1; disable the source to refuse everything",
+                        );
+                    }
+                }
+                if source.max_body_bytes == Some(0) {
+                    report("max_body_bytes", "must be more than 0");
+                }
+                if let Some(header) = &source.idempotency_header {
+                    check_header(&mut report, "idempotency_header", header, None);
                 }
             }
             Resource::Destination(destination) => {

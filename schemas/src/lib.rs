@@ -32,6 +32,7 @@ pub use delivery::DeliveryJob;
 pub use event::EventMetadata;
 pub use id::{IdError, ResourceId};
 pub use resource::{
-    Action, Destination, Resource, ResourceKey, ResourceKind, Source, SourceAuth, Trigger, When,
+    Action, Destination, HmacAlgorithm, RateLimit, Resource, ResourceKey, ResourceKind,
+    SignatureEncoding, Source, SourceAuth, Trigger, When,
 };
 pub use topics::{TopicKind, Topics};

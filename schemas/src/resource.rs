@@ -47,6 +47,54 @@ pub struct Source {
     /// triggers as `event.headers["x-github-event"]`. Matched case-insensitively.
     #[serde(default)]
     pub keep_headers: Vec<String>,
+    /// Largest accepted body in bytes; ingest's limit (1 MiB unless configured) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Client addresses allowed to post, as CIDRs (`192.30.252.0/22`, `2001:db8::/32`), for
+    /// senders that publish their ranges; any address when empty. Others get 403.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_cidrs: Vec<String>,
+    /// This source's rate limit; ingest's default (100 per minute) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// The organisation the source belongs to: its sources also share the organisation's limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// A header that identifies a sender's retry of the same delivery (for example
+    /// `X-GitHub-Delivery`); like `Idempotency-Key`, which is always honoured, a repeated value
+    /// returns the first event's id instead of creating a second event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_header: Option<String>,
+}
+
+impl Source {
+    /// An enabled source with these credentials and every other field at its default.
+    pub fn new(id: ResourceId, auth: Vec<SourceAuth>) -> Self {
+        Self {
+            schema_version: crate::SCHEMA_VERSION,
+            id,
+            name: String::new(),
+            enabled: true,
+            auth,
+            keep_headers: Vec::new(),
+            max_body_bytes: None,
+            allowed_cidrs: Vec::new(),
+            rate_limit: None,
+            org: None,
+            idempotency_header: None,
+        }
+    }
+}
+
+/// A rate limit: a steady rate with a burst allowance (GCRA).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per minute, on average.
+    pub per_minute: u32,
+    /// Requests allowed at once after a quiet spell; `per_minute` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
 }
 
 /// One way a caller authenticates to a source.
@@ -58,8 +106,70 @@ pub enum SourceAuth {
         /// The accepted tokens.
         tokens: Vec<String>,
     },
+    /// The secret itself in the `X-Webhook-Secret` header.
+    SharedSecret {
+        /// The accepted secrets.
+        secrets: Vec<String>,
+    },
+    /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`.
+    Github {
+        /// The webhook secrets configured at GitHub (several during a rotation).
+        secrets: Vec<String>,
+    },
+    /// Stripe: `Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "t.body">` (several `v1`
+    /// allowed), within a tolerance of the current time.
+    Stripe {
+        /// The endpoint signing secrets (`whsec_…`, used as given).
+        secrets: Vec<String>,
+        /// Largest accepted age of the timestamp, in seconds; 300 when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tolerance_seconds: Option<u64>,
+    },
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64
+    /// HMAC-SHA256 of "id.timestamp.body">`, with `whsec_<base64 key>` secrets.
+    Standard {
+        /// The signing secrets (`whsec_…`).
+        secrets: Vec<String>,
+        /// Largest accepted age of the timestamp, in seconds; 300 when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tolerance_seconds: Option<u64>,
+    },
+    /// Any other HMAC scheme: an HMAC of the body in a header of your choice.
+    Hmac {
+        /// The header carrying the signature, for example `X-Signature`.
+        header: String,
+        /// The hash function.
+        algorithm: HmacAlgorithm,
+        /// How the signature is written.
+        encoding: SignatureEncoding,
+        /// Text before the signature in the header, for example `sha256=`; none when empty.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        prefix: String,
+        /// The accepted secrets.
+        secrets: Vec<String>,
+    },
     /// No authentication at all. Must be chosen explicitly.
     Open,
+}
+
+/// The hash function of a generic HMAC signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HmacAlgorithm {
+    /// HMAC-SHA256.
+    Sha256,
+    /// HMAC-SHA512.
+    Sha512,
+}
+
+/// How a generic HMAC signature is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureEncoding {
+    /// Lower- or upper-case hexadecimal.
+    Hex,
+    /// Standard base64 with padding.
+    Base64,
 }
 
 /// An outbound endpoint that receives webhooks.
