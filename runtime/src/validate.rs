@@ -94,13 +94,15 @@ pub fn resources(resources: &[Resource]) -> Vec<Problem> {
                         );
                     }
                 }
-                if let Some(limit) = &source.rate_limit {
-                    if limit.per_minute == 0 || limit.burst == Some(0) {
-                        report(
-                            "rate_limit",
-                            "per_minute and burst must be at least 1; disable the source to refuse everything",
-                        );
-                    }
+                if source
+                    .rate_limit
+                    .as_ref()
+                    .is_some_and(|limit| limit.per_minute == 0 || limit.burst == Some(0))
+                {
+                    report(
+                        "rate_limit",
+                        "per_minute and burst must be at least 1; disable the source to refuse everything",
+                    );
                 }
                 if source.max_body_bytes == Some(0) {
                     report("max_body_bytes", "must be more than 0");
