@@ -8,117 +8,10 @@ mod harness;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use harness::stages::{Stages, accepted_id, apply, post, resources, signup};
 use harness::{TestKafka, TestReceiver, eventually};
-use hookline::pipeline::{Pipeline, PipelineConfig};
 use hookline::resource_file::{self, ResourceFile};
-use hookline_runtime::KafkaSettings;
 use hookline_schemas::{DeadLetter, DeadReason};
-use tokio_util::sync::CancellationToken;
-
-const TOKEN: &str = "test-token";
-
-/// Resources: a source, a destination at the receiver, and a trigger with a condition, a body
-/// template and a header template.
-fn resources(receiver: &TestReceiver) -> ResourceFile {
-    ResourceFile::parse(&format!(
-        r#"
-[[sources]]
-id = "app"
-auth = [{{ type = "bearer", tokens = ["{TOKEN}"] }}]
-keep_headers = ["X-Env"]
-
-[[destinations]]
-id = "crm"
-url = "{url}"
-headers = {{ "x-static" = "fixed" }}
-
-[[triggers]]
-id = "signups"
-name = "New sign-ups"
-when = {{ sources = ["app"] }}
-if = 'payload.type == "user.signed_up"'
-
-[[triggers.actions]]
-destination = "crm"
-body = '{{"email": {{{{ payload.user.email }}}}, "seq": {{{{ payload.seq }}}}, "event": {{{{ event.id }}}}, "env": {{{{ event.headers["x-env"] }}}}, "trigger": {{{{ trigger.name }}}}}}'
-headers = {{ "x-rendered" = "{{{{ payload.type }}}}" }}
-"#,
-        url = receiver.url("/hooks/crm"),
-    ))
-    .unwrap()
-}
-
-/// Roles to run in one pipeline.
-#[derive(Clone, Copy)]
-struct Roles {
-    ingest: bool,
-    processor: bool,
-    dispatcher: bool,
-}
-
-const ALL: Roles = Roles {
-    ingest: true,
-    processor: true,
-    dispatcher: true,
-};
-
-async fn start(
-    settings: &KafkaSettings,
-    roles: Roles,
-    dispatcher: Option<hookline_dispatcher::Config>,
-) -> Pipeline {
-    let mut config = PipelineConfig::new(settings.clone());
-    config.shutdown_deadline = Duration::from_secs(5);
-    config.ingest = roles.ingest.then(hookline_ingest::Config::default);
-    config.processor = roles.processor.then(hookline_processor::Config::default);
-    config.dispatcher = roles.dispatcher.then(|| dispatcher.unwrap_or_default());
-    let pipeline = Pipeline::start(config, CancellationToken::new())
-        .await
-        .unwrap();
-    pipeline.ready().await.unwrap();
-    pipeline
-}
-
-/// Applies `file` and waits until `pipeline` sees every resource in it.
-async fn apply(settings: &KafkaSettings, pipeline: &Pipeline, file: &ResourceFile) {
-    resource_file::apply(settings, file, false, false)
-        .await
-        .unwrap();
-    let wanted = file.resources();
-    eventually("the pipeline to see the applied resources", || async {
-        let set = pipeline.store.snapshot();
-        wanted
-            .iter()
-            .all(|r| set.get(&r.key()).as_ref() == Some(r))
-            .then_some(())
-    })
-    .await;
-}
-
-async fn post(pipeline: &Pipeline, body: serde_json::Value) -> reqwest::Response {
-    let url = format!(
-        "http://{}/inbound-webhooks/app",
-        pipeline.ingest_addr.unwrap()
-    );
-    reqwest::Client::new()
-        .post(url)
-        .bearer_auth(TOKEN)
-        .header("x-env", "prod")
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn accepted_id(response: reqwest::Response) -> String {
-    assert_eq!(response.status(), 202, "{:?}", response.text().await);
-    let body: serde_json::Value = response.json().await.unwrap();
-    body["id"].as_str().unwrap().to_owned()
-}
-
-fn signup(seq: u64) -> serde_json::Value {
-    serde_json::json!({"type": "user.signed_up", "seq": seq, "user": {"email": format!("u{seq}@example.com")}})
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posted_event_reaches_the_receiver_rendered_with_its_headers() {
@@ -126,7 +19,7 @@ async fn posted_event_reaches_the_receiver_rendered_with_its_headers() {
     let kafka = TestKafka::start();
     let settings = kafka.settings().await;
     let receiver = TestReceiver::start().await;
-    let pipeline = start(&settings, ALL, None).await;
+    let pipeline = Stages::all().start(&settings).await;
     apply(&settings, &pipeline, &resources(&receiver)).await;
 
     // The condition is false for this one: it must never arrive.
@@ -169,25 +62,8 @@ async fn killing_and_restarting_the_processor_mid_stream_loses_no_acknowledged_e
     let kafka = TestKafka::start();
     let settings = kafka.settings().await;
     let receiver = TestReceiver::start().await;
-    let edges = start(
-        &settings,
-        Roles {
-            processor: false,
-            ..ALL
-        },
-        None,
-    )
-    .await;
-    let processor = start(
-        &settings,
-        Roles {
-            ingest: false,
-            processor: true,
-            dispatcher: false,
-        },
-        None,
-    )
-    .await;
+    let edges = Stages::all().without_processor().start(&settings).await;
+    let processor = Stages::processor_only().start(&settings).await;
     apply(&settings, &edges, &resources(&receiver)).await;
 
     const EVENTS: u64 = 300;
@@ -200,18 +76,7 @@ async fn killing_and_restarting_the_processor_mid_stream_loses_no_acknowledged_e
             processor.take().unwrap().kill();
         }
         if seq == EVENTS / 2 + 20 {
-            processor = Some(
-                start(
-                    &settings,
-                    Roles {
-                        ingest: false,
-                        processor: true,
-                        dispatcher: false,
-                    },
-                    None,
-                )
-                .await,
-            );
+            processor = Some(Stages::processor_only().start(&settings).await);
         }
     }
 
@@ -257,7 +122,7 @@ async fn retries_on_503_then_delivers_with_the_same_webhook_id() {
     let mut dispatcher = hookline_dispatcher::Config::default();
     dispatcher.retry.initial_ms = 50;
     dispatcher.retry.jitter = false;
-    let pipeline = start(&settings, ALL, Some(dispatcher)).await;
+    let pipeline = Stages::all().dispatcher(dispatcher).start(&settings).await;
     apply(&settings, &pipeline, &resources(&receiver)).await;
 
     accepted_id(post(&pipeline, signup(7)).await).await;
@@ -281,7 +146,7 @@ async fn a_template_error_is_dead_lettered_and_the_next_event_is_delivered() {
     let kafka = TestKafka::start();
     let settings = kafka.settings().await;
     let receiver = TestReceiver::start().await;
-    let pipeline = start(&settings, ALL, None).await;
+    let pipeline = Stages::all().start(&settings).await;
     apply(&settings, &pipeline, &resources(&receiver)).await;
 
     // No `user.email`: the body template fails on a missing field.
@@ -294,7 +159,13 @@ async fn a_template_error_is_dead_lettered_and_the_next_event_is_delivered() {
     })
     .await;
     assert_eq!(got.json()["seq"], 2);
-    let dead = harness::kafka::read_topic(&settings, &settings.topics().dead(), 1).await;
+    let dead = harness::kafka::read_topic(
+        &settings,
+        &settings.topics().dead(),
+        1,
+        Duration::from_millis(500),
+    )
+    .await;
     assert_eq!(dead.len(), 1, "one dead letter");
     let letter: DeadLetter = serde_json::from_slice(&dead[0].1).unwrap();
     assert_eq!(letter.reason, DeadReason::RenderFailed);
@@ -330,7 +201,7 @@ async fn resource_changes_apply_to_the_next_event_without_a_restart() {
     let kafka = TestKafka::start();
     let settings = kafka.settings().await;
     let receiver = TestReceiver::start().await;
-    let pipeline = start(&settings, ALL, None).await;
+    let pipeline = Stages::all().start(&settings).await;
     let mut file = resources(&receiver);
     apply(&settings, &pipeline, &file).await;
     accepted_id(post(&pipeline, signup(1)).await).await;

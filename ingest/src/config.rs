@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::idempotency::IdempotencySettings;
+use crate::limits::LimitSettings;
+
 /// Ingest settings.
 #[derive(Clone, Debug, Args)]
 pub struct Config {
@@ -17,7 +20,7 @@ pub struct Config {
     )]
     pub addr: SocketAddr,
 
-    /// Largest accepted body in bytes; larger ones get 413.
+    /// Largest accepted body in bytes, unless a source sets its own; larger ones get 413.
     #[arg(long = "ingest-max-body-bytes", env = "HOOKLINE_INGEST_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
@@ -28,6 +31,46 @@ pub struct Config {
         default_value_t = 5_000
     )]
     pub produce_timeout_ms: u64,
+
+    /// Longest time a client may take to send the request headers, in milliseconds.
+    #[arg(
+        long = "ingest-header-timeout-ms",
+        env = "HOOKLINE_INGEST_HEADER_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_timeout_ms: u64,
+
+    /// Longest time a client may take to send the body, in milliseconds; slower ones get 408.
+    #[arg(
+        long = "ingest-body-timeout-ms",
+        env = "HOOKLINE_INGEST_BODY_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub body_timeout_ms: u64,
+
+    /// Most requests handled at once; more are shed with 503 before memory grows.
+    #[arg(
+        long = "ingest-max-concurrent-requests",
+        env = "HOOKLINE_INGEST_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 4096
+    )]
+    pub max_concurrent_requests: usize,
+
+    /// Most refused requests recorded per second on the rejected topic; the rest are counted.
+    #[arg(
+        long = "ingest-rejected-records-per-second",
+        env = "HOOKLINE_INGEST_REJECTED_RECORDS_PER_SECOND",
+        default_value_t = 50
+    )]
+    pub rejected_per_second: u32,
+
+    /// Rate limits.
+    #[command(flatten)]
+    pub limits: LimitSettings,
+
+    /// Idempotency keys.
+    #[command(flatten)]
+    pub idempotency: IdempotencySettings,
 }
 
 impl Config {
@@ -43,6 +86,12 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_body_bytes: 1024 * 1024,
             produce_timeout_ms: 5_000,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_concurrent_requests: 4096,
+            rejected_per_second: 50,
+            limits: LimitSettings::default(),
+            idempotency: IdempotencySettings::default(),
         }
     }
 }

@@ -33,6 +33,23 @@ pub enum IngestError {
     /// Any method but POST.
     #[error("only POST is allowed")]
     MethodNotAllowed,
+    /// The client's address is not in the source's allow-list.
+    #[error("this client address may not post to this inbound webhook")]
+    ClientNotAllowed,
+    /// Over the source's or its organisation's rate limit.
+    #[error("rate limit of the {scope} exceeded; retry in {} s", retry_after_seconds(*.retry_after))]
+    RateLimited {
+        /// `source` or `organisation`.
+        scope: &'static str,
+        /// How long until a request would pass.
+        retry_after: std::time::Duration,
+    },
+    /// The body did not arrive in time.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    /// Too many requests in progress; shed before memory grows.
+    #[error("ingest is overloaded; retry shortly")]
+    Overloaded,
     /// Resources are still loading after a start.
     #[error("ingest is starting; retry shortly")]
     NotReady,
@@ -53,7 +70,12 @@ impl IngestError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyUnreadable | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotReady | Self::BrokerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ClientNotAllowed => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::NotReady | Self::BrokerUnavailable | Self::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -68,10 +90,19 @@ impl IngestError {
             Self::BodyUnreadable => "body_unreadable",
             Self::InvalidJson(_) => "invalid_json",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::ClientNotAllowed => "client_not_allowed",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::BodyTimeout => "body_timeout",
+            Self::Overloaded => "overloaded",
             Self::NotReady => "not_ready",
             Self::BrokerUnavailable => "broker_unavailable",
         }
     }
+}
+
+/// Whole seconds to wait, rounded up so a client that waits that long is not refused again.
+fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl IntoResponse for IngestError {
@@ -83,10 +114,15 @@ impl IntoResponse for IngestError {
             Self::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
-            Self::NotReady | Self::BrokerUnavailable => {
+            Self::NotReady | Self::BrokerUnavailable | Self::Overloaded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            Self::SourceNotFound
+            Self::RateLimited { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, retry_after_seconds(retry_after).into());
+            }
+            Self::ClientNotAllowed
+            | Self::BodyTimeout
+            | Self::SourceNotFound
             | Self::SourceDisabled
             | Self::Unauthorized
             | Self::UnsupportedMediaType(_)

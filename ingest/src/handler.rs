@@ -1,12 +1,18 @@
 //! `POST /inbound-webhooks/{source_id}`: check, write to Kafka, answer 202 once acknowledged.
+//!
+//! The checks run cheapest first and never parse before authenticating: source (404), disabled
+//! (403), client address (403), content type (415), body size and arrival (413, 408),
+//! credentials on the raw bytes (401), rate limits (429), JSON (400). Only then is the event
+//! written, and only the broker's acknowledgement earns a 202.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hookline_runtime::resources::ResourceStore;
@@ -14,17 +20,21 @@ use hookline_schemas::event::{
     HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_INBOUND_PREFIX, HEADER_RECEIVED_AT,
     HEADER_SCHEMA_VERSION, HEADER_SOURCE,
 };
-use hookline_schemas::{ResourceId, SCHEMA_VERSION, Source};
+use hookline_schemas::{RejectedRequest, ResourceId, SCHEMA_VERSION, Source};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde::Serialize;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
-use crate::auth;
+use crate::auth::Verifier;
 use crate::error::IngestError;
+use crate::idempotency::Idempotency;
+use crate::limits::{RateLimits, Scope};
 use crate::metrics::Metrics;
+use crate::rejected::{BODY_PREVIEW_BYTES, RejectedLog};
 
 /// What the endpoint needs.
 pub struct AppState {
@@ -34,13 +44,26 @@ pub struct AppState {
     pub producer: FutureProducer,
     /// The events topic.
     pub topic: String,
-    /// Largest accepted body.
+    /// Largest accepted body unless a source sets its own.
     pub max_body_bytes: usize,
     /// Longest wait for the broker.
     pub produce_timeout: Duration,
+    /// Longest wait for a body.
+    pub body_timeout: Duration,
+    /// Rate limiters.
+    pub limits: RateLimits,
+    /// Recently seen idempotency keys.
+    pub idempotency: Idempotency,
+    /// Where refusals are recorded.
+    pub rejected: RejectedLog,
+    /// Compiled credentials per source, rebuilt when a source changes.
+    pub verifiers: RwLock<HashMap<ResourceId, CachedVerifier>>,
     /// Counters.
     pub metrics: Metrics,
 }
+
+/// A source's compiled credentials and the version of the source they were compiled from.
+pub type CachedVerifier = (Arc<Source>, Arc<Verifier>);
 
 /// The answer to an accepted event.
 #[derive(Debug, Serialize)]
@@ -58,11 +81,25 @@ pub async fn method_not_allowed() -> IngestError {
 pub async fn receive(
     State(state): State<Arc<AppState>>,
     Path(source_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
     let started = Instant::now();
-    let result = accept(&state, &source_id, &headers, body).await;
+    state.metrics.in_flight.inc();
+    let (parts, body) = request.into_parts();
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let mut preview = None;
+    let result = accept(
+        &state,
+        &source_id,
+        &parts.headers,
+        client,
+        body,
+        &mut preview,
+    )
+    .await;
     let (code, reason) = match &result {
         Ok(_) => (StatusCode::ACCEPTED, "accepted"),
         Err(error) => (error.status(), error.code()),
@@ -78,10 +115,27 @@ pub async fn receive(
         .duration
         .with_label_values(&[code])
         .observe(started.elapsed().as_secs_f64());
+    state.metrics.in_flight.dec();
     match result {
         Ok(accepted) => (StatusCode::ACCEPTED, Json(accepted)).into_response(),
         Err(error) => {
-            debug!(source = %source_id, reason, "Inbound request refused.");
+            let request_id = parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            debug!(source = %source_id, reason, request_id = request_id.as_deref().unwrap_or_default(), "Inbound request refused.");
+            state.rejected.record(&RejectedRequest {
+                schema_version: SCHEMA_VERSION,
+                at: hookline_runtime::time::now_rfc3339(),
+                source: hookline_runtime::truncate::truncate(&source_id, 128),
+                client: client.map(|ip| ip.to_string()),
+                request_id,
+                status: error.status().as_u16(),
+                code: error.code().to_owned(),
+                message: error.to_string(),
+                body_preview: preview,
+            });
             error.into_response()
         }
     }
@@ -91,7 +145,9 @@ async fn accept(
     state: &AppState,
     source_id: &str,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    client: Option<IpAddr>,
+    body: Body,
+    preview: &mut Option<String>,
 ) -> Result<Accepted, IngestError> {
     if !state.store.is_ready() {
         return Err(IngestError::NotReady);
@@ -103,28 +159,68 @@ async fn accept(
     if !source.enabled {
         return Err(IngestError::SourceDisabled);
     }
-    if !auth::authorized(&source.auth, headers) {
-        return Err(IngestError::Unauthorized);
+    if !client_allowed(&source, client) {
+        return Err(IngestError::ClientNotAllowed);
     }
     let content_type = content_type(headers)?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            IngestError::PayloadTooLarge(state.max_body_bytes)
-        } else {
-            IngestError::BodyUnreadable
-        }
-    })?;
+    let limit = source.max_body_bytes.unwrap_or(state.max_body_bytes);
+    let body = read_body(body, limit, state.body_timeout).await?;
+    *preview = Some(hookline_runtime::truncate::truncate(
+        &String::from_utf8_lossy(&body[..body.len().min(BODY_PREVIEW_BYTES + 4)]),
+        BODY_PREVIEW_BYTES,
+    ));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if !verifier(state, &source).is_some_and(|v| v.verify(headers, &body, now)) {
+        return Err(IngestError::Unauthorized);
+    }
+    if let Err((scope, retry_after)) = state.limits.check(&source) {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&[scope.as_str()])
+            .inc();
+        let scope = match scope {
+            Scope::Source => "source",
+            Scope::Org => "organisation",
+        };
+        return Err(IngestError::RateLimited { scope, retry_after });
+    }
+    // serde_json refuses nesting deeper than 128 levels, so a hostile body cannot exhaust the
+    // stack; the error says where it broke.
     if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
         return Err(IngestError::InvalidJson(error.to_string()));
+    }
+    let idempotency_key = Idempotency::key(&source, headers);
+    if let Some(first) = idempotency_key
+        .as_ref()
+        .and_then(|key| state.idempotency.get(key))
+    {
+        state.metrics.idempotent_replays.inc();
+        return Ok(Accepted { id: first });
     }
     state.metrics.body_size.observe(body.len() as f64);
 
     let event_id = uuid::Uuid::now_v7().to_string();
+    produce(state, &source, &event_id, &content_type, headers, &body).await?;
+    if let Some(key) = idempotency_key {
+        state.idempotency.remember(key, event_id.clone());
+    }
+    Ok(Accepted { id: event_id })
+}
+
+async fn produce(
+    state: &AppState,
+    source: &Source,
+    event_id: &str,
+    content_type: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), IngestError> {
     let received_at = hookline_runtime::time::now_rfc3339();
-    let record_headers = event_headers(&source, &event_id, &received_at, &content_type, headers);
+    let record_headers = event_headers(source, event_id, &received_at, content_type, headers);
     let record = FutureRecord::to(&state.topic)
         .key(source.id.as_str())
-        .payload(body.as_ref())
+        .payload(body)
         .headers(record_headers);
     // librdkafka gives up after `message.timeout.ms` (the produce timeout) and says so; the outer
     // timeout only guards against that answer never coming.
@@ -136,19 +232,85 @@ async fn accept(
     )
     .await;
     match sent {
-        Ok(Ok(_)) => Ok(Accepted { id: event_id }),
+        Ok(Ok(_)) => Ok(()),
         Ok(Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _))) => {
-            Err(IngestError::PayloadTooLarge(state.max_body_bytes))
+            Err(IngestError::PayloadTooLarge(body.len()))
         }
         Ok(Err((error, _))) => {
+            state.metrics.produce_errors.inc();
             warn!(%error, source = %source.id, "Event not acknowledged by the broker; answered 503.");
             Err(IngestError::BrokerUnavailable)
         }
         Err(_elapsed) => {
+            state.metrics.produce_errors.inc();
             warn!(source = %source.id, "Broker did not acknowledge in time; answered 503.");
             Err(IngestError::BrokerUnavailable)
         }
     }
+}
+
+/// Reads at most `limit` bytes of body within `deadline`.
+async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Bytes, IngestError> {
+    match tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => {
+            Err(IngestError::PayloadTooLarge(limit))
+        }
+        Ok(Err(_)) => Err(IngestError::BodyUnreadable),
+        Err(_elapsed) => Err(IngestError::BodyTimeout),
+    }
+}
+
+/// The source's compiled credentials, compiled again only when the source changed.
+fn verifier(state: &AppState, source: &Arc<Source>) -> Option<Arc<Verifier>> {
+    let cached = state
+        .verifiers
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(&source.id)
+        .filter(|(seen, _)| Arc::ptr_eq(seen, source))
+        .map(|(_, verifier)| verifier.clone());
+    if cached.is_some() {
+        return cached;
+    }
+    match Verifier::new(&source.auth) {
+        Ok(verifier) => {
+            let verifier = Arc::new(verifier);
+            state
+                .verifiers
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(source.id.clone(), (source.clone(), verifier.clone()));
+            Some(verifier)
+        }
+        Err(reason) => {
+            // Validation refuses such sources; one written around it refuses every request.
+            error!(source = %source.id, %reason, "Source credentials are invalid; refusing its requests.");
+            None
+        }
+    }
+}
+
+/// Whether the client may post: any client when the source lists no ranges.
+fn client_allowed(source: &Source, client: Option<IpAddr>) -> bool {
+    if source.allowed_cidrs.is_empty() {
+        return true;
+    }
+    let Some(client) = client else {
+        return false;
+    };
+    // An IPv4 client reached over an IPv6 socket arrives as ::ffff:a.b.c.d.
+    let client = match client {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
+        IpAddr::V4(_) => client,
+    };
+    source.allowed_cidrs.iter().any(|range| {
+        range
+            .parse::<ipnet::IpNet>()
+            .map(|net| net.contains(&client))
+            .or_else(|_| range.parse::<IpAddr>().map(|ip| ip == client))
+            .unwrap_or(false)
+    })
 }
 
 /// The request's media type: JSON (`application/json` or `application/*+json`), or absent,
@@ -213,4 +375,42 @@ fn event_headers(
         }
     }
     headers
+}
+
+#[cfg(test)]
+mod tests {
+    use hookline_schemas::SourceAuth;
+
+    use super::*;
+
+    #[test]
+    fn clients_are_checked_against_the_source_ranges() {
+        let mut source = Source::new(ResourceId::parse("s").unwrap(), vec![SourceAuth::Open]);
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        assert!(
+            client_allowed(&source, ip("203.0.113.9")),
+            "no ranges: anyone"
+        );
+        source.allowed_cidrs = vec![
+            "192.30.252.0/22".into(),
+            "2001:db8::/32".into(),
+            "198.51.100.7".into(),
+        ];
+        assert!(client_allowed(&source, ip("192.30.253.1")));
+        assert!(
+            client_allowed(&source, ip("::ffff:192.30.252.10")),
+            "IPv4-mapped"
+        );
+        assert!(client_allowed(&source, ip("2001:db8::1")));
+        assert!(
+            client_allowed(&source, ip("198.51.100.7")),
+            "a single address"
+        );
+        assert!(!client_allowed(&source, ip("192.30.250.1")));
+        assert!(!client_allowed(&source, ip("203.0.113.9")));
+        assert!(
+            !client_allowed(&source, None),
+            "unknown client with ranges set"
+        );
+    }
 }

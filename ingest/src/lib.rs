@@ -6,8 +6,11 @@
 //!
 //! - [`config`]: listen address and limits.
 //! - [`auth`]: credential checks, in constant time.
+//! - [`limits`]: rate limits per source and organisation.
+//! - [`idempotency`]: answering a sender's retry with the first event's id.
 //! - [`error`]: every refusal, with its status and stable error code.
 //! - [`handler`]: the endpoint.
+//! - [`rejected`]: the sampled log of refused requests.
 //! - [`server`]: binding and serving.
 //! - [`metrics`]: what it counts.
 
@@ -15,7 +18,10 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod handler;
+pub mod idempotency;
+pub mod limits;
 pub mod metrics;
+pub mod rejected;
 pub mod server;
 
 pub use config::Config;

@@ -1,26 +1,46 @@
 //! Binding and serving the inbound endpoint.
+//!
+//! Served by hyper directly rather than `axum::serve`, which sets no header-read timeout: a client
+//! that trickles its headers would otherwise hold a connection forever.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use hookline_runtime::resources::ResourceStore;
 use hookline_runtime::{Error, KafkaSettings, kafka};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tracing::{info, warn};
 
+use crate::error::IngestError;
 use crate::handler::{self, AppState};
+use crate::idempotency::Idempotency;
+use crate::limits::RateLimits;
 use crate::metrics::Metrics;
+use crate::rejected::RejectedLog;
 use crate::{Config, ROLE};
+
+/// Room for an event's headers within one Kafka record.
+const HEADER_ROOM: usize = 64 * 1024;
 
 /// Ingest, bound and ready to serve.
 pub struct Ingest {
     listener: TcpListener,
     router: Router,
+    header_timeout: Duration,
 }
 
 impl Ingest {
@@ -32,25 +52,37 @@ impl Ingest {
         registry: &Registry,
     ) -> Result<Self, Error> {
         // An event is the body plus a few headers; keep room for them within one record.
-        if config.max_body_bytes + 64 * 1024 > kafka::MAX_RECORD_BYTES {
+        if config.max_body_bytes + HEADER_ROOM > kafka::MAX_RECORD_BYTES {
             return Err(Error::InvalidSetting(format!(
                 "--ingest-max-body-bytes is {}, but a Kafka record holds at most {} bytes with its headers; use at most {}",
                 config.max_body_bytes,
                 kafka::MAX_RECORD_BYTES,
-                kafka::MAX_RECORD_BYTES - 64 * 1024
+                kafka::MAX_RECORD_BYTES - HEADER_ROOM
             )));
         }
         let mut producer_config = kafka::producer_config(settings, ROLE);
         // A request waits at most this long; the broker's answer must come within it.
         producer_config.set("message.timeout.ms", config.produce_timeout_ms.to_string());
         let producer = kafka::create_producer(&producer_config)?;
+        let metrics = Metrics::register(registry);
+        let rejected = RejectedLog::new(
+            producer.clone(),
+            settings.topics().rejected(),
+            config.rejected_per_second,
+            metrics.rejected_records.clone(),
+        );
         let state = AppState {
             store,
             producer,
             topic: settings.topics().events(),
             max_body_bytes: config.max_body_bytes,
             produce_timeout: config.produce_timeout(),
-            metrics: Metrics::register(registry),
+            body_timeout: Duration::from_millis(config.body_timeout_ms),
+            limits: RateLimits::new(config.limits.clone()),
+            idempotency: Idempotency::new(&config.idempotency),
+            rejected,
+            verifiers: Default::default(),
+            metrics,
         };
         let listener = TcpListener::bind(config.addr)
             .await
@@ -60,7 +92,8 @@ impl Ingest {
             })?;
         Ok(Self {
             listener,
-            router: router(state),
+            router: router(state, config.max_concurrent_requests),
+            header_timeout: Duration::from_millis(config.header_timeout_ms),
         })
     }
 
@@ -74,23 +107,70 @@ impl Ingest {
     /// Serves until `shutdown`, then finishes the requests in progress.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         info!(addr = %self.local_addr(), "Ingest listening.");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .map_err(Error::Serve)
+        let graceful = GracefulShutdown::new();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout);
+        loop {
+            let (stream, remote) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors, say: pause instead of spinning.
+                        warn!(%error, "Could not accept a connection.");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = shutdown.cancelled() => break,
+            };
+            // Answers are small and latency matters more than packing segments.
+            let _ = stream.set_nodelay(true);
+            let router = self.router.clone();
+            let service = tower::service_fn(
+                move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(remote));
+                    let request = request.map(axum::body::Body::new);
+                    tower::ServiceExt::oneshot(router.clone(), request)
+                },
+            );
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                // A client that goes away or sends garbage ends its own connection only.
+                let _ = connection.await;
+            });
+        }
+        drop(self.listener);
+        graceful.shutdown().await;
+        Ok(())
     }
 }
 
-/// The inbound routes.
-pub fn router(state: AppState) -> Router {
-    let limit = state.max_body_bytes;
+/// The inbound routes, with request ids and load shedding beyond `max_concurrent` requests.
+pub fn router(state: AppState, max_concurrent: usize) -> Router {
     Router::new()
         .route(
             "/inbound-webhooks/{source_id}",
             post(handler::receive).fallback(handler::method_not_allowed),
         )
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(Arc::new(state))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .concurrency_limit(max_concurrent.max(1)),
+        )
+}
+
+async fn overloaded(_: tower::BoxError) -> axum::response::Response {
+    IngestError::Overloaded.into_response()
 }
 
 #[cfg(test)]
@@ -125,14 +205,29 @@ mod tests {
         set.put(source("paused", false));
         let settings = KafkaSettings::new("127.0.0.1:1");
         let producer = kafka::create_producer(&kafka::producer_config(&settings, ROLE)).unwrap();
-        router(AppState {
-            store: ResourceStore::fixed(set),
-            producer,
-            topic: "t.events".into(),
-            max_body_bytes: 64,
-            produce_timeout: Duration::from_millis(100),
-            metrics: Metrics::register(&Registry::new()),
-        })
+        let metrics = Metrics::register(&Registry::new());
+        let rejected = RejectedLog::new(
+            producer.clone(),
+            "t.rejected".into(),
+            10,
+            metrics.rejected_records.clone(),
+        );
+        router(
+            AppState {
+                store: ResourceStore::fixed(set),
+                producer,
+                topic: "t.events".into(),
+                max_body_bytes: 64,
+                produce_timeout: Duration::from_millis(100),
+                body_timeout: Duration::from_secs(5),
+                limits: RateLimits::new(crate::limits::LimitSettings::default()),
+                idempotency: Idempotency::new(&Default::default()),
+                rejected,
+                verifiers: Default::default(),
+                metrics,
+            },
+            16,
+        )
     }
 
     async fn call(request: Request<Body>) -> (StatusCode, serde_json::Value, Option<String>) {

@@ -6,7 +6,7 @@
 
 use schemars::{JsonSchema, Schema, schema_for};
 
-use crate::{AttemptRecord, DeadLetter, DeliveryJob, EventMetadata, Resource};
+use crate::{AttemptRecord, DeadLetter, DeliveryJob, EventMetadata, RejectedRequest, Resource};
 
 /// Every schema, by file name (under `schemas/json/`).
 pub fn all() -> Vec<(&'static str, Schema)> {
@@ -16,6 +16,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("attempt-record.json", generate::<AttemptRecord>()),
         ("dead-letter.json", generate::<DeadLetter>()),
         ("resource.json", generate::<Resource>()),
+        ("rejected-request.json", generate::<RejectedRequest>()),
     ]
 }
 

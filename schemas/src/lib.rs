@@ -9,6 +9,7 @@
 //! - [`delivery`]: the delivery job on `hookline.deliveries` (and `hookline.retry`).
 //! - [`attempt`]: the attempt record on `hookline.attempts`.
 //! - [`dead`]: the dead letter on `hookline.dead`.
+//! - [`rejected`]: the record of a refused inbound request on `hookline.rejected`.
 //! - [`resource`]: sources, destinations and triggers on the compacted `hookline.resources`.
 //! - [`id`]: validated identifiers shared by all of them.
 //! - [`json_schema`]: the JSON Schemas generated from these types, checked in under `json/`.
@@ -19,6 +20,7 @@ pub mod delivery;
 pub mod event;
 pub mod id;
 pub mod json_schema;
+pub mod rejected;
 pub mod resource;
 pub mod topics;
 
@@ -31,6 +33,7 @@ pub use dead::{DeadLetter, DeadPayload, DeadReason, SourcePosition};
 pub use delivery::DeliveryJob;
 pub use event::EventMetadata;
 pub use id::{IdError, ResourceId};
+pub use rejected::RejectedRequest;
 pub use resource::{
     Action, Destination, HmacAlgorithm, RateLimit, Resource, ResourceKey, ResourceKind,
     SignatureEncoding, Source, SourceAuth, Trigger, When,

@@ -19,17 +19,20 @@ pub enum TopicKind {
     Attempts,
     /// Sources, destinations and triggers; compacted, keyed by `<kind>/<id>`.
     Resources,
+    /// Inbound requests ingest refused, sampled, for the sources' logs.
+    Rejected,
 }
 
 impl TopicKind {
     /// Every topic, in the order they are created.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Resources,
         Self::Events,
         Self::Deliveries,
         Self::Retry,
         Self::Dead,
         Self::Attempts,
+        Self::Rejected,
     ];
 
     /// The name without the prefix.
@@ -41,6 +44,7 @@ impl TopicKind {
             Self::Dead => "dead",
             Self::Attempts => "attempts",
             Self::Resources => "resources",
+            Self::Rejected => "rejected",
         }
     }
 
@@ -103,6 +107,11 @@ impl Topics {
     /// `<prefix>attempts`.
     pub fn attempts(&self) -> String {
         self.name(TopicKind::Attempts)
+    }
+
+    /// `<prefix>rejected`.
+    pub fn rejected(&self) -> String {
+        self.name(TopicKind::Rejected)
     }
 
     /// `<prefix>resources`.

@@ -56,25 +56,36 @@ impl TestKafka {
     }
 }
 
-/// Reads every record of `topic` until `count` were read or the patience runs out, from the
-/// beginning, as (key, value) pairs.
+/// Reads `topic` from the beginning as (key, value) pairs: at least `at_least` records (failing
+/// the test after the patience runs out), then on until `idle` passes without another one.
 pub async fn read_topic(
     settings: &KafkaSettings,
     topic: &str,
-    count: usize,
+    at_least: usize,
+    idle: Duration,
 ) -> Vec<(String, Vec<u8>)> {
     let consumer: StreamConsumer =
         kafka::create_consumer(&kafka::reader_config(settings, "test-reader")).unwrap();
     let mut assignment = TopicPartitionList::new();
-    for partition in 0..settings.topics.partitions {
+    let partitions = if topic.ends_with("resources") {
+        1
+    } else {
+        settings.topics.partitions
+    };
+    for partition in 0..partitions {
         assignment
             .add_partition_offset(topic, partition, Offset::Beginning)
             .unwrap();
     }
     consumer.assign(&assignment).unwrap();
     let mut records = Vec::new();
-    let deadline = tokio::time::Instant::now() + super::PATIENCE;
-    while records.len() < count {
+    let patience = tokio::time::Instant::now() + super::PATIENCE;
+    loop {
+        let deadline = if records.len() < at_least {
+            patience
+        } else {
+            tokio::time::Instant::now() + idle
+        };
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Ok(Ok(message)) => records.push((
                 String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
@@ -84,7 +95,10 @@ pub async fn read_topic(
             Err(_) => break,
         }
     }
-    drop(consumer);
-    tokio::time::sleep(Duration::ZERO).await;
+    assert!(
+        records.len() >= at_least,
+        "{topic} has {} records, expected at least {at_least}",
+        records.len()
+    );
     records
 }

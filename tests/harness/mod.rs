@@ -6,6 +6,7 @@
 
 pub mod kafka;
 pub mod receiver;
+pub mod stages;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

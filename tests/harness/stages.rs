@@ -1,0 +1,162 @@
+//! Starting stages against a test Kafka, the resources most tests use, and posting events.
+
+use std::time::Duration;
+
+use hookline::pipeline::{Pipeline, PipelineConfig};
+use hookline::resource_file::{self, ResourceFile};
+use hookline_runtime::KafkaSettings;
+use tokio_util::sync::CancellationToken;
+
+use super::{TestReceiver, eventually};
+
+/// The bearer token of the `app` source.
+pub const TOKEN: &str = "test-token";
+
+/// Resources: a source `app`, a destination `crm` at the receiver, and a trigger `signups` with
+/// a condition, a body template and a header template.
+pub fn resources(receiver: &TestReceiver) -> ResourceFile {
+    ResourceFile::parse(&format!(
+        r#"
+[[sources]]
+id = "app"
+auth = [{{ type = "bearer", tokens = ["{TOKEN}"] }}]
+keep_headers = ["X-Env"]
+
+[[destinations]]
+id = "crm"
+url = "{url}"
+headers = {{ "x-static" = "fixed" }}
+
+[[triggers]]
+id = "signups"
+name = "New sign-ups"
+when = {{ sources = ["app"] }}
+if = 'payload.type == "user.signed_up"'
+
+[[triggers.actions]]
+destination = "crm"
+body = '{{"email": {{{{ payload.user.email }}}}, "seq": {{{{ payload.seq }}}}, "event": {{{{ event.id }}}}, "env": {{{{ event.headers["x-env"] | default("none") }}}}, "trigger": {{{{ trigger.name }}}}}}'
+headers = {{ "x-rendered" = "{{{{ payload.type }}}}" }}
+"#,
+        url = receiver.url("/hooks/crm"),
+    ))
+    .unwrap()
+}
+
+/// Which stages to start, with their settings.
+#[derive(Clone)]
+pub struct Stages {
+    ingest: Option<hookline_ingest::Config>,
+    processor: Option<hookline_processor::Config>,
+    dispatcher: Option<hookline_dispatcher::Config>,
+}
+
+impl Stages {
+    /// Ingest settings with rate limits out of the tests' way.
+    pub fn all_ingest() -> hookline_ingest::Config {
+        hookline_ingest::Config {
+            limits: hookline_ingest::limits::LimitSettings {
+                source_per_minute: 1_000_000,
+                org_per_minute: 1_000_000,
+            },
+            ..hookline_ingest::Config::default()
+        }
+    }
+
+    /// Ingest, processor and dispatcher, with rate limits out of the tests' way.
+    pub fn all() -> Self {
+        Self {
+            ingest: Some(Self::all_ingest()),
+            processor: Some(hookline_processor::Config::default()),
+            dispatcher: Some(hookline_dispatcher::Config::default()),
+        }
+    }
+
+    /// Only the processor.
+    pub fn processor_only() -> Self {
+        Self {
+            ingest: None,
+            dispatcher: None,
+            ..Self::all()
+        }
+    }
+
+    /// Without the processor.
+    pub fn without_processor(mut self) -> Self {
+        self.processor = None;
+        self
+    }
+
+    /// With these ingest settings.
+    pub fn ingest(mut self, config: hookline_ingest::Config) -> Self {
+        self.ingest = Some(config);
+        self
+    }
+
+    /// With these dispatcher settings.
+    pub fn dispatcher(mut self, config: hookline_dispatcher::Config) -> Self {
+        self.dispatcher = Some(config);
+        self
+    }
+
+    /// Starts the stages and waits until they are ready.
+    pub async fn start(self, settings: &KafkaSettings) -> Pipeline {
+        let mut config = PipelineConfig::new(settings.clone());
+        config.shutdown_deadline = Duration::from_secs(5);
+        config.ingest = self.ingest;
+        config.processor = self.processor;
+        config.dispatcher = self.dispatcher;
+        let pipeline = Pipeline::start(config, CancellationToken::new())
+            .await
+            .unwrap();
+        pipeline.ready().await.unwrap();
+        pipeline
+    }
+}
+
+/// Applies `file` and waits until `pipeline` sees every resource in it.
+pub async fn apply(settings: &KafkaSettings, pipeline: &Pipeline, file: &ResourceFile) {
+    resource_file::apply(settings, file, false, false)
+        .await
+        .unwrap();
+    let wanted = file.resources();
+    eventually("the pipeline to see the applied resources", || async {
+        let set = pipeline.store.snapshot();
+        wanted
+            .iter()
+            .all(|r| set.get(&r.key()).as_ref() == Some(r))
+            .then_some(())
+    })
+    .await;
+}
+
+/// A request to the `app` source with its token and `X-Env: prod`, ready for a body.
+pub fn post_request(pipeline: &Pipeline) -> reqwest::RequestBuilder {
+    let url = format!(
+        "http://{}/inbound-webhooks/app",
+        pipeline.ingest_addr.unwrap()
+    );
+    reqwest::Client::new()
+        .post(url)
+        .bearer_auth(TOKEN)
+        .header("x-env", "prod")
+}
+
+/// Posts `body` to the `app` source.
+pub async fn post(pipeline: &Pipeline, body: serde_json::Value) -> reqwest::Response {
+    post_request(pipeline).json(&body).send().await.unwrap()
+}
+
+/// The event id of a 202 answer; fails the test on any other.
+pub async fn accepted_id(response: reqwest::Response) -> String {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 202, "{text}");
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// A `user.signed_up` event, which the `signups` trigger matches.
+pub fn signup(seq: u64) -> serde_json::Value {
+    serde_json::json!({"type": "user.signed_up", "seq": seq, "user": {"email": format!("u{seq}@example.com")}})
+}

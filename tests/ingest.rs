@@ -1,0 +1,220 @@
+//! End-to-end tests of ingest through Kafka: rate limits, idempotency keys, events written
+//! straight to Kafka, refusals on the rejected topic, and a broker that goes away.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use harness::kafka::read_topic;
+use harness::stages::{Stages, accepted_id, apply, post, post_request, resources, signup};
+use harness::{TestKafka, TestReceiver, eventually};
+use hookline_schemas::RejectedRequest;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+fn ingest_limited_to(per_minute: u32) -> hookline_ingest::Config {
+    hookline_ingest::Config {
+        limits: hookline_ingest::limits::LimitSettings {
+            source_per_minute: per_minute,
+            org_per_minute: 1_000_000,
+        },
+        ..hookline_ingest::Config::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_requests_get_429_and_are_recorded_but_never_reach_the_events_topic() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let pipeline = Stages::all()
+        .ingest(ingest_limited_to(3))
+        .start(&settings)
+        .await;
+    apply(&settings, &pipeline, &resources(&receiver)).await;
+
+    for seq in 0..3 {
+        accepted_id(post(&pipeline, signup(seq)).await).await;
+    }
+    let limited = post(&pipeline, signup(3)).await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let unauthorized = post_request(&pipeline)
+        .bearer_auth("wrong")
+        .json(&signup(4))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+
+    let events = read_topic(
+        &settings,
+        &settings.topics().events(),
+        3,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(events.len(), 3, "refused requests must not reach Kafka");
+    let rejected = read_topic(
+        &settings,
+        &settings.topics().rejected(),
+        2,
+        Duration::from_millis(500),
+    )
+    .await;
+    let codes: BTreeSet<String> = rejected
+        .iter()
+        .map(|(_, value)| serde_json::from_slice::<RejectedRequest>(value).unwrap())
+        .inspect(|record| {
+            assert_eq!(record.source, "app");
+            assert!(
+                record
+                    .client
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("127.")),
+                "{record:?}"
+            );
+            assert!(
+                !serde_json::to_string(record).unwrap().contains("wrong"),
+                "no credentials recorded"
+            );
+        })
+        .map(|record| record.code)
+        .collect();
+    assert_eq!(
+        codes,
+        BTreeSet::from(["rate_limited".to_owned(), "unauthorized".to_owned()])
+    );
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_post_with_the_same_idempotency_key_gets_the_first_event_id() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let pipeline = Stages::all().start(&settings).await;
+    apply(&settings, &pipeline, &resources(&receiver)).await;
+
+    let send = |seq| {
+        post_request(&pipeline)
+            .header("idempotency-key", "delivery-1")
+            .json(&signup(seq))
+            .send()
+    };
+    let first = accepted_id(send(1).await.unwrap()).await;
+    let retry = accepted_id(send(1).await.unwrap()).await;
+    assert_eq!(first, retry);
+    // A later event arriving proves the retry produced nothing before it.
+    accepted_id(post(&pipeline, signup(2)).await).await;
+    let received = eventually("the second event", || async {
+        let received = receiver.received();
+        received
+            .iter()
+            .any(|r| r.json()["seq"] == 2)
+            .then_some(received)
+    })
+    .await;
+    assert_eq!(received.len(), 2, "{received:?}");
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_written_straight_to_kafka_flows_like_an_http_one() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let pipeline = Stages::all().start(&settings).await;
+    apply(&settings, &pipeline, &resources(&receiver)).await;
+
+    let producer: FutureProducer = hookline_runtime::kafka::create_producer(
+        &hookline_runtime::kafka::producer_config(&settings, "test-producer"),
+    )
+    .unwrap();
+    let body = serde_json::to_vec(&signup(9)).unwrap();
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "hookline-source",
+        value: Some("app"),
+    });
+    producer
+        .send(
+            FutureRecord::to(&settings.topics().events())
+                .key("app")
+                .payload(&body)
+                .headers(headers),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+
+    let got = eventually("the delivery", || async {
+        receiver.received().into_iter().next()
+    })
+    .await;
+    let json = got.json();
+    assert_eq!(json["seq"], 9);
+    assert_eq!(json["env"], "none", "no inbound headers without ingest");
+    assert_eq!(
+        json["event"].as_str().unwrap().len(),
+        36,
+        "a derived event id: {json}"
+    );
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_cannot_take_events_gets_503_and_nothing_acknowledged_is_lost() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let TestKafka::Embedded(broker) = &kafka else {
+        eprintln!(
+            "This test injects faults into the embedded broker; it runs in the embedded-broker pass."
+        );
+        return;
+    };
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let ingest = hookline_ingest::Config {
+        produce_timeout_ms: 1_000,
+        ..Stages::all_ingest()
+    };
+    let pipeline = Stages::all().ingest(ingest).start(&settings).await;
+    apply(&settings, &pipeline, &resources(&receiver)).await;
+
+    let before = accepted_id(post(&pipeline, signup(1)).await).await;
+    broker.cluster().broker_down(1).unwrap();
+    let refused = post(&pipeline, signup(2)).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    broker.cluster().broker_up(1).unwrap();
+    let after = eventually("ingest to accept again", || async {
+        let response = post(&pipeline, signup(3)).await;
+        (response.status() == 202).then_some(response)
+    })
+    .await;
+    let after = accepted_id(after).await;
+
+    eventually("every acknowledged event to be delivered", || async {
+        let events: BTreeSet<String> = receiver
+            .received()
+            .iter()
+            .map(|r| r.json()["event"].as_str().unwrap().to_owned())
+            .collect();
+        (events.contains(&before) && events.contains(&after)).then_some(())
+    })
+    .await;
+    pipeline.stop().await.unwrap();
+}
