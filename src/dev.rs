@@ -59,6 +59,27 @@ pub struct DevArgs {
     /// Resource file to apply at start instead of the built-in sample.
     #[arg(short = 'f', long = "file", env = "HOOKLINE_FILE")]
     pub file: Option<PathBuf>,
+
+    /// Roles to run (all by default), for example `ingest` to measure ingest alone.
+    #[arg(long = "roles", env = "HOOKLINE_DEV_ROLES", value_enum, value_delimiter = ',', default_values_t = [Role::Ingest, Role::Processor, Role::Dispatcher, Role::Control])]
+    pub roles: Vec<Role>,
+
+    /// Ingest's rate limits.
+    #[command(flatten)]
+    pub limits: hookline_ingest::limits::LimitSettings,
+}
+
+/// A role `hookline dev` can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The inbound endpoint.
+    Ingest,
+    /// Triggers and templates.
+    Processor,
+    /// Delivery.
+    Dispatcher,
+    /// The operator's API.
+    Control,
 }
 
 /// Runs `hookline dev` until `shutdown`.
@@ -77,13 +98,15 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
 
     let mut config = PipelineConfig::new(kafka.clone());
     config.admin_addr = args.admin_addr;
-    config.ingest = Some(hookline_ingest::Config {
+    let runs = |role| args.roles.contains(&role);
+    config.ingest = runs(Role::Ingest).then(|| hookline_ingest::Config {
         addr: args.ingest_addr,
+        limits: args.limits.clone(),
         ..hookline_ingest::Config::default()
     });
-    config.processor = Some(hookline_processor::Config::default());
-    config.dispatcher = Some(hookline_dispatcher::Config::default());
-    config.control = Some(hookline_control::Config {
+    config.processor = runs(Role::Processor).then(hookline_processor::Config::default);
+    config.dispatcher = runs(Role::Dispatcher).then(hookline_dispatcher::Config::default);
+    config.control = runs(Role::Control).then(|| hookline_control::Config {
         addr: args.control_addr,
         tokens: vec![DEV_CONTROL_TOKEN.to_owned()],
     });
