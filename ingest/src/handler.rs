@@ -185,9 +185,7 @@ async fn accept(
         };
         return Err(IngestError::RateLimited { scope, retry_after });
     }
-    // serde_json refuses nesting deeper than 128 levels, so a hostile body cannot exhaust the
-    // stack; the error says where it broke.
-    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+    if let Err(error) = crate::json::check(&body) {
         return Err(IngestError::InvalidJson(error.to_string()));
     }
     let idempotency_key = Idempotency::key(&source, headers);

@@ -10,6 +10,7 @@
 //! - [`idempotency`]: answering a sender's retry with the first event's id.
 //! - [`error`]: every refusal, with its status and stable error code.
 //! - [`handler`]: the endpoint.
+//! - [`json`]: checking a body is JSON, with a nesting limit.
 //! - [`rejected`]: the sampled log of refused requests.
 //! - [`server`]: binding and serving.
 //! - [`metrics`]: what it counts.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod handler;
 pub mod idempotency;
+pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod rejected;

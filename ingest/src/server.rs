@@ -200,9 +200,20 @@ mod tests {
     /// A router whose producer points at a closed port: every test here is refused before
     /// anything is produced.
     fn app() -> Router {
+        app_with(16, Duration::from_secs(5))
+    }
+
+    fn app_with(max_concurrent: usize, body_timeout: Duration) -> Router {
         let mut set = ResourceSet::default();
         set.put(source("github", true));
         set.put(source("paused", false));
+        set.put(Resource::Source(Source {
+            allowed_cidrs: vec!["192.30.252.0/22".into()],
+            ..Source::new(
+                hookline_schemas::ResourceId::parse("ranged").unwrap(),
+                vec![SourceAuth::Open],
+            )
+        }));
         let settings = KafkaSettings::new("127.0.0.1:1");
         let producer = kafka::create_producer(&kafka::producer_config(&settings, ROLE)).unwrap();
         let metrics = Metrics::register(&Registry::new());
@@ -217,16 +228,16 @@ mod tests {
                 store: ResourceStore::fixed(set),
                 producer,
                 topic: "t.events".into(),
-                max_body_bytes: 64,
+                max_body_bytes: 1024,
                 produce_timeout: Duration::from_millis(100),
-                body_timeout: Duration::from_secs(5),
+                body_timeout,
                 limits: RateLimits::new(crate::limits::LimitSettings::default()),
                 idempotency: Idempotency::new(&Default::default()),
                 rejected,
                 verifiers: Default::default(),
                 metrics,
             },
-            16,
+            max_concurrent,
         )
     }
 
@@ -311,7 +322,7 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_over_the_limit_get_413() {
-        let big = format!("{{\"a\": \"{}\"}}", "x".repeat(100));
+        let big = format!("{{\"a\": \"{}\"}}", "x".repeat(2000));
         let (status, body, _) = call(post(
             "/inbound-webhooks/github",
             Some("s3cret"),
@@ -348,6 +359,96 @@ mod tests {
         assert_eq!(code(&body), "method_not_allowed");
         assert_eq!(allow.as_deref(), Some("POST"));
     }
+
+    #[tokio::test]
+    async fn nesting_deeper_than_128_levels_gets_400() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let (status, body, _) = call(post(
+            "/inbound-webhooks/github",
+            Some("s3cret"),
+            "application/json",
+            &deep,
+        ))
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("recursion limit"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn clients_outside_the_source_ranges_get_403() {
+        let request = post("/inbound-webhooks/ranged", None, "application/json", "{}");
+        let outside = app()
+            .layer(axum::extract::connect_info::MockConnectInfo(
+                SocketAddr::from(([203, 0, 113, 9], 4000)),
+            ))
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(outside.status(), StatusCode::FORBIDDEN);
+        let body = axum::body::to_bytes(outside.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("client_not_allowed"));
+    }
+
+    /// A request whose body never arrives.
+    fn stalled(path: &str) -> Request<Body> {
+        Request::post(path)
+            .header(header::AUTHORIZATION, "Bearer s3cret")
+            .body(Body::from_stream(futures::stream::pending::<
+                Result<bytes::Bytes, std::io::Error>,
+            >()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_arrive_in_time_gets_408() {
+        let app = app_with(16, Duration::from_millis(100));
+        let response = app
+            .oneshot(stalled("/inbound-webhooks/github"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_concurrency_cap_are_shed_with_503() {
+        let app = app_with(1, Duration::from_secs(10));
+        let holding = tokio::spawn(app.clone().oneshot(stalled("/inbound-webhooks/github")));
+        // Give the first request time to take the only slot.
+        tokio::task::yield_now().await;
+        let mut shed = None;
+        for _ in 0..100 {
+            let response = app
+                .clone()
+                .oneshot(post(
+                    "/inbound-webhooks/github",
+                    Some("s3cret"),
+                    "application/json",
+                    "{}",
+                ))
+                .await
+                .unwrap();
+            if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+                shed = Some(response);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let shed = shed.expect("a second request was not shed while the only slot was taken");
+        assert!(shed.headers().contains_key(header::RETRY_AFTER));
+        let body = axum::body::to_bytes(shed.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("overloaded"));
+        holding.abort();
+    }
 }
 
 #[cfg(test)]
@@ -371,5 +472,44 @@ mod build_tests {
             error.to_string().contains("--ingest-max-body-bytes"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_trickles_its_headers_is_cut_off() {
+        let config = Config {
+            header_timeout_ms: 200,
+            ..Config::default()
+        };
+        let settings = KafkaSettings::new("127.0.0.1:1");
+        let store = ResourceStore::fixed(ResourceSet::default());
+        let ingest = Ingest::build(&config, &settings, store, &Registry::new())
+            .await
+            .unwrap();
+        let addr = ingest.local_addr();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(ingest.run(shutdown.clone()));
+
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(
+            &mut stream,
+            b"POST /inbound-webhooks/x HTTP/1.1\r\nHost: a\r\n",
+        )
+        .await
+        .unwrap();
+        // The headers never end: the server must give up on its own.
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer),
+        )
+        .await;
+        assert!(read.is_ok(), "the connection was still open after 10 s");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
     }
 }
