@@ -499,7 +499,7 @@ mod build_tests {
         // The headers never end: the server must give up on its own.
         let mut answer = Vec::new();
         let read = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
+            Duration::from_secs(10),
             tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer),
         )
         .await;
