@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use harness::kafka::read_topic;
-use harness::stages::{Stages, accepted_id, apply, post, post_request, resources, signup};
-use harness::{TestKafka, TestReceiver, eventually};
+use harness::stages::{Stages, World, accepted_id, post, post_request, signup};
+use harness::{TestKafka, eventually};
 use hookline_schemas::RejectedRequest;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -27,15 +27,12 @@ fn ingest_limited_to(per_minute: u32) -> hookline_ingest::Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limited_requests_get_429_and_are_recorded_but_never_reach_the_events_topic() {
-    harness::init_logs();
-    let kafka = TestKafka::start();
-    let settings = kafka.settings().await;
-    let receiver = TestReceiver::start().await;
-    let pipeline = Stages::all()
-        .ingest(ingest_limited_to(3))
-        .start(&settings)
-        .await;
-    apply(&settings, &pipeline, &resources(&receiver)).await;
+    let World {
+        kafka: _kafka,
+        settings,
+        pipeline,
+        ..
+    } = Stages::all().ingest(ingest_limited_to(3)).world().await;
 
     for seq in 0..3 {
         accepted_id(post(&pipeline, signup(seq)).await).await;
@@ -101,12 +98,12 @@ async fn rate_limited_requests_get_429_and_are_recorded_but_never_reach_the_even
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_post_with_the_same_idempotency_key_gets_the_first_event_id() {
-    harness::init_logs();
-    let kafka = TestKafka::start();
-    let settings = kafka.settings().await;
-    let receiver = TestReceiver::start().await;
-    let pipeline = Stages::all().start(&settings).await;
-    apply(&settings, &pipeline, &resources(&receiver)).await;
+    let World {
+        kafka: _kafka,
+        receiver,
+        pipeline,
+        ..
+    } = Stages::all().world().await;
 
     let send = |seq| {
         post_request(&pipeline)
@@ -133,12 +130,12 @@ async fn a_retried_post_with_the_same_idempotency_key_gets_the_first_event_id() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_written_straight_to_kafka_flows_like_an_http_one() {
-    harness::init_logs();
-    let kafka = TestKafka::start();
-    let settings = kafka.settings().await;
-    let receiver = TestReceiver::start().await;
-    let pipeline = Stages::all().start(&settings).await;
-    apply(&settings, &pipeline, &resources(&receiver)).await;
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all().world().await;
 
     let producer: FutureProducer = hookline_runtime::kafka::create_producer(
         &hookline_runtime::kafka::producer_config(&settings, "test-producer"),
@@ -177,22 +174,25 @@ async fn an_event_written_straight_to_kafka_flows_like_an_http_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_cannot_take_events_gets_503_and_nothing_acknowledged_is_lost() {
-    harness::init_logs();
-    let kafka = TestKafka::start();
-    let TestKafka::Embedded(broker) = &kafka else {
+    if !TestKafka::embedded_requested() {
         eprintln!(
             "This test injects faults into the embedded broker; it runs in the embedded-broker pass."
         );
         return;
-    };
-    let settings = kafka.settings().await;
-    let receiver = TestReceiver::start().await;
+    }
     let ingest = hookline_ingest::Config {
         produce_timeout_ms: 1_000,
         ..Stages::all_ingest()
     };
-    let pipeline = Stages::all().ingest(ingest).start(&settings).await;
-    apply(&settings, &pipeline, &resources(&receiver)).await;
+    let World {
+        kafka,
+        receiver,
+        pipeline,
+        ..
+    } = Stages::all().ingest(ingest).world().await;
+    let TestKafka::Embedded(broker) = &kafka else {
+        unreachable!("the embedded broker was requested");
+    };
 
     let before = accepted_id(post(&pipeline, signup(1)).await).await;
     broker.cluster().broker_down(1).unwrap();

@@ -8,19 +8,19 @@ mod harness;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use harness::stages::{Stages, accepted_id, apply, post, resources, signup};
+use harness::stages::{Stages, World, accepted_id, apply, post, resources, signup};
 use harness::{TestKafka, TestReceiver, eventually};
 use hookline::resource_file::{self, ResourceFile};
 use hookline_schemas::{DeadLetter, DeadReason};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posted_event_reaches_the_receiver_rendered_with_its_headers() {
-    harness::init_logs();
-    let kafka = TestKafka::start();
-    let settings = kafka.settings().await;
-    let receiver = TestReceiver::start().await;
-    let pipeline = Stages::all().start(&settings).await;
-    apply(&settings, &pipeline, &resources(&receiver)).await;
+    let World {
+        kafka: _kafka,
+        receiver,
+        pipeline,
+        ..
+    } = Stages::all().world().await;
 
     // The condition is false for this one: it must never arrive.
     let skipped = post(
@@ -114,16 +114,16 @@ async fn killing_and_restarting_the_processor_mid_stream_loses_no_acknowledged_e
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_on_503_then_delivers_with_the_same_webhook_id() {
-    harness::init_logs();
-    let kafka = TestKafka::start();
-    let settings = kafka.settings().await;
-    let receiver = TestReceiver::start().await;
-    receiver.answer(&[503, 503]);
     let mut dispatcher = hookline_dispatcher::Config::default();
     dispatcher.retry.initial_ms = 50;
     dispatcher.retry.jitter = false;
-    let pipeline = Stages::all().dispatcher(dispatcher).start(&settings).await;
-    apply(&settings, &pipeline, &resources(&receiver)).await;
+    let World {
+        kafka: _kafka,
+        receiver,
+        pipeline,
+        ..
+    } = Stages::all().dispatcher(dispatcher).world().await;
+    receiver.answer(&[503, 503]);
 
     accepted_id(post(&pipeline, signup(7)).await).await;
     let attempts = eventually("three attempts", || async {
@@ -142,12 +142,12 @@ async fn retries_on_503_then_delivers_with_the_same_webhook_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_template_error_is_dead_lettered_and_the_next_event_is_delivered() {
-    harness::init_logs();
-    let kafka = TestKafka::start();
-    let settings = kafka.settings().await;
-    let receiver = TestReceiver::start().await;
-    let pipeline = Stages::all().start(&settings).await;
-    apply(&settings, &pipeline, &resources(&receiver)).await;
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all().world().await;
 
     // No `user.email`: the body template fails on a missing field.
     let broken = serde_json::json!({"type": "user.signed_up", "seq": 1, "user": {}});
@@ -197,13 +197,13 @@ async fn applying_the_same_file_twice_changes_nothing_the_second_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resource_changes_apply_to_the_next_event_without_a_restart() {
-    harness::init_logs();
-    let kafka = TestKafka::start();
-    let settings = kafka.settings().await;
-    let receiver = TestReceiver::start().await;
-    let pipeline = Stages::all().start(&settings).await;
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all().world().await;
     let mut file = resources(&receiver);
-    apply(&settings, &pipeline, &file).await;
     accepted_id(post(&pipeline, signup(1)).await).await;
     eventually("the first delivery", || async {
         (!receiver.received().is_empty()).then_some(())

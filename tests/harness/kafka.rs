@@ -21,10 +21,16 @@ pub enum TestKafka {
 impl TestKafka {
     /// The real cluster at `KAFKA_BROKERS`, or a new embedded broker.
     pub fn start() -> Self {
-        match std::env::var("KAFKA_BROKERS") {
-            Ok(brokers) if !brokers.trim().is_empty() => Self::Real(brokers),
-            _ => Self::Embedded(EmbeddedKafka::start(1).expect("embedded broker starts")),
+        if Self::embedded_requested() {
+            Self::Embedded(EmbeddedKafka::start(1).expect("embedded broker starts"))
+        } else {
+            Self::Real(std::env::var("KAFKA_BROKERS").unwrap_or_default())
         }
+    }
+
+    /// Whether tests run on the embedded broker (no `KAFKA_BROKERS`).
+    pub fn embedded_requested() -> bool {
+        std::env::var("KAFKA_BROKERS").map_or(true, |brokers| brokers.trim().is_empty())
     }
 
     /// Whether this is the embedded broker.

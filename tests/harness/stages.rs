@@ -160,3 +160,34 @@ pub async fn accepted_id(response: reqwest::Response) -> String {
 pub fn signup(seq: u64) -> serde_json::Value {
     serde_json::json!({"type": "user.signed_up", "seq": seq, "user": {"email": format!("u{seq}@example.com")}})
 }
+
+/// A test's world: its Kafka and topics, a receiver, the stages running, and [`resources`]
+/// applied. Keep it alive for the whole test: dropping it stops the embedded broker.
+pub struct World {
+    /// The Kafka the stages use.
+    pub kafka: super::TestKafka,
+    /// Settings with the test's own topic prefix.
+    pub settings: KafkaSettings,
+    /// The receiver behind the `crm` destination.
+    pub receiver: TestReceiver,
+    /// The running stages.
+    pub pipeline: Pipeline,
+}
+
+impl Stages {
+    /// Starts a [`World`] with these stages.
+    pub async fn world(self) -> World {
+        super::init_logs();
+        let kafka = super::TestKafka::start();
+        let settings = kafka.settings().await;
+        let receiver = TestReceiver::start().await;
+        let pipeline = self.start(&settings).await;
+        apply(&settings, &pipeline, &resources(&receiver)).await;
+        World {
+            kafka,
+            settings,
+            receiver,
+            pipeline,
+        }
+    }
+}
