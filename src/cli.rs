@@ -45,6 +45,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Validate a resource file without connecting to Kafka.
     Validate(ValidateArgs),
+    /// Show what a trigger of a resource file would send for a sample event, without Kafka.
+    Preview(PreviewArgs),
 }
 
 /// Settings of one role.
@@ -84,6 +86,27 @@ pub struct ValidateArgs {
     /// The resource file (TOML).
     #[arg(short = 'f', long = "file", env = "HOOKLINE_FILE")]
     pub file: PathBuf,
+}
+
+/// `hookline preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The resource file (TOML) holding the trigger and its destinations.
+    #[arg(short = 'f', long = "file", env = "HOOKLINE_FILE")]
+    pub file: PathBuf,
+    /// The trigger's id.
+    #[arg(long)]
+    pub trigger: String,
+    /// A JSON file: the event's body, or `{"headers": {...}, "body": {...}}` with its inbound
+    /// headers (the form of the sample payloads).
+    #[arg(long)]
+    pub event: PathBuf,
+    /// The source the event arrives from; the trigger's first source unless set.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// An inbound header, `Name: value`, repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
 }
 
 /// Runs the command and turns its outcome into an exit code.
@@ -146,6 +169,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             if args.dry_run {
                 println!("(dry run: nothing was written)");
             }
+            Ok(())
+        }
+        Command::Preview(args) => {
+            let preview = crate::preview::run(&args)?;
+            println!("{}", serde_json::to_string_pretty(&preview)?);
             Ok(())
         }
         Command::Validate(args) => {

@@ -6,10 +6,12 @@
 //!   endpoints and shutdown; the end-to-end tests start stages through it too.
 //! - [`dev`]: `hookline dev`.
 //! - [`echo`]: the built-in echo receiver `hookline dev` delivers to.
+//! - [`preview`]: `hookline preview`.
 //! - [`resource_file`]: loading, validating and applying `hooks.toml` files.
 
 pub mod cli;
 pub mod dev;
 pub mod echo;
 pub mod pipeline;
+pub mod preview;
 pub mod resource_file;

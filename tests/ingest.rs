@@ -14,6 +14,7 @@ use harness::{TestKafka, eventually};
 use hookline_schemas::RejectedRequest;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 fn ingest_limited_to(per_minute: u32) -> hookline_ingest::Config {
     hookline_ingest::Config {
@@ -195,11 +196,18 @@ async fn a_broker_that_cannot_take_events_gets_503_and_nothing_acknowledged_is_l
     };
 
     let before = accepted_id(post(&pipeline, signup(1)).await).await;
-    broker.cluster().broker_down(1).unwrap();
+    // The broker refuses every write for a while (a retriable error: the producer keeps trying
+    // until the produce timeout), while consumers go on unaffected.
+    let refusals = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 1000];
+    broker
+        .cluster()
+        .request_errors(RDKafkaApiKey::Produce, &refusals);
     let refused = post(&pipeline, signup(2)).await;
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
-    broker.cluster().broker_up(1).unwrap();
+    broker
+        .cluster()
+        .clear_request_errors(RDKafkaApiKey::Produce);
     let after = eventually("ingest to accept again", || async {
         let response = post(&pipeline, signup(3)).await;
         (response.status() == 202).then_some(response)

@@ -232,3 +232,60 @@ async fn resource_changes_apply_to_the_next_event_without_a_restart() {
     );
     pipeline.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_fires_two_triggers_with_different_destinations() {
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all().world().await;
+    let audit = TestReceiver::start().await;
+    let mut file = resources(&receiver);
+    let extra = ResourceFile::parse(&format!(
+        r#"
+[[destinations]]
+id = "audit"
+url = "{url}"
+
+[[triggers]]
+id = "audit-everything"
+when = {{ sources = ["app"], event_type = "payload.type", event_types = ["user.*"] }}
+
+[[triggers.actions]]
+destination = "audit"
+url = "{url}/{{{{ payload.type }}}}"
+body = '{{"type": {{{{ payload.type }}}}, "seq": {{{{ payload.seq }}}}}}'
+"#,
+        url = audit.url("/audit"),
+    ))
+    .unwrap();
+    file.destinations.extend(extra.destinations);
+    file.triggers.extend(extra.triggers);
+    apply(&settings, &pipeline, &file).await;
+
+    let id = accepted_id(post(&pipeline, signup(5)).await).await;
+    let crm = eventually("the CRM delivery", || async {
+        receiver.received().into_iter().next()
+    })
+    .await;
+    let audited = eventually("the audit delivery", || async {
+        audit.received().into_iter().next()
+    })
+    .await;
+    assert_eq!(crm.json()["event"], id.as_str());
+    assert_eq!(
+        audited.json(),
+        serde_json::json!({"type": "user.signed_up", "seq": 5})
+    );
+    assert_eq!(
+        audited.path, "/audit/user.signed_up",
+        "the URL template was rendered"
+    );
+    assert_ne!(
+        crm.headers["webhook-id"], audited.headers["webhook-id"],
+        "one delivery id per trigger"
+    );
+    pipeline.stop().await.unwrap();
+}

@@ -26,7 +26,11 @@ pub fn first_attempt(
     destination: &Destination,
     rendered: RenderedAction,
 ) -> DeliveryJob {
-    let mut headers = rendered.headers;
+    let RenderedAction {
+        body,
+        mut headers,
+        url,
+    } = rendered;
     headers
         .entry("content-type".to_owned())
         .or_insert_with(|| "application/json".to_owned());
@@ -40,9 +44,9 @@ pub fn first_attempt(
         destination_id: destination.id.clone(),
         attempt: 1,
         method: destination.method.clone(),
-        url: destination.url.clone(),
+        url: url.unwrap_or_else(|| destination.url.clone()),
         headers,
-        body: rendered.body,
+        body,
         received_at: event.received_at.clone(),
         not_before: None,
     }

@@ -1,20 +1,24 @@
 //! The processor: turns events into delivery jobs.
 //!
 //! - [`config`]: settings (limits of templates, work in flight).
-//! - [`template`]: the minijinja environment and its safety limits.
+//! - [`template`]: the minijinja environment, its filters and its safety limits.
+//! - [`context`]: the variables templates see.
 //! - [`trigger`]: a trigger compiled once: its condition and templates.
 //! - [`rules`]: the compiled triggers of a resource snapshot, indexed by source.
 //! - [`event`]: reading an event's metadata from its record headers.
 //! - [`job`]: building delivery jobs with deterministic ids.
 //! - [`pipeline`]: the consume → match → render → produce loop.
+//! - [`preview`]: evaluating a trigger against a sample event without sending anything.
 //! - [`metrics`]: what it counts.
 
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod event;
 pub mod job;
 pub mod metrics;
 pub mod pipeline;
+pub mod preview;
 pub mod rules;
 pub mod template;
 pub mod trigger;
@@ -22,4 +26,4 @@ pub mod trigger;
 pub use config::Config;
 pub use error::Error;
 pub use pipeline::Processor;
-pub use trigger::{CompileError, CompiledTrigger};
+pub use trigger::{CompileError, CompiledTrigger, Match, RenderError};

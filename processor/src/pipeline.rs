@@ -16,7 +16,6 @@ use hookline_runtime::{KafkaSettings, kafka};
 use hookline_schemas::{
     DeadLetter, DeadPayload, DeadReason, EventMetadata, SCHEMA_VERSION, SourcePosition,
 };
-use minijinja::{Value, context};
 use prometheus::Registry;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -24,14 +23,14 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
 use crate::rules::Rules;
-use crate::{Config, Error, event, job};
+use crate::trigger::Match;
+use crate::{Config, Error, context, event, job};
 
 /// The role name in client ids and consumer groups.
 pub const ROLE: &str = "processor";
@@ -156,15 +155,6 @@ impl Pending {
     }
 }
 
-/// The `event` variable of templates.
-#[derive(Serialize)]
-struct EventContext<'a> {
-    id: &'a str,
-    source: &'a str,
-    received_at: &'a str,
-    headers: &'a std::collections::BTreeMap<String, String>,
-}
-
 impl State<'_> {
     fn handle(
         &mut self,
@@ -203,7 +193,7 @@ impl State<'_> {
         if triggers.is_empty() {
             return;
         }
-        let payload: Value = match serde_json::from_slice(message.payload().unwrap_or_default()) {
+        let payload = match context::payload(message.payload().unwrap_or_default()) {
             Ok(payload) => payload,
             Err(error) => {
                 let dead = dead_event(
@@ -215,24 +205,14 @@ impl State<'_> {
                 return self.dead_letter(dead, pending);
             }
         };
-        let event_context = Value::from(minijinja::value::Serde(EventContext {
-            id: &metadata.event_id,
-            source: metadata.source.as_str(),
-            received_at: &metadata.received_at,
-            headers: &metadata.headers,
-        }));
+        let event = context::event(&metadata);
         let now = hookline_runtime::time::now_rfc3339();
         for compiled in triggers {
             let trigger = compiled.trigger();
-            let context = context! {
-                payload => payload.clone(),
-                event => event_context.clone(),
-                trigger => context! { id => trigger.id.as_str(), name => trigger.name.as_str() },
-                now => now.clone(),
-            };
-            match compiled.matches(&context) {
-                Ok(true) => self.processor.metrics.matches.inc(),
-                Ok(false) => continue,
+            let variables = context::for_trigger(&payload, &event, trigger, &now);
+            match compiled.matches(&variables) {
+                Ok(Match::Fired) => self.processor.metrics.matches.inc(),
+                Ok(Match::OtherEventType(_) | Match::ConditionFalse) => continue,
                 Err(error) => {
                     let reason = format!("trigger {}: {error}", trigger.id);
                     let dead = dead_event(
@@ -262,7 +242,7 @@ impl State<'_> {
                         .inc();
                     continue;
                 }
-                match compiled.render(index, &context) {
+                match compiled.render(index, &variables) {
                     Ok(rendered) => {
                         let job = job::first_attempt(
                             &metadata,

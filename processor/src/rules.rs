@@ -96,12 +96,15 @@ mod tests {
             enabled,
             when: When {
                 sources: vec![id(source)],
+                event_type: None,
+                event_types: Vec::new(),
             },
             condition: None,
             actions: vec![Action {
                 destination: id("d"),
                 body: "{}".into(),
                 headers: Default::default(),
+                url: None,
             }],
         })
     }

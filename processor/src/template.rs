@@ -5,7 +5,7 @@
 //! rendered size. There is no loader: templates cannot read files or include each other.
 
 use clap::Args;
-use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 
 /// Template limits.
 #[derive(Clone, Debug, Args)]
@@ -45,9 +45,24 @@ impl Default for Limits {
 /// string with its quotes, so a body template cannot produce broken JSON by interpolation.
 pub const JSON_SUFFIX: &str = ".json";
 
-/// A fresh environment with the limits applied.
+/// A fresh environment with the limits applied and the filters webhook bodies need: minijinja's
+/// built-ins (`default`, `tojson`, `upper`, `replace`, `join`, ...), `truncate`, `pluralize`,
+/// `filesizeformat`, Python string methods (`.split()`, `.lower()`, ...), dates (`datetimeformat`,
+/// `dateformat`, `timeformat`, strftime-style formats
+/// in UTC unless `tz` says otherwise) and `sha256` (hex digest). No loader: nothing is read from
+/// disk or network.
 pub fn environment(limits: &Limits) -> Environment<'static> {
     let mut env = Environment::new();
+    env.add_filter("truncate", minijinja_contrib::filters::truncate);
+    env.add_filter("pluralize", minijinja_contrib::filters::pluralize);
+    env.add_filter("filesizeformat", minijinja_contrib::filters::filesizeformat);
+    env.add_filter("datetimeformat", minijinja_contrib::filters::datetimeformat);
+    env.add_filter("dateformat", minijinja_contrib::filters::dateformat);
+    env.add_filter("timeformat", minijinja_contrib::filters::timeformat);
+    env.add_filter("sha256", sha256);
+    // Python's string and dict methods (`.split()`, `.startswith()`, `.items()`), which users
+    // coming from Jinja2 expect.
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(limits.fuel));
     env.set_recursion_limit(limits.recursion);
@@ -59,6 +74,15 @@ pub fn environment(limits: &Limits) -> Environment<'static> {
         }
     });
     env
+}
+
+/// The hex SHA-256 digest of a value's text, for example to pseudonymise an e-mail address.
+fn sha256(value: &Value) -> String {
+    use sha2::Digest as _;
+    let text = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned);
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// Line and column (both from 1) of a template error, when minijinja knows where it happened.

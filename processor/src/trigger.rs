@@ -1,5 +1,5 @@
-//! A trigger compiled once, when it is created or changed: its `if` condition and the templates
-//! of its actions. Rendering an event then only evaluates.
+//! A trigger compiled once, when it is created or changed: its event-type expression, its `if`
+//! condition and the templates of its actions. Rendering an event then only evaluates.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,14 +10,18 @@ use minijinja::{Environment, Expression, Value};
 
 use crate::template::{self, JSON_SUFFIX, Limits};
 
-type Condition<'env> = Option<Expression<'env, 'static>>;
+/// The trigger's compiled expressions, which borrow its environment.
+struct Expressions<'env> {
+    event_type: Option<Expression<'env, 'static>>,
+    condition: Option<Expression<'env, 'static>>,
+}
 
 self_cell::self_cell!(
-    /// The trigger's environment (holding its templates) and its condition, which borrows it.
+    /// The trigger's environment (holding its templates) and its expressions.
     struct Compiled {
         owner: Environment<'static>,
         #[covariant]
-        dependent: Condition,
+        dependent: Expressions,
     }
 );
 
@@ -54,8 +58,19 @@ pub struct CompileError {
 pub struct RenderError {
     /// The field that failed, for example `actions[0].body`.
     pub field: String,
-    /// What went wrong.
+    /// What went wrong, naming the expression that failed when minijinja knows it.
     pub reason: String,
+}
+
+/// Whether a trigger fires for an event, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// `when` and `if` hold.
+    Fired,
+    /// The event's type is not one the trigger looks at.
+    OtherEventType(String),
+    /// The `if` condition is false.
+    ConditionFalse,
 }
 
 /// One action's rendered request parts.
@@ -65,6 +80,8 @@ pub struct RenderedAction {
     pub body: String,
     /// Rendered header values by name.
     pub headers: BTreeMap<String, String>,
+    /// The rendered URL override, if the action has one.
+    pub url: Option<String>,
 }
 
 fn body_name(action: usize) -> String {
@@ -75,22 +92,35 @@ fn header_name(action: usize, header: &str) -> String {
     format!("actions[{action}].headers.{header}")
 }
 
+fn url_name(action: usize) -> String {
+    format!("actions[{action}].url")
+}
+
+fn invalid(field: &str, reason: &str) -> CompileError {
+    CompileError {
+        field: field.to_owned(),
+        position: None,
+        reason: reason.to_owned(),
+    }
+}
+
 impl CompiledTrigger {
-    /// Compiles the trigger's condition and templates with the given limits.
+    /// Compiles the trigger's expressions and templates with the given limits.
     pub fn build(trigger: Arc<Trigger>, limits: &Limits) -> Result<Self, CompileError> {
         if trigger.actions.is_empty() {
-            return Err(CompileError {
-                field: "actions".into(),
-                position: None,
-                reason: "a trigger needs at least one action".into(),
-            });
+            return Err(invalid("actions", "a trigger needs at least one action"));
         }
         if trigger.when.sources.is_empty() {
-            return Err(CompileError {
-                field: "when.sources".into(),
-                position: None,
-                reason: "a trigger needs at least one source".into(),
-            });
+            return Err(invalid(
+                "when.sources",
+                "a trigger needs at least one source",
+            ));
+        }
+        if trigger.when.event_type.is_some() == trigger.when.event_types.is_empty() {
+            return Err(invalid(
+                "when.event_types",
+                "set when.event_type (how to read an event's type) and when.event_types (the types to fire on) together",
+            ));
         }
         let mut env = template::environment(limits);
         for (index, action) in trigger.actions.iter().enumerate() {
@@ -104,14 +134,17 @@ impl CompiledTrigger {
                 let name = header_name(index, header);
                 add(&mut env, name.clone(), value, name)?;
             }
+            if let Some(url) = &action.url {
+                add(&mut env, url_name(index), url, url_name(index))?;
+            }
         }
+        let event_type = trigger.when.event_type.clone();
         let condition = trigger.condition.clone();
-        let compiled = Compiled::try_new(env, |env| match condition {
-            None => Ok(None),
-            Some(source) => env
-                .compile_expression_owned(source.clone())
-                .map(Some)
-                .map_err(|error| compile_error("if", &source, &error)),
+        let compiled = Compiled::try_new(env, |env| {
+            Ok::<_, CompileError>(Expressions {
+                event_type: compile(env, "when.event_type", event_type)?,
+                condition: compile(env, "if", condition)?,
+            })
         })?;
         Ok(Self {
             trigger,
@@ -125,21 +158,49 @@ impl CompiledTrigger {
         &self.trigger
     }
 
-    /// Evaluates the `if` condition (true when there is none).
-    pub fn matches(&self, context: &Value) -> Result<bool, RenderError> {
-        match self.compiled.borrow_dependent() {
-            None => Ok(true),
-            Some(expression) => expression
-                .eval(context.clone())
-                .map(|value| value.is_true())
-                .map_err(|error| render_error("if", &error)),
+    /// Evaluates `when.event_type` and the `if` condition against an event's context.
+    pub fn matches(&self, context: &Value) -> Result<Match, RenderError> {
+        let expressions = self.compiled.borrow_dependent();
+        if let Some(event_type) = &expressions.event_type {
+            let value = event_type.eval(context.clone()).map_err(|error| {
+                render_error(
+                    "when.event_type",
+                    self.trigger.when.event_type.as_deref(),
+                    &error,
+                )
+            })?;
+            let value = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            if !self
+                .trigger
+                .when
+                .event_types
+                .iter()
+                .any(|pattern| type_matches(pattern, &value))
+            {
+                return Ok(Match::OtherEventType(value));
+            }
+        }
+        match &expressions.condition {
+            None => Ok(Match::Fired),
+            Some(condition) => {
+                let value = condition.eval(context.clone()).map_err(|error| {
+                    render_error("if", self.trigger.condition.as_deref(), &error)
+                })?;
+                Ok(if value.is_true() {
+                    Match::Fired
+                } else {
+                    Match::ConditionFalse
+                })
+            }
         }
     }
 
     /// Renders action `index` (which must exist) against `context`.
     pub fn render(&self, index: usize, context: &Value) -> Result<RenderedAction, RenderError> {
         let action = &self.trigger.actions[index];
-        let body = self.render_one(&body_name(index), context)?;
+        let body = self.render_one(&body_name(index), &action.body, context)?;
         if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(&body) {
             return Err(RenderError {
                 field: format!("actions[{index}].body"),
@@ -147,20 +208,24 @@ impl CompiledTrigger {
             });
         }
         let mut headers = BTreeMap::new();
-        for header in action.headers.keys() {
-            let value = self.render_one(&header_name(index, header), context)?;
+        for (header, source) in &action.headers {
+            let value = self.render_one(&header_name(index, header), source, context)?;
             headers.insert(header.clone(), value);
         }
-        Ok(RenderedAction { body, headers })
+        let url = match &action.url {
+            Some(source) => Some(self.render_one(&url_name(index), source, context)?),
+            None => None,
+        };
+        Ok(RenderedAction { body, headers, url })
     }
 
-    fn render_one(&self, name: &str, context: &Value) -> Result<String, RenderError> {
+    fn render_one(&self, name: &str, source: &str, context: &Value) -> Result<String, RenderError> {
         let field = name.trim_end_matches(JSON_SUFFIX);
         let env = self.compiled.borrow_owner();
         let rendered = env
             .get_template(name)
             .and_then(|template| template.render(context))
-            .map_err(|error| render_error(field, &error))?;
+            .map_err(|error| render_error(field, Some(source), &error))?;
         if rendered.len() > self.max_rendered_bytes {
             return Err(RenderError {
                 field: field.to_owned(),
@@ -172,6 +237,28 @@ impl CompiledTrigger {
             });
         }
         Ok(rendered)
+    }
+}
+
+/// Whether an event type matches a pattern: equal, or a prefix before a trailing `*`.
+fn type_matches(pattern: &str, value: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => value.starts_with(prefix),
+        None => pattern == value,
+    }
+}
+
+fn compile<'env>(
+    env: &'env Environment<'static>,
+    field: &str,
+    source: Option<String>,
+) -> Result<Option<Expression<'env, 'static>>, CompileError> {
+    match source {
+        None => Ok(None),
+        Some(source) => env
+            .compile_expression_owned(source.clone())
+            .map(Some)
+            .map_err(|error| compile_error(field, &source, &error)),
     }
 }
 
@@ -193,10 +280,21 @@ fn compile_error(field: &str, source: &str, error: &minijinja::Error) -> Compile
     }
 }
 
-fn render_error(field: &str, error: &minijinja::Error) -> RenderError {
+/// A run-time error naming the expression that failed (`payload.user.email`) and where, so a
+/// missing field is found without guessing.
+fn render_error(field: &str, source: Option<&str>, error: &minijinja::Error) -> RenderError {
+    let mut reason = describe(error);
+    if let Some(source) = source {
+        if let Some(snippet) = error.range().and_then(|range| source.get(range)) {
+            reason.push_str(&format!(" in `{}`", snippet.trim()));
+        }
+        if let Some((line, column)) = template::position(source, error) {
+            reason.push_str(&format!(" (line {line}, column {column})"));
+        }
+    }
     RenderError {
         field: field.to_owned(),
-        reason: describe(error),
+        reason,
     }
 }
 
@@ -223,12 +321,15 @@ mod tests {
             enabled: true,
             when: When {
                 sources: vec![ResourceId::parse("s").unwrap()],
+                event_type: None,
+                event_types: Vec::new(),
             },
             condition: condition.map(str::to_owned),
             actions: vec![Action {
                 destination: ResourceId::parse("d").unwrap(),
                 body: body.into(),
                 headers: BTreeMap::from([("x-kind".into(), "{{ payload.kind }}".into())]),
+                url: None,
             }],
         })
     }
@@ -261,16 +362,10 @@ mod tests {
             &Limits::default(),
         )
         .unwrap();
-        assert!(
-            compiled
-                .matches(&payload(r#"{"severity": "high", "count": 4}"#))
-                .unwrap()
-        );
-        assert!(
-            !compiled
-                .matches(&payload(r#"{"severity": "high", "count": 3}"#))
-                .unwrap()
-        );
+        let high = payload(r#"{"severity": "high", "count": 4}"#);
+        assert_eq!(compiled.matches(&high).unwrap(), Match::Fired);
+        let low = payload(r#"{"severity": "high", "count": 3}"#);
+        assert_eq!(compiled.matches(&low).unwrap(), Match::ConditionFalse);
     }
 
     #[test]
@@ -283,6 +378,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.field, "actions[0].body");
         assert!(error.reason.contains("undefined"), "{error}");
+        assert!(
+            error.reason.contains("payload.nope"),
+            "the error names the expression: {error}"
+        );
     }
 
     #[test]
@@ -330,5 +429,75 @@ mod tests {
             .render(0, &payload(r#"{"kind": "x"}"#))
             .unwrap_err();
         assert!(error.reason.contains("limit"), "{error}");
+    }
+
+    #[test]
+    fn event_types_select_events_with_trailing_wildcards() {
+        let mut written = Trigger::clone(&trigger(None, "{}"));
+        written.when.event_type = Some("payload.type".into());
+        written.when.event_types = vec!["invoice.*".into(), "customer.created".into()];
+        let compiled = CompiledTrigger::build(Arc::new(written), &Limits::default()).unwrap();
+        let of_type = |kind: &str| payload(&format!(r#"{{"type": "{kind}"}}"#));
+        assert_eq!(
+            compiled
+                .matches(&of_type("invoice.payment_failed"))
+                .unwrap(),
+            Match::Fired
+        );
+        assert_eq!(
+            compiled.matches(&of_type("customer.created")).unwrap(),
+            Match::Fired
+        );
+        assert_eq!(
+            compiled.matches(&of_type("customer.deleted")).unwrap(),
+            Match::OtherEventType("customer.deleted".into())
+        );
+    }
+
+    #[test]
+    fn event_type_and_event_types_go_together() {
+        let mut written = Trigger::clone(&trigger(None, "{}"));
+        written.when.event_types = vec!["push".into()];
+        let error = CompiledTrigger::build(Arc::new(written), &Limits::default()).unwrap_err();
+        assert_eq!(error.field, "when.event_types");
+    }
+
+    #[test]
+    fn the_url_can_be_templated() {
+        let mut written = Trigger::clone(&trigger(None, "{}"));
+        written.actions[0].url =
+            Some("https://crm.example.com/accounts/{{ payload.account }}".into());
+        let compiled = CompiledTrigger::build(Arc::new(written), &Limits::default()).unwrap();
+        let rendered = compiled
+            .render(0, &payload(r#"{"account": "acme", "kind": "k"}"#))
+            .unwrap();
+        assert_eq!(
+            rendered.url.as_deref(),
+            Some("https://crm.example.com/accounts/acme")
+        );
+    }
+
+    #[test]
+    fn webhook_filters_are_available() {
+        let body = r#"{"short": {{ payload.text | truncate(length=8) }}, "hash": {{ payload.text | sha256 }}, "when": {{ payload.at | datetimeformat(format="%Y-%m-%d") }}, "raw": {{ payload | tojson }}, "fallback": {{ payload.missing | default("none") }}}"#;
+        let compiled = CompiledTrigger::build(trigger(None, body), &Limits::default()).unwrap();
+        let rendered = compiled
+            .render(
+                0,
+                &payload(
+                    r#"{"text": "hello webhook world", "at": "2026-11-23T10:00:00Z", "kind": "k"}"#,
+                ),
+            )
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&rendered.body).unwrap();
+        assert_eq!(json["short"], "hello...");
+        // sha256("hello webhook world"), computed with Python's hashlib.
+        assert_eq!(
+            json["hash"],
+            "513026bb11e0907ff1442ea3fa22bb86fac5c387a8be7953ff5800685e83afff"
+        );
+        assert_eq!(json["when"], "2026-11-23");
+        assert_eq!(json["raw"]["kind"], "k");
+        assert_eq!(json["fallback"], "none");
     }
 }

@@ -59,9 +59,7 @@ pub fn consumer_config(settings: &KafkaSettings, role: &str, group: &str) -> Cli
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        // Real brokers answer a fetch as soon as data arrives; the embedded one waits this long,
-        // so it bounds the latency each stage adds there. Idle fetches stay cheap either way.
-        .set("fetch.wait.max.ms", "100");
+        .set("fetch.wait.max.ms", settings.fetch_wait_ms.to_string());
     if settings.group_protocol == GroupProtocol::Consumer {
         config.set("group.protocol", "consumer");
     }

@@ -45,6 +45,16 @@ pub struct KafkaSettings {
     #[arg(long = "group-protocol", env = "HOOKLINE_GROUP_PROTOCOL", value_enum, default_value_t = GroupProtocol::Classic)]
     pub group_protocol: GroupProtocol,
 
+    /// Longest time a consumer's fetch waits for records, in milliseconds. Real brokers answer
+    /// as soon as records arrive; the embedded one waits this long, so it bounds the latency each
+    /// stage adds there.
+    #[arg(
+        long = "kafka-fetch-wait-ms",
+        env = "HOOKLINE_KAFKA_FETCH_WAIT_MS",
+        default_value_t = 100
+    )]
+    pub fetch_wait_ms: u32,
+
     /// How topics are created at start-up.
     #[command(flatten)]
     pub topics: TopicSettings,
@@ -92,6 +102,7 @@ impl KafkaSettings {
             topic_prefix: hookline_schemas::topics::DEFAULT_PREFIX.to_owned(),
             options: Vec::new(),
             group_protocol: GroupProtocol::Classic,
+            fetch_wait_ms: 100,
             topics: TopicSettings {
                 create: true,
                 partitions: 6,

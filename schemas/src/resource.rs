@@ -231,6 +231,13 @@ pub struct Trigger {
 pub struct When {
     /// Events of any of these sources.
     pub sources: Vec<ResourceId>,
+    /// A minijinja expression giving an event's type, for example
+    /// `event.headers["x-github-event"]` or `payload.type`. Set it together with `event_types`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// The event types the trigger fires on; a trailing `*` matches any suffix (`invoice.*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_types: Vec<String>,
 }
 
 /// One delivery a trigger produces.
@@ -244,6 +251,10 @@ pub struct Action {
     /// minijinja templates of extra request headers, by header name.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// A minijinja template of the URL, replacing the destination's (for example to put an id
+    /// from the event in the path). The destination's own URL when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// The kinds of resource, the first part of a resource key.
