@@ -65,6 +65,9 @@ async fn killing_and_restarting_the_processor_mid_stream_loses_no_acknowledged_e
     let edges = Stages::all().without_processor().start(&settings).await;
     let processor = Stages::processor_only().start(&settings).await;
     apply(&settings, &edges, &resources(&receiver)).await;
+    // Each process reads resources on its own: the processor must see them too before events
+    // flow, or it rightly ignores events for a trigger it does not know yet.
+    harness::stages::seen(&processor, &resources(&receiver)).await;
 
     const EVENTS: u64 = 300;
     let mut accepted = BTreeMap::new();

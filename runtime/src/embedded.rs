@@ -42,8 +42,6 @@ impl EmbeddedKafka {
         settings.topics.create = false;
         // The embedded broker holds a fetch for its full wait even when records arrive meanwhile.
         settings.fetch_wait_ms = 10;
-        // It is local: reconnecting after a fault should not wait the production backoff.
-        settings.options = vec![("reconnect.backoff.max.ms".to_owned(), "1000".to_owned())];
         settings
     }
 

@@ -78,7 +78,8 @@ pub fn reader_config(settings: &KafkaSettings, role: &str) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", settings.fetch_wait_ms.to_string());
     extend(config, &client_config(settings, role))
 }
 

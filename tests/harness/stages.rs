@@ -119,6 +119,11 @@ pub async fn apply(settings: &KafkaSettings, pipeline: &Pipeline, file: &Resourc
     resource_file::apply(settings, file, false, false)
         .await
         .unwrap();
+    seen(pipeline, file).await;
+}
+
+/// Waits until `pipeline` sees every resource in `file`.
+pub async fn seen(pipeline: &Pipeline, file: &ResourceFile) {
     let wanted = file.resources();
     eventually("the pipeline to see the applied resources", || async {
         let set = pipeline.store.snapshot();
