@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hookline_runtime::admin::{AdminServer, Readiness};
+use hookline_runtime::observe::ConsumerMetrics;
 use hookline_runtime::resources::ResourceStore;
 use hookline_runtime::{KafkaSettings, telemetry, topics};
 use hookline_schemas::TopicKind;
@@ -91,6 +92,7 @@ impl Pipeline {
             .await
             .context("could not prepare the Kafka topics")?;
         let registry = telemetry::registry(&roles.join(","));
+        let consumers = ConsumerMetrics::register(&registry);
         let readiness = Readiness::default();
         let mut tasks = JoinSet::new();
 
@@ -129,9 +131,14 @@ impl Pipeline {
             tasks.spawn(async move { ("ingest", server.run(token).await.map_err(Into::into)) });
         }
         if let Some(processor) = config.processor.clone() {
-            let processor =
-                hookline_processor::Processor::build(processor, kafka, store.clone(), &registry)
-                    .context("could not start the processor")?;
+            let processor = hookline_processor::Processor::build(
+                processor,
+                kafka,
+                store.clone(),
+                &registry,
+                &consumers,
+            )
+            .context("could not start the processor")?;
             let token = shutdown.clone();
             tasks.spawn(
                 async move { ("processor", processor.run(token).await.map_err(Into::into)) },
@@ -143,6 +150,7 @@ impl Pipeline {
                 kafka,
                 store.clone(),
                 &registry,
+                &consumers,
                 shutdown.clone(),
             )
             .context("could not start the dispatcher")?;

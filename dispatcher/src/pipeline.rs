@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_runtime::consume::{self, Settled};
+use hookline_runtime::observe::{ConsumerMetrics, ObservedContext};
 use hookline_runtime::resources::ResourceStore;
 use hookline_runtime::{KafkaSettings, kafka};
 use hookline_schemas::{
@@ -35,7 +36,7 @@ pub const ROLE: &str = "dispatcher";
 
 /// A dispatcher, built and ready to run.
 pub struct Dispatcher {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<ObservedContext>,
     shared: Arc<Shared>,
 }
 
@@ -59,11 +60,15 @@ impl Dispatcher {
         settings: &KafkaSettings,
         store: ResourceStore,
         registry: &Registry,
+        consumers: &ConsumerMetrics,
         shutdown: CancellationToken,
     ) -> Result<Self, Error> {
         let topics = settings.topics();
         let group = kafka::group_id(settings, ROLE);
-        let consumer = kafka::create_consumer(&kafka::consumer_config(settings, ROLE, &group))?;
+        let consumer = kafka::create_observed_consumer(
+            &kafka::consumer_config(settings, ROLE, &group),
+            consumers.context(&group),
+        )?;
         let producer = kafka::create_producer(&kafka::producer_config(settings, ROLE))?;
         let deliverer = Deliverer::new(config.response_body_bytes).map_err(Error::HttpClient)?;
         Ok(Self {

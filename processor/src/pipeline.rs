@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hookline_runtime::consume::{self, Settled};
+use hookline_runtime::observe::{ConsumerMetrics, ObservedContext};
 use hookline_runtime::resources::{ResourceSet, ResourceStore};
 use hookline_runtime::{KafkaSettings, kafka};
 use hookline_schemas::{
@@ -39,7 +40,7 @@ pub const ROLE: &str = "processor";
 pub struct Processor {
     config: Config,
     store: ResourceStore,
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<ObservedContext>,
     producer: FutureProducer,
     events_topic: String,
     deliveries_topic: String,
@@ -54,10 +55,14 @@ impl Processor {
         settings: &KafkaSettings,
         store: ResourceStore,
         registry: &Registry,
+        consumers: &ConsumerMetrics,
     ) -> Result<Self, Error> {
         let topics = settings.topics();
         let group = kafka::group_id(settings, ROLE);
-        let consumer = kafka::create_consumer(&kafka::consumer_config(settings, ROLE, &group))?;
+        let consumer = kafka::create_observed_consumer(
+            &kafka::consumer_config(settings, ROLE, &group),
+            consumers.context(&group),
+        )?;
         let mut producer_config = kafka::producer_config(settings, ROLE);
         // Room for the jobs of every event in flight, so enqueueing practically never waits.
         producer_config.set("queue.buffering.max.messages", "1000000");

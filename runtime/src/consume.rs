@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use tokio::task::JoinSet;
@@ -35,13 +35,14 @@ type Finished<E> = (String, i32, i64, Result<Settled, E>);
 
 /// Reads `consumer` until `shutdown`, handing every record to `handler` and storing offsets as
 /// records finish. On shutdown it stops reading, waits for the records in flight and commits.
-pub async fn run<H, F, E>(
-    consumer: &StreamConsumer,
+pub async fn run<C, H, F, E>(
+    consumer: &StreamConsumer<C>,
     max_in_flight: usize,
     shutdown: &CancellationToken,
     mut handler: H,
 ) -> Result<(), E>
 where
+    C: ConsumerContext + 'static,
     H: FnMut(&BorrowedMessage<'_>) -> F,
     F: Future<Output = Result<Settled, E>> + Send + 'static,
     E: Send + 'static,
@@ -82,8 +83,8 @@ where
     Ok(())
 }
 
-fn finish<E>(
-    consumer: &StreamConsumer,
+fn finish<C: ConsumerContext + 'static, E>(
+    consumer: &StreamConsumer<C>,
     tracker: &mut OffsetTracker,
     joined: Result<Finished<E>, tokio::task::JoinError>,
 ) -> Result<(), E> {

@@ -9,6 +9,7 @@ use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::FutureProducer;
 
 use crate::Error;
+use crate::observe::ObservedContext;
 use crate::settings::{GroupProtocol, KafkaSettings};
 
 /// The largest record Hookline writes, in bytes: room for a 1 MiB event with its headers, or a
@@ -86,6 +87,21 @@ pub fn reader_config(settings: &KafkaSettings, role: &str) -> ClientConfig {
 /// Creates a consumer from a config built above.
 pub fn create_consumer(config: &ClientConfig) -> Result<StreamConsumer, Error> {
     config.create().map_err(Error::ClientConfig)
+}
+
+/// Creates a group consumer that reports its lag and rebalances through `context`.
+pub fn create_observed_consumer(
+    config: &ClientConfig,
+    context: ObservedContext,
+) -> Result<StreamConsumer<ObservedContext>, Error> {
+    let mut config = config.clone();
+    config.set(
+        "statistics.interval.ms",
+        crate::observe::STATISTICS_INTERVAL_MS.to_string(),
+    );
+    config
+        .create_with_context(context)
+        .map_err(Error::ClientConfig)
 }
 
 /// The consumer group of a role: `<topic prefix><role>`, so installations sharing a cluster

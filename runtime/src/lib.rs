@@ -6,6 +6,7 @@
 //! - [`embedded`]: the embedded Kafka-protocol broker for `hookline dev` and tests.
 //! - [`resources`]: the resource store, materialised from the compacted resources topic.
 //! - [`secrets`]: secret formats shared by signing and verifying.
+//! - [`observe`]: consumer lag and rebalance metrics.
 //! - [`offsets`]: which offset may be committed while records finish out of order.
 //! - [`consume`]: the at-least-once consume loop every consuming stage runs.
 //! - [`admin`]: `/metrics`, `/healthz` and `/readyz`.
@@ -20,6 +21,7 @@ pub mod consume;
 pub mod embedded;
 pub mod error;
 pub mod kafka;
+pub mod observe;
 pub mod offsets;
 pub mod resources;
 pub mod secrets;

@@ -1,0 +1,173 @@
+//! What a consuming stage tells about its consumer group: lag per partition (from librdkafka's
+//! statistics, so no separate lag exporter is needed) and rebalances.
+
+use std::collections::HashMap;
+
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+
+use crate::telemetry::register;
+
+/// Records a consumer group is behind, per partition.
+pub const LAG: &str = "hookline_consumer_lag";
+/// Partition assignments and revocations of a group.
+pub const REBALANCES: &str = "hookline_consumer_rebalances_total";
+
+/// How often librdkafka reports statistics, in milliseconds.
+pub const STATISTICS_INTERVAL_MS: u32 = 5_000;
+
+/// The consumer metrics of a process, shared by its consuming stages.
+#[derive(Clone, Debug)]
+pub struct ConsumerMetrics {
+    lag: IntGaugeVec,
+    rebalances: IntCounterVec,
+}
+
+impl ConsumerMetrics {
+    /// Creates and registers the metrics; once per registry.
+    pub fn register(registry: &Registry) -> Self {
+        let metrics = Self {
+            lag: IntGaugeVec::new(
+                Opts::new(
+                    LAG,
+                    "Records a consumer group has not read yet, per partition.",
+                ),
+                &["group", "topic", "partition"],
+            )
+            .expect("valid metric"),
+            rebalances: IntCounterVec::new(
+                Opts::new(
+                    REBALANCES,
+                    "Partition assignments and revocations of a consumer group.",
+                ),
+                &["group"],
+            )
+            .expect("valid metric"),
+        };
+        register(registry, metrics.lag.clone());
+        register(registry, metrics.rebalances.clone());
+        metrics
+    }
+
+    /// The context of one consumer of `group`.
+    pub fn context(&self, group: &str) -> ObservedContext {
+        ObservedContext {
+            group: group.to_owned(),
+            metrics: self.clone(),
+        }
+    }
+}
+
+/// A consumer context that keeps [`ConsumerMetrics`] up to date.
+pub struct ObservedContext {
+    group: String,
+    metrics: ConsumerMetrics,
+}
+
+impl ClientContext for ObservedContext {
+    /// Reads only the figures used here from librdkafka's statistics JSON, so a field a newer
+    /// librdkafka adds or drops elsewhere cannot make the whole report unreadable.
+    fn stats_raw(&self, statistics: &[u8]) {
+        let statistics = match serde_json::from_slice::<StatisticsLag>(statistics) {
+            Ok(statistics) => statistics,
+            Err(error) => {
+                tracing::debug!(%error, "Unreadable librdkafka statistics.");
+                return;
+            }
+        };
+        for (topic, stats) in &statistics.topics {
+            for stats in stats.partitions.values() {
+                // Partition -1 is librdkafka's internal "unassigned" queue; -1 lag means unknown.
+                if stats.partition < 0 || stats.consumer_lag < 0 {
+                    continue;
+                }
+                let partition = stats.partition.to_string();
+                self.metrics
+                    .lag
+                    .with_label_values(&[self.group.as_str(), topic.as_str(), partition.as_str()])
+                    .set(stats.consumer_lag);
+            }
+        }
+    }
+}
+
+/// The part of librdkafka's statistics this module reads.
+#[derive(serde::Deserialize)]
+struct StatisticsLag {
+    #[serde(default)]
+    topics: HashMap<String, TopicLag>,
+}
+
+#[derive(serde::Deserialize)]
+struct TopicLag {
+    #[serde(default)]
+    partitions: HashMap<String, PartitionLag>,
+}
+
+#[derive(serde::Deserialize)]
+struct PartitionLag {
+    partition: i32,
+    #[serde(default = "unknown")]
+    consumer_lag: i64,
+}
+
+fn unknown() -> i64 {
+    -1
+}
+
+impl ConsumerContext for ObservedContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(_) => {}
+            Rebalance::Revoke(partitions) => {
+                // A revoked partition's lag is another consumer's to report now.
+                for element in partitions.elements() {
+                    let partition = element.partition().to_string();
+                    let _ = self.metrics.lag.remove_label_values(&[
+                        self.group.as_str(),
+                        element.topic(),
+                        partition.as_str(),
+                    ]);
+                }
+            }
+            Rebalance::Error(_) => return,
+        }
+        self.metrics
+            .rebalances
+            .with_label_values(&[self.group.as_str()])
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_set_the_lag_of_assigned_partitions() {
+        let registry = Registry::new();
+        let metrics = ConsumerMetrics::register(&registry);
+        let context = metrics.context("hookline.processor");
+        // The shape librdkafka reports (trimmed to what is read, plus a field it ignores).
+        let statistics =
+            br#"{"name": "c", "topics": {"hookline.events": {"topic": "hookline.events",
+            "partitions": {"0": {"partition": 0, "consumer_lag": 42, "hi_offset": 50},
+                           "1": {"partition": 1, "consumer_lag": -1},
+                           "-1": {"partition": -1, "consumer_lag": 7}}}}}"#;
+        context.stats_raw(statistics);
+        context.stats_raw(b"not json");
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap();
+        assert!(
+            text.contains(r#"hookline_consumer_lag{group="hookline.processor",partition="0",topic="hookline.events"} 42"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"partition="-1""#), "{text}");
+        assert!(
+            !text.contains(r#"partition="1""#),
+            "unknown lag is not reported: {text}"
+        );
+    }
+}
