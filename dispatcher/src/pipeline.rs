@@ -64,11 +64,7 @@ impl Dispatcher {
         shutdown: CancellationToken,
     ) -> Result<Self, Error> {
         let topics = settings.topics();
-        let group = kafka::group_id(settings, ROLE);
-        let consumer = kafka::create_observed_consumer(
-            &kafka::consumer_config(settings, ROLE, &group),
-            consumers.context(&group),
-        )?;
+        let consumer = kafka::group_consumer(settings, ROLE, consumers)?;
         let producer = kafka::create_producer(&kafka::producer_config(settings, ROLE))?;
         let deliverer = Deliverer::new(config.response_body_bytes).map_err(Error::HttpClient)?;
         Ok(Self {

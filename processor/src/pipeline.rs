@@ -58,11 +58,7 @@ impl Processor {
         consumers: &ConsumerMetrics,
     ) -> Result<Self, Error> {
         let topics = settings.topics();
-        let group = kafka::group_id(settings, ROLE);
-        let consumer = kafka::create_observed_consumer(
-            &kafka::consumer_config(settings, ROLE, &group),
-            consumers.context(&group),
-        )?;
+        let consumer = kafka::group_consumer(settings, ROLE, consumers)?;
         let mut producer_config = kafka::producer_config(settings, ROLE);
         // Room for the jobs of every event in flight, so enqueueing practically never waits.
         producer_config.set("queue.buffering.max.messages", "1000000");

@@ -9,7 +9,7 @@ use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::FutureProducer;
 
 use crate::Error;
-use crate::observe::ObservedContext;
+use crate::observe::{ConsumerMetrics, ObservedContext};
 use crate::settings::{GroupProtocol, KafkaSettings};
 
 /// The largest record Hookline writes, in bytes: room for a 1 MiB event with its headers, or a
@@ -89,18 +89,20 @@ pub fn create_consumer(config: &ClientConfig) -> Result<StreamConsumer, Error> {
     config.create().map_err(Error::ClientConfig)
 }
 
-/// Creates a group consumer that reports its lag and rebalances through `context`.
-pub fn create_observed_consumer(
-    config: &ClientConfig,
-    context: ObservedContext,
+/// The consumer of a role's group ([`group_id`]), which reports its lag and rebalances.
+pub fn group_consumer(
+    settings: &KafkaSettings,
+    role: &str,
+    metrics: &ConsumerMetrics,
 ) -> Result<StreamConsumer<ObservedContext>, Error> {
-    let mut config = config.clone();
+    let group = group_id(settings, role);
+    let mut config = consumer_config(settings, role, &group);
     config.set(
         "statistics.interval.ms",
         crate::observe::STATISTICS_INTERVAL_MS.to_string(),
     );
     config
-        .create_with_context(context)
+        .create_with_context(metrics.context(&group))
         .map_err(Error::ClientConfig)
 }
 
