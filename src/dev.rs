@@ -67,6 +67,16 @@ pub struct DevArgs {
     /// Ingest's rate limits.
     #[command(flatten)]
     pub limits: hookline_ingest::limits::LimitSettings,
+
+    /// Address ranges (CIDRs) deliveries may reach although the SSRF guard refuses them in
+    /// production; loopback, so the echo receiver and servers on this machine work.
+    #[arg(
+        long = "dispatcher-allow-cidr",
+        env = "HOOKLINE_DISPATCHER_ALLOW_CIDRS",
+        value_delimiter = ',',
+        default_values = ["127.0.0.0/8", "::1/128"]
+    )]
+    pub allow_cidrs: Vec<ipnet::IpNet>,
 }
 
 /// A role `hookline dev` can run.
@@ -105,7 +115,10 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
         ..hookline_ingest::Config::default()
     });
     config.processor = runs(Role::Processor).then(hookline_processor::Config::default);
-    config.dispatcher = runs(Role::Dispatcher).then(hookline_dispatcher::Config::default);
+    config.dispatcher = runs(Role::Dispatcher).then(|| hookline_dispatcher::Config {
+        allow_cidrs: args.allow_cidrs.clone(),
+        ..hookline_dispatcher::Config::default()
+    });
     config.control = runs(Role::Control).then(|| hookline_control::Config {
         addr: args.control_addr,
         tokens: vec![DEV_CONTROL_TOKEN.to_owned()],

@@ -144,7 +144,9 @@ impl Pipeline {
                 async move { ("processor", processor.run(token).await.map_err(Into::into)) },
             );
         }
-        if let Some(dispatcher) = config.dispatcher.clone() {
+        if let Some(mut dispatcher) = config.dispatcher.clone() {
+            // Deliveries in progress get half the shutdown deadline; the rest is for committing.
+            dispatcher.drain = dispatcher.drain.min(config.shutdown_deadline / 2);
             let dispatcher = hookline_dispatcher::Dispatcher::build(
                 dispatcher,
                 kafka,

@@ -117,9 +117,10 @@ async fn killing_and_restarting_the_processor_mid_stream_loses_no_acknowledged_e
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_on_503_then_delivers_with_the_same_webhook_id() {
-    let mut dispatcher = hookline_dispatcher::Config::default();
-    dispatcher.retry.initial_ms = 50;
-    dispatcher.retry.jitter = false;
+    let dispatcher = hookline_dispatcher::Config {
+        retry_schedule: Some(vec![0.05, 0.05, 0.05, 0.05]),
+        ..hookline_dispatcher::Config::default()
+    };
     let World {
         kafka: _kafka,
         receiver,

@@ -1,19 +1,32 @@
 //! Dispatcher settings and their defaults.
 
-use clap::Args;
+use std::time::Duration;
 
-use crate::retry::RetryPolicy;
+use clap::Args;
+use hookline_schemas::RetryPolicy;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 /// Dispatcher settings.
 #[derive(Clone, Debug, Args)]
 pub struct Config {
-    /// Most deliveries in progress at once.
+    /// Most deliveries in progress at once, over all destinations.
     #[arg(
         long = "dispatcher-max-in-flight",
         env = "HOOKLINE_DISPATCHER_MAX_IN_FLIGHT",
         default_value_t = 1024
     )]
     pub max_in_flight: usize,
+
+    /// Most deliveries in progress to one destination, when it sets no `max_in_flight`; more
+    /// jobs for it wait on the retry path instead of taking every slot.
+    #[arg(
+        long = "destination-max-in-flight",
+        env = "HOOKLINE_DESTINATION_MAX_IN_FLIGHT",
+        default_value_t = 256
+    )]
+    pub destination_max_in_flight: u32,
 
     /// Largest part of a receiver's answer that is read and recorded, in bytes.
     #[arg(long = "dispatcher-response-body-bytes", env = "HOOKLINE_DISPATCHER_RESPONSE_BODY_BYTES", default_value_t = 16 * 1024)]
@@ -27,18 +40,114 @@ pub struct Config {
     )]
     pub default_timeout_ms: u64,
 
-    /// Retry schedule.
-    #[command(flatten)]
-    pub retry: RetryPolicy,
+    /// Retry waits in seconds for destinations that set no `retry` policy, comma separated;
+    /// the Standard Webhooks schedule (5,300,1800,7200,18000,36000,50400,72000,86400) when unset.
+    #[arg(
+        long = "retry-schedule",
+        env = "HOOKLINE_RETRY_SCHEDULE",
+        value_delimiter = ','
+    )]
+    pub retry_schedule: Option<Vec<f64>>,
+
+    /// Longest `Retry-After` from a receiver that is honoured, in seconds; longer ones are cut.
+    #[arg(
+        long = "max-retry-after-seconds",
+        env = "HOOKLINE_MAX_RETRY_AFTER_SECONDS",
+        default_value_t = 3_600
+    )]
+    pub max_retry_after_seconds: u64,
+
+    /// Retry waits up to this long (milliseconds) happen in the dispatcher's memory; longer ones
+    /// go through the retry topics, which survive restarts.
+    #[arg(
+        long = "in-process-wait-ms",
+        env = "HOOKLINE_IN_PROCESS_WAIT_MS",
+        default_value_t = 10_000
+    )]
+    pub in_process_wait_ms: u64,
+
+    /// Address ranges (CIDRs) deliveries may go to although the SSRF guard refuses them by
+    /// default (loopback, private, link-local, ...), comma separated or repeated. `hookline dev`
+    /// allows loopback.
+    #[arg(
+        long = "dispatcher-allow-cidr",
+        env = "HOOKLINE_DISPATCHER_ALLOW_CIDRS",
+        value_delimiter = ','
+    )]
+    pub allow_cidrs: Vec<IpNet>,
+
+    /// Consecutive failures (timeouts, connect errors, retryable statuses) that open a
+    /// destination's circuit; half of its last 20 attempts failing does too.
+    #[arg(
+        long = "circuit-failures",
+        env = "HOOKLINE_CIRCUIT_FAILURES",
+        default_value_t = 10
+    )]
+    pub circuit_failures: u32,
+
+    /// How long an open circuit defers a destination's jobs before one probe is let through, in
+    /// milliseconds.
+    #[arg(
+        long = "circuit-open-ms",
+        env = "HOOKLINE_CIRCUIT_OPEN_MS",
+        default_value_t = 30_000
+    )]
+    pub circuit_open_ms: u64,
+
+    /// How long deliveries in progress may go on once shutdown begins; they are then given up
+    /// and delivered again after a restart. Set from the process's shutdown deadline.
+    #[arg(skip = DEFAULT_DRAIN)]
+    pub drain: Duration,
 }
+
+/// See [`Config::drain`].
+const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             max_in_flight: 1024,
+            destination_max_in_flight: 256,
             response_body_bytes: 16 * 1024,
             default_timeout_ms: 15_000,
-            retry: RetryPolicy::default(),
+            retry_schedule: None,
+            max_retry_after_seconds: 3_600,
+            in_process_wait_ms: 10_000,
+            allow_cidrs: Vec::new(),
+            circuit_failures: 10,
+            circuit_open_ms: 30_000,
+            drain: DEFAULT_DRAIN,
         }
+    }
+}
+
+/// Loopback, IPv4 and IPv6: what `hookline dev` and the tests allow past the SSRF guard.
+pub fn loopback() -> Vec<IpNet> {
+    vec![
+        IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8)),
+        IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),
+    ]
+}
+
+impl Config {
+    /// The policy of destinations that set none.
+    pub fn default_retry(&self) -> RetryPolicy {
+        match &self.retry_schedule {
+            Some(waits) => RetryPolicy::Schedule {
+                waits_seconds: waits.clone(),
+                jitter: true,
+            },
+            None => RetryPolicy::standard_webhooks(),
+        }
+    }
+
+    /// See [`Config::max_retry_after_seconds`].
+    pub fn max_retry_after(&self) -> Duration {
+        Duration::from_secs(self.max_retry_after_seconds)
+    }
+
+    /// See [`Config::in_process_wait_ms`].
+    pub fn in_process_wait(&self) -> Duration {
+        Duration::from_millis(self.in_process_wait_ms)
     }
 }

@@ -1,5 +1,6 @@
-//! One HTTP attempt: build the request from the job and its destination, send it under one
-//! deadline that covers a slow body too, and read at most a capped part of the answer.
+//! One HTTP attempt: build the request from the job and its destination (signed when the
+//! destination has secrets), check its target against the SSRF guard, send it under one deadline
+//! that covers a slow body too, and read at most a capped part of the answer.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -8,7 +9,26 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Method, Url};
 use time::OffsetDateTime;
 
+use crate::guard::{self, Guard};
 use crate::retry::Outcome;
+use crate::sign::{self, Signer};
+
+/// Headers a job cannot set: they describe the connection, not the message, and a wrong value
+/// breaks or smuggles requests. The signing headers are always the dispatcher's own.
+const RESERVED_HEADERS: [&str; 12] = [
+    "connection",
+    "content-length",
+    "host",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    sign::WEBHOOK_ID,
+    sign::WEBHOOK_TIMESTAMP,
+    sign::WEBHOOK_SIGNATURE,
+];
 
 /// What one attempt came to, with what the attempt record needs.
 #[derive(Debug)]
@@ -29,19 +49,24 @@ pub struct Attempt {
 #[derive(Clone, Debug)]
 pub struct Deliverer {
     client: Client,
+    guard: Guard,
     body_cap: usize,
 }
 
 impl Deliverer {
-    /// A client that follows no redirects (a redirect is an answer, and following one could
-    /// lead anywhere) and reads at most `body_cap` bytes of an answer.
-    pub fn new(body_cap: usize) -> Result<Self, reqwest::Error> {
-        let client = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+    /// A client that connects only where `guard` allows, follows no redirects (a redirect is an
+    /// answer, and following one could lead anywhere) and reads at most `body_cap` bytes of an
+    /// answer.
+    pub fn new(guard: Guard, body_cap: usize) -> Result<Self, reqwest::Error> {
+        let client = guard::client_builder(&guard)
             .user_agent(concat!("Hookline/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
-        Ok(Self { client, body_cap })
+        Ok(Self {
+            client,
+            guard,
+            body_cap,
+        })
     }
 
     /// Sends `job` to `destination` within `deadline`.
@@ -55,9 +80,9 @@ impl Deliverer {
         let clock = Instant::now();
         let request = match self.request(job, destination) {
             Ok(request) => request,
-            Err(error) => {
+            Err((outcome, error)) => {
                 return Attempt {
-                    outcome: Outcome::InvalidRequest,
+                    outcome,
                     started_at,
                     latency: clock.elapsed(),
                     response_body: None,
@@ -88,6 +113,9 @@ impl Deliverer {
                 Some(String::from_utf8_lossy(&body).into_owned()),
                 (!(200..300).contains(&code)).then(|| format!("receiver answered {code}")),
             ),
+            Ok(Err(error)) if guard::blocked_in(&error).is_some() => {
+                (Outcome::Blocked, None, Some(describe(&error)))
+            }
             Ok(Err(error)) if error.is_timeout() => {
                 (Outcome::Timeout, None, Some(describe(&error)))
             }
@@ -114,30 +142,53 @@ impl Deliverer {
         &self,
         job: &DeliveryJob,
         destination: &Destination,
-    ) -> Result<reqwest::Request, String> {
+    ) -> Result<reqwest::Request, (Outcome, String)> {
+        let invalid = |error: String| (Outcome::InvalidRequest, error);
         let method = Method::from_bytes(job.method.as_bytes())
-            .map_err(|_| format!("invalid method {:?}", job.method))?;
-        let url = Url::parse(&job.url).map_err(|error| format!("invalid URL: {error}"))?;
+            .map_err(|_| invalid(format!("invalid method {:?}", job.method)))?;
+        let url = Url::parse(&job.url).map_err(|error| invalid(format!("invalid URL: {error}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("unsupported URL scheme {:?}", url.scheme()));
+            return Err(invalid(format!(
+                "unsupported URL scheme {:?}",
+                url.scheme()
+            )));
         }
+        // IP literals never reach the guard's resolver, so they are judged here.
+        self.guard
+            .check_url(&url)
+            .map_err(|blocked| (Outcome::Blocked, blocked.to_string()))?;
         let mut headers = HeaderMap::new();
         // The destination's static headers first; the trigger's rendered headers are more
         // specific and win.
         for (name, value) in destination.headers.iter().chain(&job.headers) {
             let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("invalid header name {name:?}"))?;
+                .map_err(|_| invalid(format!("invalid header name {name:?}")))?;
+            if RESERVED_HEADERS.contains(&name.as_str()) {
+                continue;
+            }
             let value = HeaderValue::from_str(value)
-                .map_err(|_| format!("invalid value for header {name}"))?;
+                .map_err(|_| invalid(format!("invalid value for header {name}")))?;
             headers.insert(name, value);
         }
         // The delivery id, the same on every attempt and every re-run, lets receivers
         // deduplicate (Standard Webhooks names it `webhook-id`).
-        headers.insert(
-            HeaderName::from_static("webhook-id"),
-            HeaderValue::from_str(&job.delivery_id)
-                .map_err(|_| format!("invalid delivery id {:?}", job.delivery_id))?,
-        );
+        let id = HeaderValue::from_str(&job.delivery_id)
+            .map_err(|_| invalid(format!("invalid delivery id {:?}", job.delivery_id)))?;
+        headers.insert(HeaderName::from_static(sign::WEBHOOK_ID), id);
+        if !destination.secrets.is_empty() {
+            let signer = Signer::new(&destination.secrets).map_err(invalid)?;
+            let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+            let signature = signer.signature(&job.delivery_id, timestamp, job.body.as_bytes());
+            headers.insert(
+                HeaderName::from_static(sign::WEBHOOK_TIMESTAMP),
+                HeaderValue::from(timestamp),
+            );
+            headers.insert(
+                HeaderName::from_static(sign::WEBHOOK_SIGNATURE),
+                HeaderValue::from_str(&signature)
+                    .map_err(|_| invalid("signature is not a header value".to_owned()))?,
+            );
+        }
         let mut request = reqwest::Request::new(method, url);
         *request.headers_mut() = headers;
         *request.body_mut() = Some(job.body.clone().into());
@@ -169,7 +220,141 @@ fn describe(error: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use hookline_schemas::ResourceId;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
     use super::*;
+
+    /// A receiver on loopback that answers every connection with `head` and then `body_chunk`
+    /// again and again, for as long as the client reads.
+    async fn endless_receiver(head: &'static str, body_chunk: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0; 4096];
+                    let _ = socket.read(&mut request).await;
+                    if socket.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    while !body_chunk.is_empty() && socket.write_all(body_chunk).await.is_ok() {}
+                });
+            }
+        });
+        format!("http://{addr}/hook")
+    }
+
+    /// One chunk of a chunked body: 16 bytes.
+    const CHUNK: &[u8] = b"10\r\n0123456789abcdef\r\n";
+
+    fn job_to(url: &str) -> (DeliveryJob, Destination) {
+        let id = ResourceId::parse("d").unwrap();
+        let job = DeliveryJob {
+            schema_version: 1,
+            delivery_id: "msg_test".into(),
+            event_id: "e".into(),
+            source_id: ResourceId::parse("s").unwrap(),
+            trigger_id: ResourceId::parse("t").unwrap(),
+            action: 0,
+            destination_id: id.clone(),
+            attempt: 1,
+            method: "POST".into(),
+            url: url.into(),
+            headers: [
+                ("webhook-id".to_owned(), "forged".to_owned()),
+                ("content-type".to_owned(), "application/json".to_owned()),
+            ]
+            .into(),
+            body: "{}".into(),
+            received_at: "2026-11-23T00:00:00Z".into(),
+            not_before: None,
+        };
+        (job, Destination::new(id, url))
+    }
+
+    fn loopback_deliverer(cap: usize) -> Deliverer {
+        Deliverer::new(Guard::new(crate::config::loopback()), cap).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_at_the_cap() {
+        let url = endless_receiver(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+            CHUNK,
+        )
+        .await;
+        let (job, destination) = job_to(&url);
+        let attempt = loopback_deliverer(4096)
+            .attempt(&job, &destination, Duration::from_secs(10))
+            .await;
+        assert_eq!(
+            attempt.outcome,
+            Outcome::Status {
+                code: 200,
+                retry_after: None
+            }
+        );
+        let body = attempt.response_body.unwrap();
+        assert_eq!(body.len(), 4096, "cut at the cap");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_an_answer_and_is_not_followed() {
+        let url = endless_receiver(
+            "HTTP/1.1 302 Found\r\nlocation: http://169.254.169.254/latest/meta-data/\r\ncontent-length: 0\r\n\r\n",
+            b"",
+        )
+        .await;
+        let (job, destination) = job_to(&url);
+        let attempt = loopback_deliverer(4096)
+            .attempt(&job, &destination, Duration::from_secs(10))
+            .await;
+        assert_eq!(
+            attempt.outcome,
+            Outcome::Status {
+                code: 302,
+                retry_after: None
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn ip_literals_are_judged_before_sending() {
+        for url in [
+            "http://127.0.0.1:9/hook",
+            "http://2130706433:9/hook",
+            "http://0x7f.1:9/hook",
+            "http://[::ffff:169.254.169.254]/",
+            "http://169.254.169.254/latest/meta-data/",
+        ] {
+            let (job, destination) = job_to(url);
+            let attempt = Deliverer::new(Guard::default(), 1024)
+                .unwrap()
+                .attempt(&job, &destination, Duration::from_secs(10))
+                .await;
+            assert_eq!(attempt.outcome, Outcome::Blocked, "{url}");
+        }
+    }
+
+    #[test]
+    fn signing_headers_cannot_be_forged_by_a_job() {
+        let (job, mut destination) = job_to("http://127.0.0.1:9/hook");
+        destination.secrets = vec!["whsec_aGVsbG8td29ybGQtc2VjcmV0".to_owned()];
+        let request = loopback_deliverer(1024)
+            .request(&job, &destination)
+            .unwrap();
+        let headers = request.headers();
+        assert_eq!(headers[sign::WEBHOOK_ID], "msg_test");
+        assert!(
+            headers[sign::WEBHOOK_SIGNATURE]
+                .to_str()
+                .unwrap()
+                .starts_with("v1,")
+        );
+        assert_eq!(headers["content-type"], "application/json");
+    }
 
     #[test]
     fn retry_after_takes_seconds_or_a_date() {

@@ -10,9 +10,12 @@
 pub mod config;
 pub mod deliver;
 pub mod error;
+pub mod guard;
+pub mod isolation;
 pub mod metrics;
 pub mod pipeline;
 pub mod retry;
+pub mod sign;
 
 pub use config::Config;
 pub use error::Error;

@@ -4,14 +4,20 @@ use hookline_runtime::telemetry::register;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Attempts by outcome: `delivered`, `http_4xx`, `http_5xx`, `http_other`, `timeout`,
-/// `connect_error`, `invalid_request`, `destination_unavailable`.
+/// `connect_error`, `blocked`, `invalid_request`, `destination_unavailable`.
 pub const ATTEMPTS: &str = "hookline_dispatcher_attempts_total";
 /// Duration of one attempt.
 pub const ATTEMPT_DURATION: &str = "hookline_dispatcher_attempt_duration_seconds";
 /// Event received at ingest to delivered.
 pub const END_TO_END: &str = "hookline_dispatcher_end_to_end_seconds";
-/// Retries scheduled.
+/// Retries scheduled, by where the job waits: `in_process` or a retry tier (`5s` ... `2h`).
 pub const RETRIES: &str = "hookline_dispatcher_retries_total";
+/// Jobs held back by their destination, by reason: `circuit_open`, `rate_limited`, `busy`.
+pub const DEFERRED: &str = "hookline_dispatcher_deferred_total";
+/// Destinations whose circuit is open or half-open.
+pub const OPEN_CIRCUITS: &str = "hookline_dispatcher_open_circuits";
+/// Destinations the dispatcher disabled, by reason: `gone`.
+pub const DISABLED: &str = "hookline_dispatcher_destinations_disabled_total";
 /// Jobs dead-lettered, by reason.
 pub const DEAD: &str = "hookline_dispatcher_dead_letters_total";
 /// Jobs in progress.
@@ -27,7 +33,13 @@ pub struct Metrics {
     /// See [`END_TO_END`].
     pub end_to_end: Histogram,
     /// See [`RETRIES`].
-    pub retries: prometheus::IntCounter,
+    pub retries: IntCounterVec,
+    /// See [`DEFERRED`].
+    pub deferred: IntCounterVec,
+    /// See [`OPEN_CIRCUITS`].
+    pub open_circuits: IntGauge,
+    /// See [`DISABLED`].
+    pub disabled: IntCounterVec,
     /// See [`DEAD`].
     pub dead: IntCounterVec,
     /// See [`IN_FLIGHT`].
@@ -59,8 +71,29 @@ impl Metrics {
                     .buckets(latency_buckets()),
             )
             .expect("valid metric"),
-            retries: prometheus::IntCounter::new(RETRIES, "Retries scheduled.")
-                .expect("valid metric"),
+            retries: IntCounterVec::new(
+                Opts::new(RETRIES, "Retries scheduled, by where the job waits."),
+                &["tier"],
+            )
+            .expect("valid metric"),
+            deferred: IntCounterVec::new(
+                Opts::new(
+                    DEFERRED,
+                    "Jobs held back by their destination's limits or circuit, by reason.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            open_circuits: IntGauge::new(
+                OPEN_CIRCUITS,
+                "Destinations whose circuit is open or half-open.",
+            )
+            .expect("valid metric"),
+            disabled: IntCounterVec::new(
+                Opts::new(DISABLED, "Destinations the dispatcher disabled, by reason."),
+                &["reason"],
+            )
+            .expect("valid metric"),
             dead: IntCounterVec::new(
                 Opts::new(DEAD, "Jobs sent to the dead letter topic, by reason."),
                 &["reason"],
@@ -73,6 +106,9 @@ impl Metrics {
         register(registry, metrics.attempt_duration.clone());
         register(registry, metrics.end_to_end.clone());
         register(registry, metrics.retries.clone());
+        register(registry, metrics.deferred.clone());
+        register(registry, metrics.open_circuits.clone());
+        register(registry, metrics.disabled.clone());
         register(registry, metrics.dead.clone());
         register(registry, metrics.in_flight.clone());
         metrics

@@ -1,17 +1,18 @@
-//! The dispatcher's loop: consume a job, deliver it (retrying as the policy says), produce one
-//! attempt record per attempt and a dead letter when it gives up, and let the job's offset be
-//! stored only once all of those were acknowledged.
+//! The dispatcher's loops: consume a job (from the deliveries topic or, once due, from a retry
+//! topic), deliver it within its destination's limits, produce one attempt record per attempt,
+//! and then either finish, wait a little in memory, hand it to a retry topic for a longer wait,
+//! or dead-letter it. A job's offset is stored only once all of that was acknowledged.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hookline_runtime::consume::{self, Settled};
+use hookline_runtime::consume::{self, Next, Settled};
 use hookline_runtime::observe::{ConsumerMetrics, ObservedContext};
-use hookline_runtime::resources::ResourceStore;
+use hookline_runtime::resources::{ResourceStore, ResourceWriter};
 use hookline_runtime::{KafkaSettings, kafka};
 use hookline_schemas::{
-    AttemptOutcome, AttemptRecord, DeadLetter, DeadPayload, DeadReason, DeliveryJob,
-    SCHEMA_VERSION, SourcePosition,
+    AttemptOutcome, AttemptRecord, DeadLetter, DeadPayload, DeadReason, DeliveryJob, Destination,
+    Resource, RetryTier, SCHEMA_VERSION, SourcePosition, Topics,
 };
 use prometheus::Registry;
 use rdkafka::Message;
@@ -20,10 +21,13 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use time::OffsetDateTime;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::deliver::{Attempt, Deliverer};
+use crate::guard::Guard;
+use crate::isolation::{BreakerSettings, Isolation};
 use crate::metrics::Metrics;
 use crate::retry::{self, Decision, Outcome};
 use crate::{Config, Error};
@@ -31,12 +35,28 @@ use crate::{Config, Error};
 /// How long to wait before enqueueing again when the producer's local queue is full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
 
+/// Waits for a destination this process has not read yet (the processor knew it), before the
+/// job is dead-lettered as having none.
+const LOOKUP_WAITS: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+];
+
+/// Waits shorter than this always happen in memory: a trip through a retry topic costs more.
+const PARK_MIN: Duration = Duration::from_millis(100);
+
 /// The role name in client ids and consumer groups.
 pub const ROLE: &str = "dispatcher";
+
+/// The consumer group of the retry topics.
+pub const RETRY_ROLE: &str = "dispatcher-retry";
 
 /// A dispatcher, built and ready to run.
 pub struct Dispatcher {
     consumer: StreamConsumer<ObservedContext>,
+    retry_consumer: StreamConsumer<ObservedContext>,
     shared: Arc<Shared>,
 }
 
@@ -45,8 +65,10 @@ struct Shared {
     config: Config,
     store: ResourceStore,
     producer: FutureProducer,
+    writer: ResourceWriter,
     deliverer: Deliverer,
-    deliveries_topic: String,
+    isolation: Isolation,
+    topics: Topics,
     attempts_topic: String,
     dead_topic: String,
     metrics: Metrics,
@@ -63,53 +85,139 @@ impl Dispatcher {
         consumers: &ConsumerMetrics,
         shutdown: CancellationToken,
     ) -> Result<Self, Error> {
-        let topics = settings.topics();
         let consumer = kafka::group_consumer(settings, ROLE, consumers)?;
+        let retry_consumer = kafka::group_consumer(settings, RETRY_ROLE, consumers)?;
         let producer = kafka::create_producer(&kafka::producer_config(settings, ROLE))?;
-        let deliverer = Deliverer::new(config.response_body_bytes).map_err(Error::HttpClient)?;
+        let writer = ResourceWriter::new(settings, ROLE)?;
+        let guard = Guard::new(config.allow_cidrs.clone());
+        let deliverer =
+            Deliverer::new(guard, config.response_body_bytes).map_err(Error::HttpClient)?;
+        let metrics = Metrics::register(registry);
+        let isolation = Isolation::new(
+            config.destination_max_in_flight,
+            BreakerSettings {
+                consecutive_failures: config.circuit_failures.max(1),
+                open_for: Duration::from_millis(config.circuit_open_ms),
+            },
+            metrics.open_circuits.clone(),
+        );
         Ok(Self {
             consumer,
+            retry_consumer,
             shared: Arc::new(Shared {
                 config,
                 store,
                 producer,
+                writer,
                 deliverer,
-                deliveries_topic: topics.deliveries(),
-                attempts_topic: topics.attempts(),
-                dead_topic: topics.dead(),
-                metrics: Metrics::register(registry),
+                isolation,
+                topics: settings.topics(),
+                attempts_topic: settings.topics().attempts(),
+                dead_topic: settings.topics().dead(),
+                metrics,
                 shutdown,
             }),
         })
     }
 
-    /// Delivers jobs until shutdown, then waits for deliveries in progress (a job waiting for a
-    /// retry is given up and read again after a restart) and commits.
+    /// Delivers jobs until shutdown, then waits for deliveries in progress (a job waiting in
+    /// memory for its next attempt is handed to a retry topic) and commits.
     pub async fn run(self) -> Result<(), Error> {
         let shared = &self.shared;
         tokio::select! {
             ready = shared.store.wait_ready() => ready?,
             () = shared.shutdown.cancelled() => return Ok(()),
         }
-        self.consumer
-            .subscribe(&[&shared.deliveries_topic])
-            .map_err(|source| Error::Subscribe {
-                topic: shared.deliveries_topic.clone(),
-                source,
-            })?;
-        info!(topic = %shared.deliveries_topic, "Dispatcher started.");
-        consume::run(
-            &self.consumer,
-            shared.config.max_in_flight,
-            &shared.shutdown,
-            |message| {
-                let shared = shared.clone();
-                let job = read_job(message);
-                async move { shared.settle(job).await }
-            },
-        )
-        .await
+        let deliveries = shared.topics.deliveries();
+        subscribe(&self.consumer, &[deliveries.as_str()])?;
+        let tiers: Vec<String> = RetryTier::ALL
+            .into_iter()
+            .map(|tier| shared.topics.retry(tier))
+            .collect();
+        let tier_names: Vec<&str> = tiers.iter().map(String::as_str).collect();
+        subscribe(&self.retry_consumer, &tier_names)?;
+        info!(topic = %deliveries, retry_topics = ?tiers, "Dispatcher started.");
+
+        // Either loop failing stops the other; each commits what it finished.
+        let stop = shared.shutdown.child_token();
+        let fresh = async {
+            let result = consume::run(
+                &self.consumer,
+                shared.config.max_in_flight,
+                &stop,
+                |message| {
+                    let shared = shared.clone();
+                    let job = read_job(message);
+                    async move { shared.settle(job).await }
+                },
+            )
+            .await;
+            stop.cancel();
+            result
+        };
+        let retried = async {
+            let result = consume::run_gated(
+                &self.retry_consumer,
+                shared.config.max_in_flight,
+                &stop,
+                |message| {
+                    let job = read_job(message);
+                    match due(message, &job.1) {
+                        Some(due) if due > Instant::now() => Next::NotBefore(due),
+                        _ => {
+                            let shared = shared.clone();
+                            Next::Run(async move { shared.settle(job).await })
+                        }
+                    }
+                },
+            )
+            .await;
+            stop.cancel();
+            result
+        };
+        let (fresh, retried) = tokio::join!(fresh, retried);
+        fresh.and(retried)
     }
+}
+
+fn subscribe(consumer: &StreamConsumer<ObservedContext>, topics: &[&str]) -> Result<(), Error> {
+    consumer
+        .subscribe(topics)
+        .map_err(|source| Error::Subscribe {
+            topic: topics.join(", "),
+            source,
+        })
+}
+
+/// When a record of a retry topic falls due: its tier's delay after it was written, or the job's
+/// own `not_before` if that is sooner. `None` (due now) when the record carries no timestamp.
+fn due(message: &BorrowedMessage<'_>, job: &Result<DeliveryJob, String>) -> Option<Instant> {
+    let tier = RetryTier::ALL
+        .into_iter()
+        .find(|tier| message.topic().ends_with(tier.label()))?;
+    let written =
+        UNIX_EPOCH + Duration::from_millis(message.timestamp().to_millis()?.try_into().ok()?);
+    let mut due = written + Duration::from_secs(tier.delay_seconds());
+    if let Some(not_before) = job
+        .as_ref()
+        .ok()
+        .and_then(|job| job.not_before.as_deref())
+        .and_then(hookline_runtime::time::parse_rfc3339)
+    {
+        due = due.min(SystemTime::from(not_before));
+    }
+    let wait = due.duration_since(SystemTime::now()).ok()?;
+    Some(Instant::now() + wait)
+}
+
+/// How long until `job` may be attempted; zero when it may go now.
+fn wait_of(job: &DeliveryJob) -> Duration {
+    job.not_before
+        .as_deref()
+        .and_then(hookline_runtime::time::parse_rfc3339)
+        .map(|at| at - OffsetDateTime::now_utc())
+        .and_then(|wait| Duration::try_from(wait).ok())
+        .unwrap_or_default()
 }
 
 fn truncated(text: &str) -> String {
@@ -180,68 +288,115 @@ impl Shared {
         Ok(settled)
     }
 
+    /// The destination of `job`, waiting a little for one this process has not read yet; `None`
+    /// when it is deleted or disabled, `Err` at shutdown.
+    async fn destination(&self, job: &DeliveryJob) -> Result<Option<Arc<Destination>>, ()> {
+        for wait in LOOKUP_WAITS.into_iter().map(Some).chain([None]) {
+            match self.store.snapshot().destinations.get(&job.destination_id) {
+                Some(destination) if destination.enabled => return Ok(Some(destination.clone())),
+                Some(_) => return Ok(None),
+                None => {}
+            }
+            let Some(wait) = wait else { break };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.shutdown.cancelled() => return Err(()),
+            }
+        }
+        Ok(None)
+    }
+
     async fn deliver(
         &self,
         mut job: DeliveryJob,
         position: &SourcePosition,
         acks: &mut Acks,
     ) -> Settled {
-        let mut lookups = 0;
         loop {
-            let destination = self
-                .store
-                .snapshot()
-                .destinations
-                .get(&job.destination_id)
-                .cloned();
-            let destination = match destination {
-                Some(destination) if destination.enabled => Some(destination),
-                Some(_) => None,
-                None => {
-                    // The processor knew it; this process may not have read it yet, so look
-                    // again on the retry schedule before giving up.
-                    lookups += 1;
-                    if let Some(wait) = self.config.retry.delay(lookups) {
-                        tokio::select! {
-                            () = tokio::time::sleep(wait) => continue,
-                            () = self.shutdown.cancelled() => return Settled::Abandoned,
-                        }
-                    }
-                    None
+            // Waits up to the in-process limit happen here; longer ones through a retry topic.
+            let wait = wait_of(&job);
+            if wait > self.config.in_process_wait().max(PARK_MIN) {
+                return self.park(job, wait, acks).await;
+            }
+            if !wait.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    // Stopping: the wait goes on in a retry topic, where a restart finds it.
+                    () = self.shutdown.cancelled() => return self.park(job, wait, acks).await,
                 }
+            }
+            let destination = match self.destination(&job).await {
+                Ok(Some(destination)) => destination,
+                Ok(None) => {
+                    self.metrics
+                        .attempts
+                        .with_label_values(&["destination_unavailable"])
+                        .inc();
+                    let error =
+                        format!("destination {} is deleted or disabled", job.destination_id);
+                    let attempts = job.attempt.saturating_sub(1);
+                    let payload = DeadPayload::Job { job };
+                    self.dead_letter(
+                        DeadReason::DestinationUnavailable,
+                        error,
+                        position,
+                        attempts,
+                        payload,
+                        acks,
+                    )
+                    .await;
+                    return Settled::Done;
+                }
+                Err(()) => return Settled::Abandoned,
             };
-            let Some(destination) = destination else {
-                self.metrics
-                    .attempts
-                    .with_label_values(&["destination_unavailable"])
-                    .inc();
-                let error = format!("destination {} is deleted or disabled", job.destination_id);
-                let attempts = job.attempt.saturating_sub(1);
-                let payload = DeadPayload::Job { job };
-                self.dead_letter(
-                    DeadReason::DestinationUnavailable,
-                    error,
-                    position,
-                    attempts,
-                    payload,
-                    acks,
-                )
-                .await;
-                return Settled::Done;
+            let pass = match self.isolation.admit(&destination) {
+                Ok(pass) => pass,
+                Err((held, wait)) => {
+                    // Held back by its destination's limits or open circuit: wait on the retry
+                    // path so the slots and the partition stay free for other destinations.
+                    self.metrics
+                        .deferred
+                        .with_label_values(&[held.as_str()])
+                        .inc();
+                    job.not_before = Some(hookline_runtime::time::rfc3339(
+                        OffsetDateTime::now_utc() + wait,
+                    ));
+                    return self.park(job, wait, acks).await;
+                }
             };
             let deadline = Duration::from_millis(
                 destination
                     .timeout_ms
                     .unwrap_or(self.config.default_timeout_ms),
             );
-            let attempt = self.deliverer.attempt(&job, &destination, deadline).await;
-            let decision = retry::decide(&attempt.outcome, job.attempt, &self.config.retry);
+            let draining = async {
+                self.shutdown.cancelled().await;
+                tokio::time::sleep(self.config.drain).await;
+            };
+            let attempt = tokio::select! {
+                attempt = self.deliverer.attempt(&job, &destination, deadline) => attempt,
+                () = draining => return Settled::Abandoned,
+            };
+            self.isolation.finish(pass, attempt.outcome.is_failure());
+            let policy = destination
+                .retry
+                .clone()
+                .unwrap_or_else(|| self.config.default_retry());
+            let decision = retry::decide(
+                &attempt.outcome,
+                job.attempt,
+                &policy,
+                self.config.max_retry_after(),
+            );
             self.observe(&job, &attempt, decision);
             self.record(&job, &attempt, decision, acks).await;
             match decision {
                 Decision::Delivered => return Settled::Done,
                 Decision::Dead(reason) => {
                     let error = attempt.error.unwrap_or_else(|| reason.as_str().to_owned());
+                    if reason == DeadReason::Gone {
+                        self.disable(&destination, &error).await;
+                    }
                     let attempts = job.attempt;
                     let payload = DeadPayload::Job { job };
                     self.dead_letter(reason, error, position, attempts, payload, acks)
@@ -249,12 +404,56 @@ impl Shared {
                     return Settled::Done;
                 }
                 Decision::Retry(wait) => {
-                    self.metrics.retries.inc();
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => job.attempt += 1,
-                        () = self.shutdown.cancelled() => return Settled::Abandoned,
+                    job.attempt += 1;
+                    job.not_before = Some(hookline_runtime::time::rfc3339(
+                        OffsetDateTime::now_utc() + wait,
+                    ));
+                    if wait <= self.config.in_process_wait().max(PARK_MIN) {
+                        self.metrics
+                            .retries
+                            .with_label_values(&["in_process"])
+                            .inc();
                     }
                 }
+            }
+        }
+    }
+
+    /// Hands `job` to the retry topic for a wait of `wait`: the longest tier no longer than it,
+    /// from which it comes back (again, if need be) until due.
+    async fn park(&self, job: DeliveryJob, wait: Duration, acks: &mut Acks) -> Settled {
+        let tier = RetryTier::for_wait(wait.as_secs_f64());
+        self.metrics
+            .retries
+            .with_label_values(&[tier.label()])
+            .inc();
+        let payload = serde_json::to_vec(&job).unwrap_or_default();
+        self.produce(
+            &self.topics.retry(tier),
+            job.destination_id.as_str(),
+            &payload,
+            acks,
+        )
+        .await;
+        Settled::Done
+    }
+
+    /// Disables a destination that told us it is gone, through the resources topic, so every
+    /// stage (and a restart) sees it.
+    async fn disable(&self, destination: &Destination, why: &str) {
+        let mut disabled = destination.clone();
+        disabled.enabled = false;
+        disabled.disabled_reason = Some(format!(
+            "disabled by the dispatcher at {}: {why}",
+            hookline_runtime::time::now_rfc3339()
+        ));
+        match self.writer.put(&Resource::Destination(disabled)).await {
+            Ok(()) => {
+                self.metrics.disabled.with_label_values(&["gone"]).inc();
+                warn!(destination = %destination.id, "Destination answered 410 Gone and was disabled.");
+            }
+            Err(error) => {
+                warn!(destination = %destination.id, %error, "Could not disable a destination that answered 410 Gone.");
             }
         }
     }
@@ -269,6 +468,7 @@ impl Shared {
             },
             Outcome::Timeout => "timeout",
             Outcome::Connect => "connect_error",
+            Outcome::Blocked => "blocked",
             Outcome::InvalidRequest => "invalid_request",
         };
         self.metrics.attempts.with_label_values(&[label]).inc();
@@ -308,7 +508,9 @@ impl Shared {
         };
         let status = match attempt.outcome {
             Outcome::Status { code, .. } => Some(code),
-            Outcome::Timeout | Outcome::Connect | Outcome::InvalidRequest => None,
+            Outcome::Timeout | Outcome::Connect | Outcome::Blocked | Outcome::InvalidRequest => {
+                None
+            }
         };
         let record = AttemptRecord {
             schema_version: SCHEMA_VERSION,

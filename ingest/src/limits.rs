@@ -5,13 +5,12 @@
 //! to N times its limit in all. Divide the limits by the number of instances when scaling out.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use clap::Args;
+use governor::DefaultDirectRateLimiter;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota};
 use hookline_schemas::{RateLimit, ResourceId, Source};
 
 /// Default limits, for sources and organisations that set none.
@@ -119,7 +118,9 @@ impl RateLimits {
             Some(limiter) => limiter,
             None => {
                 // New, or its limit changed: start a fresh budget.
-                let limiter = Arc::new(DefaultDirectRateLimiter::direct(quota(limit)));
+                let limiter = Arc::new(DefaultDirectRateLimiter::direct(
+                    hookline_runtime::rate::quota(limit),
+                ));
                 limiters
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -131,13 +132,6 @@ impl RateLimits {
             .check()
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
-}
-
-/// The GCRA quota of a limit; zeros (refused by validation) are read as 1.
-fn quota(limit: &RateLimit) -> Quota {
-    let per_minute = NonZeroU32::new(limit.per_minute).unwrap_or(NonZeroU32::MIN);
-    let burst = limit.burst.and_then(NonZeroU32::new).unwrap_or(per_minute);
-    Quota::per_minute(per_minute).allow_burst(burst)
 }
 
 #[cfg(test)]

@@ -178,16 +178,10 @@ mod tests {
             }],
         };
         let mut resources = ResourceSet::default();
-        resources.put(Resource::Destination(Destination {
-            schema_version: 1,
-            id: id("pager"),
-            name: String::new(),
-            enabled: true,
-            url: "https://pager.example.com/hook".into(),
-            method: "POST".into(),
-            headers: BTreeMap::new(),
-            timeout_ms: None,
-        }));
+        resources.put(Resource::Destination(Destination::new(
+            id("pager"),
+            "https://pager.example.com/hook",
+        )));
         (trigger, resources)
     }
 

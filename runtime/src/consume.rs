@@ -7,18 +7,23 @@
 //! record unfinished, so its offset is never committed and it is read again after a restart; so
 //! does a record whose work was abandoned at shutdown.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::offsets::OffsetTracker;
+
+/// How long a rewind may take; it is local unless the partition was just revoked.
+const SEEK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How a record's work ended, when it did not fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +37,15 @@ pub enum Settled {
 
 /// A finished record: where it came from and how its work ended.
 type Finished<E> = (String, i32, i64, Result<Settled, E>);
+
+/// What a gated handler makes of a record.
+pub enum Next<F> {
+    /// Work on it now.
+    Run(F),
+    /// It is not due before this instant: its partition is paused, rewound to it and resumed
+    /// then, while the other partitions (and the group membership) carry on.
+    NotBefore(Instant),
+}
 
 /// Reads `consumer` until `shutdown`, handing every record to `handler` and storing offsets as
 /// records finish. On shutdown it stops reading, waits for the records in flight and commits.
@@ -47,22 +61,56 @@ where
     F: Future<Output = Result<Settled, E>> + Send + 'static,
     E: Send + 'static,
 {
+    run_gated(consumer, max_in_flight, shutdown, |message| {
+        Next::Run(handler(message))
+    })
+    .await
+}
+
+/// [`run`] for topics whose records fall due later (the retry topics): the handler may answer
+/// that a record is not due yet. Its partition then waits, paused, without holding up the others;
+/// records of one partition must fall due in order, which holds for the fixed-delay retry topics.
+pub async fn run_gated<C, H, F, E>(
+    consumer: &StreamConsumer<C>,
+    max_in_flight: usize,
+    shutdown: &CancellationToken,
+    mut handler: H,
+) -> Result<(), E>
+where
+    C: ConsumerContext + 'static,
+    H: FnMut(&BorrowedMessage<'_>) -> Next<F>,
+    F: Future<Output = Result<Settled, E>> + Send + 'static,
+    E: Send + 'static,
+{
     let mut tracker = OffsetTracker::default();
     let mut tasks: JoinSet<Finished<E>> = JoinSet::new();
+    let mut paused: HashMap<(String, i32), Instant> = HashMap::new();
     loop {
+        let next_resume = paused.values().min().copied();
         tokio::select! {
             biased;
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 finish(consumer, &mut tracker, joined)?;
             }
             () = shutdown.cancelled() => break,
+            () = sleep_until_or_forever(next_resume), if next_resume.is_some() => {
+                resume_due(consumer, &mut paused);
+            }
             received = consumer.recv(), if tasks.len() < max_in_flight => match received {
                 Ok(message) => {
                     let (topic, partition, offset) =
                         (message.topic().to_owned(), message.partition(), message.offset());
-                    tracker.start(&topic, partition, offset);
-                    let work = handler(&message);
-                    tasks.spawn(async move { (topic, partition, offset, work.await) });
+                    match handler(&message) {
+                        Next::Run(work) => {
+                            tracker.start(&topic, partition, offset);
+                            tasks.spawn(async move { (topic, partition, offset, work.await) });
+                        }
+                        Next::NotBefore(due) => {
+                            drop(message);
+                            pause_at(consumer, &topic, partition, offset);
+                            paused.insert((topic, partition), due);
+                        }
+                    }
                 }
                 Err(error) => {
                     // librdkafka reports transient trouble (a broker away, a rebalance) here and
@@ -81,6 +129,51 @@ where
         Err(error) => warn!(%error, "Could not commit offsets at shutdown."),
     }
     Ok(())
+}
+
+async fn sleep_until_or_forever(instant: Option<Instant>) {
+    match instant {
+        Some(instant) => tokio::time::sleep_until(instant).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Pauses a partition and rewinds it to `offset`, the first record not yet due, so it is read
+/// again once the partition resumes.
+fn pause_at<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(topic, partition);
+    if let Err(error) = consumer.pause(&list) {
+        debug!(%error, %topic, partition, "Partition not paused.");
+    }
+    if let Err(error) = consumer.seek(topic, partition, Offset::Offset(offset), SEEK_TIMEOUT) {
+        // Not assigned any more: its new owner starts from the last commit, which is at or
+        // before this record.
+        debug!(%error, %topic, partition, "Partition not rewound.");
+    }
+}
+
+fn resume_due<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    paused: &mut HashMap<(String, i32), Instant>,
+) {
+    let now = Instant::now();
+    let mut list = TopicPartitionList::new();
+    paused.retain(|(topic, partition), due| {
+        let ready = *due <= now;
+        if ready {
+            list.add_partition(topic, *partition);
+        }
+        !ready
+    });
+    if let Err(error) = consumer.resume(&list) {
+        debug!(%error, "Partitions not resumed.");
+    }
 }
 
 fn finish<C: ConsumerContext + 'static, E>(

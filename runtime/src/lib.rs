@@ -23,6 +23,7 @@ pub mod error;
 pub mod kafka;
 pub mod observe;
 pub mod offsets;
+pub mod rate;
 pub mod resources;
 pub mod secrets;
 pub mod settings;

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use hookline_schemas::{Resource, ResourceKey, ResourceKind, SourceAuth};
+use hookline_schemas::{Resource, ResourceKey, ResourceKind, RetryPolicy, SourceAuth};
 
 /// One thing wrong with one resource, naming the field and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +127,30 @@ pub fn resources(resources: &[Resource]) -> Vec<Problem> {
                 if destination.timeout_ms == Some(0) {
                     report("timeout_ms", "must be more than 0");
                 }
+                for (index, secret) in destination.secrets.iter().enumerate() {
+                    if let Err(error) = crate::secrets::standard_key(secret) {
+                        report(&format!("secrets[{index}]"), &error);
+                    }
+                }
+                if let Some(retry) = &destination.retry {
+                    check_retry(&mut report, retry);
+                }
+                if destination.max_in_flight == Some(0) {
+                    report(
+                        "max_in_flight",
+                        "must be at least 1; disable the destination to stop deliveries",
+                    );
+                }
+                if destination
+                    .rate_limit
+                    .as_ref()
+                    .is_some_and(|limit| limit.per_minute == 0 || limit.burst == Some(0))
+                {
+                    report(
+                        "rate_limit",
+                        "per_minute and burst must be at least 1; disable the destination to stop deliveries",
+                    );
+                }
             }
             Resource::Trigger(trigger) => {
                 for (index, source) in trigger.when.sources.iter().enumerate() {
@@ -167,6 +191,52 @@ pub fn resources(resources: &[Resource]) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// The longest wait a retry policy may ask for: a week.
+const MAX_RETRY_WAIT_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+fn check_retry(report: &mut impl FnMut(&str, &str), retry: &RetryPolicy) {
+    let wait_ok =
+        |seconds: f64| seconds.is_finite() && (0.0..=MAX_RETRY_WAIT_SECONDS).contains(&seconds);
+    match retry {
+        RetryPolicy::Schedule { waits_seconds, .. } => {
+            for (index, wait) in waits_seconds.iter().enumerate() {
+                if !wait_ok(*wait) {
+                    report(
+                        &format!("retry.waits_seconds[{index}]"),
+                        "must be between 0 and 604800 seconds (a week)",
+                    );
+                }
+            }
+        }
+        RetryPolicy::Exponential {
+            initial_seconds,
+            multiplier,
+            max_interval_seconds,
+            max_attempts,
+            ..
+        } => {
+            if !wait_ok(*initial_seconds) || *initial_seconds <= 0.0 {
+                report(
+                    "retry.initial_seconds",
+                    "must be more than 0 and at most a week",
+                );
+            }
+            if !multiplier.is_finite() || *multiplier < 1.0 {
+                report("retry.multiplier", "must be at least 1");
+            }
+            if !wait_ok(*max_interval_seconds) || max_interval_seconds < initial_seconds {
+                report(
+                    "retry.max_interval_seconds",
+                    "must be at least initial_seconds and at most a week",
+                );
+            }
+            if *max_attempts == 0 {
+                report("retry.max_attempts", "must be at least 1");
+            }
+        }
+    }
 }
 
 fn check_header(report: &mut impl FnMut(&str, &str), field: &str, name: &str, value: Option<&str>) {

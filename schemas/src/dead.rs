@@ -19,6 +19,8 @@ pub enum DeadReason {
     RenderFailed,
     /// The receiver answered with a status that is not worth retrying.
     Rejected,
+    /// The receiver answered 410 Gone, which also disabled the destination.
+    Gone,
     /// Every attempt the retry policy allows failed.
     Exhausted,
     /// The target address is refused by the SSRF guard.
@@ -39,6 +41,7 @@ impl DeadReason {
             Self::InvalidJson => "invalid_json",
             Self::RenderFailed => "render_failed",
             Self::Rejected => "rejected",
+            Self::Gone => "gone",
             Self::Exhausted => "exhausted",
             Self::Blocked => "blocked",
             Self::InvalidRequest => "invalid_request",

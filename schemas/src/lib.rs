@@ -6,7 +6,7 @@
 //!
 //! - [`topics`]: topic names and the configurable prefix.
 //! - [`event`]: the event on `hookline.events` (raw JSON value, metadata in record headers).
-//! - [`delivery`]: the delivery job on `hookline.deliveries` (and `hookline.retry`).
+//! - [`delivery`]: the delivery job on `hookline.deliveries` (and the `hookline.retry.<tier>` topics).
 //! - [`attempt`]: the attempt record on `hookline.attempts`.
 //! - [`dead`]: the dead letter on `hookline.dead`.
 //! - [`rejected`]: the record of a refused inbound request on `hookline.rejected`.
@@ -36,6 +36,6 @@ pub use id::{IdError, ResourceId};
 pub use rejected::RejectedRequest;
 pub use resource::{
     Action, Destination, HmacAlgorithm, RateLimit, Resource, ResourceKey, ResourceKind,
-    SignatureEncoding, Source, SourceAuth, Trigger, When,
+    RetryPolicy, SignatureEncoding, Source, SourceAuth, Trigger, When,
 };
-pub use topics::{TopicKind, Topics};
+pub use topics::{RetryTier, TopicKind, Topics};

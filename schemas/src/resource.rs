@@ -198,6 +198,96 @@ pub struct Destination {
     /// Total deadline of one attempt in milliseconds, including a slow body; 15000 unless set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Standard Webhooks signing secrets (`whsec_` followed by a base64 key). Every request
+    /// carries one signature per secret, so a new secret can be added before the old one is
+    /// removed. Unsigned when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// When failed attempts are retried; the dispatcher's default (the Standard Webhooks
+    /// schedule) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// Most requests in progress to this destination at once; more jobs wait on the retry path
+    /// instead of holding others up. The dispatcher's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+    /// Most requests sent to this destination, on average; unlimited when absent. Jobs over the
+    /// limit wait on the retry path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Why the dispatcher disabled this destination (it answered 410 Gone, or failed for too
+    /// long); cleared when it is enabled again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+}
+
+impl Destination {
+    /// An enabled destination for `url` with every other field at its default.
+    pub fn new(id: ResourceId, url: impl Into<String>) -> Self {
+        Self {
+            schema_version: crate::SCHEMA_VERSION,
+            id,
+            name: String::new(),
+            enabled: true,
+            url: url.into(),
+            method: post(),
+            headers: BTreeMap::new(),
+            timeout_ms: None,
+            secrets: Vec::new(),
+            retry: None,
+            max_in_flight: None,
+            rate_limit: None,
+            disabled_reason: None,
+        }
+    }
+}
+
+/// When failed attempts of a destination's jobs are retried.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RetryPolicy {
+    /// Fixed waits: `waits_seconds = [5, 300, 1800]` retries 5 s, 5 min and 30 min after the
+    /// failures before, so a job gets four attempts in all.
+    Schedule {
+        /// The wait before each retry, in seconds (fractions allowed).
+        waits_seconds: Vec<f64>,
+        /// Add up to 10% to each wait at random, so receivers coming back from an outage are not
+        /// hit in lockstep; on unless set to false.
+        #[serde(default = "enabled")]
+        jitter: bool,
+    },
+    /// Waits that grow by a factor from an initial one up to a maximum.
+    Exponential {
+        /// The wait before the first retry, in seconds.
+        initial_seconds: f64,
+        /// The factor between consecutive waits; 2 unless set.
+        #[serde(default = "two")]
+        multiplier: f64,
+        /// The longest wait, in seconds.
+        max_interval_seconds: f64,
+        /// The most attempts of one job, the first included.
+        max_attempts: u32,
+        /// Randomise each wait by up to one more interval; on unless set to false.
+        #[serde(default = "enabled")]
+        jitter: bool,
+    },
+}
+
+fn two() -> f64 {
+    2.0
+}
+
+impl RetryPolicy {
+    /// The Standard Webhooks recommendation: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h,
+    /// 10 h, 14 h, 20 h and 24 h after the attempt before (ten attempts over about 3.3 days).
+    pub fn standard_webhooks() -> Self {
+        Self::Schedule {
+            waits_seconds: vec![
+                5.0, 300.0, 1_800.0, 7_200.0, 18_000.0, 36_000.0, 50_400.0, 72_000.0, 86_400.0,
+            ],
+            jitter: true,
+        }
+    }
 }
 
 /// A rule: which events matter, under what condition, and what each destination receives.

@@ -11,8 +11,8 @@ pub enum TopicKind {
     Events,
     /// Rendered delivery jobs, written by the processor (and by control for replays and tests).
     Deliveries,
-    /// Jobs waiting for a later attempt.
-    Retry,
+    /// Jobs waiting for a later attempt, in one topic per fixed delay.
+    Retry(RetryTier),
     /// Events and jobs that cannot be processed or delivered, with the reason.
     Dead,
     /// One record per delivery attempt.
@@ -25,11 +25,15 @@ pub enum TopicKind {
 
 impl TopicKind {
     /// Every topic, in the order they are created.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 11] = [
         Self::Resources,
         Self::Events,
         Self::Deliveries,
-        Self::Retry,
+        Self::Retry(RetryTier::S5),
+        Self::Retry(RetryTier::S30),
+        Self::Retry(RetryTier::M5),
+        Self::Retry(RetryTier::M30),
+        Self::Retry(RetryTier::H2),
         Self::Dead,
         Self::Attempts,
         Self::Rejected,
@@ -40,7 +44,7 @@ impl TopicKind {
         match self {
             Self::Events => "events",
             Self::Deliveries => "deliveries",
-            Self::Retry => "retry",
+            Self::Retry(tier) => tier.suffix(),
             Self::Dead => "dead",
             Self::Attempts => "attempts",
             Self::Resources => "resources",
@@ -51,6 +55,70 @@ impl TopicKind {
     /// Whether the topic keeps only the latest record per key (`cleanup.policy=compact`).
     pub fn compacted(self) -> bool {
         matches!(self, Self::Resources)
+    }
+}
+
+/// A retry topic's fixed delay. A job waiting `w` goes to the longest tier no longer than `w` and
+/// comes back after the tier's delay (again and again until due), so every record in one topic
+/// falls due in the order it was written and a consumer only ever waits for the head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RetryTier {
+    /// 5 seconds: also where deferred jobs (open circuit, over a limit) wait.
+    S5,
+    /// 30 seconds.
+    S30,
+    /// 5 minutes.
+    M5,
+    /// 30 minutes.
+    M30,
+    /// 2 hours.
+    H2,
+}
+
+impl RetryTier {
+    /// Every tier, shortest first.
+    pub const ALL: [Self; 5] = [Self::S5, Self::S30, Self::M5, Self::M30, Self::H2];
+
+    /// The tier's delay in seconds.
+    pub fn delay_seconds(self) -> u64 {
+        match self {
+            Self::S5 => 5,
+            Self::S30 => 30,
+            Self::M5 => 300,
+            Self::M30 => 1_800,
+            Self::H2 => 7_200,
+        }
+    }
+
+    /// The tier's label in metrics and its name's last part (`5s`, `30s`, `5m`, `30m`, `2h`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::S5 => "5s",
+            Self::S30 => "30s",
+            Self::M5 => "5m",
+            Self::M30 => "30m",
+            Self::H2 => "2h",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::S5 => "retry.5s",
+            Self::S30 => "retry.30s",
+            Self::M5 => "retry.5m",
+            Self::M30 => "retry.30m",
+            Self::H2 => "retry.2h",
+        }
+    }
+
+    /// The tier for a wait of `seconds`: the longest one no longer than it, the shortest for
+    /// shorter waits.
+    pub fn for_wait(seconds: f64) -> Self {
+        Self::ALL
+            .into_iter()
+            .rev()
+            .find(|tier| tier.delay_seconds() as f64 <= seconds)
+            .unwrap_or(Self::S5)
     }
 }
 
@@ -94,9 +162,9 @@ impl Topics {
         self.name(TopicKind::Deliveries)
     }
 
-    /// `<prefix>retry`.
-    pub fn retry(&self) -> String {
-        self.name(TopicKind::Retry)
+    /// `<prefix>retry.<tier>`.
+    pub fn retry(&self, tier: RetryTier) -> String {
+        self.name(TopicKind::Retry(tier))
     }
 
     /// `<prefix>dead`.
@@ -130,6 +198,19 @@ mod tests {
         assert_eq!(topics.events(), "t1.events");
         assert_eq!(topics.resources(), "t1.resources");
         assert_eq!(Topics::default().dead(), "hookline.dead");
+    }
+
+    #[test]
+    fn a_wait_goes_to_the_longest_tier_not_longer_than_it() {
+        assert_eq!(RetryTier::for_wait(0.5), RetryTier::S5);
+        assert_eq!(RetryTier::for_wait(5.0), RetryTier::S5);
+        assert_eq!(RetryTier::for_wait(299.0), RetryTier::S30);
+        assert_eq!(RetryTier::for_wait(300.0), RetryTier::M5);
+        assert_eq!(RetryTier::for_wait(86_400.0), RetryTier::H2);
+        assert_eq!(
+            Topics::default().retry(RetryTier::M30),
+            "hookline.retry.30m"
+        );
     }
 
     #[test]

@@ -1,15 +1,43 @@
 //! `TestReceiver`: an HTTP receiver on a free loopback port that records every request and
-//! answers with the statuses the test queues (200 once the queue is empty).
+//! answers as the test queues (200 once the queue is empty, or stalls when told to).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+/// One queued answer.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// The status.
+    pub status: u16,
+    /// Headers to send with it.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Answer {
+    /// Just this status.
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+        }
+    }
+
+    /// With this header too.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
@@ -20,6 +48,8 @@ pub struct Received {
     pub headers: BTreeMap<String, String>,
     /// The body.
     pub body: String,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -33,7 +63,9 @@ impl Received {
 #[derive(Default)]
 struct Inner {
     received: Vec<Received>,
-    answers: VecDeque<u16>,
+    answers: VecDeque<Answer>,
+    /// When set, requests with no queued answer wait this long before answering 200.
+    stall: Option<Duration>,
 }
 
 /// The receiver; stops when dropped.
@@ -68,7 +100,17 @@ impl TestReceiver {
 
     /// Answers the next requests with these statuses, in order.
     pub fn answer(&self, statuses: &[u16]) {
-        self.inner.lock().unwrap().answers.extend(statuses);
+        self.answer_with(statuses.iter().copied().map(Answer::status));
+    }
+
+    /// Queues these answers, in order.
+    pub fn answer_with(&self, answers: impl IntoIterator<Item = Answer>) {
+        self.inner.lock().unwrap().answers.extend(answers);
+    }
+
+    /// Makes every request without a queued answer wait `stall` before its answer.
+    pub fn stall(&self, stall: Duration) {
+        self.inner.lock().unwrap().stall = Some(stall);
     }
 
     /// Everything received so far.
@@ -90,21 +132,38 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
-    let mut inner = inner.lock().unwrap();
-    inner.received.push(Received {
-        path: uri.to_string(),
-        headers: headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.to_string(),
-                    value.to_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect(),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
-    let status = inner.answers.pop_front().unwrap_or(200);
-    StatusCode::from_u16(status).unwrap()
+) -> Response {
+    let (answer, stall) = {
+        let mut inner = inner.lock().unwrap();
+        inner.received.push(Received {
+            path: uri.to_string(),
+            headers: headers
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.to_string(),
+                        value.to_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+            at: Instant::now(),
+        });
+        (inner.answers.pop_front(), inner.stall)
+    };
+    match answer {
+        Some(answer) => {
+            let mut response = StatusCode::from_u16(answer.status).unwrap().into_response();
+            for (name, value) in answer.headers {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            response
+        }
+        None => {
+            if let Some(stall) = stall {
+                tokio::time::sleep(stall).await;
+            }
+            StatusCode::OK.into_response()
+        }
+    }
 }

@@ -15,6 +15,16 @@ pub const TOKEN: &str = "test-token";
 /// Resources: a source `app`, a destination `crm` at the receiver, and a trigger `signups` with
 /// a condition, a body template and a header template.
 pub fn resources(receiver: &TestReceiver) -> ResourceFile {
+    resources_with(receiver, "")
+}
+
+/// [`resources`] with more settings of the `crm` destination, as TOML lines (`secrets = [...]`).
+pub fn resources_with(receiver: &TestReceiver, destination: &str) -> ResourceFile {
+    resources_at(&receiver.url("/hooks/crm"), destination)
+}
+
+/// [`resources_with`] with the `crm` destination at `url`.
+pub fn resources_at(url: &str, destination: &str) -> ResourceFile {
     ResourceFile::parse(&format!(
         r#"
 [[sources]]
@@ -26,6 +36,7 @@ keep_headers = ["X-Env"]
 id = "crm"
 url = "{url}"
 headers = {{ "x-static" = "fixed" }}
+{destination}
 
 [[triggers]]
 id = "signups"
@@ -38,7 +49,6 @@ destination = "crm"
 body = '{{"email": {{{{ payload.user.email }}}}, "seq": {{{{ payload.seq }}}}, "event": {{{{ event.id }}}}, "env": {{{{ event.headers["x-env"] | default("none") }}}}, "trigger": {{{{ trigger.name }}}}}}'
 headers = {{ "x-rendered" = "{{{{ payload.type }}}}" }}
 "#,
-        url = receiver.url("/hooks/crm"),
     ))
     .unwrap()
 }
@@ -81,6 +91,15 @@ impl Stages {
         }
     }
 
+    /// Only a dispatcher with these settings.
+    pub fn dispatcher_only(config: hookline_dispatcher::Config) -> Self {
+        Self {
+            ingest: None,
+            processor: None,
+            dispatcher: Some(config),
+        }
+    }
+
     /// Without the processor.
     pub fn without_processor(mut self) -> Self {
         self.processor = None;
@@ -105,7 +124,13 @@ impl Stages {
         config.shutdown_deadline = Duration::from_secs(5);
         config.ingest = self.ingest;
         config.processor = self.processor;
-        config.dispatcher = self.dispatcher;
+        config.dispatcher = self.dispatcher.map(|mut dispatcher| {
+            // The receivers are on loopback, which the SSRF guard refuses unless allowed.
+            if dispatcher.allow_cidrs.is_empty() {
+                dispatcher.allow_cidrs = hookline_dispatcher::config::loopback();
+            }
+            dispatcher
+        });
         let pipeline = Pipeline::start(config, CancellationToken::new())
             .await
             .unwrap();

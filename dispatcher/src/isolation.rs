@@ -1,0 +1,383 @@
+//! Isolation between destinations: a concurrency limit, a rate limit (GCRA) and a circuit breaker
+//! per destination. A job that one of them holds back is not waited for: the pipeline defers it
+//! to the retry path, so a slow or failing destination never occupies the slots, or the partition,
+//! that healthy destinations need.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use governor::DefaultDirectRateLimiter;
+use governor::clock::{Clock, DefaultClock};
+use hookline_schemas::{Destination, RateLimit, ResourceId};
+use prometheus::IntGauge;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// How many recent attempts the failure ratio looks at.
+const RATIO_WINDOW: usize = 20;
+
+/// How long a job waits when its destination has no free slot: about the time a slot frees up
+/// on a slow receiver.
+const BUSY_WAIT: Duration = Duration::from_secs(1);
+
+/// Why a job was held back; a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// The destination's circuit is open (or half-open, with its probe in flight).
+    CircuitOpen,
+    /// The destination's rate limit is used up.
+    RateLimited,
+    /// The destination has its most requests in progress.
+    Busy,
+}
+
+impl Held {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CircuitOpen => "circuit_open",
+            Self::RateLimited => "rate_limited",
+            Self::Busy => "busy",
+        }
+    }
+}
+
+/// Breaker settings.
+#[derive(Clone, Copy, Debug)]
+pub struct BreakerSettings {
+    /// Consecutive failures that open the circuit.
+    pub consecutive_failures: u32,
+    /// How long the circuit stays open before a probe.
+    pub open_for: Duration,
+}
+
+/// The per-destination state of every destination seen.
+#[derive(Debug)]
+pub struct Isolation {
+    default_max_in_flight: u32,
+    breaker: BreakerSettings,
+    states: Mutex<HashMap<ResourceId, Arc<State>>>,
+    open_circuits: IntGauge,
+}
+
+/// Leave to send one request; hand it back with [`Isolation::finish`].
+#[derive(Debug)]
+pub struct Pass {
+    state: Arc<State>,
+    probe: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+#[derive(Debug)]
+struct State {
+    /// What the state was built for; a change of limits or URL starts afresh.
+    shape: (String, u32, Option<RateLimit>),
+    permits: Arc<Semaphore>,
+    limiter: Option<DefaultDirectRateLimiter>,
+    breaker: Mutex<Breaker>,
+}
+
+impl Isolation {
+    /// Limits every destination to `default_max_in_flight` requests unless it sets its own.
+    pub fn new(
+        default_max_in_flight: u32,
+        breaker: BreakerSettings,
+        open_circuits: IntGauge,
+    ) -> Self {
+        Self {
+            default_max_in_flight,
+            breaker,
+            states: Mutex::new(HashMap::new()),
+            open_circuits,
+        }
+    }
+
+    /// Lets one request to `destination` go now, or says how long to hold it back and why.
+    pub fn admit(&self, destination: &Destination) -> Result<Pass, (Held, Duration)> {
+        let state = self.state(destination);
+        let permit = state
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| (Held::Busy, BUSY_WAIT))?;
+        if let Some(limiter) = &state.limiter {
+            limiter.check().map_err(|not_until| {
+                (
+                    Held::RateLimited,
+                    not_until.wait_time_from(DefaultClock::default().now()),
+                )
+            })?;
+        }
+        let probe = lock(&state.breaker)
+            .admit(Instant::now())
+            .map_err(|wait| (Held::CircuitOpen, wait))?;
+        if probe {
+            self.count_open_circuits();
+        }
+        Ok(Pass {
+            state,
+            probe,
+            _permit: permit,
+        })
+    }
+
+    /// Records how the request `pass` allowed went: `failed` when the receiver timed out, could
+    /// not be reached or answered with a retryable error.
+    pub fn finish(&self, pass: Pass, failed: bool) {
+        let changed =
+            lock(&pass.state.breaker).record(failed, pass.probe, Instant::now(), &self.breaker);
+        if changed {
+            self.count_open_circuits();
+        }
+    }
+
+    fn state(&self, destination: &Destination) -> Arc<State> {
+        let shape = (
+            destination.url.clone(),
+            destination
+                .max_in_flight
+                .unwrap_or(self.default_max_in_flight)
+                .max(1),
+            destination.rate_limit.clone(),
+        );
+        let mut states = lock(&self.states);
+        if let Some(state) = states.get(&destination.id)
+            && state.shape == shape
+        {
+            return state.clone();
+        }
+        let state = Arc::new(State {
+            permits: Arc::new(Semaphore::new(shape.1 as usize)),
+            limiter: shape.2.as_ref().map(|limit| {
+                DefaultDirectRateLimiter::direct(hookline_runtime::rate::quota(limit))
+            }),
+            breaker: Mutex::new(Breaker::default()),
+            shape,
+        });
+        states.insert(destination.id.clone(), state.clone());
+        drop(states);
+        self.count_open_circuits();
+        state
+    }
+
+    fn count_open_circuits(&self) {
+        let states = lock(&self.states);
+        let open = states
+            .values()
+            .filter(|state| !matches!(lock(&state.breaker).circuit, Circuit::Closed))
+            .count();
+        self.open_circuits.set(open as i64);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Circuit {
+    Closed,
+    Open {
+        until: Instant,
+    },
+    /// One probe is in flight; everything else waits for its answer.
+    HalfOpen,
+}
+
+/// A circuit breaker: opens after consecutive failures or when half of the recent attempts
+/// failed, stays open for a while, then lets one probe through and closes if it succeeds.
+#[derive(Debug)]
+struct Breaker {
+    circuit: Circuit,
+    consecutive: u32,
+    recent: VecDeque<bool>,
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Self {
+            circuit: Circuit::Closed,
+            consecutive: 0,
+            recent: VecDeque::with_capacity(RATIO_WINDOW),
+        }
+    }
+}
+
+impl Breaker {
+    /// `Ok(true)` lets a probe through, `Ok(false)` a normal request, `Err` says how long to wait.
+    fn admit(&mut self, now: Instant) -> Result<bool, Duration> {
+        match self.circuit {
+            Circuit::Closed => Ok(false),
+            Circuit::Open { until } if now < until => Err(until - now),
+            Circuit::Open { .. } => {
+                self.circuit = Circuit::HalfOpen;
+                Ok(true)
+            }
+            Circuit::HalfOpen => Err(BUSY_WAIT),
+        }
+    }
+
+    /// Records an outcome; true when the circuit changed state.
+    fn record(
+        &mut self,
+        failed: bool,
+        probe: bool,
+        now: Instant,
+        settings: &BreakerSettings,
+    ) -> bool {
+        let before = self.circuit;
+        if self.recent.len() == RATIO_WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(failed);
+        if !failed {
+            self.consecutive = 0;
+            if self.circuit != Circuit::Closed {
+                // Any success, a probe's or one of a request sent before the circuit opened,
+                // shows the receiver is back: start counting afresh.
+                self.circuit = Circuit::Closed;
+                self.recent.clear();
+            }
+        } else {
+            self.consecutive += 1;
+            let failures = self.recent.iter().filter(|failed| **failed).count();
+            let trips = probe
+                || self.consecutive >= settings.consecutive_failures
+                || (self.recent.len() == RATIO_WINDOW && failures * 2 >= RATIO_WINDOW);
+            if trips && !matches!(self.circuit, Circuit::Open { .. }) {
+                self.circuit = Circuit::Open {
+                    until: now + settings.open_for,
+                };
+            }
+        }
+        self.circuit != before
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SETTINGS: BreakerSettings = BreakerSettings {
+        consecutive_failures: 3,
+        open_for: Duration::from_secs(30),
+    };
+
+    fn destination(max_in_flight: Option<u32>, rate_limit: Option<RateLimit>) -> Destination {
+        let mut destination =
+            Destination::new(ResourceId::parse("d").unwrap(), "http://127.0.0.1:9/hook");
+        destination.max_in_flight = max_in_flight;
+        destination.rate_limit = rate_limit;
+        destination
+    }
+
+    fn isolation() -> Isolation {
+        Isolation::new(2, SETTINGS, IntGauge::new("open", "open").unwrap())
+    }
+
+    #[test]
+    fn the_breaker_opens_after_consecutive_failures_and_probes_after_a_while() {
+        let mut breaker = Breaker::default();
+        let start = Instant::now();
+        for _ in 0..2 {
+            assert_eq!(breaker.admit(start), Ok(false));
+            assert!(!breaker.record(true, false, start, &SETTINGS));
+        }
+        assert!(
+            breaker.record(true, false, start, &SETTINGS),
+            "third failure opens"
+        );
+        assert_eq!(breaker.admit(start), Err(Duration::from_secs(30)));
+        let later = start + Duration::from_secs(30);
+        assert_eq!(breaker.admit(later), Ok(true), "one probe");
+        assert_eq!(breaker.admit(later), Err(BUSY_WAIT), "and only one");
+        assert!(
+            breaker.record(true, true, later, &SETTINGS),
+            "a failed probe opens again"
+        );
+        assert_eq!(breaker.admit(later), Err(Duration::from_secs(30)));
+        let much_later = later + Duration::from_secs(30);
+        assert_eq!(breaker.admit(much_later), Ok(true));
+        assert!(breaker.record(false, true, much_later, &SETTINGS));
+        assert_eq!(breaker.admit(much_later), Ok(false), "a good probe closes");
+    }
+
+    #[test]
+    fn the_breaker_opens_when_half_the_recent_attempts_fail() {
+        let relaxed = BreakerSettings {
+            consecutive_failures: 100,
+            ..SETTINGS
+        };
+        let mut breaker = Breaker::default();
+        let now = Instant::now();
+        // Alternating outcomes never reach the consecutive threshold; 9 failures in 20 is
+        // below half...
+        for index in 0..RATIO_WINDOW {
+            breaker.record(index % 2 == 0 && index > 0, false, now, &relaxed);
+        }
+        assert_eq!(breaker.circuit, Circuit::Closed);
+        // ...and the next failure, pushing out a success, makes it half.
+        assert!(breaker.record(true, false, now, &relaxed));
+        assert!(matches!(breaker.circuit, Circuit::Open { .. }));
+    }
+
+    #[test]
+    fn concurrency_is_limited_per_destination() {
+        let isolation = isolation();
+        let first = isolation.admit(&destination(None, None)).unwrap();
+        let _second = isolation.admit(&destination(None, None)).unwrap();
+        assert_eq!(
+            isolation.admit(&destination(None, None)).unwrap_err().0,
+            Held::Busy
+        );
+        let mut other = destination(None, None);
+        other.id = ResourceId::parse("other").unwrap();
+        assert!(
+            isolation.admit(&other).is_ok(),
+            "another destination has its own slots"
+        );
+        isolation.finish(first, false);
+        assert!(isolation.admit(&destination(None, None)).is_ok());
+        // Its own limit replaces the default.
+        let wide = destination(Some(5), None);
+        let passes: Vec<_> = (0..5).map(|_| isolation.admit(&wide).unwrap()).collect();
+        assert_eq!(isolation.admit(&wide).unwrap_err().0, Held::Busy);
+        drop(passes);
+    }
+
+    #[test]
+    fn the_rate_limit_holds_back_with_the_time_to_wait() {
+        let isolation = isolation();
+        let limited = destination(
+            Some(100),
+            Some(RateLimit {
+                per_minute: 60,
+                burst: Some(2),
+            }),
+        );
+        let _a = isolation.admit(&limited).unwrap();
+        let _b = isolation.admit(&limited).unwrap();
+        let (held, wait) = isolation.admit(&limited).unwrap_err();
+        assert_eq!(held, Held::RateLimited);
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn failures_open_the_circuit_and_the_gauge_counts_it() {
+        let isolation = isolation();
+        for _ in 0..3 {
+            let pass = isolation.admit(&destination(Some(10), None)).unwrap();
+            isolation.finish(pass, true);
+        }
+        let (held, wait) = isolation.admit(&destination(Some(10), None)).unwrap_err();
+        assert_eq!(held, Held::CircuitOpen);
+        assert!(wait <= Duration::from_secs(30));
+        assert_eq!(isolation.open_circuits.get(), 1);
+    }
+}

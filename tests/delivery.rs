@@ -1,0 +1,387 @@
+//! End-to-end tests of delivery: signing, retry decisions a receiver can steer, the SSRF guard,
+//! durable retries across a restart, and isolation between destinations. HTTP in, through Kafka,
+//! to receivers on loopback; on the embedded broker, or on the cluster named by `KAFKA_BROKERS`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::receiver::Answer;
+use harness::stages::{
+    Stages, World, accepted_id, apply, post, resources_at, resources_with, signup,
+};
+use harness::{TestReceiver, eventually};
+use hookline::resource_file::ResourceFile;
+use hookline_runtime::KafkaSettings;
+use hookline_schemas::{
+    AttemptOutcome, AttemptRecord, DeadLetter, DeadReason, ResourceId, RetryTier, SourceAuth,
+};
+
+/// Dispatcher settings for tests: quick retries, so a test sees several attempts.
+fn quick_retries(waits: &[f64]) -> hookline_dispatcher::Config {
+    hookline_dispatcher::Config {
+        retry_schedule: Some(waits.to_vec()),
+        ..hookline_dispatcher::Config::default()
+    }
+}
+
+async fn dead_letters(settings: &KafkaSettings, at_least: usize) -> Vec<DeadLetter> {
+    harness::kafka::read_topic(
+        settings,
+        &settings.topics().dead(),
+        at_least,
+        Duration::from_millis(300),
+    )
+    .await
+    .into_iter()
+    .map(|(_, value)| serde_json::from_slice(&value).unwrap())
+    .collect()
+}
+
+async fn attempts(settings: &KafkaSettings, at_least: usize) -> Vec<AttemptRecord> {
+    harness::kafka::read_topic(
+        settings,
+        &settings.topics().attempts(),
+        at_least,
+        Duration::from_millis(300),
+    )
+    .await
+    .into_iter()
+    .map(|(_, value)| serde_json::from_slice(&value).unwrap())
+    .collect()
+}
+
+fn header_map(received: &harness::receiver::Received) -> axum::http::HeaderMap {
+    received
+        .headers
+        .iter()
+        .map(|(name, value)| (name.parse().unwrap(), value.parse().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_signed_with_every_secret_of_the_destination() {
+    const OLD: &str = "whsec_aG9va2xpbmUtb2xkLXNlY3JldC0wMTIzNDU2Nzg5YWI=";
+    const NEW: &str = "whsec_aG9va2xpbmUtbmV3LXNlY3JldC0wMTIzNDU2Nzg5YWI=";
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all().world().await;
+    apply(
+        &settings,
+        &pipeline,
+        &resources_with(&receiver, &format!(r#"secrets = ["{OLD}", "{NEW}"]"#)),
+    )
+    .await;
+
+    accepted_id(post(&pipeline, signup(1)).await).await;
+    let got = eventually("the signed delivery", || async {
+        receiver.received().into_iter().next()
+    })
+    .await;
+
+    // Verified by ingest's Standard Webhooks verifier, which is tested against vectors from the
+    // official library (the Python library itself checks the signer in the dispatcher's tests).
+    let headers = header_map(&got);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let verifies_with = |secret: &str| {
+        hookline_ingest::auth::Verifier::new(&[SourceAuth::Standard {
+            secrets: vec![secret.to_owned()],
+            tolerance_seconds: None,
+        }])
+        .unwrap()
+        .verify(&headers, got.body.as_bytes(), now)
+    };
+    assert!(verifies_with(OLD), "the old secret verifies: {headers:?}");
+    assert!(verifies_with(NEW), "the new secret verifies");
+    assert!(
+        !verifies_with("whsec_b3RoZXItc2VjcmV0LW5vdC1vbi10aGUtZGVzdGluYXRpb24="),
+        "another secret does not"
+    );
+    assert!(got.headers["webhook-id"].starts_with("msg_"));
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_respected_and_a_400_is_dead_lettered_at_once() {
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all()
+        .dispatcher(quick_retries(&[0.05, 0.05, 0.05]))
+        .world()
+        .await;
+    receiver.answer_with([Answer::status(429).header("retry-after", "2")]);
+    accepted_id(post(&pipeline, signup(1)).await).await;
+    let both = eventually("the retry after Retry-After", || async {
+        let received = receiver.received();
+        (received.len() >= 2).then_some(received)
+    })
+    .await;
+    let waited = both[1].at - both[0].at;
+    assert!(
+        waited >= Duration::from_millis(1_900),
+        "the policy says 50 ms, the receiver asked for 2 s; waited {waited:?}"
+    );
+
+    receiver.answer(&[400]);
+    accepted_id(post(&pipeline, signup(2)).await).await;
+    let dead = dead_letters(&settings, 1).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].reason, DeadReason::Rejected);
+    assert_eq!(dead[0].attempts, 1, "no retry after a 400");
+    assert_eq!(receiver.received().len(), 3);
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_410_dead_letters_the_job_and_disables_the_destination() {
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all().world().await;
+    receiver.answer(&[410]);
+    accepted_id(post(&pipeline, signup(1)).await).await;
+
+    let dead = dead_letters(&settings, 1).await;
+    assert_eq!(dead[0].reason, DeadReason::Gone);
+    let crm = ResourceId::parse("crm").unwrap();
+    let disabled = eventually("the destination to be disabled", || async {
+        pipeline
+            .store
+            .snapshot()
+            .destinations
+            .get(&crm)
+            .filter(|destination| !destination.enabled)
+            .cloned()
+    })
+    .await;
+    let reason = disabled.disabled_reason.clone().unwrap_or_default();
+    assert!(reason.contains("410"), "{reason}");
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "a disabled destination gets nothing more"
+    );
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ssrf_guard_refuses_loopback_names_and_does_not_follow_redirects() {
+    // An allow-list without loopback, so the guard's defaults apply to the receiver.
+    let guarded = hookline_dispatcher::Config {
+        allow_cidrs: vec!["192.0.2.0/24".parse().unwrap()],
+        ..hookline_dispatcher::Config::default()
+    };
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all().dispatcher(guarded).world().await;
+    // A DNS name that resolves to 127.0.0.1 is refused after resolution.
+    let port = receiver.url("").rsplit(':').next().unwrap().to_owned();
+    apply(
+        &settings,
+        &pipeline,
+        &resources_at(&format!("http://localhost:{port}/hooks/crm"), ""),
+    )
+    .await;
+    accepted_id(post(&pipeline, signup(1)).await).await;
+    let dead = dead_letters(&settings, 1).await;
+    assert_eq!(dead[0].reason, DeadReason::Blocked, "{:?}", dead[0]);
+    assert_eq!(dead[0].attempts, 1, "never retried");
+    assert!(dead[0].error.contains("loopback"), "{}", dead[0].error);
+    let records = attempts(&settings, 1).await;
+    assert_eq!(records[0].outcome, AttemptOutcome::Blocked);
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached the receiver"
+    );
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_the_metadata_address_is_not_followed() {
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all().world().await;
+    receiver.answer_with([
+        Answer::status(302).header("location", "http://169.254.169.254/latest/meta-data/")
+    ]);
+    accepted_id(post(&pipeline, signup(1)).await).await;
+    let dead = dead_letters(&settings, 1).await;
+    assert_eq!(dead[0].reason, DeadReason::Rejected);
+    let records = attempts(&settings, 1).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].status, Some(302));
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_past_the_deadline_is_a_timeout_retried_until_exhausted() {
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all()
+        .dispatcher(quick_retries(&[0.05, 0.05]))
+        .world()
+        .await;
+    apply(
+        &settings,
+        &pipeline,
+        &resources_with(&receiver, "timeout_ms = 300"),
+    )
+    .await;
+    receiver.stall(Duration::from_secs(30));
+    accepted_id(post(&pipeline, signup(1)).await).await;
+
+    let dead = dead_letters(&settings, 1).await;
+    assert_eq!(dead[0].reason, DeadReason::Exhausted);
+    assert_eq!(dead[0].attempts, 3);
+    let records = attempts(&settings, 3).await;
+    assert_eq!(records.len(), 3);
+    for record in &records {
+        assert_eq!(record.status, None);
+        let error = record.error.as_deref().unwrap_or_default();
+        assert!(error.contains("within 300 ms"), "{error}");
+        assert!(record.latency_seconds < 5.0, "{}", record.latency_seconds);
+    }
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_waiting_in_a_retry_topic_survive_a_restart() {
+    // Every wait goes through the retry topics, none is held in memory.
+    let durable = hookline_dispatcher::Config {
+        in_process_wait_ms: 0,
+        ..quick_retries(&[4.0])
+    };
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all().dispatcher(durable.clone()).world().await;
+    receiver.answer(&[503]);
+    accepted_id(post(&pipeline, signup(1)).await).await;
+
+    // The job is parked in the 5 s tier (due 4 s after the failed attempt)...
+    let parked = harness::kafka::read_topic(
+        &settings,
+        &settings.topics().retry(RetryTier::S5),
+        1,
+        Duration::from_millis(100),
+    )
+    .await;
+    assert_eq!(parked.len(), 1);
+    // ...when the dispatcher stops.
+    pipeline.stop().await.unwrap();
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "the retry must not have happened before the restart"
+    );
+
+    let restarted = Stages::dispatcher_only(durable).start(&settings).await;
+    let file: ResourceFile = resources_with(&receiver, "");
+    harness::stages::seen(&restarted, &file).await;
+    let both = eventually("the retry after the restart", || async {
+        let received = receiver.received();
+        (received.len() >= 2).then_some(received)
+    })
+    .await;
+    assert_eq!(both[0].headers["webhook-id"], both[1].headers["webhook-id"]);
+    let records = attempts(&settings, 2).await;
+    assert_eq!(
+        records.iter().map(|r| r.attempt).collect::<Vec<_>>(),
+        [1, 2],
+        "the attempt count survives too"
+    );
+    restarted.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_destination_does_not_hold_up_a_healthy_one() {
+    // Eight slots in all, two for any one destination: without isolation the stalled
+    // destination's jobs would take all eight for 50 s, longer than the test's patience.
+    let narrow = hookline_dispatcher::Config {
+        max_in_flight: 8,
+        destination_max_in_flight: 2,
+        ..hookline_dispatcher::Config::default()
+    };
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all().dispatcher(narrow).world().await;
+    let stalled = TestReceiver::start().await;
+    stalled.stall(Duration::from_secs(60));
+    // Every event goes to both destinations, the stalled one first.
+    let file = ResourceFile::parse(&format!(
+        r#"
+[[sources]]
+id = "app"
+auth = [{{ type = "bearer", tokens = ["{token}"] }}]
+
+[[destinations]]
+id = "stalled"
+url = "{stalled}"
+timeout_ms = 50000
+
+[[destinations]]
+id = "crm"
+url = "{healthy}"
+
+[[triggers]]
+id = "both"
+when = {{ sources = ["app"] }}
+
+[[triggers.actions]]
+destination = "stalled"
+body = '{{"seq": {{{{ payload.seq }}}}}}'
+
+[[triggers.actions]]
+destination = "crm"
+body = '{{"seq": {{{{ payload.seq }}}}}}'
+"#,
+        token = harness::stages::TOKEN,
+        stalled = stalled.url("/slow"),
+        healthy = receiver.url("/fast"),
+    ))
+    .unwrap();
+    apply(&settings, &pipeline, &file).await;
+
+    const EVENTS: usize = 100;
+    for seq in 0..EVENTS {
+        accepted_id(post(&pipeline, signup(seq as u64)).await).await;
+    }
+    eventually("every healthy delivery", || async {
+        (receiver.received().len() >= EVENTS).then_some(())
+    })
+    .await;
+    assert_eq!(
+        stalled.received().len(),
+        2,
+        "the stalled destination holds its two slots and no more"
+    );
+    // Shutdown gives the stalled deliveries a short grace, then leaves them for a restart.
+    pipeline.stop().await.unwrap();
+}
