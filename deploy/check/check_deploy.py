@@ -330,8 +330,9 @@ def mounts_of(service):
 def topic_kinds():
     """(all suffixes, compacted suffixes) as schemas/src/topics.rs defines them."""
     text = TOPICS_RS.read_text(encoding="utf-8")
-    suffix_fn = re.search(r"fn suffix\(self\)[^{]*\{(.*?)\n    \}", text, re.S)
-    pairs = dict(re.findall(r"Self::(\w+)\s*=>\s*\"([a-z_]+)\"", suffix_fn.group(1) if suffix_fn else ""))
+    # TopicKind::suffix names the topics; RetryTier::suffix the retry tiers' topics.
+    suffix_fns = re.findall(r"fn suffix\(self\)[^{]*\{(.*?)\n    \}", text, re.S)
+    pairs = dict(re.findall(r"Self::(\w+)\s*=>\s*\"([a-z_.0-9]+)\"", "\n".join(suffix_fns)))
     compacted_fn = re.search(r"fn compacted\(self\)[^{]*\{(.*?)\n    \}", text, re.S)
     compacted = re.findall(r"Self::(\w+)", compacted_fn.group(1) if compacted_fn else "")
     return set(pairs.values()), {pairs[v] for v in compacted if v in pairs}

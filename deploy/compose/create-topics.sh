@@ -12,7 +12,8 @@ REPLICATION="${HOOKLINE_TOPIC_REPLICATION:-1}"
 # Hookline's largest record (runtime::kafka::MAX_RECORD_BYTES).
 MAX_RECORD_BYTES=2097152
 # Partitioned topics: as many consumers of a group as partitions can share the work.
-TOPICS="events deliveries retry dead attempts rejected"
+# The retry topics have one tier per fixed delay (schemas::RetryTier).
+TOPICS="events deliveries retry.5s retry.30s retry.5m retry.30m retry.2h dead attempts rejected"
 # Compacted topics, one partition so every reader sees every change in order.
 COMPACTED_TOPICS="resources"
 
