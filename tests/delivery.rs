@@ -385,3 +385,66 @@ body = '{{"seq": {{{{ payload.seq }}}}}}'
     // Shutdown gives the stalled deliveries a short grace, then leaves them for a restart.
     pipeline.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_failing_past_the_window_is_disabled_even_across_a_restart() {
+    const WINDOW: u64 = 3;
+    let failing = hookline_dispatcher::Config {
+        disable_after_failing_seconds: WINDOW,
+        ..quick_retries(&[1.0; 50])
+    };
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all().dispatcher(failing.clone()).world().await;
+    receiver.answer(&[503; 100]);
+    accepted_id(post(&pipeline, signup(1)).await).await;
+    eventually("the first failed attempt", || async {
+        (!receiver.received().is_empty()).then_some(())
+    })
+    .await;
+    pipeline.stop().await.unwrap();
+
+    // The first failure was recorded with its time...
+    let records = harness::kafka::read_topic(
+        &settings,
+        &settings.topics().destination_health(),
+        1,
+        Duration::from_millis(100),
+    )
+    .await;
+    let health: hookline_schemas::DestinationHealth =
+        serde_json::from_slice(&records.last().unwrap().1).unwrap();
+    assert_eq!(health.destination_id.as_str(), "crm");
+    let since = hookline_runtime::time::parse_rfc3339(&health.failing_since).unwrap();
+    // ...so once the window has passed, a restarted dispatcher disables the destination at its
+    // first failure: it remembers since when the destination fails.
+    let passed = time::OffsetDateTime::now_utc() - since;
+    if let Ok(rest) = Duration::try_from(time::Duration::seconds(WINDOW as i64) - passed) {
+        tokio::time::sleep(rest).await;
+    }
+    let before = receiver.received().len();
+    let restarted = Stages::dispatcher_only(failing).start(&settings).await;
+    harness::stages::seen(&restarted, &resources_with(&receiver, "")).await;
+    let crm = ResourceId::parse("crm").unwrap();
+    let disabled = eventually("the destination to be disabled", || async {
+        restarted
+            .store
+            .snapshot()
+            .destinations
+            .get(&crm)
+            .filter(|destination| !destination.enabled)
+            .cloned()
+    })
+    .await;
+    let reason = disabled.disabled_reason.clone().unwrap_or_default();
+    assert!(reason.contains(&health.failing_since), "{reason}");
+    assert_eq!(
+        receiver.received().len() - before,
+        1,
+        "one failure after the restart was enough"
+    );
+    restarted.stop().await.unwrap();
+}

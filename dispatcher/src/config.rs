@@ -94,6 +94,15 @@ pub struct Config {
     )]
     pub circuit_open_ms: u64,
 
+    /// A destination that has failed for this long without a single success is disabled, in
+    /// seconds (5 days); 0 never disables. The window survives restarts.
+    #[arg(
+        long = "disable-after-failing-seconds",
+        env = "HOOKLINE_DISABLE_AFTER_FAILING_SECONDS",
+        default_value_t = 5 * 24 * 3600
+    )]
+    pub disable_after_failing_seconds: u64,
+
     /// How long deliveries in progress may go on once shutdown begins; they are then given up
     /// and delivered again after a restart. Set from the process's shutdown deadline.
     #[arg(skip = DEFAULT_DRAIN)]
@@ -116,6 +125,7 @@ impl Default for Config {
             allow_cidrs: Vec::new(),
             circuit_failures: 10,
             circuit_open_ms: 30_000,
+            disable_after_failing_seconds: 5 * 24 * 3600,
             drain: DEFAULT_DRAIN,
         }
     }

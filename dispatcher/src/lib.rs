@@ -11,6 +11,7 @@ pub mod config;
 pub mod deliver;
 pub mod error;
 pub mod guard;
+pub mod health;
 pub mod isolation;
 pub mod metrics;
 pub mod pipeline;

@@ -27,6 +27,7 @@ use tracing::{info, warn};
 
 use crate::deliver::{Attempt, Deliverer};
 use crate::guard::Guard;
+use crate::health::{Health, Verdict};
 use crate::isolation::{BreakerSettings, Isolation};
 use crate::metrics::Metrics;
 use crate::retry::{self, Decision, Outcome};
@@ -55,6 +56,7 @@ pub const RETRY_ROLE: &str = "dispatcher-retry";
 
 /// A dispatcher, built and ready to run.
 pub struct Dispatcher {
+    settings: KafkaSettings,
     consumer: StreamConsumer<ObservedContext>,
     retry_consumer: StreamConsumer<ObservedContext>,
     shared: Arc<Shared>,
@@ -68,6 +70,7 @@ struct Shared {
     writer: ResourceWriter,
     deliverer: Deliverer,
     isolation: Isolation,
+    health: Health,
     topics: Topics,
     attempts_topic: String,
     dead_topic: String,
@@ -101,7 +104,12 @@ impl Dispatcher {
             },
             metrics.open_circuits.clone(),
         );
+        let health = Health::new(
+            settings,
+            Duration::from_secs(config.disable_after_failing_seconds),
+        )?;
         Ok(Self {
+            settings: settings.clone(),
             consumer,
             retry_consumer,
             shared: Arc::new(Shared {
@@ -111,6 +119,7 @@ impl Dispatcher {
                 writer,
                 deliverer,
                 isolation,
+                health,
                 topics: settings.topics(),
                 attempts_topic: settings.topics().attempts(),
                 dead_topic: settings.topics().dead(),
@@ -127,6 +136,9 @@ impl Dispatcher {
         tokio::select! {
             ready = shared.store.wait_ready() => ready?,
             () = shared.shutdown.cancelled() => return Ok(()),
+        }
+        if !shared.health.load(&self.settings, &shared.shutdown).await? {
+            return Ok(());
         }
         let deliveries = shared.topics.deliveries();
         subscribe(&self.consumer, &[deliveries.as_str()])?;
@@ -378,6 +390,19 @@ impl Shared {
                 () = draining => return Settled::Abandoned,
             };
             self.isolation.finish(pass, attempt.outcome.is_failure());
+            let delivered = matches!(
+                attempt.outcome,
+                Outcome::Status {
+                    code: 200..=299,
+                    ..
+                }
+            );
+            let ours = matches!(attempt.outcome, Outcome::Blocked | Outcome::InvalidRequest);
+            if !ours && let Verdict::Disable(since) = self.health.record(&destination.id, delivered)
+            {
+                let why = format!("failed without a single success since {since}");
+                self.disable(&destination, "failing", &why).await;
+            }
             let policy = destination
                 .retry
                 .clone()
@@ -395,7 +420,7 @@ impl Shared {
                 Decision::Dead(reason) => {
                     let error = attempt.error.unwrap_or_else(|| reason.as_str().to_owned());
                     if reason == DeadReason::Gone {
-                        self.disable(&destination, &error).await;
+                        self.disable(&destination, "gone", &error).await;
                     }
                     let attempts = job.attempt;
                     let payload = DeadPayload::Job { job };
@@ -438,9 +463,9 @@ impl Shared {
         Settled::Done
     }
 
-    /// Disables a destination that told us it is gone, through the resources topic, so every
-    /// stage (and a restart) sees it.
-    async fn disable(&self, destination: &Destination, why: &str) {
+    /// Disables a destination that said it is gone (`reason` "gone") or kept failing
+    /// ("failing"), through the resources topic, so every stage (and a restart) sees it.
+    async fn disable(&self, destination: &Destination, reason: &str, why: &str) {
         let mut disabled = destination.clone();
         disabled.enabled = false;
         disabled.disabled_reason = Some(format!(
@@ -449,11 +474,11 @@ impl Shared {
         ));
         match self.writer.put(&Resource::Destination(disabled)).await {
             Ok(()) => {
-                self.metrics.disabled.with_label_values(&["gone"]).inc();
-                warn!(destination = %destination.id, "Destination answered 410 Gone and was disabled.");
+                self.metrics.disabled.with_label_values(&[reason]).inc();
+                warn!(destination = %destination.id, why, "Destination disabled.");
             }
             Err(error) => {
-                warn!(destination = %destination.id, %error, "Could not disable a destination that answered 410 Gone.");
+                warn!(destination = %destination.id, %error, why, "Could not disable a destination.");
             }
         }
     }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -20,7 +20,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::observe::Progress;
 use crate::offsets::OffsetTracker;
+
+/// How often the age of the oldest unfinished record is reported.
+const AGE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long a rewind may take; it is local unless the partition was just revoked.
 const SEEK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -56,7 +60,7 @@ pub async fn run<C, H, F, E>(
     mut handler: H,
 ) -> Result<(), E>
 where
-    C: ConsumerContext + 'static,
+    C: ConsumerContext + Progress + 'static,
     H: FnMut(&BorrowedMessage<'_>) -> F,
     F: Future<Output = Result<Settled, E>> + Send + 'static,
     E: Send + 'static,
@@ -77,7 +81,7 @@ pub async fn run_gated<C, H, F, E>(
     mut handler: H,
 ) -> Result<(), E>
 where
-    C: ConsumerContext + 'static,
+    C: ConsumerContext + Progress + 'static,
     H: FnMut(&BorrowedMessage<'_>) -> Next<F>,
     F: Future<Output = Result<Settled, E>> + Send + 'static,
     E: Send + 'static,
@@ -85,14 +89,18 @@ where
     let mut tracker = OffsetTracker::default();
     let mut tasks: JoinSet<Finished<E>> = JoinSet::new();
     let mut paused: HashMap<(String, i32), Instant> = HashMap::new();
+    let mut ages = Ages::default();
+    let mut report = tokio::time::interval(AGE_INTERVAL);
+    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let next_resume = paused.values().min().copied();
         tokio::select! {
             biased;
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                finish(consumer, &mut tracker, joined)?;
+                finish(consumer, &mut tracker, &mut ages, joined)?;
             }
             () = shutdown.cancelled() => break,
+            _ = report.tick() => ages.report(consumer.context().as_ref()),
             () = sleep_until_or_forever(next_resume), if next_resume.is_some() => {
                 resume_due(consumer, &mut paused);
             }
@@ -103,6 +111,7 @@ where
                     match handler(&message) {
                         Next::Run(work) => {
                             tracker.start(&topic, partition, offset);
+                            ages.start(&topic, partition, offset, message.timestamp().to_millis());
                             tasks.spawn(async move { (topic, partition, offset, work.await) });
                         }
                         Next::NotBefore(due) => {
@@ -122,7 +131,7 @@ where
         }
     }
     while let Some(joined) = tasks.join_next().await {
-        finish(consumer, &mut tracker, joined)?;
+        finish(consumer, &mut tracker, &mut ages, joined)?;
     }
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
@@ -176,9 +185,64 @@ fn resume_due<C: ConsumerContext + 'static>(
     }
 }
 
+/// The timestamps behind [`crate::observe::LAG_SECONDS`].
+#[derive(Default)]
+struct Ages {
+    /// Timestamps (milliseconds since the epoch) of the records in progress, by partition and
+    /// offset.
+    in_flight: HashMap<(String, i32), HashMap<i64, i64>>,
+    /// The timestamp of the last record read, by partition.
+    last_read: HashMap<(String, i32), i64>,
+}
+
+impl Ages {
+    fn start(&mut self, topic: &str, partition: i32, offset: i64, timestamp: Option<i64>) {
+        let Some(timestamp) = timestamp else { return };
+        let key = (topic.to_owned(), partition);
+        self.in_flight
+            .entry(key.clone())
+            .or_default()
+            .insert(offset, timestamp);
+        self.last_read.insert(key, timestamp);
+    }
+
+    fn finish(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(records) = self.in_flight.get_mut(&(topic.to_owned(), partition)) {
+            records.remove(&offset);
+        }
+    }
+
+    /// Per topic, the age of the oldest record in progress; with none in progress, the age of
+    /// the last record read if the group is still behind on that partition; else 0.
+    fn report(&self, context: &impl Progress) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as i64);
+        let mut oldest: HashMap<&str, f64> = HashMap::new();
+        for ((topic, partition), last) in &self.last_read {
+            let in_flight = self
+                .in_flight
+                .get(&(topic.clone(), *partition))
+                .and_then(|records| records.values().min().copied());
+            let since = match in_flight {
+                Some(timestamp) => Some(timestamp),
+                None if context.records_behind(topic, *partition).unwrap_or(0) > 0 => Some(*last),
+                None => None,
+            };
+            let age = since.map_or(0.0, |since| (now - since).max(0) as f64 / 1000.0);
+            let entry = oldest.entry(topic.as_str()).or_default();
+            *entry = entry.max(age);
+        }
+        for (topic, age) in oldest {
+            context.report_age(topic, age);
+        }
+    }
+}
+
 fn finish<C: ConsumerContext + 'static, E>(
     consumer: &StreamConsumer<C>,
     tracker: &mut OffsetTracker,
+    ages: &mut Ages,
     joined: Result<Finished<E>, tokio::task::JoinError>,
 ) -> Result<(), E> {
     let (topic, partition, offset, outcome) = match joined {
@@ -187,6 +251,7 @@ fn finish<C: ConsumerContext + 'static, E>(
         // panic surface.
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     };
+    ages.finish(&topic, partition, offset);
     if outcome? == Settled::Abandoned {
         return Ok(());
     }
@@ -199,4 +264,60 @@ fn finish<C: ConsumerContext + 'static, E>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorded {
+        behind: HashMap<(String, i32), i64>,
+        ages: Mutex<HashMap<String, f64>>,
+    }
+
+    impl Progress for Recorded {
+        fn report_age(&self, topic: &str, seconds: f64) {
+            self.ages.lock().unwrap().insert(topic.to_owned(), seconds);
+        }
+
+        fn records_behind(&self, topic: &str, partition: i32) -> Option<i64> {
+            self.behind.get(&(topic.to_owned(), partition)).copied()
+        }
+    }
+
+    fn millis_ago(seconds: i64) -> Option<i64> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        Some(now.as_millis() as i64 - seconds * 1000)
+    }
+
+    #[test]
+    fn the_age_is_the_oldest_record_in_progress_or_the_last_read_while_behind() {
+        let mut ages = Ages::default();
+        ages.start("events", 0, 10, millis_ago(60));
+        ages.start("events", 0, 11, millis_ago(5));
+        ages.start("events", 1, 3, millis_ago(30));
+        ages.start("jobs", 0, 1, millis_ago(100));
+        ages.finish("jobs", 0, 1);
+        let mut context = Recorded::default();
+        ages.report(&context);
+        let reported = context.ages.lock().unwrap().clone();
+        let near = |topic: &str, seconds: f64| (reported[topic] - seconds).abs() < 2.0;
+        assert!(near("events", 60.0), "{reported:?}");
+        assert_eq!(
+            reported["jobs"], 0.0,
+            "caught up: nothing in progress, nothing behind"
+        );
+
+        // Finished, but the group is still behind on the partition: the last read record's age.
+        ages.finish("events", 0, 10);
+        ages.finish("events", 0, 11);
+        ages.finish("events", 1, 3);
+        context.behind.insert(("events".to_owned(), 1), 500);
+        ages.report(&context);
+        let reported = context.ages.lock().unwrap().clone();
+        assert!((reported["events"] - 30.0).abs() < 2.0, "{reported:?}");
+    }
 }

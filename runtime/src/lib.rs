@@ -17,6 +17,7 @@
 //! - [`validate`]: checks of a set of resources before it is written.
 
 pub mod admin;
+pub mod compacted;
 pub mod consume;
 pub mod embedded;
 pub mod error;

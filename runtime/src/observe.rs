@@ -2,8 +2,9 @@
 //! statistics, so no separate lag exporter is needed) and rebalances.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 
@@ -11,6 +12,8 @@ use crate::telemetry::register;
 
 /// Records a consumer group is behind, per partition.
 pub const LAG: &str = "hookline_consumer_lag";
+/// Age of the oldest record a group has not finished, per topic.
+pub const LAG_SECONDS: &str = "hookline_consumer_lag_seconds";
 /// Partition assignments and revocations of a group.
 pub const REBALANCES: &str = "hookline_consumer_rebalances_total";
 
@@ -21,6 +24,7 @@ pub const STATISTICS_INTERVAL_MS: u32 = 5_000;
 #[derive(Clone, Debug)]
 pub struct ConsumerMetrics {
     lag: IntGaugeVec,
+    lag_seconds: GaugeVec,
     rebalances: IntCounterVec,
 }
 
@@ -36,6 +40,15 @@ impl ConsumerMetrics {
                 &["group", "topic", "partition"],
             )
             .expect("valid metric"),
+            lag_seconds: GaugeVec::new(
+                Opts::new(
+                    LAG_SECONDS,
+                    "Age of the oldest record a consumer group has read but not finished, or of \
+                     the last one it read while it is behind; 0 when caught up.",
+                ),
+                &["group", "topic"],
+            )
+            .expect("valid metric"),
             rebalances: IntCounterVec::new(
                 Opts::new(
                     REBALANCES,
@@ -46,6 +59,7 @@ impl ConsumerMetrics {
             .expect("valid metric"),
         };
         register(registry, metrics.lag.clone());
+        register(registry, metrics.lag_seconds.clone());
         register(registry, metrics.rebalances.clone());
         metrics
     }
@@ -55,6 +69,7 @@ impl ConsumerMetrics {
         ObservedContext {
             group: group.to_owned(),
             metrics: self.clone(),
+            behind: Mutex::default(),
         }
     }
 }
@@ -63,6 +78,34 @@ impl ConsumerMetrics {
 pub struct ObservedContext {
     group: String,
     metrics: ConsumerMetrics,
+    /// The last statistics' lag per (topic, partition).
+    behind: Mutex<HashMap<(String, i32), i64>>,
+}
+
+/// What the consume loop tells its consumer's context about progress.
+pub trait Progress {
+    /// Records `topic` as `seconds` behind (see [`LAG_SECONDS`]).
+    fn report_age(&self, topic: &str, seconds: f64);
+    /// Records the group is behind on a partition, by librdkafka's last statistics; `None` when
+    /// unknown.
+    fn records_behind(&self, topic: &str, partition: i32) -> Option<i64>;
+}
+
+impl Progress for ObservedContext {
+    fn report_age(&self, topic: &str, seconds: f64) {
+        self.metrics
+            .lag_seconds
+            .with_label_values(&[self.group.as_str(), topic])
+            .set(seconds);
+    }
+
+    fn records_behind(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.behind
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&(topic.to_owned(), partition))
+            .copied()
+    }
 }
 
 impl ClientContext for ObservedContext {
@@ -82,6 +125,10 @@ impl ClientContext for ObservedContext {
                 if stats.partition < 0 || stats.consumer_lag < 0 {
                     continue;
                 }
+                self.behind
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert((topic.clone(), stats.partition), stats.consumer_lag);
                 let partition = stats.partition.to_string();
                 self.metrics
                     .lag
@@ -122,7 +169,12 @@ impl ConsumerContext for ObservedContext {
             Rebalance::Assign(_) => {}
             Rebalance::Revoke(partitions) => {
                 // A revoked partition's lag is another consumer's to report now.
+                let mut behind = self
+                    .behind
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 for element in partitions.elements() {
+                    behind.remove(&(element.topic().to_owned(), element.partition()));
                     let partition = element.partition().to_string();
                     let _ = self.metrics.lag.remove_label_values(&[
                         self.group.as_str(),

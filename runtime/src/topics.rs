@@ -14,10 +14,10 @@ use crate::{Error, KafkaSettings, kafka};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Partitions of a topic. The resources topic always has one, so every reader sees all changes
-/// in the order they were written.
+/// Partitions of a topic. The compacted state topics (resources, destination health) always have
+/// one, so every reader sees all changes in the order they were written.
 pub fn partitions(settings: &KafkaSettings, kind: TopicKind) -> i32 {
-    if kind == TopicKind::Resources {
+    if kind.compacted() {
         1
     } else {
         settings.topics.partitions

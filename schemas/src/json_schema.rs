@@ -6,7 +6,10 @@
 
 use schemars::{JsonSchema, Schema, schema_for};
 
-use crate::{AttemptRecord, DeadLetter, DeliveryJob, EventMetadata, RejectedRequest, Resource};
+use crate::{
+    AttemptRecord, DeadLetter, DeliveryJob, DestinationHealth, EventMetadata, RejectedRequest,
+    Resource,
+};
 
 /// Every schema, by file name (under `schemas/json/`).
 pub fn all() -> Vec<(&'static str, Schema)> {
@@ -17,6 +20,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("dead-letter.json", generate::<DeadLetter>()),
         ("resource.json", generate::<Resource>()),
         ("rejected-request.json", generate::<RejectedRequest>()),
+        ("destination-health.json", generate::<DestinationHealth>()),
     ]
 }
 

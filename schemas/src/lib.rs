@@ -11,6 +11,7 @@
 //! - [`dead`]: the dead letter on `hookline.dead`.
 //! - [`rejected`]: the record of a refused inbound request on `hookline.rejected`.
 //! - [`resource`]: sources, destinations and triggers on the compacted `hookline.resources`.
+//! - [`health`]: since when a destination fails, on the compacted `hookline.destination-health`.
 //! - [`id`]: validated identifiers shared by all of them.
 //! - [`json_schema`]: the JSON Schemas generated from these types, checked in under `json/`.
 
@@ -18,6 +19,7 @@ pub mod attempt;
 pub mod dead;
 pub mod delivery;
 pub mod event;
+pub mod health;
 pub mod id;
 pub mod json_schema;
 pub mod rejected;
@@ -32,6 +34,7 @@ pub use attempt::{AttemptOutcome, AttemptRecord};
 pub use dead::{DeadLetter, DeadPayload, DeadReason, SourcePosition};
 pub use delivery::DeliveryJob;
 pub use event::EventMetadata;
+pub use health::DestinationHealth;
 pub use id::{IdError, ResourceId};
 pub use rejected::RejectedRequest;
 pub use resource::{

@@ -21,11 +21,13 @@ pub enum TopicKind {
     Resources,
     /// Inbound requests ingest refused, sampled, for the sources' logs.
     Rejected,
+    /// Since when each failing destination has failed; compacted, keyed by destination id.
+    DestinationHealth,
 }
 
 impl TopicKind {
     /// Every topic, in the order they are created.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Resources,
         Self::Events,
         Self::Deliveries,
@@ -37,6 +39,7 @@ impl TopicKind {
         Self::Dead,
         Self::Attempts,
         Self::Rejected,
+        Self::DestinationHealth,
     ];
 
     /// The name without the prefix.
@@ -49,12 +52,13 @@ impl TopicKind {
             Self::Attempts => "attempts",
             Self::Resources => "resources",
             Self::Rejected => "rejected",
+            Self::DestinationHealth => "destination-health",
         }
     }
 
     /// Whether the topic keeps only the latest record per key (`cleanup.policy=compact`).
     pub fn compacted(self) -> bool {
-        matches!(self, Self::Resources)
+        matches!(self, Self::Resources | Self::DestinationHealth)
     }
 }
 
@@ -182,6 +186,11 @@ impl Topics {
         self.name(TopicKind::Rejected)
     }
 
+    /// `<prefix>destination-health`.
+    pub fn destination_health(&self) -> String {
+        self.name(TopicKind::DestinationHealth)
+    }
+
     /// `<prefix>resources`.
     pub fn resources(&self) -> String {
         self.name(TopicKind::Resources)
@@ -214,11 +223,14 @@ mod tests {
     }
 
     #[test]
-    fn only_resources_are_compacted() {
+    fn only_the_state_topics_are_compacted() {
         let compacted: Vec<_> = TopicKind::ALL
             .into_iter()
             .filter(|k| k.compacted())
             .collect();
-        assert_eq!(compacted, [TopicKind::Resources]);
+        assert_eq!(
+            compacted,
+            [TopicKind::Resources, TopicKind::DestinationHealth]
+        );
     }
 }

@@ -73,7 +73,7 @@ pub async fn read_topic(
     let consumer: StreamConsumer =
         kafka::create_consumer(&kafka::reader_config(settings, "test-reader")).unwrap();
     let mut assignment = TopicPartitionList::new();
-    let partitions = if topic.ends_with("resources") {
+    let partitions = if topic.ends_with("resources") || topic.ends_with("destination-health") {
         1
     } else {
         settings.topics.partitions

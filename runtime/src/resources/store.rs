@@ -94,7 +94,10 @@ impl ResourceStore {
 /// Creates the reader, assigns every partition of the topic from its beginning and returns the
 /// high watermarks to catch up to. librdkafka's metadata calls block, so this runs off the async
 /// workers.
-async fn open(settings: KafkaSettings, topic: String) -> Result<(StreamConsumer, Vec<i64>), Error> {
+pub(crate) async fn open(
+    settings: KafkaSettings,
+    topic: String,
+) -> Result<(StreamConsumer, Vec<i64>), Error> {
     tokio::task::spawn_blocking(move || {
         let consumer = kafka::create_consumer(&kafka::reader_config(&settings, "resources"))?;
         let kafka_error = |context: &str| {
