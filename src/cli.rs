@@ -61,6 +61,9 @@ pub struct RoleArgs<C: Args> {
     /// The role's own settings.
     #[command(flatten)]
     pub role: C,
+    /// The end-to-end canary, which any role can run beside it.
+    #[command(flatten)]
+    pub canary: crate::canary::CanaryConfig,
 }
 
 /// `hookline apply`.
@@ -143,22 +146,22 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             dev::run(args, shutdown).await
         }
         Command::Ingest(args) => {
-            let mut config = role(&args.kafka, &args.admin);
+            let mut config = role(&args.kafka, &args.admin, &args.canary);
             config.ingest = Some(args.role);
             serve(config, shutdown).await
         }
         Command::Processor(args) => {
-            let mut config = role(&args.kafka, &args.admin);
+            let mut config = role(&args.kafka, &args.admin, &args.canary);
             config.processor = Some(args.role);
             serve(config, shutdown).await
         }
         Command::Dispatcher(args) => {
-            let mut config = role(&args.kafka, &args.admin);
+            let mut config = role(&args.kafka, &args.admin, &args.canary);
             config.dispatcher = Some(args.role);
             serve(config, shutdown).await
         }
         Command::Control(args) => {
-            let mut config = role(&args.kafka, &args.admin);
+            let mut config = role(&args.kafka, &args.admin, &args.canary);
             config.control = Some(args.role);
             serve(config, shutdown).await
         }
@@ -198,9 +201,14 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn role(kafka: &KafkaSettings, admin: &AdminSettings) -> PipelineConfig {
+fn role(
+    kafka: &KafkaSettings,
+    admin: &AdminSettings,
+    canary: &crate::canary::CanaryConfig,
+) -> PipelineConfig {
     let mut config = PipelineConfig::new(kafka.clone());
     config.admin_addr = admin.addr;
+    config.canary = canary.enabled.then(|| canary.clone());
     config
 }
 

@@ -77,6 +77,10 @@ pub struct DevArgs {
         default_values = ["127.0.0.0/8", "::1/128"]
     )]
     pub allow_cidrs: Vec<ipnet::IpNet>,
+
+    /// The end-to-end canary (`--canary` turns it on).
+    #[command(flatten)]
+    pub canary: crate::canary::CanaryConfig,
 }
 
 /// A role `hookline dev` can run.
@@ -123,6 +127,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
         addr: args.control_addr,
         tokens: vec![DEV_CONTROL_TOKEN.to_owned()],
     });
+    config.canary = args.canary.enabled.then(|| args.canary.clone());
     config.shutdown_deadline = Duration::from_secs(5);
     let pipeline = Pipeline::start(config, shutdown.clone()).await?;
     pipeline.ready().await?;

@@ -9,6 +9,7 @@
 //! - [`preview`]: `hookline preview`.
 //! - [`resource_file`]: loading, validating and applying `hooks.toml` files.
 
+pub mod canary;
 pub mod cli;
 pub mod dev;
 pub mod echo;

@@ -33,6 +33,8 @@ pub struct PipelineConfig {
     pub dispatcher: Option<hookline_dispatcher::Config>,
     /// Control settings.
     pub control: Option<hookline_control::Config>,
+    /// The end-to-end canary, when it runs here.
+    pub canary: Option<crate::canary::CanaryConfig>,
     /// How long roles may take to drain after shutdown was requested.
     pub shutdown_deadline: Duration,
 }
@@ -47,6 +49,7 @@ impl PipelineConfig {
             processor: None,
             dispatcher: None,
             control: None,
+            canary: None,
             shutdown_deadline: hookline_runtime::shutdown::DEFAULT_DEADLINE,
         }
     }
@@ -166,6 +169,28 @@ impl Pipeline {
             control_addr = Some(server.local_addr());
             let token = shutdown.clone();
             tasks.spawn(async move { ("control", server.run(token).await.map_err(Into::into)) });
+        }
+        if let Some(canary) = config.canary.clone() {
+            let (kafka, store, registry, token) = (
+                kafka.clone(),
+                store.clone(),
+                registry.clone(),
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                let run = async {
+                    // The canary writes its resources, so it starts once they were loaded (a
+                    // store that stops first is reported by its own task).
+                    if store.wait_ready().await.is_err() {
+                        return Ok(());
+                    }
+                    crate::canary::Canary::start(canary, &kafka, &store, &registry, ingest_addr)
+                        .await?
+                        .run(token)
+                        .await
+                };
+                ("canary", run.await)
+            });
         }
         info!(roles = %roles.join(","), admin = %admin_addr, "Hookline started.");
         Ok(Self {

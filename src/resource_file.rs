@@ -113,7 +113,8 @@ impl Plan {
             if in_file.contains(&key) {
                 continue;
             }
-            if prune {
+            // The canary's resources are Hookline's own, rewritten at each start: never pruned.
+            if prune && key.id.as_str() != crate::canary::ID {
                 plan.delete.push(key);
             } else {
                 plan.kept.push(existing);
@@ -292,5 +293,14 @@ mod tests {
         assert!(plan.delete.is_empty());
         let pruned = Plan::new(&current, &changed.resources(), true);
         assert_eq!(pruned.delete.len(), 1);
+
+        // The canary's own resources survive a prune.
+        let canary = Destination::new(
+            hookline_schemas::ResourceId::parse(crate::canary::ID).unwrap(),
+            "http://127.0.0.1:9500/canary",
+        );
+        current.put(Resource::Destination(canary));
+        let pruned = Plan::new(&current, &changed.resources(), true);
+        assert_eq!(pruned.delete.len(), 1, "{}", pruned.summary());
     }
 }

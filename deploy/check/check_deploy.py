@@ -332,7 +332,7 @@ def topic_kinds():
     text = TOPICS_RS.read_text(encoding="utf-8")
     # TopicKind::suffix names the topics; RetryTier::suffix the retry tiers' topics.
     suffix_fns = re.findall(r"fn suffix\(self\)[^{]*\{(.*?)\n    \}", text, re.S)
-    pairs = dict(re.findall(r"Self::(\w+)\s*=>\s*\"([a-z_.0-9]+)\"", "\n".join(suffix_fns)))
+    pairs = dict(re.findall(r"Self::(\w+)\s*=>\s*\"([a-z_.0-9-]+)\"", "\n".join(suffix_fns)))
     compacted_fn = re.search(r"fn compacted\(self\)[^{]*\{(.*?)\n    \}", text, re.S)
     compacted = re.findall(r"Self::(\w+)", compacted_fn.group(1) if compacted_fn else "")
     return set(pairs.values()), {pairs[v] for v in compacted if v in pairs}
