@@ -141,7 +141,11 @@ impl Canary {
         let resources = resources(&receiver_url, &token)?;
         let writer = ResourceWriter::new(settings, "canary")?;
         for resource in &resources {
-            writer.put(resource).await?;
+            let created_at = store
+                .snapshot()
+                .record(&resource.key())
+                .and_then(|record| record.created_at);
+            writer.put_created(resource, created_at).await?;
         }
         let mut changes = store.subscribe();
         let wanted: Vec<_> = resources.iter().map(|r| (r.key(), r.clone())).collect();

@@ -126,6 +126,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     config.control = runs(Role::Control).then(|| hookline_control::Config {
         addr: args.control_addr,
         tokens: vec![DEV_CONTROL_TOKEN.to_owned()],
+        ..hookline_control::Config::default()
     });
     config.canary = args.canary.enabled.then(|| args.canary.clone());
     config.shutdown_deadline = Duration::from_secs(5);

@@ -163,7 +163,13 @@ impl Pipeline {
         }
         let mut control_addr = None;
         if let Some(control) = &config.control {
-            let server = hookline_control::Control::build(control, store.clone())
+            let mut control = control.clone();
+            // Inbound URLs point at this process's own ingest unless a public URL is set.
+            if control.public_ingest_url.is_none() {
+                control.public_ingest_url =
+                    ingest_addr.and_then(hookline_control::config::local_ingest_url);
+            }
+            let server = hookline_control::Control::build(&control, kafka, store.clone())
                 .await
                 .context("could not start control")?;
             control_addr = Some(server.local_addr());

@@ -7,10 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hookline_processor::CompiledTrigger;
 use hookline_processor::template::Limits;
 use hookline_runtime::resources::{ResourceSet, ResourceStore, ResourceWriter};
-use hookline_runtime::validate::{self, Problem};
+use hookline_runtime::validate::Problem;
 use hookline_runtime::{KafkaSettings, topics};
 use hookline_schemas::{Destination, Resource, ResourceKey, Source, TopicKind, Trigger};
 use serde::Deserialize;
@@ -58,25 +57,9 @@ impl ResourceFile {
 }
 
 /// Checks `resources`, the complete set that will exist: structure, references, and that every
-/// trigger's condition and templates compile.
+/// trigger's condition and templates compile. The control API runs the same checks.
 pub fn validate(resources: &[Resource], limits: &Limits) -> Vec<Problem> {
-    let mut problems = validate::resources(resources);
-    for resource in resources {
-        if let Resource::Trigger(trigger) = resource
-            && let Err(error) = CompiledTrigger::build(trigger.clone().into(), limits)
-        {
-            let position = error
-                .position
-                .map(|(line, column)| format!(" (line {line}, column {column})"))
-                .unwrap_or_default();
-            problems.push(Problem {
-                resource: resource.key().to_string(),
-                field: error.field,
-                message: format!("does not compile{position}: {}", error.reason),
-            });
-        }
-    }
-    problems
+    hookline_processor::validate::resources(resources, limits)
 }
 
 /// What `apply` does.
@@ -224,7 +207,11 @@ pub async fn apply(
     let mut writes: Vec<&Resource> = plan.create.iter().chain(&plan.update).collect();
     writes.sort_by_key(|resource| resource.key().kind);
     for resource in writes {
-        writer.put(resource).await?;
+        // A changed resource keeps its creation time (a new one gets the record's own).
+        let created_at = existing
+            .record(&resource.key())
+            .and_then(|record| record.created_at);
+        writer.put_created(resource, created_at).await?;
     }
     let mut deletions = plan.delete.clone();
     deletions.sort_by_key(|key| std::cmp::Reverse(key.kind));

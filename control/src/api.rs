@@ -1,226 +1,377 @@
-//! `/api/v1`: read-only views of sources, destinations and triggers.
+//! `/api/v1`: create, read, list, change, enable, disable and delete sources, destinations and
+//! triggers.
 //!
-//! Every route needs an admin token; without one the answer is 401 and says nothing about
-//! resources. Errors are JSON `{"error": {"code", "message"}}` with a stable code.
+//! Every route but the OpenAPI document needs a token ([`crate::auth`]); writes need an admin
+//! one. Each kind has the same routes:
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET /api/v1/{kind}` | a page of the kind, filtered (`enabled`, `name_prefix`, `id_prefix`, `limit`, `cursor`) |
+//! | `POST /api/v1/{kind}` | creates one (201; 409 if the id exists; `If-None-Match: *` makes that 412) |
+//! | `GET /api/v1/{kind}/{id}` | shows one, with its `ETag` |
+//! | `PUT /api/v1/{kind}/{id}` | replaces one (`If-Match` optional; with `If-None-Match: *` creates it) |
+//! | `PATCH /api/v1/{kind}/{id}` | merges a JSON merge patch (RFC 7396) into one |
+//! | `POST /api/v1/{kind}/{id}/enable`, `/disable` | switches one on or off |
+//! | `DELETE /api/v1/{kind}/{id}` | deletes one (204) |
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use hookline_runtime::resources::ResourceStore;
-use hookline_schemas::{Resource, ResourceId, ResourceKey, ResourceKind, SourceAuth};
-use serde_json::json;
-use subtle::ConstantTimeEq;
+use hookline_runtime::resources::{ResourceSet, ResourceStore};
+use hookline_runtime::validate::Problem;
+use hookline_schemas::{Resource, ResourceId, ResourceKey, ResourceKind};
+use serde_json::{Value, json};
+
+use crate::auth::{self, Tokens};
+use crate::error::ApiError;
+use crate::kind::{self, KINDS, plural};
+use crate::list::{self, ListQuery};
+use crate::precondition::Preconditions;
+use crate::view::{self, Secrets, etag, render};
+use crate::write::{Change, Writes};
+use crate::{body, credentials, mask, openapi};
 
 /// What the routes need.
 #[derive(Clone)]
 pub struct ApiState {
     /// Resources, live.
     pub store: ResourceStore,
-    /// Accepted admin tokens.
-    pub tokens: Arc<Vec<String>>,
+    /// Accepted tokens.
+    pub tokens: Arc<Tokens>,
+    /// Where changes are written.
+    pub writes: Arc<Writes>,
+    /// The base of inbound URLs, without a trailing `/`.
+    pub ingest_base: Arc<str>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
 }
 
-/// Why a request failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// No valid admin token.
-    #[error("missing or invalid admin token")]
-    Unauthorized,
-    /// No such resource kind.
-    #[error("unknown resource kind {0:?}; use sources, destinations or triggers")]
-    UnknownKind(String),
-    /// No such resource.
-    #[error("{0} not found")]
-    NotFound(String),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::UnknownKind(_) | Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-        };
-        let body = json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, Json(body)).into_response()
-    }
-}
+type BodyResult = Result<Bytes, BytesRejection>;
 
 /// The API routes.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/v1/{kind}", get(list))
-        .route("/api/v1/{kind}/{id}", get(show))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .with_state(state)
-}
-
-async fn authenticate(
-    State(state): State<ApiState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
-        .unwrap_or_default();
-    let valid = !presented.is_empty()
-        && state.tokens.iter().fold(false, |found, token| {
-            found | bool::from(token.as_bytes().ct_eq(presented))
-        });
-    if valid {
-        Ok(next.run(request).await)
-    } else {
-        Err(ApiError::Unauthorized)
+    let mut api = Router::new();
+    for kind in KINDS {
+        let collection = format!("/api/v1/{}", plural(kind));
+        api = api
+            .route(
+                &collection,
+                get(move |state, query| list(state, kind, query))
+                    .post(move |state, headers, body| create(state, kind, headers, body)),
+            )
+            .route(
+                &format!("{collection}/{{id}}"),
+                get(move |state, id| show(state, kind, id))
+                    .put(move |state, id, headers, body| replace(state, kind, id, headers, body))
+                    .patch(move |state, id, headers, body| patch(state, kind, id, headers, body))
+                    .delete(move |state, id, headers| delete(state, kind, id, headers)),
+            )
+            .route(
+                &format!("{collection}/{{id}}/enable"),
+                post(move |state, id, headers| switch(state, kind, id, headers, true)),
+            )
+            .route(
+                &format!("{collection}/{{id}}/disable"),
+                post(move |state, id, headers| switch(state, kind, id, headers, false)),
+            );
     }
-}
-
-fn kind(plural: &str) -> Result<ResourceKind, ApiError> {
-    match plural {
-        "sources" => Ok(ResourceKind::Source),
-        "destinations" => Ok(ResourceKind::Destination),
-        "triggers" => Ok(ResourceKind::Trigger),
-        other => Err(ApiError::UnknownKind(other.to_owned())),
-    }
+    let limit = state.max_body_bytes;
+    api.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::authenticate,
+    ))
+    .route(openapi::PATH, get(openapi::serve))
+    .fallback(|| async { ApiError::NoRoute })
+    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+    .layer(DefaultBodyLimit::max(limit))
+    .with_state(state)
 }
 
 async fn list(
     State(state): State<ApiState>,
-    Path(plural): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let kind = kind(&plural)?;
-    let items: Vec<Resource> = state
-        .store
-        .snapshot()
-        .all()
-        .into_iter()
-        .filter(|resource| resource.key().kind == kind)
-        .map(masked)
+    kind: ResourceKind,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))?;
+    let snapshot = state.store.snapshot();
+    let page = list::page(of_kind(&snapshot, kind), &query)?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|resource| {
+            render(
+                resource,
+                snapshot.record(&resource.key()),
+                &state.ingest_base,
+                Secrets::Masked,
+            )
+        })
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(json!({ "items": items, "next_cursor": page.next_cursor })).into_response())
 }
 
 async fn show(
     State(state): State<ApiState>,
-    Path((plural, id)): Path<(String, String)>,
-) -> Result<Json<Resource>, ApiError> {
-    let kind = kind(&plural)?;
-    let not_found = || ApiError::NotFound(format!("{} {id:?}", kind.as_str()));
-    let id = ResourceId::parse(id.as_str()).map_err(|_| not_found())?;
-    let resource = state
-        .store
-        .snapshot()
-        .get(&ResourceKey { kind, id })
-        .ok_or_else(not_found)?;
-    Ok(Json(masked(resource)))
+    kind: ResourceKind,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let key = key(kind, &id)?;
+    respond(
+        &state,
+        &state.store.snapshot(),
+        &key,
+        StatusCode::OK,
+        Secrets::Masked,
+    )
 }
 
-/// Secrets are write-only: shown masked, never in full.
-fn masked(resource: Resource) -> Resource {
-    match resource {
-        Resource::Source(mut source) => {
-            for auth in &mut source.auth {
-                let secrets = match auth {
-                    SourceAuth::Bearer { tokens } => tokens,
-                    SourceAuth::SharedSecret { secrets }
-                    | SourceAuth::Github { secrets }
-                    | SourceAuth::Stripe { secrets, .. }
-                    | SourceAuth::Standard { secrets, .. }
-                    | SourceAuth::Hmac { secrets, .. } => secrets,
-                    SourceAuth::Open => continue,
-                };
-                secrets.iter_mut().for_each(|secret| *secret = mask(secret));
+async fn create(
+    State(state): State<ApiState>,
+    kind: ResourceKind,
+    headers: HeaderMap,
+    body: BodyResult,
+) -> Result<Response, ApiError> {
+    let mut object = body::object(&headers, body, state.max_body_bytes)?;
+    body::drop_read_only(&mut object, kind)?;
+    if !object.contains_key("id") {
+        object.insert("id".into(), credentials::id(kind)?.into());
+    }
+    if kind == ResourceKind::Source {
+        credentials::fill_source(&mut object)?;
+    }
+    let mut resource = body::resource(kind, object)?;
+    let key = resource.key();
+    let preconditions = Preconditions::from_headers(&headers);
+    let snapshot = state
+        .writes
+        .change(&key, &preconditions, |current| {
+            if current.is_some() {
+                return Err(ApiError::AlreadyExists {
+                    kind: kind.as_str(),
+                    id: key.id.to_string(),
+                });
             }
-            Resource::Source(source)
-        }
-        other @ (Resource::Destination(_) | Resource::Trigger(_)) => other,
+            refuse(mask::restore(&mut resource, None))?;
+            Ok(Change::Put(Box::new(resource)))
+        })
+        .await?;
+    created(&state, &snapshot, &key)
+}
+
+async fn replace(
+    State(state): State<ApiState>,
+    kind: ResourceKind,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: BodyResult,
+) -> Result<Response, ApiError> {
+    let key = key(kind, &id)?;
+    let mut object = body::object(&headers, body, state.max_body_bytes)?;
+    body::drop_read_only(&mut object, kind)?;
+    same_id(
+        &key,
+        object.entry("id").or_insert_with(|| id.clone().into()),
+    )?;
+    let mut resource = body::resource(kind, object)?;
+    let preconditions = Preconditions::from_headers(&headers);
+    let create_only = preconditions.create_only();
+    let mut new = false;
+    let snapshot = state
+        .writes
+        .change(&key, &preconditions, |current| {
+            if current.is_none() && !create_only {
+                return Err(not_found(&key));
+            }
+            new = current.is_none();
+            refuse(mask::restore(&mut resource, current.as_ref()))?;
+            // An enabled destination has no reason to be disabled any more.
+            let enabled = kind::enabled(&resource);
+            kind::set_enabled(&mut resource, enabled);
+            Ok(Change::Put(Box::new(resource)))
+        })
+        .await?;
+    if new {
+        created(&state, &snapshot, &key)
+    } else {
+        respond(&state, &snapshot, &key, StatusCode::OK, Secrets::Masked)
     }
 }
 
-fn mask(secret: &str) -> String {
-    let visible: String = secret.chars().take(4).collect();
-    format!("{visible}…")
+async fn patch(
+    State(state): State<ApiState>,
+    kind: ResourceKind,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: BodyResult,
+) -> Result<Response, ApiError> {
+    let key = key(kind, &id)?;
+    let mut patch = body::object(&headers, body, state.max_body_bytes)?;
+    body::drop_read_only(&mut patch, kind)?;
+    if let Some(sent) = patch.get("id") {
+        same_id(&key, sent)?;
+    }
+    let preconditions = Preconditions::from_headers(&headers);
+    let snapshot = state
+        .writes
+        .change(&key, &preconditions, |current| {
+            let current = current.ok_or_else(|| not_found(&key))?;
+            let mut document = view::fields(&current);
+            body::merge_patch(&mut document, Value::Object(patch));
+            let Value::Object(mut object) = document else {
+                return Err(ApiError::Internal("a patched resource is not an object"));
+            };
+            body::drop_read_only(&mut object, kind)?;
+            let mut resource = body::resource(kind, object)?;
+            refuse(mask::restore(&mut resource, Some(&current)))?;
+            // An enabled destination has no reason to be disabled any more.
+            let enabled = kind::enabled(&resource);
+            kind::set_enabled(&mut resource, enabled);
+            Ok(Change::Put(Box::new(resource)))
+        })
+        .await?;
+    respond(&state, &snapshot, &key, StatusCode::OK, Secrets::Masked)
+}
+
+async fn switch(
+    State(state): State<ApiState>,
+    kind: ResourceKind,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    enabled: bool,
+) -> Result<Response, ApiError> {
+    let key = key(kind, &id)?;
+    let preconditions = Preconditions::from_headers(&headers);
+    let snapshot = state
+        .writes
+        .change(&key, &preconditions, |current| {
+            let mut resource = current.ok_or_else(|| not_found(&key))?;
+            kind::set_enabled(&mut resource, enabled);
+            Ok(Change::Put(Box::new(resource)))
+        })
+        .await?;
+    respond(&state, &snapshot, &key, StatusCode::OK, Secrets::Masked)
+}
+
+async fn delete(
+    State(state): State<ApiState>,
+    kind: ResourceKind,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = key(kind, &id)?;
+    let preconditions = Preconditions::from_headers(&headers);
+    state
+        .writes
+        .change(&key, &preconditions, |current| {
+            current.ok_or_else(|| not_found(&key))?;
+            Ok(Change::Delete)
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The key of `id` in the collection of `kind`; an id that cannot exist is not found.
+fn key(kind: ResourceKind, id: &str) -> Result<ResourceKey, ApiError> {
+    let id = ResourceId::parse(id).map_err(|_| ApiError::NotFound {
+        kind: kind.as_str(),
+        id: id.to_owned(),
+    })?;
+    Ok(ResourceKey { kind, id })
+}
+
+fn not_found(key: &ResourceKey) -> ApiError {
+    ApiError::NotFound {
+        kind: key.kind.as_str(),
+        id: key.id.to_string(),
+    }
+}
+
+fn same_id(key: &ResourceKey, sent: &Value) -> Result<(), ApiError> {
+    if sent.as_str() == Some(key.id.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(
+            key.to_string(),
+            "id",
+            format!(
+                "must be the id in the URL, {:?}; ids cannot change",
+                key.id.as_str()
+            ),
+        ))
+    }
+}
+
+fn refuse(problems: Vec<Problem>) -> Result<(), ApiError> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(problems))
+    }
+}
+
+/// Every resource of `kind`, in id order.
+fn of_kind(set: &ResourceSet, kind: ResourceKind) -> Vec<Resource> {
+    match kind {
+        ResourceKind::Source => set
+            .sources
+            .values()
+            .map(|source| Resource::Source(source.as_ref().clone()))
+            .collect(),
+        ResourceKind::Destination => set
+            .destinations
+            .values()
+            .map(|destination| Resource::Destination(destination.as_ref().clone()))
+            .collect(),
+        ResourceKind::Trigger => set
+            .triggers
+            .values()
+            .map(|trigger| Resource::Trigger(trigger.as_ref().clone()))
+            .collect(),
+    }
+}
+
+/// The answer showing `key` as `snapshot` has it, with its `ETag`.
+fn respond(
+    state: &ApiState,
+    snapshot: &ResourceSet,
+    key: &ResourceKey,
+    status: StatusCode,
+    secrets: Secrets,
+) -> Result<Response, ApiError> {
+    let resource = snapshot.get(key).ok_or_else(|| not_found(key))?;
+    let record = snapshot.record(key);
+    let mut response = (
+        status,
+        Json(render(&resource, record, &state.ingest_base, secrets)),
+    )
+        .into_response();
+    if let Ok(tag) = HeaderValue::from_str(&etag(&resource, record)) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    Ok(response)
+}
+
+/// The answer to a create: 201, the resource with its secrets shown this once, and its
+/// `Location`.
+fn created(
+    state: &ApiState,
+    snapshot: &ResourceSet,
+    key: &ResourceKey,
+) -> Result<Response, ApiError> {
+    let mut response = respond(state, snapshot, key, StatusCode::CREATED, Secrets::Shown)?;
+    let location = format!("/api/v1/{}/{}", plural(key.kind), key.id);
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
 }
 
 #[cfg(test)]
-mod tests {
-    use axum::body::Body;
-    use axum::http::Request;
-    use hookline_runtime::resources::ResourceSet;
-    use hookline_schemas::Source;
-    use tower::ServiceExt;
-
-    use super::*;
-
-    fn app() -> Router {
-        let mut set = ResourceSet::default();
-        set.put(Resource::Source(Source {
-            name: "GitHub".into(),
-            ..Source::new(
-                ResourceId::parse("github").unwrap(),
-                vec![SourceAuth::Bearer {
-                    tokens: vec!["supersecret".into()],
-                }],
-            )
-        }));
-        router(ApiState {
-            store: ResourceStore::fixed(set),
-            tokens: Arc::new(vec!["admin".into()]),
-        })
-    }
-
-    async fn get(path: &str, token: Option<&str>) -> (StatusCode, String) {
-        let mut request = Request::get(path);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let response = app()
-            .oneshot(request.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (status, String::from_utf8(body.to_vec()).unwrap())
-    }
-
-    #[tokio::test]
-    async fn requests_without_a_valid_token_learn_nothing() {
-        for token in [None, Some("wrong")] {
-            let (status, body) = get("/api/v1/sources/github", token).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED);
-            assert!(!body.contains("GitHub"), "{body}");
-        }
-        let (status, _) = get("/api/v1/sources/missing", None).await;
-        assert_eq!(
-            status,
-            StatusCode::UNAUTHORIZED,
-            "no 404 before authentication"
-        );
-    }
-
-    #[tokio::test]
-    async fn lists_and_shows_resources_with_secrets_masked() {
-        let (status, body) = get("/api/v1/sources", Some("admin")).await;
-        assert_eq!(status, StatusCode::OK);
-        assert!(body.contains("\"github\""), "{body}");
-        assert!(!body.contains("supersecret"), "{body}");
-        let (status, body) = get("/api/v1/sources/github", Some("admin")).await;
-        assert_eq!(status, StatusCode::OK);
-        assert!(body.contains("supe…"), "{body}");
-        assert_eq!(
-            get("/api/v1/sources/nope", Some("admin")).await.0,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            get("/api/v1/widgets", Some("admin")).await.0,
-            StatusCode::NOT_FOUND
-        );
-    }
-}
+mod tests;

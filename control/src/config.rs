@@ -1,8 +1,13 @@
-//! Control settings.
+//! Control settings and their defaults.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 use clap::Args;
+use url::Url;
+
+/// Where inbound URLs point when nothing says otherwise: ingest's default address.
+pub const DEFAULT_PUBLIC_INGEST_URL: &str = "http://127.0.0.1:8080";
 
 /// Control settings.
 #[derive(Clone, Debug, Args)]
@@ -16,8 +21,8 @@ pub struct Config {
     )]
     pub addr: SocketAddr,
 
-    /// Admin tokens accepted as `Authorization: Bearer <token>`, comma separated. With none, every
-    /// request is refused.
+    /// Admin tokens accepted as `Authorization: Bearer <token>`, comma separated: they may read
+    /// and write. With none and no read token, every request is refused.
     #[arg(
         long = "control-token",
         env = "HOOKLINE_CONTROL_TOKENS",
@@ -25,4 +30,95 @@ pub struct Config {
         hide_env_values = true
     )]
     pub tokens: Vec<String>,
+
+    /// Read-only tokens, comma separated, for dashboards: they may read (secrets masked) and get
+    /// 403 on every write.
+    #[arg(
+        long = "control-read-token",
+        env = "HOOKLINE_CONTROL_READ_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub read_tokens: Vec<String>,
+
+    /// The base URL senders reach ingest at, for the inbound URLs the API shows
+    /// (`<base>/inbound-webhooks/<source id>`). When unset: this process's own ingest if it runs
+    /// one, else http://127.0.0.1:8080.
+    #[arg(long = "public-ingest-url", env = "HOOKLINE_PUBLIC_INGEST_URL")]
+    pub public_ingest_url: Option<Url>,
+
+    /// Largest accepted request body in bytes; larger ones get 413.
+    #[arg(
+        long = "control-max-body-bytes",
+        env = "HOOKLINE_CONTROL_MAX_BODY_BYTES",
+        default_value_t = 1024 * 1024
+    )]
+    pub max_body_bytes: usize,
+
+    /// How long a write may take, from sending it to the broker until this process's resource
+    /// store applied it, in milliseconds; then the answer is 503.
+    #[arg(
+        long = "control-write-timeout-ms",
+        env = "HOOKLINE_CONTROL_WRITE_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub write_timeout_ms: u64,
+}
+
+impl Default for Config {
+    /// A free loopback port, no tokens, the default limits.
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tokens: Vec::new(),
+            read_tokens: Vec::new(),
+            public_ingest_url: None,
+            max_body_bytes: 1024 * 1024,
+            write_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Config {
+    /// The write timeout as a duration.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
+    }
+
+    /// The base of inbound URLs, without a trailing `/`.
+    pub fn ingest_base(&self) -> String {
+        self.public_ingest_url
+            .as_ref()
+            .map_or(DEFAULT_PUBLIC_INGEST_URL, Url::as_str)
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+/// The URL of an ingest listening on `addr` in this process, as a client on this machine reaches
+/// it (an unspecified address such as `0.0.0.0` becomes loopback).
+pub fn local_ingest_url(addr: SocketAddr) -> Option<Url> {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip @ (IpAddr::V4(_) | IpAddr::V6(_)) => ip,
+    };
+    Url::parse(&format!("http://{}", SocketAddr::new(ip, addr.port()))).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbound_urls_default_to_local_ingest() {
+        assert_eq!(Config::default().ingest_base(), "http://127.0.0.1:8080");
+        let config = Config {
+            public_ingest_url: Url::parse("https://hooks.example.com/hookline/").ok(),
+            ..Config::default()
+        };
+        assert_eq!(config.ingest_base(), "https://hooks.example.com/hookline");
+        let local = local_ingest_url("0.0.0.0:9000".parse().unwrap()).unwrap();
+        assert_eq!(local.as_str(), "http://127.0.0.1:9000/");
+    }
 }

@@ -1,16 +1,38 @@
 //! Control: the operator's API, on its own address (ingest never serves it).
 //!
-//! For now it is read-only: it lists and shows the resources every stage sees, behind admin
-//! tokens. Creating, changing and deleting resources goes through `hookline apply`; the full API
-//! (writes, delivery logs, replay, test sends, previews) is the control plane's own issue.
+//! Creates, reads, lists, changes, enables, disables and deletes sources, destinations and
+//! triggers behind bearer tokens. Writes go to the compacted resources topic, are validated as
+//! `hookline apply` validates, and are answered once this process reads them back.
 //!
-//! - [`config`]: listen address and tokens.
-//! - [`api`]: the routes, their authentication and their errors.
+//! - [`config`]: listen address, tokens, the public ingest URL, limits.
 //! - [`server`]: binding and serving.
+//! - [`api`]: the routes and their handlers.
+//! - [`auth`]: admin and read-only tokens.
+//! - [`error`]: why a request failed, as one JSON shape with stable codes.
+//! - [`body`]: reading request bodies into resources, with errors that name the field.
+//! - [`write`]: one change at a time: preconditions, validation, write, read back.
+//! - [`precondition`]: `If-Match` and `If-None-Match`.
+//! - [`view`]: how a resource is shown, and its `ETag`.
+//! - [`mask`]: secrets masked on the way out and restored on the way in.
+//! - [`credentials`]: tokens, secrets and ids made up for new resources.
+//! - [`list`]: filters and pages.
+//! - [`kind`]: the three kinds and the fields they share.
+//! - [`openapi`]: the OpenAPI document.
 
 pub mod api;
+pub mod auth;
+pub mod body;
 pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod kind;
+pub mod list;
+pub mod mask;
+pub mod openapi;
+pub mod precondition;
 pub mod server;
+pub mod view;
+pub mod write;
 
 pub use config::Config;
 pub use server::Control;

@@ -4,14 +4,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use hookline_runtime::Error;
-use hookline_runtime::resources::ResourceStore;
+use hookline_runtime::resources::{ResourceStore, ResourceWriter};
+use hookline_runtime::{Error, KafkaSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::Config;
 use crate::api::{self, ApiState};
+use crate::auth::Tokens;
+use crate::write::Writes;
 
 /// Control, bound and ready to serve.
 pub struct Control {
@@ -20,11 +22,18 @@ pub struct Control {
 }
 
 impl Control {
-    /// Binds the listener (port 0 picks a free port).
-    pub async fn build(config: &Config, store: ResourceStore) -> Result<Self, Error> {
-        if config.tokens.is_empty() {
+    /// Binds the listener (port 0 picks a free port); writes go to the resources topic of
+    /// `kafka` and are read back through `store`.
+    pub async fn build(
+        config: &Config,
+        kafka: &KafkaSettings,
+        store: ResourceStore,
+    ) -> Result<Self, Error> {
+        let tokens = Tokens::new(&config.tokens, &config.read_tokens);
+        if tokens.is_empty() {
             warn!("No control token is set (--control-token); every API request will be refused.");
         }
+        let writer = ResourceWriter::new(kafka, "control")?;
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|source| Error::Bind {
@@ -32,8 +41,11 @@ impl Control {
                 source,
             })?;
         let router = api::router(ApiState {
+            writes: Arc::new(Writes::new(writer, store.clone(), config.write_timeout())),
             store,
-            tokens: Arc::new(config.tokens.clone()),
+            tokens: Arc::new(tokens),
+            ingest_base: config.ingest_base().into(),
+            max_body_bytes: config.max_body_bytes,
         });
         Ok(Self { listener, router })
     }

@@ -472,8 +472,15 @@ impl Shared {
             "disabled by the dispatcher at {}: {why}",
             hookline_runtime::time::now_rfc3339()
         ));
-        match self.writer.put(&Resource::Destination(disabled)).await {
-            Ok(()) => {
+        let disabled = Resource::Destination(disabled);
+        // Keeps the destination's creation time, which the record carries.
+        let created_at = self
+            .store
+            .snapshot()
+            .record(&disabled.key())
+            .and_then(|record| record.created_at);
+        match self.writer.put_created(&disabled, created_at).await {
+            Ok(_) => {
                 self.metrics.disabled.with_label_values(&[reason]).inc();
                 warn!(destination = %destination.id, why, "Destination disabled.");
             }

@@ -9,6 +9,7 @@
 //! - [`job`]: building delivery jobs with deterministic ids.
 //! - [`pipeline`]: the consume → match → render → produce loop.
 //! - [`preview`]: evaluating a trigger against a sample event without sending anything.
+//! - [`validate`]: the checks resources pass before they are written (apply and control).
 //! - [`metrics`]: what it counts.
 
 pub mod config;
@@ -22,6 +23,7 @@ pub mod preview;
 pub mod rules;
 pub mod template;
 pub mod trigger;
+pub mod validate;
 
 pub use config::Config;
 pub use error::Error;

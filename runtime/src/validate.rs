@@ -19,6 +19,21 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// Whether the problem is a broken reference between resources (a trigger naming a source
+    /// or destination that does not exist) rather than something wrong with one resource alone.
+    pub fn is_reference(&self) -> bool {
+        let indexed = |prefix: &str, suffix: &str| {
+            self.field
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix(suffix))
+                .is_some_and(|index| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+        };
+        self.resource.starts_with("trigger/")
+            && (indexed("when.sources[", "]") || indexed("actions[", "].destination"))
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: {}", self.resource, self.field, self.message)
@@ -301,5 +316,11 @@ mod tests {
                 "{expected} not in {found:?}"
             );
         }
+        let references: Vec<String> = resources(&set)
+            .iter()
+            .filter(|p| p.is_reference())
+            .map(|p| p.field.clone())
+            .collect();
+        assert_eq!(references, ["when.sources[0]", "actions[0].destination"]);
     }
 }

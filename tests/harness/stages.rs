@@ -53,12 +53,18 @@ headers = {{ "x-rendered" = "{{{{ payload.type }}}}" }}
     .unwrap()
 }
 
+/// The admin token of the control API in tests.
+pub const CONTROL_TOKEN: &str = "test-admin-token";
+/// The read-only token of the control API in tests.
+pub const CONTROL_READ_TOKEN: &str = "test-read-token";
+
 /// Which stages to start, with their settings.
 #[derive(Clone)]
 pub struct Stages {
     ingest: Option<hookline_ingest::Config>,
     processor: Option<hookline_processor::Config>,
     dispatcher: Option<hookline_dispatcher::Config>,
+    control: Option<hookline_control::Config>,
 }
 
 impl Stages {
@@ -79,6 +85,7 @@ impl Stages {
             ingest: Some(Self::all_ingest()),
             processor: Some(hookline_processor::Config::default()),
             dispatcher: Some(hookline_dispatcher::Config::default()),
+            control: None,
         }
     }
 
@@ -97,7 +104,30 @@ impl Stages {
             ingest: None,
             processor: None,
             dispatcher: Some(config),
+            control: None,
         }
+    }
+
+    /// With the control API too, on a free port, with [`CONTROL_TOKEN`] and
+    /// [`CONTROL_READ_TOKEN`]; its inbound URLs point at this pipeline's ingest.
+    pub fn with_control(mut self) -> Self {
+        self.control = Some(hookline_control::Config {
+            tokens: vec![CONTROL_TOKEN.to_owned()],
+            read_tokens: vec![CONTROL_READ_TOKEN.to_owned()],
+            ..hookline_control::Config::default()
+        });
+        self
+    }
+
+    /// Only ingest and the control API: enough to manage sources and post to them.
+    pub fn ingest_and_control() -> Self {
+        Self {
+            ingest: Some(Self::all_ingest()),
+            processor: None,
+            dispatcher: None,
+            control: None,
+        }
+        .with_control()
     }
 
     /// Without the processor.
@@ -124,6 +154,7 @@ impl Stages {
         config.shutdown_deadline = Duration::from_secs(5);
         config.ingest = self.ingest;
         config.processor = self.processor;
+        config.control = self.control;
         config.dispatcher = self.dispatcher.map(|mut dispatcher| {
             // The receivers are on loopback, which the SSRF guard refuses unless allowed.
             if dispatcher.allow_cidrs.is_empty() {

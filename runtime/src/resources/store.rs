@@ -5,14 +5,18 @@ use std::time::Duration;
 
 use hookline_schemas::{Resource, ResourceKey, SCHEMA_VERSION};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::BorrowedMessage;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::ResourceSet;
+use super::set::RecordInfo;
+use super::writer::CREATED_AT_HEADER;
 use crate::{Error, KafkaSettings, kafka};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -119,8 +123,7 @@ pub(crate) async fn open(
         let mut assignment = TopicPartitionList::new();
         let mut high_watermarks = Vec::with_capacity(partitions);
         for partition in 0..partitions as i32 {
-            let (low, high) = consumer
-                .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+            let (low, high) = watermarks(&consumer, &topic, partition)
                 .map_err(kafka_error("fetch watermarks"))?;
             // An empty partition (low == high) has nothing to catch up to.
             high_watermarks.push(if low == high { 0 } else { high });
@@ -135,6 +138,29 @@ pub(crate) async fn open(
     })
     .await
     .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+}
+
+/// The low and high watermarks of one partition. Right after a topic was created its leader can
+/// be unknown for a moment (Kafka answers "not leader"), so that is asked again until
+/// [`METADATA_TIMEOUT`]. Blocking: call it off the async workers.
+fn watermarks(
+    consumer: &StreamConsumer,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), KafkaError> {
+    let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT) {
+            Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition,
+            )) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            result => return result,
+        }
+    }
 }
 
 struct Reader {
@@ -176,6 +202,9 @@ impl Reader {
 /// Applies one record of the resources topic to `set`; invalid records are logged and skipped.
 fn apply(set: &mut ResourceSet, message: &BorrowedMessage<'_>) {
     let offset = message.offset();
+    // Skipped records count as applied too: a writer waiting for its record must not wait
+    // forever because the record was refused.
+    set.mark_applied(message.partition(), offset);
     let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
         warn!(offset, "Resource record without a text key skipped.");
         return;
@@ -199,8 +228,38 @@ fn apply(set: &mut ResourceSet, message: &BorrowedMessage<'_>) {
             warn!(%key, offset, version = resource.schema_version(),
                     "Resource written by a newer Hookline skipped; upgrade this process.");
         }
-        Ok(resource) => set.put(resource),
+        Ok(resource) => {
+            let record = record_info(set, &key, message);
+            set.put_record(resource, record);
+        }
         Err(error) => warn!(%error, %key, offset, "Invalid resource record skipped."),
+    }
+}
+
+/// Where the record is and when its resource was created and changed. The creation time comes
+/// from the record's [`CREATED_AT_HEADER`], so it survives compaction; a record without one
+/// (written by an older Hookline, or by a writer that does not know it) keeps the creation time
+/// this reader saw earlier, or else takes the record's own time.
+fn record_info(set: &ResourceSet, key: &ResourceKey, message: &BorrowedMessage<'_>) -> RecordInfo {
+    let updated_at = message.timestamp().to_millis().and_then(|millis| {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).ok()
+    });
+    let header = message.headers().and_then(|headers| {
+        headers
+            .iter()
+            .find(|header| header.key == CREATED_AT_HEADER)
+            .and_then(|header| header.value)
+            .and_then(|value| std::str::from_utf8(value).ok())
+            .and_then(crate::time::parse_rfc3339)
+    });
+    let created_at = header
+        .or_else(|| set.record(key).and_then(|known| known.created_at))
+        .or(updated_at);
+    RecordInfo {
+        partition: message.partition(),
+        offset: message.offset(),
+        created_at,
+        updated_at,
     }
 }
 

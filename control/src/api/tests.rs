@@ -1,0 +1,575 @@
+//! The routes through `Router::oneshot`, with the resources on the embedded broker, so every
+//! write really goes to a topic and is read back.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request};
+use hookline_runtime::embedded::EmbeddedKafka;
+use hookline_runtime::resources::ResourceWriter;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::*;
+
+const ADMIN: &str = "admin-token";
+const VIEWER: &str = "viewer-token";
+
+struct App {
+    router: Router,
+    store: ResourceStore,
+    shutdown: CancellationToken,
+    _broker: EmbeddedKafka,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn etag(&self) -> String {
+        self.headers[header::ETAG].to_str().unwrap().to_owned()
+    }
+
+    fn problem_fields(&self) -> Vec<String> {
+        self.body["error"]["problems"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no problems in {}", self.body))
+            .iter()
+            .map(|p| p["field"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+async fn app() -> App {
+    app_with_body_limit(1 << 20).await
+}
+
+async fn app_with_body_limit(max_body_bytes: usize) -> App {
+    let broker = EmbeddedKafka::start(1).unwrap();
+    let settings = broker.settings("t.");
+    broker.create_topics(&settings).unwrap();
+    let shutdown = CancellationToken::new();
+    let (store, _task) = ResourceStore::start(&settings, shutdown.clone())
+        .await
+        .unwrap();
+    store.wait_ready().await.unwrap();
+    let writer = ResourceWriter::new(&settings, "test").unwrap();
+    let router = router(ApiState {
+        writes: Arc::new(Writes::new(writer, store.clone(), Duration::from_secs(20))),
+        store: store.clone(),
+        tokens: Arc::new(Tokens::new(&[ADMIN.into()], &[VIEWER.into()])),
+        ingest_base: "http://hooks.test".into(),
+        max_body_bytes,
+    });
+    App {
+        router,
+        store,
+        shutdown,
+        _broker: broker,
+    }
+}
+
+impl App {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        self.call(method, path, Some(ADMIN), &[], body).await
+    }
+
+    /// A source, a destination and a trigger that uses both.
+    async fn seed(&self) {
+        for (path, body) in [
+            (
+                "/api/v1/sources",
+                json!({"id": "app", "auth": [{"type": "open"}]}),
+            ),
+            (
+                "/api/v1/destinations",
+                json!({"id": "crm", "url": "https://crm.example.com/hooks"}),
+            ),
+            (
+                "/api/v1/triggers",
+                json!({"id": "signups", "when": {"sources": ["app"]},
+                       "actions": [{"destination": "crm", "body": "{\"n\": {{ payload.n }}}"}]}),
+            ),
+        ] {
+            let answer = self.admin("POST", path, Some(body)).await;
+            assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_learn_nothing() {
+    let app = app().await;
+    app.seed().await;
+    for token in [None, Some("wrong")] {
+        for path in [
+            "/api/v1/sources/app",
+            "/api/v1/sources/missing",
+            "/api/v1/triggers",
+        ] {
+            let answer = app.call("GET", path, token, &[], None).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(
+                answer.headers[header::WWW_AUTHENTICATE],
+                "Bearer realm=\"hookline\""
+            );
+            assert_eq!(answer.body["error"]["code"], "unauthorized");
+            assert!(!answer.body.to_string().contains("app"), "{}", answer.body);
+        }
+    }
+    let answer = app
+        .call("DELETE", "/api/v1/sources/app", None, &[], None)
+        .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    // The API's description is public: it says nothing about resources.
+    let document = app.call("GET", openapi::PATH, None, &[], None).await;
+    assert_eq!(document.status, StatusCode::OK);
+    assert_eq!(document.body["openapi"], "3.1.0");
+}
+
+#[tokio::test]
+async fn read_only_tokens_read_but_cannot_write() {
+    let app = app().await;
+    app.seed().await;
+    let read = app
+        .call("GET", "/api/v1/sources/app", Some(VIEWER), &[], None)
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    for (method, path, body) in [
+        ("POST", "/api/v1/sources", Some(json!({"id": "x"}))),
+        ("POST", "/api/v1/sources/app/disable", None),
+        ("PATCH", "/api/v1/sources/app", Some(json!({"name": "x"}))),
+        ("DELETE", "/api/v1/triggers/signups", None),
+    ] {
+        let answer = app.call(method, path, Some(VIEWER), &[], body).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{method} {path}");
+        assert_eq!(answer.body["error"]["code"], "read_only");
+    }
+    let still = app.admin("GET", "/api/v1/sources/app", None).await;
+    assert_eq!(still.body["enabled"], true);
+}
+
+#[tokio::test]
+async fn creates_shows_lists_and_deletes_with_times_and_etags() {
+    let app = app().await;
+    let created = app
+        .admin("POST", "/api/v1/sources", Some(json!({"name": "GitHub"})))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("src_"), "{id}");
+    assert_eq!(
+        created.headers[header::LOCATION],
+        format!("/api/v1/sources/{id}")
+    );
+    assert_eq!(
+        created.body["ingest_url"],
+        format!("http://hooks.test/inbound-webhooks/{id}")
+    );
+    let token = created.body["auth"][0]["tokens"][0].as_str().unwrap();
+    assert!(token.starts_with("hl_") && token.len() > 40, "{token}");
+    assert!(created.body["created_at"].is_string(), "{}", created.body);
+    assert_eq!(created.body["created_at"], created.body["updated_at"]);
+
+    let shown = app
+        .admin("GET", &format!("/api/v1/sources/{id}"), None)
+        .await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert_eq!(shown.etag(), created.etag());
+    assert_eq!(
+        shown.body["auth"][0]["tokens"][0],
+        format!("{}…", &token[..4])
+    );
+    assert!(!shown.body.to_string().contains(token));
+
+    let renamed = app
+        .admin(
+            "PATCH",
+            &format!("/api/v1/sources/{id}"),
+            Some(json!({"name": "GitHub org"})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(renamed.body["name"], "GitHub org");
+    assert_eq!(renamed.body["created_at"], created.body["created_at"]);
+    assert_ne!(renamed.etag(), created.etag());
+
+    let listed = app.admin("GET", "/api/v1/sources", None).await;
+    assert_eq!(listed.body["items"][0]["id"], id.as_str());
+    assert_eq!(listed.body["next_cursor"], Value::Null);
+
+    let deleted = app
+        .admin("DELETE", &format!("/api/v1/sources/{id}"), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = app
+        .admin("GET", &format!("/api/v1/sources/{id}"), None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(gone.body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn if_match_refuses_changes_to_a_version_you_did_not_read() {
+    let app = app().await;
+    app.seed().await;
+    let read = app.admin("GET", "/api/v1/destinations/crm", None).await;
+    let tag = read.etag();
+    let mut changed = read.body.clone();
+    changed["name"] = "CRM".into();
+    let put = app
+        .call(
+            "PUT",
+            "/api/v1/destinations/crm",
+            Some(ADMIN),
+            &[("if-match", &tag)],
+            Some(changed.clone()),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    // The second writer still holds the old tag.
+    changed["name"] = "Lost update".into();
+    let stale = app
+        .call(
+            "PUT",
+            "/api/v1/destinations/crm",
+            Some(ADMIN),
+            &[("if-match", &tag)],
+            Some(changed),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(stale.body["error"]["code"], "precondition_failed");
+    let stale_delete = app
+        .call(
+            "DELETE",
+            "/api/v1/destinations/crm",
+            Some(ADMIN),
+            &[("if-match", &tag)],
+            None,
+        )
+        .await;
+    assert_eq!(stale_delete.status, StatusCode::PRECONDITION_FAILED);
+    let now = app.admin("GET", "/api/v1/destinations/crm", None).await;
+    assert_eq!(now.body["name"], "CRM");
+
+    let again = json!({"id": "crm", "url": "https://other.example.com/"});
+    let exists = app
+        .admin("POST", "/api/v1/destinations", Some(again.clone()))
+        .await;
+    assert_eq!(exists.status, StatusCode::CONFLICT);
+    assert_eq!(exists.body["error"]["code"], "already_exists");
+    let create_only = app
+        .call(
+            "POST",
+            "/api/v1/destinations",
+            Some(ADMIN),
+            &[("if-none-match", "*")],
+            Some(again),
+        )
+        .await;
+    assert_eq!(create_only.status, StatusCode::PRECONDITION_FAILED);
+}
+
+#[tokio::test]
+async fn broken_references_are_conflicts_that_name_the_trigger() {
+    let app = app().await;
+    app.seed().await;
+    let delete = app.admin("DELETE", "/api/v1/destinations/crm", None).await;
+    assert_eq!(delete.status, StatusCode::CONFLICT, "{}", delete.body);
+    assert_eq!(delete.body["error"]["code"], "conflict");
+    assert_eq!(
+        delete.body["error"]["problems"][0]["resource"],
+        "trigger/signups"
+    );
+    assert_eq!(delete.problem_fields(), ["actions[0].destination"]);
+
+    let dangling = app
+        .admin(
+            "POST",
+            "/api/v1/triggers",
+            Some(json!({"id": "t2", "when": {"sources": ["nope"]},
+                        "actions": [{"destination": "crm", "body": "{}"}]})),
+        )
+        .await;
+    assert_eq!(dangling.status, StatusCode::CONFLICT, "{}", dangling.body);
+    assert_eq!(dangling.problem_fields(), ["when.sources[0]"]);
+    assert_eq!(
+        app.admin("GET", "/api/v1/destinations/crm", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn invalid_resources_are_refused_naming_the_field() {
+    let app = app().await;
+    app.seed().await;
+    let template = app
+        .admin(
+            "PATCH",
+            "/api/v1/triggers/signups",
+            Some(json!({"actions": [{"destination": "crm", "body": "{\"n\": {{ payload. }}}"}]})),
+        )
+        .await;
+    assert_eq!(
+        template.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        template.body
+    );
+    assert_eq!(template.body["error"]["code"], "invalid");
+    assert_eq!(template.problem_fields(), ["actions[0].body"]);
+    let message = template.body["error"]["problems"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("line 1"), "{message}");
+
+    for (path, body, field) in [
+        (
+            "/api/v1/destinations",
+            json!({"id": "d", "url": "https://x.example/", "hedaers": {}}),
+            "hedaers",
+        ),
+        (
+            "/api/v1/destinations",
+            json!({"id": "d", "url": "ftp://x"}),
+            "url",
+        ),
+        ("/api/v1/sources", json!({"id": "s", "auth": []}), "auth"),
+        (
+            "/api/v1/sources",
+            json!({"id": "s", "auth": [{"type": "bearer", "tokens": ["t"], "x": 1}]}),
+            "auth[0]",
+        ),
+        (
+            "/api/v1/sources",
+            json!({"id": "s", "kind": "trigger"}),
+            "kind",
+        ),
+    ] {
+        let answer = app.admin("POST", path, Some(body)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            answer.body
+        );
+        let fields = answer.problem_fields();
+        assert!(
+            fields.iter().any(|f| f.starts_with(field)),
+            "{field} not in {fields:?}"
+        );
+    }
+    let renamed = app
+        .admin(
+            "PUT",
+            "/api/v1/sources/app",
+            Some(json!({"id": "other", "auth": [{"type": "open"}]})),
+        )
+        .await;
+    assert_eq!(renamed.problem_fields(), ["id"]);
+}
+
+#[tokio::test]
+async fn masked_secrets_sent_back_keep_the_stored_ones() {
+    let app = app().await;
+    let secret = "whsec_aG9va2xpbmUtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OWFi";
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/destinations",
+            Some(
+                json!({"id": "crm", "url": "https://crm.example.com/", "secrets": [secret],
+                        "headers": {"Authorization": "Bearer receiver-key", "x-team": "blue"}}),
+            ),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let mut read = app
+        .admin("GET", "/api/v1/destinations/crm", None)
+        .await
+        .body;
+    assert_eq!(read["secrets"], json!(["whse…"]));
+    assert_eq!(read["headers"]["Authorization"], "Bear…");
+    assert_eq!(read["headers"]["x-team"], "blue");
+    read["timeout_ms"] = 5000.into();
+    let put = app
+        .admin("PUT", "/api/v1/destinations/crm", Some(read))
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    assert_eq!(put.body["timeout_ms"], 5000);
+    assert_eq!(
+        stored_crm(&app),
+        (vec![secret.to_owned()], "Bearer receiver-key".to_owned())
+    );
+
+    let unknown = app
+        .admin(
+            "PATCH",
+            "/api/v1/destinations/crm",
+            Some(json!({"secrets": ["abcd…"]})),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(unknown.problem_fields(), ["secrets[0]"]);
+}
+
+/// What the destination `crm` really holds, read past the API.
+fn stored_crm(app: &App) -> (Vec<String>, String) {
+    let snapshot = app.store.snapshot();
+    let crm = &snapshot.destinations[&ResourceId::parse("crm").unwrap()];
+    (crm.secrets.clone(), crm.headers["Authorization"].clone())
+}
+
+#[tokio::test]
+async fn disabling_enabling_and_patching_switch_resources() {
+    let app = app().await;
+    app.seed().await;
+    let disabled = app.admin("POST", "/api/v1/sources/app/disable", None).await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
+    assert_eq!(disabled.body["enabled"], false);
+    let listed = app
+        .admin("GET", "/api/v1/sources?enabled=false", None)
+        .await;
+    assert_eq!(listed.body["items"][0]["id"], "app");
+    let enabled = app
+        .admin(
+            "PATCH",
+            "/api/v1/sources/app",
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(enabled.body["enabled"], true);
+    let listed = app
+        .admin("GET", "/api/v1/sources?enabled=false", None)
+        .await;
+    assert_eq!(listed.body["items"], json!([]));
+    // Enabling what is enabled writes nothing and keeps the version.
+    let again = app.admin("POST", "/api/v1/sources/app/enable", None).await;
+    assert_eq!(again.etag(), enabled.etag());
+    let missing = app.admin("POST", "/api/v1/sources/nope/enable", None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn put_with_if_none_match_creates_and_lists_page_by_cursor() {
+    let app = app().await;
+    for n in 0..3 {
+        let answer = app
+            .call(
+                "PUT",
+                &format!("/api/v1/sources/s{n}"),
+                Some(ADMIN),
+                &[("if-none-match", "*")],
+                Some(json!({"auth": [{"type": "open"}], "name": format!("Source {n}")})),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    }
+    let put_missing = app
+        .admin(
+            "PUT",
+            "/api/v1/sources/s9",
+            Some(json!({"auth": [{"type": "open"}]})),
+        )
+        .await;
+    assert_eq!(put_missing.status, StatusCode::NOT_FOUND);
+    let first = app.admin("GET", "/api/v1/sources?limit=2", None).await;
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 2);
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let second = app
+        .admin(
+            "GET",
+            &format!("/api/v1/sources?limit=2&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(second.body["items"][0]["id"], "s2");
+    assert_eq!(second.body["next_cursor"], Value::Null);
+    let bad = app.admin("GET", "/api/v1/sources?colour=red", None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["error"]["code"], "invalid_query");
+}
+
+#[tokio::test]
+async fn bodies_must_be_json_objects_within_the_limit() {
+    let app = app_with_body_limit(256).await;
+    let large = json!({"id": "s", "name": "x".repeat(300), "auth": [{"type": "open"}]});
+    let answer = app.admin("POST", "/api/v1/sources", Some(large)).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.body["error"]["code"], "payload_too_large");
+    let answer = app.admin("POST", "/api/v1/sources", Some(json!([1]))).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let request = app
+        .call(
+            "POST",
+            "/api/v1/sources",
+            Some(ADMIN),
+            &[("content-type", "text/plain")],
+            None,
+        )
+        .await;
+    assert_eq!(request.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let route = app.admin("GET", "/api/v1/widgets", None).await;
+    assert_eq!(route.status, StatusCode::NOT_FOUND);
+    assert_eq!(route.body["error"]["code"], "not_found");
+    let method = app.admin("PUT", "/api/v1/sources", None).await;
+    assert_eq!(method.status, StatusCode::METHOD_NOT_ALLOWED);
+}

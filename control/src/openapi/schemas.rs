@@ -1,0 +1,131 @@
+//! The body schemas of the OpenAPI document: the resource types as schemars generates them
+//! (JSON Schema 2020-12, which OpenAPI 3.1 takes as it is), and for each kind the forms the API
+//! shows (`…View`, `…Page`) and takes (`…Input`, `…Patch`).
+
+use hookline_schemas::{Destination, ResourceKind, Source, Trigger};
+use schemars::generate::SchemaSettings;
+use serde_json::{Map, Value, json};
+
+use super::name;
+use crate::kind::KINDS;
+
+/// Every schema, by name.
+pub(super) fn all() -> Map<String, Value> {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|settings| {
+            settings.definitions_path = "/components/schemas".into();
+            settings.meta_schema = None;
+        })
+        .into_generator();
+    generator.subschema_for::<Source>();
+    generator.subschema_for::<Destination>();
+    generator.subschema_for::<Trigger>();
+    let mut schemas = generator.take_definitions(true);
+    for kind in KINDS {
+        let name = name(kind);
+        let Some(Value::Object(resource)) = schemas.get(name).cloned() else {
+            continue;
+        };
+        schemas.insert(format!("{name}View"), view(kind, resource.clone()));
+        schemas.insert(format!("{name}Input"), input_schema(kind, resource.clone()));
+        let mut patch = resource;
+        patch.remove("required");
+        patch.insert(
+            "description".into(),
+            format!("A JSON merge patch of a {}'s fields.", kind.as_str()).into(),
+        );
+        schemas.insert(format!("{name}Patch"), Value::Object(patch));
+        schemas.insert(
+            format!("{name}Page"),
+            json!({
+                "type": "object",
+                "required": ["items", "next_cursor"],
+                "properties": {
+                    "items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{name}View")}},
+                    "next_cursor": {"type": ["string", "null"], "description": "The cursor of the next page; null on the last."}
+                },
+                "additionalProperties": false
+            }),
+        );
+    }
+    schemas.insert("Error".into(), error_schema());
+    schemas
+}
+
+/// What the API adds to a resource it shows.
+fn shown_fields(kind: ResourceKind) -> Vec<(&'static str, Value)> {
+    let time = |what: &str| {
+        json!({"type": ["string", "null"], "format": "date-time", "readOnly": true,
+               "description": format!("When the resource was {what} (RFC 3339); null if unknown.")})
+    };
+    let mut fields = vec![
+        ("created_at", time("created")),
+        ("updated_at", time("last written")),
+    ];
+    if kind == ResourceKind::Source {
+        fields.push((
+            "ingest_url",
+            json!({"type": "string", "format": "uri", "readOnly": true,
+                   "description": "The URL senders post the source's events to."}),
+        ));
+    }
+    fields
+}
+
+fn view(kind: ResourceKind, mut resource: Map<String, Value>) -> Value {
+    let added = shown_fields(kind);
+    if let Some(Value::Object(properties)) = resource.get_mut("properties") {
+        for (field, schema) in &added {
+            properties.insert((*field).into(), schema.clone());
+        }
+    }
+    if let Some(Value::Array(required)) = resource.get_mut("required") {
+        required.extend(added.iter().map(|(field, _)| Value::from(*field)));
+    }
+    Value::Object(resource)
+}
+
+fn input_schema(kind: ResourceKind, resource: Map<String, Value>) -> Value {
+    let Value::Object(mut input) = view(kind, resource) else {
+        return Value::Null;
+    };
+    // Made up when absent on a create; taken from the URL on a replace.
+    let optional = ["id", "auth", "created_at", "updated_at", "ingest_url"];
+    if let Some(Value::Array(required)) = input.get_mut("required") {
+        required.retain(|field| {
+            !field
+                .as_str()
+                .is_some_and(|field| optional.contains(&field))
+        });
+    }
+    Value::Object(input)
+}
+
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "description": "Stable: unauthorized, read_only, not_found, method_not_allowed, invalid_json, invalid_query, unsupported_media_type, payload_too_large, invalid, conflict, already_exists, precondition_failed, not_ready, broker_unavailable, not_visible_yet, internal."},
+                    "message": {"type": "string"},
+                    "problems": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["resource", "field", "message"],
+                            "properties": {
+                                "resource": {"type": "string", "description": "`<kind>/<id>`."},
+                                "field": {"type": "string", "description": "For example `actions[0].body`."},
+                                "message": {"type": "string"}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
