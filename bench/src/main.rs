@@ -1,0 +1,39 @@
+//! `hookline-bench`: see bench/README.md.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use hookline_bench::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Receiver(args)) => runtime(Some(args.threads)).and_then(|runtime| {
+            runtime
+                .block_on(hookline_bench::receiver::run(args.addr, &args.secret))
+                .map(|()| ExitCode::SUCCESS)
+        }),
+        Some(Command::Run(args)) => {
+            runtime(None).and_then(|runtime| runtime.block_on(hookline_bench::run::run(args)))
+        }
+        None => {
+            runtime(None).and_then(|runtime| runtime.block_on(hookline_bench::run::run(cli.run)))
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads.max(1));
+    }
+    Ok(builder.build()?)
+}

@@ -1,0 +1,328 @@
+//! `hookline-bench receiver`: the webhook receiver, in a process of its own so its work is not
+//! charged to the load generator or to Hookline.
+//!
+//! It verifies each delivery's Standard Webhooks signature, records the latency from the
+//! generator's send (`sent_at_us` in the rendered body) to its arrival, and counts each (event,
+//! trigger) pair once, so repeats and losses show. The bench reads the figures with
+//! `GET /counts` and `GET /series`. `POST /raw` takes the raw HTTP limit's requests. The process
+//! exits when its standard input closes, so it never outlives the bench.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use hmac::{Hmac, KeyInit as _, Mac as _};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderMap};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use sha2::Sha256;
+use tokio::io::AsyncReadExt as _;
+use tokio::net::TcpListener;
+
+use crate::stats::{self, Counts, Histogram, SecondLatency, Series};
+
+/// Oldest or newest signature timestamp accepted, in seconds from now (the Standard Webhooks
+/// recommendation).
+const TOLERANCE_SECONDS: u64 = 300;
+
+/// Highest event sequence number tracked for duplicates: one byte each, so 64 MB at most.
+const MAX_TRACKED_SEQ: u64 = 64 * 1024 * 1024;
+
+/// Serves until standard input closes.
+pub async fn run(addr: SocketAddr, secret: &str) -> anyhow::Result<()> {
+    let key = signing_key(secret)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("could not listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    // The bench reads this line to learn the port.
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on http://{local}")?;
+    stdout.flush()?;
+    let state = Arc::new(State {
+        key,
+        recorder: Mutex::new(Recorder::default()),
+    });
+    let stdin_closed = async {
+        let mut stdin = tokio::io::stdin();
+        let mut buffer = [0_u8; 64];
+        while let Ok(read) = stdin.read(&mut buffer).await {
+            if read == 0 {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        () = stdin_closed => Ok(()),
+        result = serve(listener, state) => result,
+    }
+}
+
+async fn serve(listener: TcpListener, state: Arc<State>) -> anyhow::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| handle(state.clone(), request));
+            // A connection the client drops mid-request is no error of the receiver's.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+struct State {
+    key: Hmac<Sha256>,
+    recorder: Mutex<Recorder>,
+}
+
+impl State {
+    fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {
+        self.recorder.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The part of a delivery's body the receiver reads; the rest is the trigger's.
+#[derive(Deserialize)]
+struct Mark {
+    seq: u64,
+    sent_at_us: u64,
+    slot: u32,
+}
+
+#[derive(Default)]
+struct Recorder {
+    counts: Counts,
+    /// Per event sequence number, a bit per trigger slot already received.
+    seen: Vec<u8>,
+    latency: BTreeMap<u64, Histogram>,
+    arrivals: BTreeMap<u64, u64>,
+}
+
+impl Recorder {
+    fn delivery(&mut self, arrived_us: u64, signed: bool, mark: Option<Mark>) {
+        self.counts.deliveries += 1;
+        *self.arrivals.entry(arrived_us / 1_000_000).or_default() += 1;
+        if !signed {
+            self.counts.bad_signatures += 1;
+        }
+        let Some(mark) = mark.filter(|mark| mark.seq < MAX_TRACKED_SEQ && mark.slot < 8) else {
+            self.counts.unparsable += 1;
+            return;
+        };
+        let histogram = self
+            .latency
+            .entry(mark.sent_at_us / 1_000_000)
+            .or_insert_with(stats::histogram);
+        stats::record(histogram, arrived_us.saturating_sub(mark.sent_at_us));
+        let index = usize::try_from(mark.seq).unwrap_or(usize::MAX);
+        if index >= self.seen.len() {
+            let grown = (index + 1).max(self.seen.len() * 2);
+            self.seen.resize(grown, 0);
+        }
+        let bit = 1_u8 << mark.slot;
+        if self.seen[index] & bit == 0 {
+            self.seen[index] |= bit;
+            self.counts.unique += 1;
+        } else {
+            self.counts.duplicates += 1;
+        }
+    }
+
+    fn series(&self) -> anyhow::Result<Series> {
+        let latency = self
+            .latency
+            .iter()
+            .map(|(second, histogram)| {
+                Ok(SecondLatency {
+                    second: *second,
+                    histogram: stats::encode(histogram)?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let arrivals = self.arrivals.iter().map(|(s, n)| (*s, *n)).collect();
+        Ok(Series { latency, arrivals })
+    }
+}
+
+async fn handle(
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let response = match (&parts.method, path) {
+        (&Method::GET, "/counts") => {
+            let counts = state.recorder().counts;
+            json(serde_json::to_vec(&counts).map_err(anyhow::Error::from))
+        }
+        (&Method::GET, "/series") => {
+            let series = state.recorder().series();
+            json(series.and_then(|series| Ok(serde_json::to_vec(&series)?)))
+        }
+        (&Method::POST, "/raw") => match body.collect().await {
+            Ok(body) => {
+                let body = body.to_bytes();
+                // The same parsing work as a delivery, without the bookkeeping.
+                let _ = serde_json::from_slice::<serde_json::Value>(&body);
+                state.recorder().counts.raw += 1;
+                status(StatusCode::NO_CONTENT)
+            }
+            Err(_) => status(StatusCode::BAD_REQUEST),
+        },
+        (&Method::POST, path) if path.starts_with("/hooks/") => match body.collect().await {
+            Ok(body) => {
+                let body = body.to_bytes();
+                let arrived_us = now_us();
+                let signed = verify(&state.key, &parts.headers, &body, arrived_us / 1_000_000);
+                let mark = serde_json::from_slice::<Mark>(&body).ok();
+                state.recorder().delivery(arrived_us, signed, mark);
+                status(StatusCode::NO_CONTENT)
+            }
+            Err(_) => status(StatusCode::BAD_REQUEST),
+        },
+        _ => status(StatusCode::NOT_FOUND),
+    };
+    Ok(response)
+}
+
+fn status(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+fn json(body: anyhow::Result<Vec<u8>>) -> Response<Full<Bytes>> {
+    match body {
+        Ok(body) => {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// The HMAC key of a `whsec_<base64>` secret.
+fn signing_key(secret: &str) -> anyhow::Result<Hmac<Sha256>> {
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    let key = STANDARD
+        .decode(encoded)
+        .context("the signing secret is not whsec_<base64>")?;
+    Hmac::<Sha256>::new_from_slice(&key).map_err(|error| anyhow::anyhow!("bad HMAC key: {error}"))
+}
+
+/// Whether the Standard Webhooks headers sign `body` with `key`, within the time tolerance.
+fn verify(key: &Hmac<Sha256>, headers: &HeaderMap, body: &[u8], now_seconds: u64) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let (Some(id), Some(timestamp), Some(signatures)) = (
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+    ) else {
+        return false;
+    };
+    let Ok(seconds) = timestamp.parse::<u64>() else {
+        return false;
+    };
+    if seconds.abs_diff(now_seconds) > TOLERANCE_SECONDS {
+        return false;
+    }
+    let mut mac = key.clone();
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    signatures
+        .split(' ')
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .filter_map(|encoded| STANDARD.decode(encoded).ok())
+        .any(|signature| mac.clone().verify_slice(&signature).is_ok())
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use hyper::header::HeaderValue;
+
+    use super::*;
+    use crate::workload::SIGNING_SECRET;
+
+    fn signed(body: &[u8], timestamp: u64) -> HeaderMap {
+        let mut mac = signing_key(SIGNING_SECRET).unwrap();
+        mac.update(format!("msg_1.{timestamp}.").as_bytes());
+        mac.update(body);
+        let signature = STANDARD.encode(mac.finalize().into_bytes());
+        let mut headers = HeaderMap::new();
+        headers.insert("webhook-id", HeaderValue::from_static("msg_1"));
+        headers.insert(
+            "webhook-timestamp",
+            HeaderValue::from_str(&timestamp.to_string()).unwrap(),
+        );
+        headers.insert(
+            "webhook-signature",
+            HeaderValue::from_str(&format!("v1,AAAA v1,{signature}")).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn accepts_a_valid_signature_and_refuses_a_changed_body_or_an_old_one() {
+        let key = signing_key(SIGNING_SECRET).unwrap();
+        let headers = signed(b"{\"a\":1}", 1_000_000);
+        assert!(verify(&key, &headers, b"{\"a\":1}", 1_000_010));
+        assert!(!verify(&key, &headers, b"{\"a\":2}", 1_000_010));
+        assert!(!verify(&key, &headers, b"{\"a\":1}", 1_000_400));
+        assert!(!verify(&key, &HeaderMap::new(), b"{\"a\":1}", 1_000_010));
+    }
+
+    #[test]
+    fn counts_each_event_and_slot_once() {
+        let mut recorder = Recorder::default();
+        let mark = |seq, slot| {
+            Some(Mark {
+                seq,
+                sent_at_us: 5_000_000,
+                slot,
+            })
+        };
+        recorder.delivery(5_010_000, true, mark(3, 0));
+        recorder.delivery(5_020_000, true, mark(3, 1));
+        recorder.delivery(5_030_000, true, mark(3, 0));
+        recorder.delivery(5_030_000, false, None);
+        let counts = recorder.counts;
+        assert_eq!(
+            (counts.deliveries, counts.unique, counts.duplicates),
+            (4, 2, 1)
+        );
+        assert_eq!((counts.bad_signatures, counts.unparsable), (1, 1));
+        let latency = recorder.series().unwrap().latency_between(5, 6).unwrap();
+        assert_eq!(latency.len(), 3);
+    }
+}
