@@ -13,10 +13,12 @@ use harness::stages::{
     Stages, World, accepted_id, apply, post, resources_at, resources_with, signup,
 };
 use harness::{TestReceiver, eventually};
+use hookline::pipeline::Pipeline;
 use hookline::resource_file::ResourceFile;
 use hookline_runtime::KafkaSettings;
 use hookline_schemas::{
-    AttemptOutcome, AttemptRecord, DeadLetter, DeadReason, ResourceId, RetryTier, SourceAuth,
+    AttemptOutcome, AttemptRecord, DeadLetter, DeadReason, Destination, ResourceId, RetryTier,
+    SourceAuth,
 };
 
 /// Dispatcher settings for tests: quick retries, so a test sees several attempts.
@@ -51,6 +53,21 @@ async fn attempts(settings: &KafkaSettings, at_least: usize) -> Vec<AttemptRecor
     .into_iter()
     .map(|(_, value)| serde_json::from_slice(&value).unwrap())
     .collect()
+}
+
+/// The `crm` destination once `pipeline` sees it disabled.
+async fn disabled_crm(pipeline: &Pipeline) -> std::sync::Arc<Destination> {
+    let crm = ResourceId::parse("crm").unwrap();
+    eventually("the destination to be disabled", || async {
+        pipeline
+            .store
+            .snapshot()
+            .destinations
+            .get(&crm)
+            .filter(|destination| !destination.enabled)
+            .cloned()
+    })
+    .await
 }
 
 fn header_map(received: &harness::receiver::Received) -> axum::http::HeaderMap {
@@ -156,17 +173,7 @@ async fn a_410_dead_letters_the_job_and_disables_the_destination() {
 
     let dead = dead_letters(&settings, 1).await;
     assert_eq!(dead[0].reason, DeadReason::Gone);
-    let crm = ResourceId::parse("crm").unwrap();
-    let disabled = eventually("the destination to be disabled", || async {
-        pipeline
-            .store
-            .snapshot()
-            .destinations
-            .get(&crm)
-            .filter(|destination| !destination.enabled)
-            .cloned()
-    })
-    .await;
+    let disabled = disabled_crm(&pipeline).await;
     let reason = disabled.disabled_reason.clone().unwrap_or_default();
     assert!(reason.contains("410"), "{reason}");
     assert_eq!(
@@ -428,17 +435,7 @@ async fn a_destination_failing_past_the_window_is_disabled_even_across_a_restart
     let before = receiver.received().len();
     let restarted = Stages::dispatcher_only(failing).start(&settings).await;
     harness::stages::seen(&restarted, &resources_with(&receiver, "")).await;
-    let crm = ResourceId::parse("crm").unwrap();
-    let disabled = eventually("the destination to be disabled", || async {
-        restarted
-            .store
-            .snapshot()
-            .destinations
-            .get(&crm)
-            .filter(|destination| !destination.enabled)
-            .cloned()
-    })
-    .await;
+    let disabled = disabled_crm(&restarted).await;
     let reason = disabled.disabled_reason.clone().unwrap_or_default();
     assert!(reason.contains(&health.failing_since), "{reason}");
     assert_eq!(

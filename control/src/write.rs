@@ -106,13 +106,8 @@ impl Writes {
         written: Written,
         deadline: Instant,
     ) -> Result<Arc<ResourceSet>, ApiError> {
-        let mut updates = self.store.subscribe();
-        let applied = updates.wait_for(|set| {
-            set.applied(written.partition)
-                .is_some_and(|offset| offset >= written.offset)
-        });
-        match tokio::time::timeout_at(deadline, applied).await {
-            Ok(Ok(set)) => Ok(Arc::clone(&set)),
+        match tokio::time::timeout_at(deadline, self.store.wait_applied(written)).await {
+            Ok(Ok(set)) => Ok(set),
             Ok(Err(_)) | Err(_) => Err(ApiError::NotVisible),
         }
     }

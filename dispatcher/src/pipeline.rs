@@ -72,6 +72,8 @@ struct Shared {
     isolation: Isolation,
     health: Health,
     topics: Topics,
+    /// The retry topic of each tier, in [`RetryTier::ALL`] order.
+    retry_topics: Vec<(RetryTier, String)>,
     attempts_topic: String,
     dead_topic: String,
     metrics: Metrics,
@@ -121,6 +123,10 @@ impl Dispatcher {
                 isolation,
                 health,
                 topics: settings.topics(),
+                retry_topics: RetryTier::ALL
+                    .into_iter()
+                    .map(|tier| (tier, settings.topics().retry(tier)))
+                    .collect(),
                 attempts_topic: settings.topics().attempts(),
                 dead_topic: settings.topics().dead(),
                 metrics,
@@ -142,12 +148,12 @@ impl Dispatcher {
         }
         let deliveries = shared.topics.deliveries();
         subscribe(&self.consumer, &[deliveries.as_str()])?;
-        let tiers: Vec<String> = RetryTier::ALL
-            .into_iter()
-            .map(|tier| shared.topics.retry(tier))
+        let tiers: Vec<&str> = shared
+            .retry_topics
+            .iter()
+            .map(|(_, topic)| topic.as_str())
             .collect();
-        let tier_names: Vec<&str> = tiers.iter().map(String::as_str).collect();
-        subscribe(&self.retry_consumer, &tier_names)?;
+        subscribe(&self.retry_consumer, &tiers)?;
         info!(topic = %deliveries, retry_topics = ?tiers, "Dispatcher started.");
 
         // Either loop failing stops the other; each commits what it finished.
@@ -174,7 +180,7 @@ impl Dispatcher {
                 &stop,
                 |message| {
                     let job = read_job(message);
-                    match due(message, &job.1) {
+                    match due(&shared.retry_topics, message, &job.1) {
                         Some(due) if due > Instant::now() => Next::NotBefore(due),
                         _ => {
                             let shared = shared.clone();
@@ -203,10 +209,14 @@ fn subscribe(consumer: &StreamConsumer<ObservedContext>, topics: &[&str]) -> Res
 
 /// When a record of a retry topic falls due: its tier's delay after it was written, or the job's
 /// own `not_before` if that is sooner. `None` (due now) when the record carries no timestamp.
-fn due(message: &BorrowedMessage<'_>, job: &Result<DeliveryJob, String>) -> Option<Instant> {
-    let tier = RetryTier::ALL
-        .into_iter()
-        .find(|tier| message.topic().ends_with(tier.label()))?;
+fn due(
+    retry_topics: &[(RetryTier, String)],
+    message: &BorrowedMessage<'_>,
+    job: &Result<DeliveryJob, String>,
+) -> Option<Instant> {
+    let (tier, _) = retry_topics
+        .iter()
+        .find(|(_, topic)| topic == message.topic())?;
     let written =
         UNIX_EPOCH + Duration::from_millis(message.timestamp().to_millis()?.try_into().ok()?);
     let mut due = written + Duration::from_secs(tier.delay_seconds());
@@ -453,13 +463,10 @@ impl Shared {
             .with_label_values(&[tier.label()])
             .inc();
         let payload = serde_json::to_vec(&job).unwrap_or_default();
-        self.produce(
-            &self.topics.retry(tier),
-            job.destination_id.as_str(),
-            &payload,
-            acks,
-        )
-        .await;
+        // `retry_topics` follows `RetryTier::ALL`, the tiers' declaration order.
+        let (_, topic) = &self.retry_topics[tier as usize];
+        self.produce(topic, job.destination_id.as_str(), &payload, acks)
+            .await;
         Settled::Done
     }
 

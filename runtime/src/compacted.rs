@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::consumer::Consumer;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Error, KafkaSettings};
@@ -24,16 +23,7 @@ pub async fn read_to_end(
         crate::resources::store::open(settings.clone(), topic.to_owned()).await?;
     let mut latest = HashMap::new();
     loop {
-        let caught_up = consumer.position().is_ok_and(|positions| {
-            high_watermarks.iter().enumerate().all(|(partition, high)| {
-                *high == 0
-                    || positions
-                        .find_partition(topic, partition as i32)
-                        .and_then(|p| p.offset().to_raw())
-                        .is_some_and(|position| position >= *high)
-            })
-        });
-        if caught_up {
+        if crate::resources::store::caught_up(&consumer, topic, &high_watermarks) {
             return Ok(Some(latest));
         }
         let received = tokio::select! {

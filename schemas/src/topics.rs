@@ -220,6 +220,10 @@ mod tests {
             Topics::default().retry(RetryTier::M30),
             "hookline.retry.30m"
         );
+        // Callers index tables built from `ALL` by `tier as usize`.
+        for (index, tier) in RetryTier::ALL.into_iter().enumerate() {
+            assert_eq!(tier as usize, index, "{tier:?}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::ResourceSet;
 use super::set::RecordInfo;
-use super::writer::CREATED_AT_HEADER;
+use super::writer::{CREATED_AT_HEADER, Written};
 use crate::{Error, KafkaSettings, kafka};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,6 +81,20 @@ impl ResourceStore {
     /// Whether the topic was read to the end it had at start.
     pub fn is_ready(&self) -> bool {
         *self.ready.borrow()
+    }
+
+    /// Waits until this store applied the write `written` (or a later record of its partition)
+    /// and returns that snapshot: what a writer needs to read its own writes.
+    pub async fn wait_applied(&self, written: Written) -> Result<Arc<ResourceSet>, StoreStopped> {
+        let mut updates = self.snapshot.clone();
+        updates
+            .wait_for(|set| {
+                set.applied(written.partition)
+                    .is_some_and(|offset| offset >= written.offset)
+            })
+            .await
+            .map(|set| Arc::clone(&set))
+            .map_err(|_| StoreStopped)
     }
 
     /// Waits until [`Self::is_ready`]. Fails if the reader stopped before that, so no stage ever
@@ -161,6 +175,21 @@ fn watermarks(
             result => return result,
         }
     }
+}
+
+/// Whether `consumer` has read every partition of `topic` up to the high watermarks [`open`]
+/// returned.
+pub(crate) fn caught_up(consumer: &StreamConsumer, topic: &str, high_watermarks: &[i64]) -> bool {
+    let Ok(positions) = consumer.position() else {
+        return false;
+    };
+    high_watermarks.iter().enumerate().all(|(partition, high)| {
+        *high == 0
+            || positions
+                .find_partition(topic, partition as i32)
+                .and_then(|p| p.offset().to_raw())
+                .is_some_and(|position| position >= *high)
+    })
 }
 
 struct Reader {
@@ -272,21 +301,7 @@ impl Reader {
         if *self.ready_tx.borrow() {
             return;
         }
-        let Ok(positions) = self.consumer.position() else {
-            return;
-        };
-        let caught_up = self
-            .high_watermarks
-            .iter()
-            .enumerate()
-            .all(|(partition, high)| {
-                *high == 0
-                    || positions
-                        .find_partition(&self.topic, partition as i32)
-                        .and_then(|p| p.offset().to_raw())
-                        .is_some_and(|position| position >= *high)
-            });
-        if caught_up {
+        if caught_up(&self.consumer, &self.topic, &self.high_watermarks) {
             self.publish();
             self.ready_tx.send_replace(true);
             info!(resources = self.set.len(), topic = %self.topic, "Resources loaded.");
