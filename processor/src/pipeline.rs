@@ -99,7 +99,9 @@ impl Processor {
             &self.consumer,
             self.config.max_in_flight,
             &shutdown,
-            |message| state.handle(message),
+            // An event's work is waiting for acknowledgements: nothing to hand over when its
+            // partition is revoked, so the token is not watched.
+            |message, _release| state.handle(message),
         )
         .await
     }
