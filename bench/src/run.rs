@@ -578,7 +578,10 @@ async fn build(workspace: &Path) -> anyhow::Result<()> {
 }
 
 /// Starts `hookline-bench receiver` and reads where it listens.
-async fn start_receiver(exe: &Path, run_dir: &Path) -> anyhow::Result<(Child, SocketAddr)> {
+pub(crate) async fn start_receiver(
+    exe: &Path,
+    run_dir: &Path,
+) -> anyhow::Result<(Child, SocketAddr)> {
     let mut command = Command::new(exe);
     command.args([
         "receiver",
