@@ -293,3 +293,76 @@ body = '{{"type": {{{{ payload.type }}}}, "seq": {{{{ payload.seq }}}}}}'
     );
     pipeline.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_exactly_once_mode_a_crashed_processor_repeats_no_job() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let edges = Stages::all().without_processor().start(&settings).await;
+    let exactly_once = || {
+        Stages::processor_only().processor(hookline_processor::Config {
+            exactly_once: true,
+            ..hookline_processor::Config::default()
+        })
+    };
+    let processor = exactly_once().start(&settings).await;
+    if kafka.is_embedded() {
+        // The embedded broker cannot do transactions properly: the processor says so and stops.
+        let error = processor.wait().await.unwrap_err();
+        assert!(
+            format!("{error:#}").contains("exactly-once mode needs a real Kafka cluster"),
+            "{error:#}"
+        );
+        edges.stop().await.unwrap();
+        return;
+    }
+    apply(&settings, &edges, &resources(&receiver)).await;
+    harness::stages::seen(&processor, &resources(&receiver)).await;
+
+    const EVENTS: u64 = 300;
+    let mut accepted = BTreeSet::new();
+    let mut processor = Some(processor);
+    for seq in 0..EVENTS {
+        accepted.insert(accepted_id(post(&edges, signup(seq)).await).await);
+        if seq == EVENTS / 2 {
+            // Crash: its open transaction is left behind, neither committed nor aborted.
+            processor.take().unwrap().kill();
+        }
+        if seq == EVENTS / 2 + 20 {
+            // The same transactional.id: starting aborts what the crashed one left open.
+            processor = Some(exactly_once().start(&settings).await);
+        }
+    }
+
+    eventually("every accepted event to be delivered", || async {
+        let events: BTreeSet<String> = receiver
+            .received()
+            .iter()
+            .map(|r| r.json()["event"].as_str().unwrap().to_owned())
+            .collect();
+        (events == accepted).then_some(())
+    })
+    .await;
+    // What a read_committed reader (the dispatcher) sees of the deliveries topic: one job per
+    // event, though the events around the crash were processed twice.
+    let jobs = harness::kafka::read_topic(
+        &settings,
+        &settings.topics().deliveries(),
+        accepted.len(),
+        Duration::from_millis(500),
+    )
+    .await;
+    let mut jobs_by_event: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, value) in &jobs {
+        let job: hookline_schemas::DeliveryJob = serde_json::from_slice(value).unwrap();
+        *jobs_by_event.entry(job.event_id).or_default() += 1;
+    }
+    let repeated: Vec<_> = jobs_by_event.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "jobs written twice: {repeated:?}");
+    assert_eq!(jobs_by_event.len(), accepted.len());
+    assert_eq!(receiver.received().len(), accepted.len());
+    processor.unwrap().stop().await.unwrap();
+    edges.stop().await.unwrap();
+}

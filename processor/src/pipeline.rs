@@ -33,6 +33,8 @@ use crate::rules::Rules;
 use crate::trigger::Match;
 use crate::{Config, Error, context, event, job};
 
+mod exactly_once;
+
 /// The role name in client ids and consumer groups.
 pub const ROLE: &str = "processor";
 
@@ -58,10 +60,31 @@ impl Processor {
         consumers: &ConsumerMetrics,
     ) -> Result<Self, Error> {
         let topics = settings.topics();
-        let consumer = kafka::group_consumer(settings, ROLE, consumers)?;
         let mut producer_config = kafka::producer_config(settings, ROLE);
         // Room for the jobs of every event in flight, so enqueueing practically never waits.
         producer_config.set("queue.buffering.max.messages", "1000000");
+        let consumer = if config.exactly_once {
+            let id = config
+                .transactional_id
+                .clone()
+                .unwrap_or_else(|| format!("{}{ROLE}-{}", settings.topic_prefix, host_name()));
+            producer_config.set("transactional.id", id).set(
+                "transaction.timeout.ms",
+                exactly_once::TRANSACTION_TIMEOUT_MS,
+            );
+            // Offsets are committed in the transactions; only committed records are read.
+            kafka::group_consumer_with(
+                settings,
+                ROLE,
+                consumers,
+                &[
+                    ("enable.auto.commit", "false"),
+                    ("isolation.level", "read_committed"),
+                ],
+            )?
+        } else {
+            kafka::group_consumer(settings, ROLE, consumers)?
+        };
         let producer = kafka::create_producer(&producer_config)?;
         Ok(Self {
             config,
@@ -95,6 +118,9 @@ impl Processor {
             resources,
             processor: &self,
         };
+        if self.config.exactly_once {
+            return self.run_exactly_once(state, &shutdown).await;
+        }
         consume::run(
             &self.consumer,
             self.config.max_in_flight,
@@ -339,6 +365,16 @@ impl State<'_> {
         pending.acks.push((topic.to_owned(), ack));
         Ok(())
     }
+}
+
+/// This machine's name, for a default `transactional.id` that survives restarts.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "local".to_owned())
 }
 
 fn dead_event(
