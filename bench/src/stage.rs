@@ -321,9 +321,12 @@ impl Stage<'_> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let usage = process.usage()?;
+        let status = procfs::process::Process::new(i32::try_from(process.pid)?)?.status()?;
         eprintln!(
-            "slow receiver: {held} deliveries held, dispatcher RSS {:.0} MB",
-            mb(usage.rss_bytes)
+            "slow receiver: {held} deliveries held, dispatcher RSS {:.0} MB ({} threads, {:.0} MB anonymous)",
+            mb(usage.rss_bytes),
+            status.threads,
+            mb(status.rssanon.unwrap_or(0) * 1024),
         );
         Ok(SlowReceiver {
             in_flight: held,
