@@ -142,6 +142,10 @@ pub struct StageArgs {
     #[arg(value_enum)]
     pub role: StageRole,
 
+    /// A Kafka cluster (bootstrap servers) to run on instead of a hosted embedded broker.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub brokers: Option<String>,
+
     /// Processor: the numbers of other sources' triggers to measure with, one phase each.
     #[arg(long, value_delimiter = ',', default_values_t = [10, 1000])]
     pub other_triggers: Vec<usize>,

@@ -1,6 +1,6 @@
-//! `hookline-bench stage processor|dispatcher`: one stage alone, fed straight through Kafka on an
-//! embedded broker the bench hosts, with the raw Kafka limit of the same machine measured in the
-//! same run.
+//! `hookline-bench stage processor|dispatcher`: one stage alone, fed straight through Kafka (an
+//! embedded broker the bench hosts, or the cluster given with `--brokers`), with the raw Kafka
+//! limit of the same machine measured in the same run.
 //!
 //! - **processor**: 1 KiB JSON events written to the events topic, one trigger of their source
 //!   with a condition and a 300-byte body template, and 10 or 1,000 triggers of other sources.
@@ -116,8 +116,15 @@ pub async fn run(args: StageArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&run_dir)?;
     eprintln!("hookline-bench stage: logs in {}", run_dir.display());
 
+    let raw_broker = match &args.brokers {
+        Some(brokers) => RawBroker::Kafka {
+            brokers: brokers.clone(),
+            group_protocol: hookline_runtime::settings::GroupProtocol::Classic,
+        },
+        None => RawBroker::Embedded,
+    };
     let raw = raw::kafka(
-        &RawBroker::Embedded,
+        &raw_broker,
         Duration::from_secs(args.raw_duration),
         args.partitions,
         &format!("stage-{stamp}-raw."),
@@ -125,7 +132,10 @@ pub async fn run(args: StageArgs) -> anyhow::Result<()> {
     )
     .await?;
     eprintln!("raw Kafka: {:.0} records/s", raw.per_second);
-    let broker = EmbeddedKafka::start(1)?;
+    let broker = match &args.brokers {
+        Some(brokers) => StageBroker::Kafka(brokers.clone()),
+        None => StageBroker::Hosted(EmbeddedKafka::start(1)?),
+    };
     let stage = Stage {
         args: &args,
         hookline,
@@ -142,40 +152,67 @@ pub async fn run(args: StageArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the stage runs.
+enum StageBroker {
+    /// An embedded broker hosted by the bench.
+    Hosted(EmbeddedKafka),
+    /// A Kafka cluster at these bootstrap servers.
+    Kafka(String),
+}
+
 struct Stage<'a> {
     args: &'a StageArgs,
     hookline: PathBuf,
     run_dir: PathBuf,
-    broker: EmbeddedKafka,
+    broker: StageBroker,
     raw_per_second: f64,
     stamp: u64,
 }
 
 impl Stage<'_> {
     /// Topics of their own for one phase, and the `hookline` flags that reach them.
-    fn phase_kafka(
+    async fn phase_kafka(
         &self,
         name: &str,
         resources: &str,
     ) -> anyhow::Result<(PipelineSpec, Vec<String>, KafkaSettings)> {
         let prefix = format!("stage-{}-{name}.", self.stamp);
-        let mut settings = self.broker.settings(&prefix);
+        let (mut settings, servers, hosted) = match &self.broker {
+            StageBroker::Hosted(broker) => {
+                (broker.settings(&prefix), broker.bootstrap_servers(), true)
+            }
+            StageBroker::Kafka(brokers) => {
+                let mut settings = KafkaSettings::new(brokers.clone());
+                settings.topic_prefix = prefix.clone();
+                (settings, brokers.clone(), false)
+            }
+        };
         settings.topics.partitions = self.args.partitions;
-        self.broker.create_topics(&settings)?;
+        match &self.broker {
+            StageBroker::Hosted(broker) => broker.create_topics(&settings)?,
+            StageBroker::Kafka(_) => {
+                hookline_runtime::topics::ensure(&settings, &hookline_schemas::TopicKind::ALL)
+                    .await?;
+            }
+        }
         let resources_path = self.run_dir.join(format!("{name}.toml"));
         std::fs::write(&resources_path, resources)?;
         let spec = PipelineSpec {
             hookline: self.hookline.clone(),
             resources: resources_path,
             log_dir: self.run_dir.clone(),
-            broker: Broker::Hosted,
+            broker: if hosted {
+                Broker::Hosted
+            } else {
+                Broker::Kafka(servers.clone())
+            },
             processors: 1,
             dispatchers: 1,
             partitions: self.args.partitions,
-            group_protocol: "consumer".to_owned(),
+            group_protocol: if hosted { "consumer" } else { "classic" }.to_owned(),
             topic_prefix: prefix,
         };
-        let flags = pipeline::kafka_flags(&spec, &self.broker.bootstrap_servers(), true);
+        let flags = pipeline::kafka_flags(&spec, &servers, hosted);
         Ok((spec, flags, settings))
     }
 
@@ -183,7 +220,9 @@ impl Stage<'_> {
         let mut phases = Vec::new();
         for others in &self.args.other_triggers {
             let name = format!("processor-{others}-other-triggers");
-            let (spec, flags, settings) = self.phase_kafka(&name, &processor_resources(*others))?;
+            let (spec, flags, settings) = self
+                .phase_kafka(&name, &processor_resources(*others))
+                .await?;
             pipeline::apply(&spec, &flags).await?;
             let mut process = pipeline::start_role(&spec, "processor", &name, &flags)
                 .await?
@@ -229,7 +268,7 @@ impl Stage<'_> {
     async fn dispatcher_phases(&self, receiver: SocketAddr) -> anyhow::Result<StageReport> {
         let base = format!("http://{receiver}");
         let resources = dispatcher_resources(&base);
-        let (spec, flags, settings) = self.phase_kafka("dispatcher", &resources)?;
+        let (spec, flags, settings) = self.phase_kafka("dispatcher", &resources).await?;
         pipeline::apply(&spec, &flags).await?;
         let mut process = pipeline::start_role(&spec, "dispatcher", "dispatcher", &flags)
             .await?
@@ -270,7 +309,7 @@ impl Stage<'_> {
         let phases = result?;
 
         // A fresh dispatcher, so its memory is that of the slow phase alone.
-        let (spec, mut flags, settings) = self.phase_kafka("dispatcher-slow", &resources)?;
+        let (spec, mut flags, settings) = self.phase_kafka("dispatcher-slow", &resources).await?;
         pipeline::apply(&spec, &flags).await?;
         let limit = (SLOW_IN_FLIGHT + 1_000).to_string();
         flags.extend([
