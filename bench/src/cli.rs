@@ -89,17 +89,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 512)]
     pub open_connections: usize,
 
-    /// Warm-up before each measured window, in seconds.
-    #[arg(long, default_value_t = 5)]
-    pub warmup: u64,
-
-    /// Measured window of each phase, in seconds.
-    #[arg(long, default_value_t = 20)]
-    pub duration: u64,
-
-    /// Measured window of each raw limit, in seconds.
-    #[arg(long, default_value_t = 10)]
-    pub raw_duration: u64,
+    /// How long each phase runs.
+    #[command(flatten)]
+    pub windows: Windows,
 
     /// Open-loop rates, as percentages of the closed-loop maximum.
     #[arg(long, value_delimiter = ',', default_values_t = [25, 50, 75, 100])]
@@ -124,6 +116,22 @@ pub struct RunArgs {
     /// it.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// How long the phases of a run last.
+#[derive(Clone, Debug, Args)]
+pub struct Windows {
+    /// Warm-up before each measured window, in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u64,
+
+    /// Measured window of each phase, in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+
+    /// Measured window of each raw limit, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub raw_duration: u64,
 }
 
 /// The stage `hookline-bench stage` measures.
@@ -154,17 +162,9 @@ pub struct StageArgs {
     #[arg(long, default_value_t = 6)]
     pub partitions: i32,
 
-    /// Warm-up before each measured window, in seconds.
-    #[arg(long, default_value_t = 5)]
-    pub warmup: u64,
-
-    /// Measured window of each phase, in seconds.
-    #[arg(long, default_value_t = 20)]
-    pub duration: u64,
-
-    /// Measured window of the raw Kafka limit, in seconds.
-    #[arg(long, default_value_t = 10)]
-    pub raw_duration: u64,
+    /// How long each phase runs.
+    #[command(flatten)]
+    pub windows: Windows,
 
     /// The `hookline` binary; taken from beside this binary when absent (build it with
     /// `cargo build --release -p hookline`).

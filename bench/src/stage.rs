@@ -125,7 +125,7 @@ pub async fn run(args: StageArgs) -> anyhow::Result<()> {
     };
     let raw = raw::kafka(
         &raw_broker,
-        Duration::from_secs(args.raw_duration),
+        Duration::from_secs(args.windows.raw_duration),
         args.partitions,
         &format!("stage-{stamp}-raw."),
         &Generator::new(),
@@ -388,8 +388,8 @@ impl Stage<'_> {
         F: Fn(&FutureProducer, u64) -> Result<(), ()>,
     {
         let producer = create_producer(&producer_config(settings, "bench-stage"))?;
-        let warmup = Duration::from_secs(self.args.warmup);
-        let window = Duration::from_secs(self.args.duration);
+        let warmup = Duration::from_secs(self.args.windows.warmup);
+        let window = Duration::from_secs(self.args.windows.duration);
         let baseline = out.count().await?;
         let started = Instant::now();
         let mut written = 0_u64;
