@@ -13,6 +13,9 @@
 //! | `PATCH /api/v1/{kind}/{id}` | merges a JSON merge patch (RFC 7396) into one |
 //! | `POST /api/v1/{kind}/{id}/enable`, `/disable` | switches one on or off |
 //! | `DELETE /api/v1/{kind}/{id}` | deletes one (204) |
+//!
+//! and `POST /api/v1/triggers/{id}/preview` and `POST /api/v1/triggers/preview` render a saved
+//! or an unsaved trigger against a sample event without sending it ([`crate::preview`]).
 
 use std::sync::Arc;
 
@@ -36,7 +39,7 @@ use crate::list::{self, ListQuery};
 use crate::precondition::Preconditions;
 use crate::view::{self, Secrets, etag, render};
 use crate::write::{Change, Writes};
-use crate::{body, credentials, mask, openapi};
+use crate::{body, credentials, mask, openapi, preview};
 
 /// What the routes need.
 #[derive(Clone)]
@@ -53,7 +56,8 @@ pub struct ApiState {
     pub max_body_bytes: usize,
 }
 
-type BodyResult = Result<Bytes, BytesRejection>;
+/// A request body, or why it could not be read.
+pub(crate) type BodyResult = Result<Bytes, BytesRejection>;
 
 /// The API routes.
 pub fn router(state: ApiState) -> Router {
@@ -82,6 +86,20 @@ pub fn router(state: ApiState) -> Router {
                 post(move |state, id, headers| switch(state, kind, id, headers, false)),
             );
     }
+    api = api.route(preview::SAVED, post(preview::saved)).route(
+        preview::UNSAVED,
+        // A trigger may be called `preview`: the other methods reach it as they would
+        // through `/api/v1/triggers/{id}`, which this static route shadows.
+        post(preview::unsaved)
+            .get(|state| show(state, ResourceKind::Trigger, shadowed()))
+            .put(|state, headers, body| {
+                replace(state, ResourceKind::Trigger, shadowed(), headers, body)
+            })
+            .patch(|state, headers, body| {
+                patch(state, ResourceKind::Trigger, shadowed(), headers, body)
+            })
+            .delete(|state, headers| delete(state, ResourceKind::Trigger, shadowed(), headers)),
+    );
     let limit = state.max_body_bytes;
     api.route_layer(middleware::from_fn_with_state(
         state.clone(),
@@ -275,6 +293,11 @@ async fn delete(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The id `/api/v1/triggers/preview` names when it is not a preview.
+fn shadowed() -> Path<String> {
+    Path(preview::UNSAVED_ID.to_owned())
 }
 
 /// The key of `id` in the collection of `kind`; an id that cannot exist is not found.

@@ -17,6 +17,7 @@
 //! - [`credentials`]: tokens, secrets and ids made up for new resources.
 //! - [`list`]: filters and pages.
 //! - [`kind`]: the three kinds and the fields they share.
+//! - [`preview`]: what a saved or unsaved trigger would send for a sample event.
 //! - [`openapi`]: the OpenAPI document.
 
 pub mod api;
@@ -30,6 +31,7 @@ pub mod list;
 pub mod mask;
 pub mod openapi;
 pub mod precondition;
+pub mod preview;
 pub mod server;
 pub mod view;
 pub mod write;

@@ -25,6 +25,7 @@ use utoipa::openapi::{
 
 use crate::kind::{KINDS, plural};
 use crate::list::MAX_LIMIT;
+use crate::preview;
 
 mod schemas;
 
@@ -70,7 +71,16 @@ pub fn document() -> Value {
                 PathItem::new(HttpMethod::Post, switch(kind, false)),
             );
     }
-    paths = paths.path(PATH, PathItem::new(HttpMethod::Get, itself()));
+    paths = paths
+        .path(
+            preview::SAVED,
+            PathItem::new(HttpMethod::Post, preview_saved()),
+        )
+        .path(
+            preview::UNSAVED,
+            PathItem::new(HttpMethod::Post, preview_unsaved()),
+        )
+        .path(PATH, PathItem::new(HttpMethod::Get, itself()));
     let document: OpenApi = OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -306,6 +316,78 @@ fn switch(kind: ResourceKind, enable: bool) -> Operation {
         .build()
 }
 
+fn preview_saved() -> Operation {
+    operation(
+        ResourceKind::Trigger,
+        "preview_trigger".to_owned(),
+        "Preview a saved trigger on a sample event",
+    )
+    .description(Some(
+        "Renders what the trigger would send for the sample event, with the destinations as \
+         they are now, and sends nothing. Read-only tokens may preview.",
+    ))
+    .parameter(id())
+    .request_body(Some(json_body("TriggerPreviewRequest")))
+    .with_preview_answers()
+    .response("404", error("No such trigger."))
+    .build()
+}
+
+fn preview_unsaved() -> Operation {
+    operation(
+        ResourceKind::Trigger,
+        "preview_unsaved_trigger".to_owned(),
+        "Preview an unsaved trigger on a sample event",
+    )
+    .description(Some(
+        "Renders what the trigger in the body would send for the sample event, with the \
+         destinations as they are now; saves and sends nothing. Read-only tokens may preview.",
+    ))
+    .request_body(Some(json_body("UnsavedTriggerPreviewRequest")))
+    .with_preview_answers()
+    .build()
+}
+
+fn json_body(schema: &str) -> utoipa::openapi::request_body::RequestBody {
+    RequestBodyBuilder::new()
+        .required(Some(Required::True))
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name(schema))),
+        )
+        .build()
+}
+
+/// The answers of both previews.
+trait PreviewAnswers {
+    fn with_preview_answers(self) -> Self;
+}
+
+impl PreviewAnswers for OperationBuilder {
+    fn with_preview_answers(self) -> Self {
+        self.response(
+            "200",
+            body(
+                "What the trigger would do; `error` when a condition or template fails on the \
+                 sample.",
+                "Preview",
+            ),
+        )
+        .response("400", error("The body is not a JSON object."))
+        .response("401", unauthorized())
+        .response("413", error("The body is over the limit."))
+        .response("415", error("The body is not `application/json`."))
+        .response(
+            "422",
+            error(
+                "The trigger does not compile or the body is invalid; `problems` names the \
+                 field (with `line` and `column` when known).",
+            ),
+        )
+        .response("503", unavailable())
+    }
+}
+
 fn itself() -> Operation {
     OperationBuilder::new()
         .operation_id(Some("openapi"))
@@ -342,13 +424,7 @@ fn condition(header: &str, description: &str) -> ParameterBuilder {
 }
 
 fn input(kind: ResourceKind) -> utoipa::openapi::request_body::RequestBody {
-    RequestBodyBuilder::new()
-        .required(Some(Required::True))
-        .content(
-            "application/json",
-            Content::new(Some(Ref::from_schema_name(format!("{}Input", name(kind))))),
-        )
-        .build()
+    json_body(&format!("{}Input", name(kind)))
 }
 
 fn body(description: &str, schema: &str) -> ResponseBuilder {
@@ -461,6 +537,9 @@ mod tests {
             for method in ["get", "put", "patch", "delete"] {
                 assert!(paths[&format!("{collection}/{{id}}")].get(method).is_some());
             }
+        }
+        for route in [preview::SAVED, preview::UNSAVED] {
+            assert!(paths[route].get("post").is_some(), "{route}");
         }
         let text = document.to_string();
         for reference in text.split("\"$ref\":\"").skip(1) {
