@@ -36,6 +36,7 @@ use crate::auth::{self, Tokens};
 use crate::error::ApiError;
 use crate::kind::{self, KINDS, plural};
 use crate::list::{self, ListQuery};
+use crate::metrics::{self, Metrics};
 use crate::precondition::Preconditions;
 use crate::view::{self, Secrets, etag, render};
 use crate::write::{Change, Writes};
@@ -54,6 +55,8 @@ pub struct ApiState {
     pub ingest_base: Arc<str>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// What the API counts.
+    pub metrics: Metrics,
 }
 
 /// A request body, or why it could not be read.
@@ -109,6 +112,11 @@ pub fn router(state: ApiState) -> Router {
     .fallback(|| async { ApiError::NoRoute })
     .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
     .layer(DefaultBodyLimit::max(limit))
+    // Outermost, so refused and unrouted requests are counted too.
+    .layer(middleware::from_fn_with_state(
+        state.metrics.clone(),
+        metrics::track,
+    ))
     .with_state(state)
 }
 

@@ -19,6 +19,7 @@
 //! - [`kind`]: the three kinds and the fields they share.
 //! - [`preview`]: what a saved or unsaved trigger would send for a sample event.
 //! - [`openapi`]: the OpenAPI document.
+//! - [`metrics`]: requests by route and status, and their duration.
 
 pub mod api;
 pub mod auth;
@@ -29,6 +30,7 @@ pub mod error;
 pub mod kind;
 pub mod list;
 pub mod mask;
+pub mod metrics;
 pub mod openapi;
 pub mod precondition;
 pub mod preview;

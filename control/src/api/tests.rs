@@ -17,6 +17,8 @@ const VIEWER: &str = "viewer-token";
 
 struct App {
     router: Router,
+    registry: prometheus::Registry,
+    metrics: Metrics,
     store: ResourceStore,
     shutdown: CancellationToken,
     _broker: EmbeddedKafka,
@@ -63,15 +65,20 @@ async fn app_with_body_limit(max_body_bytes: usize) -> App {
         .unwrap();
     store.wait_ready().await.unwrap();
     let writer = ResourceWriter::new(&settings, "test").unwrap();
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::register(&registry);
     let router = router(ApiState {
         writes: Arc::new(Writes::new(writer, store.clone(), Duration::from_secs(20))),
         store: store.clone(),
         tokens: Arc::new(Tokens::new(&[ADMIN.into()], &[VIEWER.into()])),
         ingest_base: "http://hooks.test".into(),
         max_body_bytes,
+        metrics: metrics.clone(),
     });
     App {
         router,
+        registry,
+        metrics,
         store,
         shutdown,
         _broker: broker,
@@ -747,4 +754,52 @@ async fn a_trigger_called_preview_is_still_reachable() {
     assert_eq!(read.body["id"], "preview");
     let deleted = app.admin("DELETE", "/api/v1/triggers/preview", None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_route_template_never_by_path() {
+    let app = app().await;
+    app.seed().await;
+    app.admin("GET", "/api/v1/sources/app", None).await;
+    app.admin("GET", "/api/v1/sources/nope", None).await;
+    app.call("GET", "/api/v1/sources/app", Some("wrong"), &[], None)
+        .await;
+    app.admin("GET", "/api/v1/no/such/route", None).await;
+    app.admin("PUT", "/api/v1/sources", None).await;
+    let requests = |route: &str, method: &str, status: &str| {
+        app.metrics
+            .requests
+            .with_label_values(&[route, method, status])
+            .get()
+    };
+    let one = "/api/v1/sources/{id}";
+    assert_eq!(requests(one, "GET", "200"), 1);
+    assert_eq!(requests(one, "GET", "404"), 1);
+    assert_eq!(requests(one, "GET", "401"), 1);
+    assert_eq!(requests("/api/v1/sources", "POST", "201"), 1);
+    assert_eq!(requests("/api/v1/sources", "PUT", "405"), 1);
+    assert_eq!(requests("unmatched", "GET", "404"), 1);
+    let durations = app
+        .metrics
+        .duration
+        .with_label_values(&[one, "GET"])
+        .get_sample_count();
+    assert_eq!(durations, 3);
+    let mut text = Vec::new();
+    prometheus::Encoder::encode(
+        &prometheus::TextEncoder::new(),
+        &app.registry.gather(),
+        &mut text,
+    )
+    .unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("hookline_control_requests_total{method=\"GET\",route=\"/api/v1/sources/{id}\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("/api/v1/sources/app"),
+        "raw paths leak: {text}"
+    );
+    assert!(!text.contains("no/such"), "raw paths leak: {text}");
 }
