@@ -160,7 +160,7 @@ fn list(kind: ResourceKind) -> Operation {
     .parameter(query(
         "cursor",
         string(),
-        "The `next_cursor` of the page before.",
+        "The `next_cursor` of the page before; empty or absent for the first page.",
     ))
     .parameter(query(
         "enabled",
