@@ -172,6 +172,16 @@ impl ApiClient {
         .await
     }
 
+    /// What a trigger would send for a sample event: the saved trigger `id`, or the unsaved one
+    /// in `body["trigger"]` when `id` is `None`.
+    pub async fn preview(&self, id: Option<&str>, body: &Value) -> Result<Value, ClientError> {
+        let path = match id {
+            Some(id) => format!("{}/preview", one("triggers", id)),
+            None => "api/v1/triggers/preview".to_owned(),
+        };
+        self.call(Method::POST, &path, &[], Some(body)).await
+    }
+
     async fn call(
         &self,
         method: Method,

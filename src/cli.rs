@@ -12,6 +12,7 @@ use hookline_schemas::ResourceKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::resources::{self, ResourceArgs};
+use crate::commands::triggers::{self, TriggerArgs};
 use crate::dev::{self, DevArgs};
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::resource_file::{self, ResourceFile};
@@ -53,8 +54,8 @@ pub enum Command {
     Sources(ResourceArgs),
     /// Manage destinations through the control API.
     Destinations(ResourceArgs),
-    /// Manage triggers through the control API.
-    Triggers(ResourceArgs),
+    /// Manage and preview triggers through the control API.
+    Triggers(TriggerArgs),
 }
 
 /// Settings of one role.
@@ -189,7 +190,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Sources(args) => resources::run(ResourceKind::Source, args).await,
         Command::Destinations(args) => resources::run(ResourceKind::Destination, args).await,
-        Command::Triggers(args) => resources::run(ResourceKind::Trigger, args).await,
+        Command::Triggers(args) => triggers::run(args).await,
         Command::Validate(args) => {
             let file = ResourceFile::load(&args.file)?;
             let problems = resource_file::validate(&file.resources(), &Limits::default());

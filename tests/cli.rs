@@ -212,3 +212,183 @@ async fn the_cli_creates_lists_disables_and_deletes_resources() {
     assert!(!metrics.contains("/api/v1/sources/shop"), "{metrics}");
     pipeline.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_previews_saved_and_unsaved_triggers_without_sending() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let pipeline = Stages::all().with_control().start(&settings).await;
+    admin(
+        &pipeline,
+        &[
+            "destinations",
+            "create",
+            "--id",
+            "crm",
+            "--url",
+            &receiver.url("/hooks/crm"),
+        ],
+    )
+    .await
+    .ok();
+    let source = file("shop.json", r#"{"id": "shop", "auth": [{"type": "open"}]}"#);
+    admin(
+        &pipeline,
+        &["sources", "create", "-f", source.to_str().unwrap()],
+    )
+    .await
+    .ok();
+    let trigger = file(
+        "orders.json",
+        &json!({"id": "orders", "when": {"sources": ["shop"]}, "if": "payload.total > 100",
+                "actions": [{"destination": "crm",
+                             "body": "{\"email\": {{ payload.customer.email }}, \"total\": {{ payload.total }}}"}]})
+        .to_string(),
+    );
+    admin(
+        &pipeline,
+        &["triggers", "create", "-f", trigger.to_str().unwrap()],
+    )
+    .await
+    .ok();
+
+    let big = file(
+        "big.json",
+        r#"{"total": 250, "customer": {"email": "ada@example.org"}}"#,
+    );
+    let fires = admin(
+        &pipeline,
+        &[
+            "triggers",
+            "preview",
+            "orders",
+            "--event",
+            big.to_str().unwrap(),
+        ],
+    )
+    .await
+    .ok();
+    assert!(fires.starts_with("Fires."), "{fires}");
+    assert!(fires.contains(&receiver.url("/hooks/crm")), "{fires}");
+    assert!(fires.contains(r#""email": "ada@example.org""#), "{fires}");
+    let small = file("small.json", r#"{"total": 5}"#);
+    let quiet = admin(
+        &pipeline,
+        &[
+            "triggers",
+            "preview",
+            "orders",
+            "--event",
+            small.to_str().unwrap(),
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(quiet.trim(), "Does not fire: the `if` condition is false.");
+    let anonymous = file("anonymous.json", r#"{"total": 500}"#);
+    let fails = admin(
+        &pipeline,
+        &[
+            "triggers",
+            "preview",
+            "orders",
+            "--event",
+            anonymous.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(
+        !fails.success,
+        "a template failing on the event fails the command"
+    );
+    assert!(
+        fails
+            .stderr
+            .contains("Fails in actions[0].body (line 1, column 21)")
+            && fails.stderr.contains("`payload.customer` is undefined"),
+        "{}",
+        fails.stderr
+    );
+
+    // An unsaved trigger from TOML, with the event's inbound headers in an envelope.
+    let draft = file(
+        "draft.toml",
+        "when = { sources = [\"shop\"], event_type = 'event.headers[\"x-kind\"]', event_types = [\"order.*\"] }\n\
+         [[actions]]\ndestination = \"crm\"\nbody = '{\"kind\": {{ event.headers[\"x-kind\"] }}}'\n\
+         headers = { x-total = \"{{ payload.total }}\" }\n",
+    );
+    let envelope = file(
+        "envelope.json",
+        r#"{"headers": {"X-Kind": "order.paid"}, "body": {"total": 7}}"#,
+    );
+    let unsaved = admin(
+        &pipeline,
+        &[
+            "triggers",
+            "preview",
+            "-f",
+            draft.to_str().unwrap(),
+            "--event",
+            envelope.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(unsaved["matched"], true, "{unsaved}");
+    assert_eq!(unsaved["requests"][0]["body"], r#"{"kind": "order.paid"}"#);
+    assert_eq!(unsaved["requests"][0]["headers"]["x-total"], "7");
+    let other = admin(
+        &pipeline,
+        &[
+            "triggers",
+            "preview",
+            "-f",
+            draft.to_str().unwrap(),
+            "--event",
+            envelope.to_str().unwrap(),
+            "--header",
+            "X-Kind: refund",
+        ],
+    )
+    .await
+    .ok();
+    assert!(
+        other.contains("\"refund\" is not in when.event_types"),
+        "{other}"
+    );
+    let listed = admin(&pipeline, &["triggers", "list", "--json"])
+        .await
+        .json();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "the draft was not saved"
+    );
+
+    // Previews sent nothing: the first webhook the receiver gets is the event posted after them.
+    let url = format!(
+        "http://{}/inbound-webhooks/shop",
+        pipeline.ingest_addr.unwrap()
+    );
+    let posted = reqwest::Client::new()
+        .post(url)
+        .json(&json!({"total": 101, "customer": {"email": "real@example.org"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 202);
+    let received = harness::eventually("the real event to be delivered", || async {
+        let received = receiver.received();
+        (!received.is_empty()).then_some(received)
+    })
+    .await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].body,
+        r#"{"email": "real@example.org", "total": 101}"#
+    );
+    pipeline.stop().await.unwrap();
+}

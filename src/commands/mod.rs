@@ -2,10 +2,12 @@
 //! manage a running installation.
 //!
 //! - [`resources`]: `hookline sources|destinations|triggers list|get|create|delete|enable|disable`.
+//! - [`triggers`]: those for triggers, and `hookline triggers preview`.
 //! - [`output`]: tables for people, JSON for scripts.
 
 pub mod output;
 pub mod resources;
+pub mod triggers;
 
 use clap::Args;
 

@@ -181,7 +181,7 @@ fn body(input: &CreateArgs) -> anyhow::Result<Value> {
 
 /// A JSON or TOML file holding one resource as an object (TOML by a `.toml` name, else JSON,
 /// else TOML).
-fn read_object(path: &Path) -> anyhow::Result<Map<String, Value>> {
+pub fn read_object(path: &Path) -> anyhow::Result<Map<String, Value>> {
     let text = if path == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()
