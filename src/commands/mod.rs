@@ -28,7 +28,7 @@ pub struct ApiArgs {
     pub url: String,
 
     /// Bearer token of the control API (`hookline dev`: dev-admin-token); a read-only token is
-    /// enough for list and get.
+    /// enough for list, get and preview.
     #[arg(
         id = "api-token",
         long = "api-token",
