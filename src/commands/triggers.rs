@@ -134,11 +134,8 @@ fn print_preview(answer: &Value) {
         for (name, value) in request["headers"].as_object().into_iter().flatten() {
             println!("{name}: {}", value.as_str().unwrap_or_default());
         }
-        let body = request["body"].as_str().unwrap_or_default();
-        let pretty = serde_json::from_str::<Value>(body)
-            .ok()
-            .and_then(|body| serde_json::to_string_pretty(&body).ok());
-        println!("\n{}", pretty.as_deref().unwrap_or(body));
+        // As rendered, byte for byte: that is what the receiver gets.
+        println!("\n{}", request["body"].as_str().unwrap_or_default());
     }
     for skipped in answer["skipped"].as_array().into_iter().flatten() {
         println!("Skipped {}", skipped.as_str().unwrap_or_default());
