@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 use axum::Json;
 use hookline_schemas::ResourceKind;
 use serde_json::Value;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{
     HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
     PathItemBuilder,
@@ -440,11 +441,25 @@ fn shown(kind: ResourceKind, description: &str) -> ResponseBuilder {
 }
 
 fn created(kind: ResourceKind) -> ResponseBuilder {
-    shown(
+    let created = shown(
         kind,
         "Created; generated tokens and secrets are shown in full this once.",
     )
-    .header("Location", string_header("The new resource's URL."))
+    .header("Location", string_header("The new resource's URL."));
+    // What can be done with the new resource, so clients (and stateful fuzzers) can follow.
+    let mut operations = ["get", "replace", "patch", "enable", "disable", "delete"]
+        .map(|verb| format!("{verb}_{}", kind.as_str()))
+        .to_vec();
+    if kind == ResourceKind::Trigger {
+        operations.push("preview_trigger".to_owned());
+    }
+    operations.into_iter().fold(created, |response, operation| {
+        let link = LinkBuilder::new()
+            .operation_id(operation.clone())
+            .parameter("id", "$response.body#/id")
+            .build();
+        response.link(operation, link)
+    })
 }
 
 fn string_header(description: &str) -> Header {
@@ -541,6 +556,30 @@ mod tests {
         for route in [preview::SAVED, preview::UNSAVED] {
             assert!(paths[route].get("post").is_some(), "{route}");
         }
+        // Every link names an operation of the document.
+        let operations: Vec<&Value> = paths
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .collect();
+        let ids: Vec<&str> = operations
+            .iter()
+            .filter_map(|operation| operation["operationId"].as_str())
+            .collect();
+        let mut links = 0;
+        for operation in &operations {
+            for response in operation["responses"].as_object().unwrap().values() {
+                for link in response["links"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|l| l.values())
+                {
+                    let target = link["operationId"].as_str().unwrap();
+                    assert!(ids.contains(&target), "link to unknown operation {target}");
+                    links += 1;
+                }
+            }
+        }
+        assert!(links >= 19, "{links} links");
         let text = document.to_string();
         for reference in text.split("\"$ref\":\"").skip(1) {
             let target = reference.split('"').next().unwrap();
