@@ -274,6 +274,41 @@ mod tests {
         assert!(ApiClient::new("not a url", None).is_err());
     }
 
+    #[tokio::test]
+    async fn lists_follow_the_cursor_to_the_last_page() {
+        use axum::extract::Query;
+        use axum::routing::get;
+        use std::collections::HashMap;
+
+        // Two pages: the second is asked for with the first's cursor, filters kept.
+        let app = axum::Router::new().route(
+            "/api/v1/sources",
+            get(|Query(query): Query<HashMap<String, String>>| async move {
+                assert_eq!(query.get("enabled").map(String::as_str), Some("true"));
+                assert_eq!(query.get("limit").map(String::as_str), Some("500"));
+                axum::Json(match query.get("cursor").map(String::as_str) {
+                    None => serde_json::json!({"items": [{"id": "a"}], "next_cursor": "YQ"}),
+                    Some("YQ") => serde_json::json!({"items": [{"id": "b"}], "next_cursor": null}),
+                    Some(other) => panic!("unexpected cursor {other}"),
+                })
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = ApiClient::new(&format!("http://{addr}"), Some("t".into())).unwrap();
+        let items = client
+            .list("sources", &[("enabled", "true".to_owned())])
+            .await
+            .unwrap();
+        server.abort();
+        let ids: Vec<&str> = items
+            .iter()
+            .filter_map(|item| item["id"].as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
     #[test]
     fn errors_list_the_problems_and_how_to_authenticate() {
         let body = serde_json::json!({"error": {"code": "invalid", "message": "the resource is invalid",
