@@ -8,8 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use hookline_processor::template::Limits;
 use hookline_runtime::KafkaSettings;
 use hookline_runtime::settings::{AdminSettings, LogSettings};
+use hookline_schemas::ResourceKind;
 use tokio_util::sync::CancellationToken;
 
+use crate::commands::resources::{self, ResourceArgs};
+use crate::commands::triggers::{self, TriggerArgs};
 use crate::dev::{self, DevArgs};
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::resource_file::{self, ResourceFile};
@@ -47,6 +50,12 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what a trigger of a resource file would send for a sample event, without Kafka.
     Preview(PreviewArgs),
+    /// Manage sources through the control API.
+    Sources(ResourceArgs),
+    /// Manage destinations through the control API.
+    Destinations(ResourceArgs),
+    /// Manage and preview triggers through the control API.
+    Triggers(TriggerArgs),
 }
 
 /// Settings of one role.
@@ -179,6 +188,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&preview)?);
             Ok(())
         }
+        Command::Sources(args) => resources::run(ResourceKind::Source, args).await,
+        Command::Destinations(args) => resources::run(ResourceKind::Destination, args).await,
+        Command::Triggers(args) => triggers::run(args).await,
         Command::Validate(args) => {
             let file = ResourceFile::load(&args.file)?;
             let problems = resource_file::validate(&file.resources(), &Limits::default());

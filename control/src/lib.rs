@@ -17,7 +17,9 @@
 //! - [`credentials`]: tokens, secrets and ids made up for new resources.
 //! - [`list`]: filters and pages.
 //! - [`kind`]: the three kinds and the fields they share.
+//! - [`preview`]: what a saved or unsaved trigger would send for a sample event.
 //! - [`openapi`]: the OpenAPI document.
+//! - [`metrics`]: requests by route and status, and their duration.
 
 pub mod api;
 pub mod auth;
@@ -28,8 +30,10 @@ pub mod error;
 pub mod kind;
 pub mod list;
 pub mod mask;
+pub mod metrics;
 pub mod openapi;
 pub mod precondition;
+pub mod preview;
 pub mod server;
 pub mod view;
 pub mod write;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use hookline_runtime::resources::{ResourceStore, ResourceWriter};
 use hookline_runtime::{Error, KafkaSettings};
+use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 use crate::Config;
 use crate::api::{self, ApiState};
 use crate::auth::Tokens;
+use crate::metrics::Metrics;
 use crate::write::Writes;
 
 /// Control, bound and ready to serve.
@@ -23,11 +25,12 @@ pub struct Control {
 
 impl Control {
     /// Binds the listener (port 0 picks a free port); writes go to the resources topic of
-    /// `kafka` and are read back through `store`.
+    /// `kafka` and are read back through `store`; the API's metrics go to `registry`.
     pub async fn build(
         config: &Config,
         kafka: &KafkaSettings,
         store: ResourceStore,
+        registry: &Registry,
     ) -> Result<Self, Error> {
         let tokens = Tokens::new(&config.tokens, &config.read_tokens);
         if tokens.is_empty() {
@@ -46,6 +49,7 @@ impl Control {
             tokens: Arc::new(tokens),
             ingest_base: config.ingest_base().into(),
             max_body_bytes: config.max_body_bytes,
+            metrics: Metrics::register(registry),
         });
         Ok(Self { listener, router })
     }

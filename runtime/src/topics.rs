@@ -1,7 +1,7 @@
 //! Creation of missing topics at start-up. Existing topics are left as they are: changing
 //! partitions or configs of a live topic is an operator's decision, not a side effect of a restart.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hookline_schemas::TopicKind;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -28,7 +28,7 @@ pub fn partitions(settings: &KafkaSettings, kind: TopicKind) -> i32 {
 /// and fails naming the first missing one otherwise.
 pub async fn ensure(settings: &KafkaSettings, kinds: &[TopicKind]) -> Result<(), Error> {
     let topics = settings.topics();
-    let existing = existing_topics(settings).await?;
+    let existing = usable_topics(settings).await?;
     let missing: Vec<TopicKind> = kinds
         .iter()
         .copied()
@@ -74,7 +74,8 @@ pub async fn ensure(settings: &KafkaSettings, kinds: &[TopicKind]) -> Result<(),
     for result in results {
         match result {
             Ok(topic) => info!(%topic, "Created topic."),
-            // Another process created it between our look-up and our request.
+            // Another process created it between our look-up and our request, or it exists but
+            // was not usable yet when we looked.
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
                 return Err(Error::CreateTopic {
@@ -84,10 +85,23 @@ pub async fn ensure(settings: &KafkaSettings, kinds: &[TopicKind]) -> Result<(),
             }
         }
     }
-    Ok(())
+    // The controller acknowledges a creation before every broker's metadata shows the topic
+    // (KRaft propagates it a moment later); a reader starting right now would find it missing.
+    let deadline = Instant::now() + METADATA_TIMEOUT;
+    loop {
+        let usable = usable_topics(settings).await?;
+        let Some(waiting) = names.iter().find(|name| !usable.contains(name)) else {
+            return Ok(());
+        };
+        if Instant::now() >= deadline {
+            return Err(Error::MissingTopic(waiting.clone()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
-async fn existing_topics(settings: &KafkaSettings) -> Result<Vec<String>, Error> {
+/// The topics the cluster's metadata shows with partitions and without an error: ready to use.
+async fn usable_topics(settings: &KafkaSettings) -> Result<Vec<String>, Error> {
     let settings = settings.clone();
     // librdkafka's metadata call blocks; keep it off the async workers.
     tokio::task::spawn_blocking(move || {
@@ -103,6 +117,7 @@ async fn existing_topics(settings: &KafkaSettings) -> Result<Vec<String>, Error>
         Ok(metadata
             .topics()
             .iter()
+            .filter(|topic| topic.error().is_none() && !topic.partitions().is_empty())
             .map(|topic| topic.name().to_owned())
             .collect())
     })
