@@ -182,6 +182,21 @@ impl ApiClient {
         self.call(Method::POST, &path, &[], Some(body)).await
     }
 
+    /// `GET` of the API path made of `segments` (each percent-encoded), with `query`.
+    pub async fn fetch(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<Value, ClientError> {
+        self.call(Method::GET, &path(segments), query, None).await
+    }
+
+    /// `POST` of `body` to the API path made of `segments`.
+    pub async fn send(&self, segments: &[&str], body: &Value) -> Result<Value, ClientError> {
+        self.call(Method::POST, &path(segments), &[], Some(body))
+            .await
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -227,10 +242,16 @@ impl ApiClient {
 
 /// The path of one resource; the id is percent-encoded as a path segment.
 fn one(collection: &str, id: &str) -> String {
+    path(&[collection, id])
+}
+
+/// `api/v1/` and `segments`, each percent-encoded as one path segment.
+fn path(segments: &[&str]) -> String {
     let mut url = Url::parse("http://x/").expect("a valid URL");
     url.path_segments_mut()
         .expect("an http URL has a path")
-        .extend(["api", "v1", collection, id]);
+        .extend(["api", "v1"])
+        .extend(segments);
     url.path().trim_start_matches('/').to_owned()
 }
 

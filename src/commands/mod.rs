@@ -3,8 +3,10 @@
 //!
 //! - [`resources`]: `hookline sources|destinations|triggers list|get|create|delete|enable|disable`.
 //! - [`triggers`]: those for triggers, and `hookline triggers preview`.
+//! - [`history`]: `hookline events|attempts|dead …` and `hookline test`, on the event store.
 //! - [`output`]: tables for people, JSON for scripts.
 
+pub mod history;
 pub mod output;
 pub mod resources;
 pub mod triggers;

@@ -47,6 +47,26 @@ pub fn resource(resource: &Value) {
     println!("{table}");
 }
 
+/// Prints rows under `headers`.
+pub fn rows<H, R>(headers: H, rows: R)
+where
+    H: IntoIterator,
+    H::Item: Into<comfy_table::Cell>,
+    R: IntoIterator<Item = Vec<String>>,
+{
+    let mut table = table();
+    table.set_header(headers);
+    for row in rows {
+        table.add_row(row);
+    }
+    println!("{table}");
+}
+
+/// A value as a cell (see [`text`]).
+pub fn cell(value: &Value) -> String {
+    text(value)
+}
+
 fn table() -> Table {
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED);
