@@ -169,9 +169,10 @@ impl Pipeline {
                 control.public_ingest_url =
                     ingest_addr.and_then(hookline_control::config::local_ingest_url);
             }
-            let server = hookline_control::Control::build(&control, kafka, store.clone())
-                .await
-                .context("could not start control")?;
+            let server =
+                hookline_control::Control::build(&control, kafka, store.clone(), &registry)
+                    .await
+                    .context("could not start control")?;
             control_addr = Some(server.local_addr());
             let token = shutdown.clone();
             tasks.spawn(async move { ("control", server.run(token).await.map_err(Into::into)) });

@@ -13,6 +13,9 @@
 //! | `PATCH /api/v1/{kind}/{id}` | merges a JSON merge patch (RFC 7396) into one |
 //! | `POST /api/v1/{kind}/{id}/enable`, `/disable` | switches one on or off |
 //! | `DELETE /api/v1/{kind}/{id}` | deletes one (204) |
+//!
+//! Views show `last_triggered_at` and `last_delivered_at` from the store; the routes of what
+//! happened (events, attempts, dead letters, tests and replays) are in [`crate::history`].
 
 use std::sync::Arc;
 
@@ -31,6 +34,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{self, Tokens};
 use crate::error::ApiError;
+use crate::history::{self, History};
 use crate::kind::{self, KINDS, plural};
 use crate::list::{self, ListQuery};
 use crate::precondition::Preconditions;
@@ -51,6 +55,8 @@ pub struct ApiState {
     pub ingest_base: Arc<str>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// The store of what happened, and what writes test sends and replays.
+    pub history: Arc<History>,
 }
 
 type BodyResult = Result<Bytes, BytesRejection>;
@@ -82,6 +88,7 @@ pub fn router(state: ApiState) -> Router {
                 post(move |state, id, headers| switch(state, kind, id, headers, false)),
             );
     }
+    api = api.merge(history::routes());
     let limit = state.max_body_bytes;
     api.route_layer(middleware::from_fn_with_state(
         state.clone(),
@@ -106,12 +113,14 @@ async fn list(
         .items
         .iter()
         .map(|resource| {
-            render(
+            let mut view = render(
                 resource,
                 snapshot.record(&resource.key()),
                 &state.ingest_base,
                 Secrets::Masked,
-            )
+            );
+            annotate(&state, resource, &mut view);
+            view
         })
         .collect();
     Ok(Json(json!({ "items": items, "next_cursor": page.next_cursor })).into_response())
@@ -347,15 +356,23 @@ fn respond(
 ) -> Result<Response, ApiError> {
     let resource = snapshot.get(key).ok_or_else(|| not_found(key))?;
     let record = snapshot.record(key);
-    let mut response = (
-        status,
-        Json(render(&resource, record, &state.ingest_base, secrets)),
-    )
-        .into_response();
+    let mut view = render(&resource, record, &state.ingest_base, secrets);
+    annotate(state, &resource, &mut view);
+    let mut response = (status, Json(view)).into_response();
     if let Ok(tag) = HeaderValue::from_str(&etag(&resource, record)) {
         response.headers_mut().insert(header::ETAG, tag);
     }
     Ok(response)
+}
+
+/// Adds when the resource was last triggered and delivered to, as this instance's store saw it.
+fn annotate(state: &ApiState, resource: &Resource, view: &mut Value) {
+    let last = state
+        .history
+        .logs
+        .activities
+        .get(resource.key().kind.as_str(), kind::id(resource).as_str());
+    history::annotate(view, last);
 }
 
 /// The answer to a create: 201, the resource with its secrets shown this once, and its

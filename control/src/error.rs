@@ -11,6 +11,17 @@ use hookline_runtime::validate::Problem;
 use serde_json::json;
 use tracing::{error, warn};
 
+/// Why control could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Kafka or the listener failed.
+    #[error(transparent)]
+    Runtime(#[from] hookline_runtime::Error),
+    /// The store of what happened failed; it must not silently stop filling.
+    #[error("the control store failed")]
+    Store(#[from] crate::store::StoreError),
+}
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -18,6 +18,12 @@
 //! - [`list`]: filters and pages.
 //! - [`kind`]: the three kinds and the fields they share.
 //! - [`openapi`]: the OpenAPI document.
+//! - [`store`]: the embedded store of events, match records, attempts, refusals and dead letters.
+//! - [`history`]: the routes that read it: an event's journey, attempts, dead letters.
+//! - [`test_send`]: a test webhook through the real dispatcher.
+//! - [`replay`]: dead letters and events sent through the pipeline again.
+//! - [`send`]: what control writes besides resources (jobs and events).
+//! - [`metrics`]: the store's size and lag.
 
 pub mod api;
 pub mod auth;
@@ -25,14 +31,21 @@ pub mod body;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod history;
 pub mod kind;
 pub mod list;
 pub mod mask;
+pub mod metrics;
 pub mod openapi;
 pub mod precondition;
+pub mod replay;
+pub mod send;
 pub mod server;
+pub mod store;
+pub mod test_send;
 pub mod view;
 pub mod write;
 
 pub use config::Config;
+pub use error::Error;
 pub use server::Control;

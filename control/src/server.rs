@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use hookline_runtime::KafkaSettings;
 use hookline_runtime::resources::{ResourceStore, ResourceWriter};
-use hookline_runtime::{Error, KafkaSettings};
+use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -13,41 +14,72 @@ use tracing::{info, warn};
 use crate::Config;
 use crate::api::{self, ApiState};
 use crate::auth::Tokens;
+use crate::error::Error;
+use crate::history::History;
+use crate::metrics::StoreMetrics;
+use crate::send::Sender;
+use crate::store::Store;
+use crate::store::reader::Reader;
 use crate::write::Writes;
 
 /// Control, bound and ready to serve.
 pub struct Control {
     listener: TcpListener,
     router: Router,
+    reader: Reader,
 }
 
 impl Control {
     /// Binds the listener (port 0 picks a free port); writes go to the resources topic of
-    /// `kafka` and are read back through `store`.
+    /// `kafka` and are read back through `store`. Opens the store of what happened on the
+    /// logged topics; [`Self::run`] fills it.
     pub async fn build(
         config: &Config,
         kafka: &KafkaSettings,
         store: ResourceStore,
+        registry: &Registry,
     ) -> Result<Self, Error> {
         let tokens = Tokens::new(&config.tokens, &config.read_tokens);
         if tokens.is_empty() {
             warn!("No control token is set (--control-token); every API request will be refused.");
         }
         let writer = ResourceWriter::new(kafka, "control")?;
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| Error::Bind {
+        let listener = TcpListener::bind(config.addr).await.map_err(|source| {
+            hookline_runtime::Error::Bind {
                 addr: config.addr,
                 source,
-            })?;
+            }
+        })?;
+        let database = match &config.store_path {
+            Some(path) => Store::in_file(path)?,
+            None => Store::in_memory()?,
+        };
+        let (reader, logs) = Reader::open(
+            kafka,
+            database,
+            config.store_retention(),
+            StoreMetrics::register(registry),
+        )
+        .await?;
+        let history = History {
+            logs,
+            sender: Sender::new(kafka, config.write_timeout())?,
+            test_timeout: config.test_timeout(),
+            max_replay: config.max_replay,
+        };
         let router = api::router(ApiState {
             writes: Arc::new(Writes::new(writer, store.clone(), config.write_timeout())),
             store,
             tokens: Arc::new(tokens),
             ingest_base: config.ingest_base().into(),
             max_body_bytes: config.max_body_bytes,
+            history: Arc::new(history),
         });
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            reader,
+        })
     }
 
     /// The bound address.
@@ -57,12 +89,21 @@ impl Control {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// Serves until `shutdown`.
+    /// Serves and fills the store until `shutdown`; a store that fails stops control.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         info!(addr = %self.local_addr(), "Control API listening.");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .map_err(Error::Serve)
+        let reader = self.reader.run(shutdown.clone());
+        let serve = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        tokio::select! {
+            served = serve => served.map_err(|error| hookline_runtime::Error::Serve(error).into()),
+            read = reader => {
+                let result = read.map_err(Error::from);
+                if result.is_err() {
+                    shutdown.cancel();
+                }
+                result
+            }
+        }
     }
 }

@@ -18,6 +18,7 @@ const VIEWER: &str = "viewer-token";
 struct App {
     router: Router,
     store: ResourceStore,
+    history: Arc<History>,
     shutdown: CancellationToken,
     _broker: EmbeddedKafka,
 }
@@ -63,16 +64,24 @@ async fn app_with_body_limit(max_body_bytes: usize) -> App {
         .unwrap();
     store.wait_ready().await.unwrap();
     let writer = ResourceWriter::new(&settings, "test").unwrap();
+    let history = Arc::new(History {
+        logs: crate::store::reader::Logs::fixed(crate::store::Store::in_memory().unwrap()),
+        sender: crate::send::Sender::new(&settings, Duration::from_secs(5)).unwrap(),
+        test_timeout: Duration::from_millis(100),
+        max_replay: 100,
+    });
     let router = router(ApiState {
         writes: Arc::new(Writes::new(writer, store.clone(), Duration::from_secs(20))),
         store: store.clone(),
         tokens: Arc::new(Tokens::new(&[ADMIN.into()], &[VIEWER.into()])),
         ingest_base: "http://hooks.test".into(),
         max_body_bytes,
+        history: history.clone(),
     });
     App {
         router,
         store,
+        history,
         shutdown,
         _broker: broker,
     }
@@ -572,4 +581,116 @@ async fn bodies_must_be_json_objects_within_the_limit() {
     assert_eq!(route.body["error"]["code"], "not_found");
     let method = app.admin("PUT", "/api/v1/sources", None).await;
     assert_eq!(method.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn the_logs_show_an_event_s_journey_attempts_and_dead_letters() {
+    use crate::store::tests::{T0, attempt, dead, event, matched};
+    let app = app().await;
+    app.seed().await;
+    let rows = [
+        event(0, "evt-1", T0),
+        matched(0, "evt-1", T0 + 1),
+        attempt(0, "evt-1", "retrying", T0 + 10),
+        attempt(1, "evt-1", "delivered", T0 + 20),
+        dead(0, "evt-1", "exhausted", T0 + 30),
+    ];
+    app.history.logs.store.insert(&rows).unwrap();
+    app.history.logs.activities.note(&rows);
+
+    let journey = app.admin("GET", "/api/v1/events/evt-1", None).await;
+    assert_eq!(journey.status, StatusCode::OK, "{}", journey.body);
+    assert_eq!(journey.body["deliveries"][0]["status"], "delivered");
+    assert_eq!(journey.body["client"], "192.0.2.7");
+    let missing = app.admin("GET", "/api/v1/events/evt-9", None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let delivered = app
+        .call(
+            "GET",
+            "/api/v1/destinations/crm/attempts?outcome=delivered",
+            Some(VIEWER),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.body);
+    let items = delivered.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["status"], 200);
+    assert_eq!(delivered.body["next_cursor"], Value::Null);
+    let first = app
+        .admin("GET", "/api/v1/destinations/crm/attempts?limit=1", None)
+        .await;
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let second = app
+        .admin(
+            "GET",
+            &format!("/api/v1/destinations/crm/attempts?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_ne!(first.body["items"][0], second.body["items"][0]);
+    for bad in [
+        "/api/v1/destinations/crm/attempts?outcome=lost",
+        "/api/v1/destinations/crm/attempts?since=yesterday",
+        "/api/v1/destinations/crm/attempts?color=red",
+        "/api/v1/sources/app/events?kind=other",
+    ] {
+        assert_eq!(
+            app.admin("GET", bad, None).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+
+    let events = app.admin("GET", "/api/v1/sources/app/events", None).await;
+    assert_eq!(events.body["items"][0]["kind"], "event");
+    assert_eq!(events.body["items"][0]["event_id"], "evt-1");
+    let dead = app
+        .admin(
+            "GET",
+            "/api/v1/dead-letters?destination=crm&reason=exhausted",
+            None,
+        )
+        .await;
+    assert_eq!(dead.body["items"][0]["id"], "0-0");
+    let none = app
+        .admin("GET", "/api/v1/dead-letters?reason=gone", None)
+        .await;
+    assert_eq!(none.body["items"], json!([]));
+
+    let crm = app.admin("GET", "/api/v1/destinations/crm", None).await;
+    assert_eq!(crm.body["last_delivered_at"], "2026-01-02T03:04:05.02Z");
+    assert_eq!(crm.body["last_triggered_at"], "2026-01-02T03:04:05.001Z");
+    let sources = app.admin("GET", "/api/v1/sources", None).await;
+    assert_eq!(
+        sources.body["items"][0]["last_triggered_at"],
+        "2026-01-02T03:04:05Z"
+    );
+
+    assert_eq!(
+        app.call("GET", "/api/v1/events/evt-1", None, &[], None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let replay = app
+        .call(
+            "POST",
+            "/api/v1/dead-letters/replay",
+            Some(VIEWER),
+            &[],
+            Some(json!({"ids": ["0-0"]})),
+        )
+        .await;
+    assert_eq!(replay.status, StatusCode::FORBIDDEN);
+    let both = app
+        .admin(
+            "POST",
+            "/api/v1/dead-letters/replay",
+            Some(json!({"ids": ["0-0"], "destination": "crm"})),
+        )
+        .await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST, "{}", both.body);
 }
