@@ -26,6 +26,7 @@ use utoipa::openapi::{
 use crate::kind::{KINDS, plural};
 use crate::list::MAX_LIMIT;
 
+mod history;
 mod schemas;
 
 /// Where the document is served.
@@ -70,6 +71,7 @@ pub fn document() -> Value {
                 PathItem::new(HttpMethod::Post, switch(kind, false)),
             );
     }
+    paths = history::paths(paths);
     paths = paths.path(PATH, PathItem::new(HttpMethod::Get, itself()));
     let document: OpenApi = OpenApiBuilder::new()
         .info(
@@ -77,9 +79,11 @@ pub fn document() -> Value {
                 .title("Hookline control API")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
-                    "Sources, destinations and triggers of a Hookline installation. Every route \
-                     but this document needs `Authorization: Bearer <token>`; read-only tokens \
-                     may only read. Secrets are shown masked, except in the answer to a create.",
+                    "Sources, destinations and triggers of a Hookline installation, and what \
+                     happened to events: their journeys, attempts, dead letters, test sends and \
+                     replays. Every route but this document needs `Authorization: Bearer \
+                     <token>`; read-only tokens may only read. Secrets are shown masked, except \
+                     in the answer to a create.",
                 )),
         )
         .paths(paths)
@@ -95,7 +99,12 @@ pub fn document() -> Value {
             BEARER,
             Vec::<String>::new(),
         )]))
-        .tags(Some(KINDS.map(|kind| Tag::new(plural(kind)))))
+        .tags(Some(
+            KINDS
+                .map(|kind| Tag::new(plural(kind)))
+                .into_iter()
+                .chain([Tag::new(history::TAG)]),
+        ))
         .build();
     // The utoipa types serialize to plain JSON.
     let mut document = serde_json::to_value(&document).unwrap_or_default();
@@ -462,6 +471,19 @@ mod tests {
                 assert!(paths[&format!("{collection}/{{id}}")].get(method).is_some());
             }
         }
+        for (path, method) in [
+            ("/api/v1/events/{id}", "get"),
+            ("/api/v1/events/replay", "post"),
+            ("/api/v1/sources/{id}/events", "get"),
+            ("/api/v1/destinations/{id}/attempts", "get"),
+            ("/api/v1/destinations/{id}/test", "post"),
+            ("/api/v1/dead-letters", "get"),
+            ("/api/v1/dead-letters/replay", "post"),
+        ] {
+            assert!(paths[path].get(method).is_some(), "{method} {path}");
+        }
+        let view = &document["components"]["schemas"]["DestinationView"];
+        assert!(view["properties"].get("last_delivered_at").is_some());
         let text = document.to_string();
         for reference in text.split("\"$ref\":\"").skip(1) {
             let target = reference.split('"').next().unwrap();
