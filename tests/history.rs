@@ -195,7 +195,16 @@ async fn dead_letters_are_listed_and_replayed_with_the_same_delivery_id() {
         ..
     } = Stages::all().with_control().world().await;
     let api = Api::of(&pipeline);
-    // 400 is final: the job goes straight to the dead letter topic.
+    // The destination points at the wrong path, which answers 400: final, straight to the dead
+    // letter topic.
+    let (status, moved) = api
+        .call(
+            Method::PATCH,
+            "/api/v1/destinations/crm",
+            Some(json!({"url": receiver.url("/wrong")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
     receiver.answer(&[400]);
     let id = accepted_id(post(&pipeline, signup(1)).await).await;
     let dead = api
@@ -209,7 +218,15 @@ async fn dead_letters_are_listed_and_replayed_with_the_same_delivery_id() {
     let none = api.get("/api/v1/dead-letters?reason=exhausted").await;
     assert!(items(&none).is_empty());
 
-    // The receiver is fixed: every rejected failure of the destination goes again.
+    // The destination is fixed: every rejected failure of it goes again, to the fixed URL.
+    let (status, fixed) = api
+        .call(
+            Method::PATCH,
+            "/api/v1/destinations/crm",
+            Some(json!({"url": receiver.url("/hooks/crm")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fixed}");
     let (status, replayed) = api
         .call(
             Method::POST,
@@ -224,6 +241,8 @@ async fn dead_letters_are_listed_and_replayed_with_the_same_delivery_id() {
     })
     .await;
     let first = &receiver.received()[0];
+    assert_eq!(first.path, "/wrong");
+    assert_eq!(again.path, "/hooks/crm");
     assert_eq!(again.headers["webhook-id"], first.headers["webhook-id"]);
     assert_eq!(again.body, first.body);
     let journey = api

@@ -2,7 +2,8 @@
 //!
 //! - `POST /api/v1/dead-letters/replay` takes `{"ids": [...]}` or a filter (`destination`,
 //!   `source`, `reason`, `since`, `until`). A dead job goes back to the deliveries topic as a
-//!   first attempt (attempt 1, no wait) with the same delivery id, so receivers can deduplicate;
+//!   first attempt (attempt 1, no wait) with the same delivery id, so receivers can deduplicate,
+//!   and to the destination's current URL and method (unless its trigger renders the URL);
 //!   a dead event (a template failed, say) is replayed from the store, whole, to the events
 //!   topic, once however many of its triggers failed.
 //! - `POST /api/v1/events/replay` takes `{"ids": [...]}` or `{"source", "since", "until"}` and
@@ -20,7 +21,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use hookline_schemas::{DeadLetter, DeadPayload, EventMetadata};
+use hookline_schemas::{DeadLetter, DeadPayload, DeliveryJob, Destination, EventMetadata};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -187,7 +188,7 @@ pub async fn dead_letters(
         match letter.payload {
             DeadPayload::Job { mut job } => {
                 let snapshot = state.store.snapshot();
-                match snapshot.destinations.get(&job.destination_id) {
+                let destination = match snapshot.destinations.get(&job.destination_id) {
                     None => {
                         outcome.skip(&id, "destination_missing");
                         continue;
@@ -196,10 +197,14 @@ pub async fn dead_letters(
                         outcome.skip(&id, "destination_disabled");
                         continue;
                     }
-                    Some(_) => {}
-                }
-                job.attempt = 1;
-                job.not_before = None;
+                    Some(destination) => destination,
+                };
+                let overridden = snapshot
+                    .triggers
+                    .get(&job.trigger_id)
+                    .and_then(|trigger| trigger.actions.get(job.action as usize))
+                    .is_some_and(|action| action.url.is_some());
+                refresh(&mut job, destination, overridden);
                 state
                     .history
                     .sender
@@ -269,6 +274,18 @@ pub async fn events(
     Ok(outcome.into_response())
 }
 
+/// Makes a dead job a first attempt again, to the destination as it is now: the cause is often
+/// what the operator just fixed (its URL, its method). A URL a trigger action rendered itself is
+/// kept, as the template made it.
+fn refresh(job: &mut DeliveryJob, destination: &Destination, url_overridden: bool) {
+    job.attempt = 1;
+    job.not_before = None;
+    job.method = destination.method.clone();
+    if !url_overridden {
+        job.url = destination.url.clone();
+    }
+}
+
 /// Writes the stored event `id` back to the events topic; `false` if the store does not hold it.
 async fn replay_event(state: &ApiState, id: &str) -> Result<bool, ApiError> {
     let lookup = id.to_owned();
@@ -313,6 +330,30 @@ fn parse_id(id: &str) -> Option<(i32, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replayed_job_starts_over_at_the_destination_s_current_url() {
+        let destination: Destination = serde_json::from_value(json!({
+            "id": "crm", "url": "https://fixed.example.com/hooks", "method": "PUT"
+        }))
+        .unwrap();
+        let mut job: DeliveryJob = serde_json::from_value(json!({
+            "schema_version": 1, "delivery_id": "msg_1", "event_id": "e", "source_id": "app",
+            "trigger_id": "t", "action": 0, "destination_id": "crm", "attempt": 8,
+            "method": "POST", "url": "https://broken.example.com/hooks", "body": "{}",
+            "received_at": "2026-01-02T03:04:05Z", "not_before": "2026-01-02T04:04:05Z"
+        }))
+        .unwrap();
+        let mut rendered = job.clone();
+        refresh(&mut job, &destination, false);
+        assert_eq!(job.attempt, 1);
+        assert_eq!(job.not_before, None);
+        assert_eq!(job.url, "https://fixed.example.com/hooks");
+        assert_eq!(job.method, "PUT");
+        assert_eq!(job.delivery_id, "msg_1");
+        refresh(&mut rendered, &destination, true);
+        assert_eq!(rendered.url, "https://broken.example.com/hooks");
+    }
 
     #[test]
     fn dead_letter_ids_name_a_place_on_the_topic() {
