@@ -336,3 +336,81 @@ async fn an_event_that_failed_a_template_is_replayed_after_the_trigger_is_fixed(
     assert_eq!(second.headers["webhook-id"], got.headers["webhook-id"]);
     pipeline.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_control_instance_rebuilds_the_store_from_the_topics_within_the_retention() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver: _receiver,
+        pipeline,
+    } = Stages::all().with_control().world().await;
+    let api = Api::of(&pipeline);
+    let id = accepted_id(post(&pipeline, signup(1)).await).await;
+    api.get_until(&format!("/api/v1/events/{id}"), |body| {
+        body["deliveries"][0]["status"] == "delivered"
+    })
+    .await;
+    // An event received long before the retention window (7 days by default), written straight
+    // to Kafka.
+    let producer = hookline_runtime::kafka::create_producer(
+        &hookline_runtime::kafka::producer_config(&settings, "test"),
+    )
+    .unwrap();
+    let old = OwnedHeaders::new()
+        .insert(Header {
+            key: "hookline-source",
+            value: Some("app"),
+        })
+        .insert(Header {
+            key: "hookline-event-id",
+            value: Some("old-event"),
+        })
+        .insert(Header {
+            key: "hookline-received-at",
+            value: Some("2020-01-01T00:00:00Z"),
+        });
+    producer
+        .send(
+            FutureRecord::to(&settings.topics().events())
+                .key("app")
+                .payload(r#"{"type": "user.deleted"}"#)
+                .headers(old),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    pipeline.stop().await.unwrap();
+
+    let fresh = Stages::control_only().start(&settings).await;
+    let api = Api::of(&fresh);
+    let journey = api
+        .get_until(&format!("/api/v1/events/{id}"), |body| {
+            body["deliveries"][0]["status"] == "delivered"
+        })
+        .await;
+    assert_eq!(journey["payload"], signup(1));
+    assert_eq!(journey["match"]["outcome"], "delivered");
+    let log = api.get("/api/v1/sources/app/events?kind=event").await;
+    let ids: Vec<&str> = items(&log)
+        .iter()
+        .map(|item| item["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id.as_str()], "the old event is past the retention");
+    let crm = api.get("/api/v1/destinations/crm").await;
+    assert!(crm["last_delivered_at"].is_string(), "{crm}");
+
+    let metrics_url = format!("http://{}/metrics", fresh.admin_addr);
+    let metrics = eventually("the store metrics", || async {
+        let text = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
+        (text.contains("hookline_control_store_ready 1")
+            && text.contains("hookline_control_store_records{record=\"event\"} 1"))
+        .then_some(text)
+    })
+    .await;
+    assert!(metrics.contains("hookline_control_store_lag_seconds{record=\"attempt\"}"));
+    fresh.stop().await.unwrap();
+}

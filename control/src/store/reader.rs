@@ -203,7 +203,11 @@ impl Reader {
                 }
                 self.applied.send_modify(|generation| *generation += 1);
             }
+            let was_ready = *self.ready.borrow();
             self.check_ready();
+            if !was_ready && *self.ready.borrow() {
+                self.publish_counts().await?;
+            }
             if last_purge.elapsed() >= PURGE_INTERVAL {
                 last_purge = tokio::time::Instant::now();
                 self.purge().await?;
@@ -306,21 +310,9 @@ fn assign(
     let mut by_time = TopicPartitionList::new();
     let mut ends = HashMap::new();
     for topic in topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-            .map_err(kafka_error(format!("fetch metadata of {topic}")))?;
-        let partitions = metadata
-            .topics()
-            .first()
-            .filter(|t| t.error().is_none())
-            .map(|t| t.partitions().len())
-            .unwrap_or(0);
-        if partitions == 0 {
-            return Err(Error::MissingTopic(topic.clone()));
-        }
+        let partitions = hookline_runtime::topics::partition_count(&consumer, topic)?;
         for partition in 0..partitions as i32 {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+            let (low, high) = hookline_runtime::topics::watermarks(&consumer, topic, partition)
                 .map_err(kafka_error(format!("fetch watermarks of {topic}")))?;
             if high > low {
                 ends.insert((topic.clone(), partition), high);
