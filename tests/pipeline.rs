@@ -255,6 +255,36 @@ async fn every_event_gets_a_match_record_saying_what_fired_or_why_nothing_did() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_records_can_be_turned_off() {
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all()
+        .processor(hookline_processor::Config {
+            match_records: false,
+            ..hookline_processor::Config::default()
+        })
+        .world()
+        .await;
+    accepted_id(post(&pipeline, signup(1)).await).await;
+    eventually("the delivery", || async {
+        receiver.received().into_iter().next()
+    })
+    .await;
+    let records = harness::kafka::read_topic(
+        &settings,
+        &settings.topics().matches(),
+        0,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert!(records.is_empty(), "{} match records", records.len());
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_the_same_file_twice_changes_nothing_the_second_time() {
     harness::init_logs();
     let kafka = TestKafka::start();

@@ -206,6 +206,9 @@ impl State<'_> {
             error: None,
         };
         self.match_triggers(message, &metadata, &mut record, pending);
+        if !self.processor.config.match_records {
+            return;
+        }
         record.outcome = MatchRecord::outcome_of(&record.triggers, record.error.is_some());
         record.matched_at = hookline_runtime::time::now_rfc3339();
         self.record_match(&record, pending);

@@ -153,6 +153,12 @@ impl Stages {
         self
     }
 
+    /// With these processor settings.
+    pub fn processor(mut self, config: hookline_processor::Config) -> Self {
+        self.processor = Some(config);
+        self
+    }
+
     /// With these dispatcher settings.
     pub fn dispatcher(mut self, config: hookline_dispatcher::Config) -> Self {
         self.dispatcher = Some(config);
