@@ -79,6 +79,9 @@ pub enum ApiError {
     /// The resources are still being read at start-up.
     #[error("resources are still loading; retry shortly")]
     NotReady,
+    /// The store of what happened is still reading its topics.
+    #[error("the event log is still loading; retry shortly")]
+    StoreNotReady,
     /// The broker did not acknowledge the write.
     #[error(
         "the broker did not acknowledge the write in time; it may or may not have been written, read the resource before you retry"
@@ -109,7 +112,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::AlreadyExists { .. } => (StatusCode::CONFLICT, "already_exists"),
             Self::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
-            Self::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::NotReady | Self::StoreNotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
             Self::NotVisible => (StatusCode::SERVICE_UNAVAILABLE, "not_visible_yet"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -87,6 +87,10 @@ async fn event(
         .await
         .map_err(store_failed)?;
     if records.is_empty() {
+        // While the store is still reading the topics, the event may just not be there yet.
+        if !state.history.logs.is_ready() {
+            return Err(ApiError::StoreNotReady);
+        }
         return Err(ApiError::NotFound { kind: "event", id });
     }
     Ok(Json(journey(&id, &records)).into_response())
@@ -240,9 +244,30 @@ async fn source_events(
         ..Filter::default()
     };
     let page = page(&state, filter, window).await?;
+    let event_ids: Vec<String> = page
+        .items
+        .iter()
+        .filter(|record| record.kind == RecordKind::Event.as_str())
+        .filter_map(|record| record.json()["event_id"].as_str().map(str::to_owned))
+        .collect();
+    let outcomes = state
+        .history
+        .logs
+        .store
+        .run(move |connection| query::match_outcomes(connection, &event_ids))
+        .await
+        .map_err(store_failed)?;
     Ok(page_json(&page, |record| {
         let mut item = record.json();
         item["kind"] = record.kind.clone().into();
+        if record.kind == RecordKind::Event.as_str() {
+            // Whether anything went out, at a glance; the event's own route says why.
+            let outcome = item["event_id"]
+                .as_str()
+                .and_then(|id| outcomes.get(id))
+                .map_or(Value::Null, |outcome| outcome.as_str().into());
+            item["match_outcome"] = outcome;
+        }
         item
     }))
 }

@@ -55,6 +55,11 @@ async fn app() -> App {
 }
 
 async fn app_with_body_limit(max_body_bytes: usize) -> App {
+    app_with(max_body_bytes, true).await
+}
+
+/// An app whose store of what happened is `ready`, or still loading.
+async fn app_with(max_body_bytes: usize, ready: bool) -> App {
     let broker = EmbeddedKafka::start(1).unwrap();
     let settings = broker.settings("t.");
     broker.create_topics(&settings).unwrap();
@@ -65,7 +70,11 @@ async fn app_with_body_limit(max_body_bytes: usize) -> App {
     store.wait_ready().await.unwrap();
     let writer = ResourceWriter::new(&settings, "test").unwrap();
     let history = Arc::new(History {
-        logs: crate::store::reader::Logs::fixed(crate::store::Store::in_memory().unwrap()),
+        logs: if ready {
+            crate::store::reader::Logs::fixed(crate::store::Store::in_memory().unwrap())
+        } else {
+            crate::store::reader::Logs::loading(crate::store::Store::in_memory().unwrap())
+        },
         sender: crate::send::Sender::new(&settings, Duration::from_secs(5)).unwrap(),
         test_timeout: Duration::from_millis(100),
         max_replay: 100,
@@ -647,6 +656,7 @@ async fn the_logs_show_an_event_s_journey_attempts_and_dead_letters() {
     let events = app.admin("GET", "/api/v1/sources/app/events", None).await;
     assert_eq!(events.body["items"][0]["kind"], "event");
     assert_eq!(events.body["items"][0]["event_id"], "evt-1");
+    assert_eq!(events.body["items"][0]["match_outcome"], "delivered");
     let dead = app
         .admin(
             "GET",
@@ -693,4 +703,20 @@ async fn the_logs_show_an_event_s_journey_attempts_and_dead_letters() {
         )
         .await;
     assert_eq!(both.status, StatusCode::BAD_REQUEST, "{}", both.body);
+}
+
+#[tokio::test]
+async fn an_unknown_event_is_not_ready_while_the_store_loads_and_not_found_after() {
+    let loading = app_with(1 << 20, false).await;
+    let answer = loading.admin("GET", "/api/v1/events/evt-1", None).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.headers[header::RETRY_AFTER], "1");
+    let ready = app().await;
+    let answer = ready.admin("GET", "/api/v1/events/evt-1", None).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
 }

@@ -130,6 +130,11 @@ fn event() -> Operation {
         .response("200", body("The journey.", "EventJourney"))
         .response("401", unauthorized())
         .response("404", error("The store holds nothing about this event."))
+        .response(
+            "503",
+            error("The store is still reading the topics and holds nothing about this event yet.")
+                .header("Retry-After", string_header("Seconds to wait.")),
+        )
         .build()
 }
 
@@ -292,8 +297,14 @@ pub(super) fn schemas(generator: &mut SchemaGenerator, schemas: &mut Map<String,
     let mut event_item = stored_event.clone();
     add(
         &mut event_item,
-        &json!({"kind": {"const": "event"}}),
-        &["kind"],
+        &json!({
+            "kind": {"const": "event"},
+            "match_outcome": {
+                "enum": ["delivered", "no_trigger", "no_match", "dead", null],
+                "description": "Whether the processor produced deliveries for the event, or why not; null while (or if) no match record is stored."
+            }
+        }),
+        &["kind", "match_outcome"],
     );
     let mut rejected_item = schemas.get("RejectedRequest").cloned().unwrap_or_default();
     add(

@@ -164,6 +164,28 @@ pub fn journey(connection: &Connection, event_id: &str) -> Result<Vec<Stored>, S
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The match outcome (`delivered`, `no_trigger`, ...) of each of these events that has a match
+/// record.
+pub fn match_outcomes(
+    connection: &Connection,
+    event_ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT outcome FROM records WHERE event_id = ?1 AND kind = 'match'
+         ORDER BY at_ms DESC LIMIT 1",
+    )?;
+    let mut outcomes = std::collections::HashMap::new();
+    for id in event_ids {
+        if let Some(outcome) = statement
+            .query_row([id], |row| row.get::<_, String>(0))
+            .optional()?
+        {
+            outcomes.insert(id.clone(), outcome);
+        }
+    }
+    Ok(outcomes)
+}
+
 /// The newest attempt record of a delivery.
 pub fn latest_attempt(
     connection: &Connection,

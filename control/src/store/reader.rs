@@ -60,6 +60,19 @@ impl Logs {
         }
     }
 
+    /// A store nobody fills that never finishes loading: for tests of the API without Kafka.
+    #[cfg(test)]
+    pub(crate) fn loading(store: Store) -> Self {
+        let (_, applied) = watch::channel(0);
+        let (_, ready) = watch::channel(false);
+        Self {
+            store,
+            activities: Activities::default(),
+            applied,
+            ready,
+        }
+    }
+
     /// Whether the store holds every record the topics had when it started.
     pub fn is_ready(&self) -> bool {
         *self.ready.borrow()
