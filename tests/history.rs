@@ -412,5 +412,6 @@ async fn a_new_control_instance_rebuilds_the_store_from_the_topics_within_the_re
     })
     .await;
     assert!(metrics.contains("hookline_control_store_lag_seconds{record=\"attempt\"}"));
+    assert!(metrics.contains("hookline_control_store_deleted_records_total{reason=\"size\"} 0"));
     fresh.stop().await.unwrap();
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::Args;
 use url::Url;
 
+use crate::store::reader::Retention;
+
 /// Where inbound URLs point when nothing says otherwise: ingest's default address.
 pub const DEFAULT_PUBLIC_INGEST_URL: &str = "http://127.0.0.1:8080";
 
@@ -75,6 +77,16 @@ pub struct Config {
     )]
     pub store_retention_hours: u64,
 
+    /// Most records the store keeps; beyond it the oldest are deleted before the retention window
+    /// ends (and counted in hookline_control_store_deleted_records_total{reason="size"}). A
+    /// record takes about the size of its event or attempt plus a few hundred bytes.
+    #[arg(
+        long = "control-store-max-records",
+        env = "HOOKLINE_CONTROL_STORE_MAX_RECORDS",
+        default_value_t = 1_000_000
+    )]
+    pub store_max_records: u64,
+
     /// A file for the store (deleted and rebuilt at start). In memory when unset, which is fine
     /// for modest volumes: the store holds what the retention window keeps of the topics.
     #[arg(long = "control-store-path", env = "HOOKLINE_CONTROL_STORE_PATH")]
@@ -109,6 +121,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             write_timeout_ms: 10_000,
             store_retention_hours: 168,
+            store_max_records: 1_000_000,
             store_path: None,
             test_timeout_ms: 20_000,
             max_replay: 10_000,
@@ -122,9 +135,12 @@ impl Config {
         Duration::from_millis(self.write_timeout_ms)
     }
 
-    /// The store's retention window.
-    pub fn store_retention(&self) -> Duration {
-        Duration::from_secs(self.store_retention_hours.saturating_mul(3_600))
+    /// What the store keeps.
+    pub fn store_retention(&self) -> Retention {
+        Retention {
+            window: Duration::from_secs(self.store_retention_hours.saturating_mul(3_600)),
+            max_records: self.store_max_records,
+        }
     }
 
     /// How long a test send waits for its attempt.

@@ -1,5 +1,5 @@
-//! What control counts about its store. Names follow Prometheus conventions; the only label is
-//! the record kind, a fixed set of five.
+//! What control counts about its store. Names follow Prometheus conventions; labels are the
+//! record kind (a fixed set of five) and why records were deleted (two).
 
 use hookline_runtime::telemetry::register;
 use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -12,6 +12,8 @@ pub const STORE_RECORDS: &str = "hookline_control_store_records";
 pub const STORE_LAG_SECONDS: &str = "hookline_control_store_lag_seconds";
 /// Records read but not stored because they could not be read as their topic's type.
 pub const STORE_SKIPPED: &str = "hookline_control_store_skipped_records_total";
+/// Records deleted from the store, by why.
+pub const STORE_DELETED: &str = "hookline_control_store_deleted_records_total";
 /// Whether the store has read the topics up to where they ended at start.
 pub const STORE_READY: &str = "hookline_control_store_ready";
 
@@ -21,6 +23,7 @@ pub struct StoreMetrics {
     records: IntGaugeVec,
     lag_seconds: GaugeVec,
     skipped: IntCounterVec,
+    deleted: IntCounterVec,
     ready: IntGauge,
 }
 
@@ -53,6 +56,15 @@ impl StoreMetrics {
                 &["record"],
             )
             .expect("valid metric"),
+            deleted: IntCounterVec::new(
+                Opts::new(
+                    STORE_DELETED,
+                    "Records deleted from the control store: past the retention window \
+                     (`retention`) or beyond its size limit (`size`).",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
             ready: IntGauge::new(
                 STORE_READY,
                 "1 once the control store has read its topics up to where they ended at start.",
@@ -69,6 +81,10 @@ impl StoreMetrics {
         register(registry, metrics.records.clone());
         register(registry, metrics.lag_seconds.clone());
         register(registry, metrics.skipped.clone());
+        for reason in ["retention", "size"] {
+            metrics.deleted.with_label_values(&[reason]).inc_by(0);
+        }
+        register(registry, metrics.deleted.clone());
         register(registry, metrics.ready.clone());
         metrics
     }
@@ -88,6 +104,13 @@ impl StoreMetrics {
     /// Counts a record of `kind` that was not stored.
     pub fn skipped(&self, kind: RecordKind) {
         self.skipped.with_label_values(&[kind.as_str()]).inc();
+    }
+
+    /// Counts `count` records deleted for `reason` (`retention` or `size`).
+    pub fn deleted(&self, reason: &str, count: usize) {
+        self.deleted
+            .with_label_values(&[reason])
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
     }
 
     /// Says whether the store is loaded.

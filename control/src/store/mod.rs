@@ -182,6 +182,16 @@ impl Store {
             .execute("DELETE FROM records WHERE at_ms < ?1", [cutoff_ms])?)
     }
 
+    /// Deletes the oldest records (in the order they were stored) beyond the newest `max`;
+    /// returns how many.
+    pub fn cap(&self, max: u64) -> Result<usize, StoreError> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        Ok(self.lock().execute(
+            "DELETE FROM records WHERE seq <= (SELECT max(seq) FROM records) - ?1",
+            [max],
+        )?)
+    }
+
     /// How many records of each kind the store holds.
     pub fn counts(&self) -> Result<Vec<(RecordKind, i64)>, StoreError> {
         let connection = self.lock();

@@ -31,10 +31,19 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_CHECK: Duration = Duration::from_millis(200);
 /// Most records stored in one transaction.
 const BATCH: usize = 1_000;
-/// How often the record counts are exported (counting is a scan of an index).
-const COUNT_INTERVAL: Duration = Duration::from_secs(5);
-/// How often records past the retention window are deleted.
-const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+/// How often records past the retention window or the size limit are deleted, and the record
+/// counts exported (counting is a scan of an index).
+const TIDY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What the store keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Records older than this are not stored, and deleted once they get this old.
+    pub window: Duration,
+    /// At most this many records are kept; the oldest stored go first. A guard against a volume
+    /// the window alone would let outgrow the memory (or disk) the store has.
+    pub max_records: u64,
+}
 
 /// The store and what tells of its progress. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -112,18 +121,19 @@ pub struct Reader {
     ends: Ends,
     store: Store,
     activities: Activities,
-    retention: Duration,
+    retention: Retention,
     metrics: StoreMetrics,
     applied: watch::Sender<u64>,
     ready: watch::Sender<bool>,
 }
 
 impl Reader {
-    /// Opens the reader on the logged topics of `settings`, from `now - retention`.
+    /// Opens the reader on the logged topics of `settings`, from the start of the retention
+    /// window.
     pub async fn open(
         settings: &KafkaSettings,
         store: Store,
-        retention: Duration,
+        retention: Retention,
         metrics: StoreMetrics,
     ) -> Result<(Self, Logs), Error> {
         let topics = settings.topics();
@@ -136,7 +146,7 @@ impl Reader {
         ]
         .into_iter()
         .collect();
-        let since_ms = now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let since_ms = now_ms() - i64::try_from(retention.window.as_millis()).unwrap_or(i64::MAX);
         let settings = settings.clone();
         let names: Vec<String> = kinds.keys().cloned().collect();
         let (consumer, ends) =
@@ -171,8 +181,7 @@ impl Reader {
     /// Reads until `shutdown`. A database error stops it (and with it the process): a store that
     /// silently stops filling would show a false picture.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StoreError> {
-        let mut last_purge = tokio::time::Instant::now();
-        let mut last_count = tokio::time::Instant::now();
+        let mut last_tidy = tokio::time::Instant::now();
         let mut batch = Vec::new();
         let mut newest: HashMap<RecordKind, i64> = HashMap::new();
         self.check_ready();
@@ -221,12 +230,9 @@ impl Reader {
             if !was_ready && *self.ready.borrow() {
                 self.publish_counts().await?;
             }
-            if last_purge.elapsed() >= PURGE_INTERVAL {
-                last_purge = tokio::time::Instant::now();
-                self.purge().await?;
-            }
-            if last_count.elapsed() >= COUNT_INTERVAL {
-                last_count = tokio::time::Instant::now();
+            if last_tidy.elapsed() >= TIDY_INTERVAL {
+                last_tidy = tokio::time::Instant::now();
+                self.tidy().await?;
                 self.publish_counts().await?;
             }
         }
@@ -261,17 +267,27 @@ impl Reader {
     }
 
     fn cutoff_ms(&self) -> i64 {
-        now_ms() - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX)
+        now_ms() - i64::try_from(self.retention.window.as_millis()).unwrap_or(i64::MAX)
     }
 
-    async fn purge(&self) -> Result<(), StoreError> {
+    /// Deletes the records past the retention window, then those beyond the size limit.
+    async fn tidy(&self) -> Result<(), StoreError> {
         let cutoff = self.cutoff_ms();
+        let max = self.retention.max_records;
         let store = self.store.clone();
-        let purged = tokio::task::spawn_blocking(move || store.purge(cutoff))
-            .await
-            .map_err(|_| StoreError::Panicked)??;
-        if purged > 0 {
-            debug!(purged, "Records past the retention window deleted.");
+        let (expired, evicted) = tokio::task::spawn_blocking(move || {
+            Ok::<_, StoreError>((store.purge(cutoff)?, store.cap(max)?))
+        })
+        .await
+        .map_err(|_| StoreError::Panicked)??;
+        self.metrics.deleted("retention", expired);
+        self.metrics.deleted("size", evicted);
+        if evicted > 0 {
+            warn!(
+                evicted,
+                max_records = max,
+                "The store is full; its oldest records were deleted before the retention window ended."
+            );
         }
         Ok(())
     }

@@ -207,6 +207,24 @@ fn a_record_read_twice_is_stored_once_and_old_ones_are_purged() {
 }
 
 #[test]
+fn beyond_its_size_limit_the_store_forgets_the_oldest_records() {
+    let store = Store::in_memory().unwrap();
+    let rows: Vec<Row> = (0..5)
+        .map(|n| event(n, &format!("evt-{n}"), T0 + n))
+        .collect();
+    store.insert(&rows).unwrap();
+    assert_eq!(store.cap(10).unwrap(), 0);
+    assert_eq!(store.cap(2).unwrap(), 3);
+    let kept: Vec<i64> = query::page(&store.lock(), &Filter::default(), &Window::latest(10))
+        .unwrap()
+        .items
+        .iter()
+        .map(|record| record.position)
+        .collect();
+    assert_eq!(kept, [4, 3]);
+}
+
+#[test]
 fn records_that_are_not_what_their_topic_holds_are_refused() {
     let invalid = row::parse(RecordKind::Attempt, &message(0, b"{}", None));
     assert!(invalid.is_err());
