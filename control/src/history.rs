@@ -11,7 +11,6 @@
 //! Lists page like the resource lists (`limit`, `cursor`, answer `items` and `next_cursor`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
@@ -368,6 +367,3 @@ pub fn annotate(view: &mut Value, last: LastActivity) {
         object.insert("last_delivered_at".into(), time(last.delivered_ms));
     }
 }
-
-/// The shared state of the log routes.
-pub type SharedHistory = Arc<History>;

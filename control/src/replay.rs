@@ -178,7 +178,12 @@ pub async fn dead_letters(
         }
         letters
     };
-    let mut events_sent = BTreeSet::new();
+    // First decide, then send everything at once: Kafka acknowledges thousands of records in
+    // the time one round trip per record would take.
+    let snapshot = state.store.snapshot();
+    let mut jobs = Vec::new();
+    let mut events = Vec::new();
+    let mut seen_events = BTreeSet::new();
     for record in &letters {
         let id = dead_letter_id(record);
         let Ok(letter) = serde_json::from_str::<DeadLetter>(&record.doc) else {
@@ -187,7 +192,6 @@ pub async fn dead_letters(
         };
         match letter.payload {
             DeadPayload::Job { mut job } => {
-                let snapshot = state.store.snapshot();
                 let destination = match snapshot.destinations.get(&job.destination_id) {
                     None => {
                         outcome.skip(&id, "destination_missing");
@@ -205,32 +209,28 @@ pub async fn dead_letters(
                     .and_then(|trigger| trigger.actions.get(job.action as usize))
                     .is_some_and(|action| action.url.is_some());
                 refresh(&mut job, destination, overridden);
-                state
-                    .history
-                    .sender
-                    .job(&job)
-                    .await
-                    .map_err(|error| ApiError::Unavailable(Some(error)))?;
-                outcome.jobs += 1;
+                jobs.push(job);
             }
             DeadPayload::Event {
                 metadata: Some(metadata),
                 ..
             } => {
-                if !events_sent.insert(metadata.event_id.clone()) {
-                    continue;
+                // One replay per event, however many of its triggers failed.
+                if seen_events.insert(metadata.event_id.clone()) {
+                    events.push((id, metadata.event_id));
                 }
-                if !replay_event(&state, &metadata.event_id).await? {
-                    outcome.skip(&id, "event_not_stored");
-                    continue;
-                }
-                outcome.events += 1;
             }
             DeadPayload::Event { metadata: None, .. } | DeadPayload::Raw { .. } => {
                 outcome.skip(&id, "not_replayable");
             }
         }
     }
+    let sender = &state.history.sender;
+    futures::future::try_join_all(jobs.iter().map(|job| sender.job(job)))
+        .await
+        .map_err(|error| ApiError::Unavailable(Some(error)))?;
+    outcome.jobs = jobs.len();
+    replay_events(&state, events, &mut outcome).await?;
     Ok(outcome.into_response())
 }
 
@@ -264,13 +264,8 @@ pub async fn events(
         outcome.truncated = request.ids.len() > max;
         request.ids.iter().take(max).cloned().collect()
     };
-    for id in ids {
-        if replay_event(&state, &id).await? {
-            outcome.events += 1;
-        } else {
-            outcome.skip(&id, "event_not_stored");
-        }
-    }
+    let ids = ids.into_iter().map(|id| (id.clone(), id)).collect();
+    replay_events(&state, ids, &mut outcome).await?;
     Ok(outcome.into_response())
 }
 
@@ -286,39 +281,56 @@ fn refresh(job: &mut DeliveryJob, destination: &Destination, url_overridden: boo
     }
 }
 
-/// Writes the stored event `id` back to the events topic; `false` if the store does not hold it.
-async fn replay_event(state: &ApiState, id: &str) -> Result<bool, ApiError> {
-    let lookup = id.to_owned();
+/// Writes the stored events back to the events topic, all at once. `events` pairs the id a
+/// skip is reported under (a dead letter's, or the event's own) with the event id; events the
+/// store does not hold are skipped.
+async fn replay_events(
+    state: &ApiState,
+    events: Vec<(String, String)>,
+    outcome: &mut Outcome,
+) -> Result<(), ApiError> {
+    let event_ids: Vec<String> = events.iter().map(|(_, event)| event.clone()).collect();
     let stored = state
         .history
         .logs
         .store
-        .run(move |connection| query::event(connection, &lookup))
+        .run(move |connection| {
+            event_ids
+                .iter()
+                .map(|id| query::event(connection, id))
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
         .await
         .map_err(store_failed)?;
-    let Some(stored) = stored else {
-        return Ok(false);
-    };
-    let doc = stored.json();
+    let mut sends = Vec::new();
+    for ((id, _), stored) in events.into_iter().zip(stored) {
+        match stored.as_ref().and_then(readable) {
+            Some(event) => sends.push(event),
+            None => outcome.skip(&id, "event_not_stored"),
+        }
+    }
+    let sender = &state.history.sender;
+    futures::future::try_join_all(
+        sends
+            .iter()
+            .map(|(metadata, client, payload)| sender.event(metadata, client.as_deref(), payload)),
+    )
+    .await
+    .map_err(|error| ApiError::Unavailable(Some(error)))?;
+    outcome.events += sends.len();
+    Ok(())
+}
+
+/// A stored event's metadata, client address and payload, as replay writes them.
+fn readable(stored: &Stored) -> Option<(EventMetadata, Option<String>, Vec<u8>)> {
+    let mut doc = stored.json();
     let client = doc["client"].as_str().map(str::to_owned);
-    let mut metadata = doc;
-    if let Value::Object(object) = &mut metadata {
+    if let Value::Object(object) = &mut doc {
+        // Not a metadata field: the metadata type refuses unknown fields.
         object.remove("client");
     }
-    let Ok(metadata) = serde_json::from_value::<EventMetadata>(metadata) else {
-        return Ok(false);
-    };
-    state
-        .history
-        .sender
-        .event(
-            &metadata,
-            client.as_deref(),
-            stored.payload.as_deref().unwrap_or_default(),
-        )
-        .await
-        .map_err(|error| ApiError::Unavailable(Some(error)))?;
-    Ok(true)
+    let metadata = serde_json::from_value::<EventMetadata>(doc).ok()?;
+    Some((metadata, client, stored.payload.clone().unwrap_or_default()))
 }
 
 /// The place (`<partition>-<offset>`) a dead letter id names.
