@@ -12,7 +12,9 @@ use harness::stages::{Stages, World, accepted_id, apply, post, resources, signup
 use harness::{TestKafka, TestReceiver, eventually};
 use hookline::pipeline::Pipeline;
 use hookline::resource_file::{self, ResourceFile};
-use hookline_schemas::{DeadLetter, DeadReason};
+use hookline_schemas::{
+    DeadLetter, DeadReason, MatchOutcome, MatchRecord, SkipReason, TriggerResult,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posted_event_reaches_the_receiver_rendered_with_its_headers() {
@@ -198,6 +200,106 @@ async fn a_template_error_is_dead_lettered_and_the_next_event_is_delivered() {
             .unwrap()
             .contains(&broken_id)
     );
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_gets_a_match_record_saying_what_fired_or_why_nothing_did() {
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all().world().await;
+
+    let delivered = accepted_id(post(&pipeline, signup(1)).await).await;
+    let unmatched = accepted_id(
+        post(
+            &pipeline,
+            serde_json::json!({"type": "user.deleted", "seq": 2}),
+        )
+        .await,
+    )
+    .await;
+    let broken = accepted_id(
+        post(
+            &pipeline,
+            serde_json::json!({"type": "user.signed_up", "seq": 3, "user": {}}),
+        )
+        .await,
+    )
+    .await;
+    eventually("the delivery", || async {
+        receiver.received().into_iter().next()
+    })
+    .await;
+    let records: BTreeMap<String, MatchRecord> = harness::kafka::read_topic(
+        &settings,
+        &settings.topics().matches(),
+        3,
+        Duration::from_millis(500),
+    )
+    .await
+    .into_iter()
+    .map(|(key, value)| {
+        assert_eq!(key, "app", "keyed by source");
+        let record: MatchRecord = serde_json::from_slice(&value).unwrap();
+        (record.event_id.clone(), record)
+    })
+    .collect();
+    assert_eq!(records.len(), 3, "{records:?}");
+
+    let fired = &records[&delivered];
+    assert_eq!(fired.outcome, MatchOutcome::Delivered);
+    assert_eq!(fired.triggers[0].trigger_id.as_str(), "signups");
+    assert_eq!(fired.triggers[0].result, TriggerResult::Fired);
+    let delivery = &fired.triggers[0].deliveries[0];
+    assert_eq!(delivery.destination_id.as_str(), "crm");
+    assert_eq!(
+        delivery.delivery_id,
+        receiver.received()[0].headers["webhook-id"]
+    );
+
+    let quiet = &records[&unmatched];
+    assert_eq!(quiet.outcome, MatchOutcome::NoMatch);
+    assert_eq!(quiet.triggers[0].result, TriggerResult::ConditionFalse);
+    assert!(quiet.triggers[0].deliveries.is_empty());
+
+    let dead = &records[&broken];
+    assert_eq!(dead.outcome, MatchOutcome::Dead);
+    assert_eq!(dead.triggers[0].skipped[0].reason, SkipReason::RenderFailed);
+    let error = dead.triggers[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("actions[0].body"), "{error}");
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_records_can_be_turned_off() {
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all()
+        .processor(hookline_processor::Config {
+            match_records: false,
+            ..hookline_processor::Config::default()
+        })
+        .world()
+        .await;
+    accepted_id(post(&pipeline, signup(1)).await).await;
+    eventually("the delivery", || async {
+        receiver.received().into_iter().next()
+    })
+    .await;
+    let records = harness::kafka::read_topic(
+        &settings,
+        &settings.topics().matches(),
+        0,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert!(records.is_empty(), "{} match records", records.len());
     pipeline.stop().await.unwrap();
 }
 

@@ -16,6 +16,8 @@
 //!
 //! and `POST /api/v1/triggers/{id}/preview` and `POST /api/v1/triggers/preview` render a saved
 //! or an unsaved trigger against a sample event without sending it ([`crate::preview`]).
+//! Views show `last_triggered_at` and `last_delivered_at` from the store; the routes of what
+//! happened (events, attempts, dead letters, tests and replays) are in [`crate::history`].
 
 use std::sync::Arc;
 
@@ -34,6 +36,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{self, Tokens};
 use crate::error::ApiError;
+use crate::history::{self, History};
 use crate::kind::{self, KINDS, plural};
 use crate::list::{self, ListQuery};
 use crate::metrics::{self, Metrics};
@@ -57,6 +60,8 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// What the API counts.
     pub metrics: Metrics,
+    /// The store of what happened, and what writes test sends and replays.
+    pub history: Arc<History>,
 }
 
 /// A request body, or why it could not be read.
@@ -103,6 +108,7 @@ pub fn router(state: ApiState) -> Router {
             })
             .delete(|state, headers| delete(state, ResourceKind::Trigger, shadowed(), headers)),
     );
+    api = api.merge(history::routes());
     let limit = state.max_body_bytes;
     api.route_layer(middleware::from_fn_with_state(
         state.clone(),
@@ -132,12 +138,14 @@ async fn list(
         .items
         .iter()
         .map(|resource| {
-            render(
+            let mut view = render(
                 resource,
                 snapshot.record(&resource.key()),
                 &state.ingest_base,
                 Secrets::Masked,
-            )
+            );
+            annotate(&state, resource, &mut view);
+            view
         })
         .collect();
     Ok(Json(json!({ "items": items, "next_cursor": page.next_cursor })).into_response())
@@ -378,15 +386,23 @@ fn respond(
 ) -> Result<Response, ApiError> {
     let resource = snapshot.get(key).ok_or_else(|| not_found(key))?;
     let record = snapshot.record(key);
-    let mut response = (
-        status,
-        Json(render(&resource, record, &state.ingest_base, secrets)),
-    )
-        .into_response();
+    let mut view = render(&resource, record, &state.ingest_base, secrets);
+    annotate(state, &resource, &mut view);
+    let mut response = (status, Json(view)).into_response();
     if let Ok(tag) = HeaderValue::from_str(&etag(&resource, record)) {
         response.headers_mut().insert(header::ETAG, tag);
     }
     Ok(response)
+}
+
+/// Adds when the resource was last triggered and delivered to, as this instance's store saw it.
+fn annotate(state: &ApiState, resource: &Resource, view: &mut Value) {
+    let last = state
+        .history
+        .logs
+        .activities
+        .get(resource.key().kind.as_str(), kind::id(resource).as_str());
+    history::annotate(view, last);
 }
 
 /// The answer to a create: 201, the resource with its secrets shown this once, and its

@@ -1,7 +1,7 @@
 //! Request bodies: a JSON object, read into the resource types with errors that name the field.
 //!
 //! What the API adds to a resource when it shows one (`created_at`, `updated_at`, `ingest_url`,
-//! `schema_version`, `kind`) is dropped from what a client sends, so a resource read, changed
+//! `last_triggered_at`, `last_delivered_at`, `schema_version`, `kind`) is dropped from what a client sends, so a resource read, changed
 //! and sent back is accepted as it is.
 
 use axum::body::Bytes;
@@ -15,7 +15,14 @@ use crate::error::ApiError;
 use crate::kind;
 
 /// Fields the API shows but never takes from a client.
-pub const READ_ONLY: [&str; 4] = ["created_at", "updated_at", "ingest_url", "schema_version"];
+pub const READ_ONLY: [&str; 6] = [
+    "created_at",
+    "updated_at",
+    "ingest_url",
+    "schema_version",
+    "last_triggered_at",
+    "last_delivered_at",
+];
 
 /// The body as a JSON object, after checking its size and type.
 pub fn object(

@@ -1,10 +1,13 @@
 //! Control settings and their defaults.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use url::Url;
+
+use crate::store::reader::Retention;
 
 /// Where inbound URLs point when nothing says otherwise: ingest's default address.
 pub const DEFAULT_PUBLIC_INGEST_URL: &str = "http://127.0.0.1:8080";
@@ -63,6 +66,48 @@ pub struct Config {
         default_value_t = 10_000
     )]
     pub write_timeout_ms: u64,
+
+    /// How long the store keeps events, attempts, match records, refusals and dead letters, in
+    /// hours. The store is rebuilt from the topics at start, so it can only show what the topics
+    /// still hold: keep their `retention.ms` at least this long.
+    #[arg(
+        long = "control-store-retention-hours",
+        env = "HOOKLINE_CONTROL_STORE_RETENTION_HOURS",
+        default_value_t = 168
+    )]
+    pub store_retention_hours: u64,
+
+    /// Most records the store keeps; beyond it the oldest are deleted before the retention window
+    /// ends (and counted in hookline_control_store_deleted_records_total{reason="size"}). A
+    /// record takes about the size of its event or attempt plus a few hundred bytes.
+    #[arg(
+        long = "control-store-max-records",
+        env = "HOOKLINE_CONTROL_STORE_MAX_RECORDS",
+        default_value_t = 1_000_000
+    )]
+    pub store_max_records: u64,
+
+    /// A file for the store (deleted and rebuilt at start). In memory when unset, which is fine
+    /// for modest volumes: the store holds what the retention window keeps of the topics.
+    #[arg(long = "control-store-path", env = "HOOKLINE_CONTROL_STORE_PATH")]
+    pub store_path: Option<PathBuf>,
+
+    /// How long `POST /api/v1/destinations/{id}/test` waits for the attempt, in milliseconds;
+    /// after that it answers 202 with the delivery id to look up later.
+    #[arg(
+        long = "control-test-timeout-ms",
+        env = "HOOKLINE_CONTROL_TEST_TIMEOUT_MS",
+        default_value_t = 20_000
+    )]
+    pub test_timeout_ms: u64,
+
+    /// Most records one replay request may send.
+    #[arg(
+        long = "control-max-replay",
+        env = "HOOKLINE_CONTROL_MAX_REPLAY",
+        default_value_t = 10_000
+    )]
+    pub max_replay: usize,
 }
 
 impl Default for Config {
@@ -75,6 +120,11 @@ impl Default for Config {
             public_ingest_url: None,
             max_body_bytes: 1024 * 1024,
             write_timeout_ms: 10_000,
+            store_retention_hours: 168,
+            store_max_records: 1_000_000,
+            store_path: None,
+            test_timeout_ms: 20_000,
+            max_replay: 10_000,
         }
     }
 }
@@ -83,6 +133,19 @@ impl Config {
     /// The write timeout as a duration.
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
+    }
+
+    /// What the store keeps.
+    pub fn store_retention(&self) -> Retention {
+        Retention {
+            window: Duration::from_secs(self.store_retention_hours.saturating_mul(3_600)),
+            max_records: self.store_max_records,
+        }
+    }
+
+    /// How long a test send waits for its attempt.
+    pub fn test_timeout(&self) -> Duration {
+        Duration::from_millis(self.test_timeout_ms)
     }
 
     /// The base of inbound URLs, without a trailing `/`.

@@ -11,6 +11,17 @@ use hookline_runtime::validate::Problem;
 use serde_json::json;
 use tracing::{error, warn};
 
+/// Why control could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Kafka or the listener failed.
+    #[error(transparent)]
+    Runtime(#[from] hookline_runtime::Error),
+    /// The store of what happened failed; it must not silently stop filling.
+    #[error("the control store failed")]
+    Store(#[from] crate::store::StoreError),
+}
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -77,6 +88,9 @@ pub enum ApiError {
     /// The resources are still being read at start-up.
     #[error("resources are still loading; retry shortly")]
     NotReady,
+    /// The store of what happened is still reading its topics.
+    #[error("the event log is still loading; retry shortly")]
+    StoreNotReady,
     /// The broker did not acknowledge the write.
     #[error(
         "the broker did not acknowledge the write in time; it may or may not have been written, read the resource before you retry"
@@ -109,7 +123,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::AlreadyExists { .. } => (StatusCode::CONFLICT, "already_exists"),
             Self::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
-            Self::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::NotReady | Self::StoreNotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
             Self::NotVisible => (StatusCode::SERVICE_UNAVAILABLE, "not_visible_yet"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -19,7 +19,12 @@
 //! - [`kind`]: the three kinds and the fields they share.
 //! - [`preview`]: what a saved or unsaved trigger would send for a sample event.
 //! - [`openapi`]: the OpenAPI document.
-//! - [`metrics`]: requests by route and status, and their duration.
+//! - [`metrics`]: requests by route and status, their duration, and the store's size and lag.
+//! - [`store`]: the embedded store of events, match records, attempts, refusals and dead letters.
+//! - [`history`]: the routes that read it: an event's journey, attempts, dead letters.
+//! - [`test_send`]: a test webhook through the real dispatcher.
+//! - [`replay`]: dead letters and events sent through the pipeline again.
+//! - [`send`]: what control writes besides resources (jobs and events).
 
 pub mod api;
 pub mod auth;
@@ -27,6 +32,7 @@ pub mod body;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod history;
 pub mod kind;
 pub mod list;
 pub mod mask;
@@ -34,9 +40,14 @@ pub mod metrics;
 pub mod openapi;
 pub mod precondition;
 pub mod preview;
+pub mod replay;
+pub mod send;
 pub mod server;
+pub mod store;
+pub mod test_send;
 pub mod view;
 pub mod write;
 
 pub use config::Config;
+pub use error::Error;
 pub use server::Control;

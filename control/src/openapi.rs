@@ -28,6 +28,7 @@ use crate::kind::{KINDS, plural};
 use crate::list::MAX_LIMIT;
 use crate::preview;
 
+mod history;
 mod schemas;
 
 /// Where the document is served.
@@ -82,15 +83,18 @@ pub fn document() -> Value {
             PathItem::new(HttpMethod::Post, preview_unsaved()),
         )
         .path(PATH, PathItem::new(HttpMethod::Get, itself()));
+    paths = history::paths(paths);
     let document: OpenApi = OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
                 .title("Hookline control API")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
-                    "Sources, destinations and triggers of a Hookline installation. Every route \
-                     but this document needs `Authorization: Bearer <token>`; read-only tokens \
-                     may only read. Secrets are shown masked, except in the answer to a create.",
+                    "Sources, destinations and triggers of a Hookline installation, and what \
+                     happened to events: their journeys, attempts, dead letters, test sends and \
+                     replays. Every route but this document needs `Authorization: Bearer \
+                     <token>`; read-only tokens may only read. Secrets are shown masked, except \
+                     in the answer to a create.",
                 )),
         )
         .paths(paths)
@@ -106,7 +110,12 @@ pub fn document() -> Value {
             BEARER,
             Vec::<String>::new(),
         )]))
-        .tags(Some(KINDS.map(|kind| Tag::new(plural(kind)))))
+        .tags(Some(
+            KINDS
+                .map(|kind| Tag::new(plural(kind)))
+                .into_iter()
+                .chain([Tag::new(history::TAG)]),
+        ))
         .build();
     // The utoipa types serialize to plain JSON.
     let mut document = serde_json::to_value(&document).unwrap_or_default();
@@ -580,6 +589,19 @@ mod tests {
             }
         }
         assert!(links >= 19, "{links} links");
+        for (path, method) in [
+            ("/api/v1/events/{id}", "get"),
+            ("/api/v1/events/replay", "post"),
+            ("/api/v1/sources/{id}/events", "get"),
+            ("/api/v1/destinations/{id}/attempts", "get"),
+            ("/api/v1/destinations/{id}/test", "post"),
+            ("/api/v1/dead-letters", "get"),
+            ("/api/v1/dead-letters/replay", "post"),
+        ] {
+            assert!(paths[path].get(method).is_some(), "{method} {path}");
+        }
+        let view = &document["components"]["schemas"]["DestinationView"];
+        assert!(view["properties"].get("last_delivered_at").is_some());
         let text = document.to_string();
         for reference in text.split("\"$ref\":\"").skip(1) {
             let target = reference.split('"').next().unwrap();

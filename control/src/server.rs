@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use hookline_runtime::KafkaSettings;
 use hookline_runtime::resources::{ResourceStore, ResourceWriter};
-use hookline_runtime::{Error, KafkaSettings};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -14,18 +14,25 @@ use tracing::{info, warn};
 use crate::Config;
 use crate::api::{self, ApiState};
 use crate::auth::Tokens;
-use crate::metrics::Metrics;
+use crate::error::Error;
+use crate::history::History;
+use crate::metrics::{Metrics, StoreMetrics};
+use crate::send::Sender;
+use crate::store::Store;
+use crate::store::reader::Reader;
 use crate::write::Writes;
 
 /// Control, bound and ready to serve.
 pub struct Control {
     listener: TcpListener,
     router: Router,
+    reader: Reader,
 }
 
 impl Control {
     /// Binds the listener (port 0 picks a free port); writes go to the resources topic of
-    /// `kafka` and are read back through `store`; the API's metrics go to `registry`.
+    /// `kafka` and are read back through `store`. Opens the store of what happened on the
+    /// logged topics; [`Self::run`] fills it. The metrics go to `registry`.
     pub async fn build(
         config: &Config,
         kafka: &KafkaSettings,
@@ -37,12 +44,29 @@ impl Control {
             warn!("No control token is set (--control-token); every API request will be refused.");
         }
         let writer = ResourceWriter::new(kafka, "control")?;
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| Error::Bind {
+        let listener = TcpListener::bind(config.addr).await.map_err(|source| {
+            hookline_runtime::Error::Bind {
                 addr: config.addr,
                 source,
-            })?;
+            }
+        })?;
+        let database = match &config.store_path {
+            Some(path) => Store::in_file(path)?,
+            None => Store::in_memory()?,
+        };
+        let (reader, logs) = Reader::open(
+            kafka,
+            database,
+            config.store_retention(),
+            StoreMetrics::register(registry),
+        )
+        .await?;
+        let history = History {
+            logs,
+            sender: Sender::new(kafka, config.write_timeout())?,
+            test_timeout: config.test_timeout(),
+            max_replay: config.max_replay,
+        };
         let router = api::router(ApiState {
             writes: Arc::new(Writes::new(writer, store.clone(), config.write_timeout())),
             store,
@@ -50,8 +74,13 @@ impl Control {
             ingest_base: config.ingest_base().into(),
             max_body_bytes: config.max_body_bytes,
             metrics: Metrics::register(registry),
+            history: Arc::new(history),
         });
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            reader,
+        })
     }
 
     /// The bound address.
@@ -61,12 +90,21 @@ impl Control {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// Serves until `shutdown`.
+    /// Serves and fills the store until `shutdown`; a store that fails stops control.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         info!(addr = %self.local_addr(), "Control API listening.");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .map_err(Error::Serve)
+        let reader = self.reader.run(shutdown.clone());
+        let serve = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        tokio::select! {
+            served = serve => served.map_err(|error| hookline_runtime::Error::Serve(error).into()),
+            read = reader => {
+                let result = read.map_err(Error::from);
+                if result.is_err() {
+                    shutdown.cancel();
+                }
+                result
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ REPLICATION="${HOOKLINE_TOPIC_REPLICATION:-1}"
 MAX_RECORD_BYTES=2097152
 # Partitioned topics: as many consumers of a group as partitions can share the work.
 # The retry topics have one tier per fixed delay (schemas::RetryTier).
-TOPICS="events deliveries retry.5s retry.30s retry.5m retry.30m retry.2h dead attempts rejected"
+TOPICS="events deliveries retry.5s retry.30s retry.5m retry.30m retry.2h dead attempts rejected matches"
 # Compacted topics, one partition so every reader sees every change in order.
 COMPACTED_TOPICS="resources destination-health"
 

@@ -579,6 +579,7 @@ impl Shared {
             schema_version: SCHEMA_VERSION,
             delivery_id: job.delivery_id.clone(),
             event_id: job.event_id.clone(),
+            source_id: Some(job.source_id.clone()),
             trigger_id: job.trigger_id.clone(),
             destination_id: job.destination_id.clone(),
             attempt: job.attempt,

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hookline_runtime::resources::ResourceStore;
 use hookline_schemas::event::{
-    HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_INBOUND_PREFIX, HEADER_RECEIVED_AT,
+    HEADER_CLIENT, HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_INBOUND_PREFIX, HEADER_RECEIVED_AT,
     HEADER_SCHEMA_VERSION, HEADER_SOURCE,
 };
 use hookline_schemas::{RejectedRequest, ResourceId, SCHEMA_VERSION, Source};
@@ -199,23 +199,34 @@ async fn accept(
     state.metrics.body_size.observe(body.len() as f64);
 
     let event_id = uuid::Uuid::now_v7().to_string();
-    produce(state, &source, &event_id, &content_type, headers, &body).await?;
+    let event = Inbound {
+        id: &event_id,
+        content_type: &content_type,
+        client,
+    };
+    produce(state, &source, &event, headers, &body).await?;
     if let Some(key) = idempotency_key {
         state.idempotency.remember(key, event_id.clone());
     }
     Ok(Accepted { id: event_id })
 }
 
+/// What ingest knows of an accepted event besides its body and headers.
+struct Inbound<'a> {
+    id: &'a str,
+    content_type: &'a str,
+    client: Option<IpAddr>,
+}
+
 async fn produce(
     state: &AppState,
     source: &Source,
-    event_id: &str,
-    content_type: &str,
+    event: &Inbound<'_>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), IngestError> {
     let received_at = hookline_runtime::time::now_rfc3339();
-    let record_headers = event_headers(source, event_id, &received_at, content_type, headers);
+    let record_headers = event_headers(source, event, &received_at, headers);
     let record = FutureRecord::to(&state.topic)
         .key(source.id.as_str())
         .payload(body)
@@ -335,16 +346,16 @@ fn content_type(headers: &HeaderMap) -> Result<String, IngestError> {
 
 fn event_headers(
     source: &Source,
-    event_id: &str,
+    event: &Inbound<'_>,
     received_at: &str,
-    content_type: &str,
     inbound: &HeaderMap,
 ) -> OwnedHeaders {
     let version = SCHEMA_VERSION.to_string();
-    let mut headers = OwnedHeaders::new_with_capacity(5 + source.keep_headers.len())
+    let content_type = event.content_type;
+    let mut headers = OwnedHeaders::new_with_capacity(6 + source.keep_headers.len())
         .insert(Header {
             key: HEADER_EVENT_ID,
-            value: Some(event_id),
+            value: Some(event.id),
         })
         .insert(Header {
             key: HEADER_SOURCE,
@@ -362,6 +373,12 @@ fn event_headers(
             key: HEADER_SCHEMA_VERSION,
             value: Some(version.as_str()),
         });
+    if let Some(client) = event.client {
+        headers = headers.insert(Header {
+            key: HEADER_CLIENT,
+            value: Some(client.to_string().as_str()),
+        });
+    }
     for name in &source.keep_headers {
         let name = name.to_ascii_lowercase();
         for value in inbound.get_all(name.as_str()) {

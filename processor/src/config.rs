@@ -35,6 +35,17 @@ pub struct Config {
     )]
     pub transactional_id: Option<String>,
 
+    /// Write a match record per event to the matches topic (which triggers fired, or why none
+    /// did), for the control API's event timeline. `false` leaves the timeline without match
+    /// results.
+    #[arg(
+        long = "processor-match-records",
+        env = "HOOKLINE_PROCESSOR_MATCH_RECORDS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub match_records: bool,
+
     /// Template limits.
     #[command(flatten)]
     pub limits: Limits,
@@ -46,6 +57,7 @@ impl Default for Config {
             max_in_flight: 10_000,
             exactly_once: false,
             transactional_id: None,
+            match_records: true,
             limits: Limits::default(),
         }
     }

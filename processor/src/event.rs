@@ -8,7 +8,7 @@ use hookline_schemas::event::{
 };
 use hookline_schemas::{EventMetadata, ResourceId, SCHEMA_VERSION};
 use rdkafka::Message;
-use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::message::Headers;
 use time::OffsetDateTime;
 
 /// Namespace of event ids derived from a record's position.
@@ -26,8 +26,8 @@ pub enum MetadataError {
     InvalidSource(String),
 }
 
-/// Reads the metadata of the event in `message`.
-pub fn metadata(message: &BorrowedMessage<'_>) -> Result<EventMetadata, MetadataError> {
+/// Reads the metadata of the event in `message` (borrowed from a consumer, or owned in tests).
+pub fn metadata<M: Message>(message: &M) -> Result<EventMetadata, MetadataError> {
     let mut event_id = None;
     let mut source = None;
     let mut received_at = None;
@@ -65,7 +65,7 @@ pub fn metadata(message: &BorrowedMessage<'_>) -> Result<EventMetadata, Metadata
 }
 
 /// A stable id for an event that came without one: the same record always gets the same id.
-fn derived_id(message: &BorrowedMessage<'_>) -> String {
+fn derived_id<M: Message>(message: &M) -> String {
     let name = format!(
         "{}/{}/{}",
         message.topic(),
@@ -76,7 +76,7 @@ fn derived_id(message: &BorrowedMessage<'_>) -> String {
 }
 
 /// The record's timestamp, or now when it has none.
-fn record_time(message: &BorrowedMessage<'_>) -> String {
+fn record_time<M: Message>(message: &M) -> String {
     let at = message
         .timestamp()
         .to_millis()

@@ -14,6 +14,8 @@ pub const JOBS: &str = "hookline_processor_jobs_total";
 pub const SKIPPED: &str = "hookline_processor_skipped_actions_total";
 /// Records sent to the dead letter topic, by reason.
 pub const DEAD: &str = "hookline_processor_dead_letters_total";
+/// Match records that could not be enqueued (the event itself was processed).
+pub const MATCH_RECORDS_DROPPED: &str = "hookline_processor_match_records_dropped_total";
 /// Time to match and render one event.
 pub const RENDER_DURATION: &str = "hookline_processor_render_duration_seconds";
 
@@ -30,6 +32,8 @@ pub struct Metrics {
     pub skipped: IntCounterVec,
     /// See [`DEAD`]; label `reason`: a dead letter reason.
     pub dead: IntCounterVec,
+    /// See [`MATCH_RECORDS_DROPPED`].
+    pub match_records_dropped: IntCounter,
     /// See [`RENDER_DURATION`].
     pub render_duration: Histogram,
 }
@@ -53,6 +57,11 @@ impl Metrics {
                 &["reason"],
             )
             .expect("valid metric"),
+            match_records_dropped: IntCounter::new(
+                MATCH_RECORDS_DROPPED,
+                "Match records that could not be enqueued.",
+            )
+            .expect("valid metric"),
             render_duration: Histogram::with_opts(
                 HistogramOpts::new(RENDER_DURATION, "Time to match and render one event.").buckets(
                     prometheus::exponential_buckets(0.000_01, 4.0, 10).expect("valid buckets"),
@@ -65,6 +74,7 @@ impl Metrics {
         register(registry, metrics.jobs.clone());
         register(registry, metrics.skipped.clone());
         register(registry, metrics.dead.clone());
+        register(registry, metrics.match_records_dropped.clone());
         register(registry, metrics.render_duration.clone());
         metrics
     }

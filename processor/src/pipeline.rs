@@ -15,7 +15,9 @@ use hookline_runtime::observe::{ConsumerMetrics, ObservedContext};
 use hookline_runtime::resources::{ResourceSet, ResourceStore};
 use hookline_runtime::{KafkaSettings, kafka};
 use hookline_schemas::{
-    DeadLetter, DeadPayload, DeadReason, EventMetadata, SCHEMA_VERSION, SourcePosition,
+    DeadLetter, DeadPayload, DeadReason, EventMetadata, MatchOutcome, MatchRecord,
+    ProducedDelivery, SCHEMA_VERSION, SkipReason, SkippedAction, SourcePosition, TriggerMatch,
+    TriggerResult,
 };
 use prometheus::Registry;
 use rdkafka::Message;
@@ -47,6 +49,7 @@ pub struct Processor {
     events_topic: String,
     deliveries_topic: String,
     dead_topic: String,
+    matches_topic: String,
     metrics: Metrics,
 }
 
@@ -94,6 +97,7 @@ impl Processor {
             events_topic: topics.events(),
             deliveries_topic: topics.deliveries(),
             dead_topic: topics.dead(),
+            matches_topic: topics.matches(),
             metrics: Metrics::register(registry),
         })
     }
@@ -214,10 +218,39 @@ impl State<'_> {
         let metadata = match event::metadata(message) {
             Ok(metadata) => metadata,
             Err(error) => {
+                // Without a source there is no timeline to show a match record in; the dead
+                // letter says what happened.
                 let dead = dead_event(message, None, DeadReason::MissingSource, error.to_string());
                 return self.dead_letter(dead, pending);
             }
         };
+        let mut record = MatchRecord {
+            schema_version: SCHEMA_VERSION,
+            event_id: metadata.event_id.clone(),
+            source: metadata.source.clone(),
+            matched_at: String::new(),
+            outcome: MatchOutcome::NoTrigger,
+            triggers: Vec::new(),
+            error: None,
+        };
+        self.match_triggers(message, &metadata, &mut record, pending);
+        if !self.processor.config.match_records {
+            return;
+        }
+        record.outcome = MatchRecord::outcome_of(&record.triggers, record.error.is_some());
+        record.matched_at = hookline_runtime::time::now_rfc3339();
+        self.record_match(&record, pending);
+    }
+
+    /// Matches the triggers of the event's source, produces their jobs and dead letters, and
+    /// notes every result in `record`.
+    fn match_triggers(
+        &self,
+        message: &BorrowedMessage<'_>,
+        metadata: &EventMetadata,
+        record: &mut MatchRecord,
+        pending: &mut Pending,
+    ) {
         let triggers = self.rules.triggers_for(&metadata.source);
         if triggers.is_empty() {
             return;
@@ -225,25 +258,46 @@ impl State<'_> {
         let payload = match context::payload(message.payload().unwrap_or_default()) {
             Ok(payload) => payload,
             Err(error) => {
+                let error = format!("the event is not valid JSON: {error}");
+                record.error = Some(short(&error));
                 let dead = dead_event(
                     message,
-                    Some(metadata),
+                    Some(metadata.clone()),
                     DeadReason::InvalidJson,
-                    format!("the event is not valid JSON: {error}"),
+                    error,
                 );
                 return self.dead_letter(dead, pending);
             }
         };
-        let event = context::event(&metadata);
+        let event = context::event(metadata);
         let now = hookline_runtime::time::now_rfc3339();
         for compiled in triggers {
             let trigger = compiled.trigger();
             let variables = context::for_trigger(&payload, &event, trigger, &now);
+            let mut result = TriggerMatch {
+                trigger_id: trigger.id.clone(),
+                result: TriggerResult::Fired,
+                deliveries: Vec::new(),
+                skipped: Vec::new(),
+                error: None,
+            };
             match compiled.matches(&variables) {
                 Ok(Match::Fired) => self.processor.metrics.matches.inc(),
-                Ok(Match::OtherEventType(_) | Match::ConditionFalse) => continue,
+                Ok(Match::OtherEventType(_)) => {
+                    result.result = TriggerResult::OtherEventType;
+                    record.triggers.push(result);
+                    continue;
+                }
+                Ok(Match::ConditionFalse) => {
+                    result.result = TriggerResult::ConditionFalse;
+                    record.triggers.push(result);
+                    continue;
+                }
                 Err(error) => {
                     let reason = format!("trigger {}: {error}", trigger.id);
+                    result.result = TriggerResult::Error;
+                    result.error = Some(short(&reason));
+                    record.triggers.push(result);
                     let dead = dead_event(
                         message,
                         Some(metadata.clone()),
@@ -255,12 +309,18 @@ impl State<'_> {
                 }
             }
             for (index, action) in trigger.actions.iter().enumerate() {
+                let skip = |reason| SkippedAction {
+                    action: u32::try_from(index).unwrap_or(u32::MAX),
+                    destination_id: action.destination.clone(),
+                    reason,
+                };
                 let Some(destination) = self.rules.destination(&action.destination) else {
                     self.processor
                         .metrics
                         .skipped
                         .with_label_values(&["destination_missing"])
                         .inc();
+                    result.skipped.push(skip(SkipReason::DestinationMissing));
                     continue;
                 };
                 if !destination.enabled {
@@ -269,26 +329,31 @@ impl State<'_> {
                         .skipped
                         .with_label_values(&["destination_disabled"])
                         .inc();
+                    result.skipped.push(skip(SkipReason::DestinationDisabled));
                     continue;
                 }
                 match compiled.render(index, &variables) {
                     Ok(rendered) => {
-                        let job = job::first_attempt(
-                            &metadata,
-                            &trigger.id,
-                            index,
-                            destination,
-                            rendered,
-                        );
+                        let job =
+                            job::first_attempt(metadata, &trigger.id, index, destination, rendered);
                         let payload = serde_json::to_vec(&job).unwrap_or_default();
                         let topic = &self.processor.deliveries_topic;
                         match self.produce(topic, job.destination_id.as_str(), payload, pending) {
-                            Ok(()) => self.processor.metrics.jobs.inc(),
+                            Ok(()) => {
+                                self.processor.metrics.jobs.inc();
+                                result.deliveries.push(ProducedDelivery {
+                                    delivery_id: job.delivery_id,
+                                    action: job.action,
+                                    destination_id: job.destination_id,
+                                });
+                            }
                             Err(error) => {
                                 let reason = format!(
                                     "trigger {} action {index}: the job cannot be written to Kafka: {error}",
                                     trigger.id
                                 );
+                                result.skipped.push(skip(SkipReason::TooLarge));
+                                result.error.get_or_insert_with(|| short(&reason));
                                 let dead = dead_event(
                                     message,
                                     Some(metadata.clone()),
@@ -302,6 +367,8 @@ impl State<'_> {
                     Err(error) => {
                         let reason = format!("trigger {}: {error}", trigger.id);
                         warn!(trigger = %trigger.id, event_id = %metadata.event_id, %error, "Render failed; event dead-lettered.");
+                        result.skipped.push(skip(SkipReason::RenderFailed));
+                        result.error.get_or_insert_with(|| short(&reason));
                         let dead = dead_event(
                             message,
                             Some(metadata.clone()),
@@ -312,6 +379,29 @@ impl State<'_> {
                     }
                 }
             }
+            record.triggers.push(result);
+        }
+    }
+
+    /// Produces the event's match record. Its acknowledgement joins the event's other ones when
+    /// there are any, so it costs the event no extra wait; an event that caused nothing else does
+    /// not wait for it either: the record is for the operator's timeline, and losing one to a
+    /// crash loses no delivery (the event, read again, writes it again).
+    fn record_match(&self, record: &MatchRecord, pending: &mut Pending) {
+        let payload = serde_json::to_vec(record).unwrap_or_default();
+        let topic = &self.processor.matches_topic;
+        let key = record.source.as_str();
+        if pending.acks.is_empty() {
+            let sent = FutureRecord::to(topic).key(key).payload(payload.as_slice());
+            if let Err((error, _)) = self.processor.producer.send_result(sent) {
+                self.processor.metrics.match_records_dropped.inc();
+                debug!(%error, event_id = %record.event_id, "Match record not enqueued.");
+            }
+            return;
+        }
+        if let Err(error) = self.produce(topic, key, payload, pending) {
+            self.processor.metrics.match_records_dropped.inc();
+            debug!(%error, event_id = %record.event_id, "Match record not enqueued.");
         }
     }
 
@@ -376,6 +466,14 @@ fn host_name() -> String {
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "local".to_owned())
 }
+
+/// An error cut to fit a compact match record.
+fn short(error: &str) -> String {
+    hookline_runtime::truncate::truncate(error, MATCH_ERROR_BYTES)
+}
+
+/// The longest error text a match record carries; the dead letter has the whole of it.
+const MATCH_ERROR_BYTES: usize = 512;
 
 fn dead_event(
     message: &BorrowedMessage<'_>,

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use hookline_schemas::TopicKind;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use tracing::info;
 
@@ -97,6 +98,62 @@ pub async fn ensure(settings: &KafkaSettings, kinds: &[TopicKind]) -> Result<(),
             return Err(Error::MissingTopic(waiting.clone()));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The number of partitions of `topic`. A topic created a moment ago may not be in the metadata
+/// of every broker yet (a real cluster propagates it asynchronously), so an unknown topic is asked
+/// for again until [`METADATA_TIMEOUT`] before it counts as missing. Blocking: call it off the
+/// async workers.
+pub fn partition_count<X, C>(consumer: &C, topic: &str) -> Result<usize, Error>
+where
+    X: ConsumerContext,
+    C: Consumer<X>,
+{
+    let deadline = Instant::now() + METADATA_TIMEOUT;
+    loop {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .map_err(|source| Error::Kafka {
+                context: format!("fetch metadata of {topic}"),
+                source,
+            })?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none())
+            .map(|t| t.partitions().len())
+            .unwrap_or(0);
+        if partitions > 0 {
+            return Ok(partitions);
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::MissingTopic(topic.to_owned()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The low and high watermarks of one partition. Right after a topic was created its leader can
+/// be unknown for a moment (Kafka answers "not leader"), so that is asked again until
+/// [`METADATA_TIMEOUT`]. Blocking: call it off the async workers.
+pub fn watermarks<X, C>(consumer: &C, topic: &str, partition: i32) -> Result<(i64, i64), KafkaError>
+where
+    X: ConsumerContext,
+    C: Consumer<X>,
+{
+    let deadline = Instant::now() + METADATA_TIMEOUT;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT) {
+            Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition,
+            )) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            result => return result,
+        }
     }
 }
 

@@ -30,6 +30,9 @@ pub struct AttemptRecord {
     pub delivery_id: String,
     /// The event the delivery was rendered from.
     pub event_id: String,
+    /// The source of that event (absent in records of older dispatchers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<ResourceId>,
     /// The trigger that produced the delivery.
     pub trigger_id: ResourceId,
     /// The destination attempted.

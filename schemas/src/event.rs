@@ -21,6 +21,9 @@ pub const HEADER_RECEIVED_AT: &str = "hookline-received-at";
 pub const HEADER_CONTENT_TYPE: &str = "content-type";
 /// `hookline-schema-version`: the version of this header contract.
 pub const HEADER_SCHEMA_VERSION: &str = "hookline-schema-version";
+/// `hookline-client`: the address ingest received the event from, for the operator's timeline.
+/// Absent on events written straight to Kafka.
+pub const HEADER_CLIENT: &str = "hookline-client";
 /// Prefix of the inbound HTTP headers a source keeps: `hookline-h-<lower-case name>`.
 pub const HEADER_INBOUND_PREFIX: &str = "hookline-h-";
 

@@ -7,8 +7,8 @@
 use schemars::{JsonSchema, Schema, schema_for};
 
 use crate::{
-    AttemptRecord, DeadLetter, DeliveryJob, DestinationHealth, EventMetadata, RejectedRequest,
-    Resource,
+    AttemptRecord, DeadLetter, DeliveryJob, DestinationHealth, EventMetadata, MatchRecord,
+    RejectedRequest, Resource,
 };
 
 /// Every schema, by file name (under `schemas/json/`).
@@ -21,6 +21,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("resource.json", generate::<Resource>()),
         ("rejected-request.json", generate::<RejectedRequest>()),
         ("destination-health.json", generate::<DestinationHealth>()),
+        ("match-record.json", generate::<MatchRecord>()),
     ]
 }
 

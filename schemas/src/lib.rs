@@ -10,6 +10,7 @@
 //! - [`attempt`]: the attempt record on `hookline.attempts`.
 //! - [`dead`]: the dead letter on `hookline.dead`.
 //! - [`rejected`]: the record of a refused inbound request on `hookline.rejected`.
+//! - [`matched`]: the processor's match result per event on `hookline.matches`.
 //! - [`resource`]: sources, destinations and triggers on the compacted `hookline.resources`.
 //! - [`health`]: since when a destination fails, on the compacted `hookline.destination-health`.
 //! - [`id`]: validated identifiers shared by all of them.
@@ -22,6 +23,7 @@ pub mod event;
 pub mod health;
 pub mod id;
 pub mod json_schema;
+pub mod matched;
 pub mod rejected;
 pub mod resource;
 pub mod topics;
@@ -36,6 +38,10 @@ pub use delivery::DeliveryJob;
 pub use event::EventMetadata;
 pub use health::DestinationHealth;
 pub use id::{IdError, ResourceId};
+pub use matched::{
+    MatchOutcome, MatchRecord, ProducedDelivery, SkipReason, SkippedAction, TriggerMatch,
+    TriggerResult,
+};
 pub use rejected::RejectedRequest;
 pub use resource::{
     Action, Destination, HmacAlgorithm, RateLimit, Resource, ResourceKey, ResourceKind,

@@ -23,11 +23,13 @@ pub enum TopicKind {
     Rejected,
     /// Since when each failing destination has failed; compacted, keyed by destination id.
     DestinationHealth,
+    /// The processor's match result for every event, for the control plane's timeline.
+    Matches,
 }
 
 impl TopicKind {
     /// Every topic, in the order they are created.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Resources,
         Self::Events,
         Self::Deliveries,
@@ -40,6 +42,7 @@ impl TopicKind {
         Self::Attempts,
         Self::Rejected,
         Self::DestinationHealth,
+        Self::Matches,
     ];
 
     /// The name without the prefix.
@@ -53,6 +56,7 @@ impl TopicKind {
             Self::Resources => "resources",
             Self::Rejected => "rejected",
             Self::DestinationHealth => "destination-health",
+            Self::Matches => "matches",
         }
     }
 
@@ -189,6 +193,11 @@ impl Topics {
     /// `<prefix>destination-health`.
     pub fn destination_health(&self) -> String {
         self.name(TopicKind::DestinationHealth)
+    }
+
+    /// `<prefix>matches`.
+    pub fn matches(&self) -> String {
+        self.name(TopicKind::Matches)
     }
 
     /// `<prefix>resources`.

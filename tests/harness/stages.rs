@@ -137,6 +137,18 @@ impl Stages {
         .with_control()
     }
 
+    /// Only the control API (with the tokens of [`Self::with_control`]).
+    pub fn control_only() -> Self {
+        Self {
+            ingest: None,
+            processor: None,
+            dispatcher: None,
+            control: None,
+            shutdown_deadline: SHUTDOWN_DEADLINE,
+        }
+        .with_control()
+    }
+
     /// Without the processor.
     pub fn without_processor(mut self) -> Self {
         self.processor = None;

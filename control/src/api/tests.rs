@@ -20,6 +20,7 @@ struct App {
     registry: prometheus::Registry,
     metrics: Metrics,
     store: ResourceStore,
+    history: Arc<History>,
     shutdown: CancellationToken,
     _broker: EmbeddedKafka,
 }
@@ -56,6 +57,11 @@ async fn app() -> App {
 }
 
 async fn app_with_body_limit(max_body_bytes: usize) -> App {
+    app_with(max_body_bytes, true).await
+}
+
+/// An app whose store of what happened is `ready`, or still loading.
+async fn app_with(max_body_bytes: usize, ready: bool) -> App {
     let broker = EmbeddedKafka::start(1).unwrap();
     let settings = broker.settings("t.");
     broker.create_topics(&settings).unwrap();
@@ -67,6 +73,16 @@ async fn app_with_body_limit(max_body_bytes: usize) -> App {
     let writer = ResourceWriter::new(&settings, "test").unwrap();
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry);
+    let history = Arc::new(History {
+        logs: if ready {
+            crate::store::reader::Logs::fixed(crate::store::Store::in_memory().unwrap())
+        } else {
+            crate::store::reader::Logs::loading(crate::store::Store::in_memory().unwrap())
+        },
+        sender: crate::send::Sender::new(&settings, Duration::from_secs(5)).unwrap(),
+        test_timeout: Duration::from_millis(100),
+        max_replay: 100,
+    });
     let router = router(ApiState {
         writes: Arc::new(Writes::new(writer, store.clone(), Duration::from_secs(20))),
         store: store.clone(),
@@ -74,12 +90,14 @@ async fn app_with_body_limit(max_body_bytes: usize) -> App {
         ingest_base: "http://hooks.test".into(),
         max_body_bytes,
         metrics: metrics.clone(),
+        history: history.clone(),
     });
     App {
         router,
         registry,
         metrics,
         store,
+        history,
         shutdown,
         _broker: broker,
     }
@@ -802,4 +820,133 @@ async fn requests_are_counted_by_route_template_never_by_path() {
         "raw paths leak: {text}"
     );
     assert!(!text.contains("no/such"), "raw paths leak: {text}");
+}
+
+#[tokio::test]
+async fn the_logs_show_an_event_s_journey_attempts_and_dead_letters() {
+    use crate::store::tests::{T0, attempt, dead, event, matched};
+    let app = app().await;
+    app.seed().await;
+    let rows = [
+        event(0, "evt-1", T0),
+        matched(0, "evt-1", T0 + 1),
+        attempt(0, "evt-1", "retrying", T0 + 10),
+        attempt(1, "evt-1", "delivered", T0 + 20),
+        dead(0, "evt-1", "exhausted", T0 + 30),
+    ];
+    app.history.logs.store.insert(&rows).unwrap();
+    app.history.logs.activities.note(&rows);
+
+    let journey = app.admin("GET", "/api/v1/events/evt-1", None).await;
+    assert_eq!(journey.status, StatusCode::OK, "{}", journey.body);
+    assert_eq!(journey.body["deliveries"][0]["status"], "delivered");
+    assert_eq!(journey.body["client"], "192.0.2.7");
+    let missing = app.admin("GET", "/api/v1/events/evt-9", None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let delivered = app
+        .call(
+            "GET",
+            "/api/v1/destinations/crm/attempts?outcome=delivered",
+            Some(VIEWER),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.body);
+    let items = delivered.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["status"], 200);
+    assert_eq!(delivered.body["next_cursor"], Value::Null);
+    let first = app
+        .admin("GET", "/api/v1/destinations/crm/attempts?limit=1", None)
+        .await;
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let second = app
+        .admin(
+            "GET",
+            &format!("/api/v1/destinations/crm/attempts?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_ne!(first.body["items"][0], second.body["items"][0]);
+    for bad in [
+        "/api/v1/destinations/crm/attempts?outcome=lost",
+        "/api/v1/destinations/crm/attempts?since=yesterday",
+        "/api/v1/destinations/crm/attempts?color=red",
+        "/api/v1/sources/app/events?kind=other",
+    ] {
+        assert_eq!(
+            app.admin("GET", bad, None).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+
+    let events = app.admin("GET", "/api/v1/sources/app/events", None).await;
+    assert_eq!(events.body["items"][0]["kind"], "event");
+    assert_eq!(events.body["items"][0]["event_id"], "evt-1");
+    assert_eq!(events.body["items"][0]["match_outcome"], "delivered");
+    let dead = app
+        .admin(
+            "GET",
+            "/api/v1/dead-letters?destination=crm&reason=exhausted",
+            None,
+        )
+        .await;
+    assert_eq!(dead.body["items"][0]["id"], "0-0");
+    let none = app
+        .admin("GET", "/api/v1/dead-letters?reason=gone", None)
+        .await;
+    assert_eq!(none.body["items"], json!([]));
+
+    let crm = app.admin("GET", "/api/v1/destinations/crm", None).await;
+    assert_eq!(crm.body["last_delivered_at"], "2026-01-02T03:04:05.02Z");
+    assert_eq!(crm.body["last_triggered_at"], "2026-01-02T03:04:05.001Z");
+    let sources = app.admin("GET", "/api/v1/sources", None).await;
+    assert_eq!(
+        sources.body["items"][0]["last_triggered_at"],
+        "2026-01-02T03:04:05Z"
+    );
+
+    assert_eq!(
+        app.call("GET", "/api/v1/events/evt-1", None, &[], None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let replay = app
+        .call(
+            "POST",
+            "/api/v1/dead-letters/replay",
+            Some(VIEWER),
+            &[],
+            Some(json!({"ids": ["0-0"]})),
+        )
+        .await;
+    assert_eq!(replay.status, StatusCode::FORBIDDEN);
+    let both = app
+        .admin(
+            "POST",
+            "/api/v1/dead-letters/replay",
+            Some(json!({"ids": ["0-0"], "destination": "crm"})),
+        )
+        .await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST, "{}", both.body);
+}
+
+#[tokio::test]
+async fn an_unknown_event_is_not_ready_while_the_store_loads_and_not_found_after() {
+    let loading = app_with(1 << 20, false).await;
+    let answer = loading.admin("GET", "/api/v1/events/evt-1", None).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.headers[header::RETRY_AFTER], "1");
+    let ready = app().await;
+    let answer = ready.admin("GET", "/api/v1/events/evt-1", None).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
 }

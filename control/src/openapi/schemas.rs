@@ -50,6 +50,7 @@ pub(super) fn all() -> Map<String, Value> {
     }
     schemas.insert("Error".into(), error_schema());
     schemas.extend(preview_schemas());
+    super::history::schemas(&mut generator, &mut schemas);
     schemas
 }
 
@@ -62,6 +63,16 @@ fn shown_fields(kind: ResourceKind) -> Vec<(&'static str, Value)> {
     let mut fields = vec![
         ("created_at", time("created")),
         ("updated_at", time("last written")),
+        (
+            "last_triggered_at",
+            json!({"type": ["string", "null"], "format": "date-time", "readOnly": true,
+                   "description": "The last event (source), firing (trigger) or job made (destination) this control instance's store holds; null if none."}),
+        ),
+        (
+            "last_delivered_at",
+            json!({"type": ["string", "null"], "format": "date-time", "readOnly": true,
+                   "description": "The last successful delivery of an event of the source, of the trigger, or to the destination that this control instance's store holds; null if none."}),
+        ),
     ];
     if kind == ResourceKind::Source {
         fields.push((
@@ -91,7 +102,15 @@ fn input_schema(kind: ResourceKind, resource: Map<String, Value>) -> Value {
         return Value::Null;
     };
     // Made up when absent on a create; taken from the URL on a replace.
-    let optional = ["id", "auth", "created_at", "updated_at", "ingest_url"];
+    let optional = [
+        "id",
+        "auth",
+        "created_at",
+        "updated_at",
+        "ingest_url",
+        "last_triggered_at",
+        "last_delivered_at",
+    ];
     if let Some(Value::Array(required)) = input.get_mut("required") {
         required.retain(|field| {
             !field

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use hookline_schemas::{Resource, ResourceKey, SCHEMA_VERSION};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use time::OffsetDateTime;
@@ -19,7 +18,6 @@ use super::set::RecordInfo;
 use super::writer::{CREATED_AT_HEADER, Written};
 use crate::{Error, KafkaSettings, kafka};
 
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the reader checks its position while caught up with nothing to read.
 const IDLE_CHECK: Duration = Duration::from_millis(200);
 
@@ -122,22 +120,11 @@ pub(crate) async fn open(
             let context = format!("{context} of {topic}");
             move |source| Error::Kafka { context, source }
         };
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
-            .map_err(kafka_error("fetch metadata"))?;
-        let partitions = metadata
-            .topics()
-            .first()
-            .filter(|t| t.error().is_none())
-            .map(|t| t.partitions().len())
-            .unwrap_or(0);
-        if partitions == 0 {
-            return Err(Error::MissingTopic(topic));
-        }
+        let partitions = crate::topics::partition_count(&consumer, &topic)?;
         let mut assignment = TopicPartitionList::new();
         let mut high_watermarks = Vec::with_capacity(partitions);
         for partition in 0..partitions as i32 {
-            let (low, high) = watermarks(&consumer, &topic, partition)
+            let (low, high) = crate::topics::watermarks(&consumer, &topic, partition)
                 .map_err(kafka_error("fetch watermarks"))?;
             // An empty partition (low == high) has nothing to catch up to.
             high_watermarks.push(if low == high { 0 } else { high });
@@ -152,29 +139,6 @@ pub(crate) async fn open(
     })
     .await
     .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
-}
-
-/// The low and high watermarks of one partition. Right after a topic was created its leader can
-/// be unknown for a moment (Kafka answers "not leader"), so that is asked again until
-/// [`METADATA_TIMEOUT`]. Blocking: call it off the async workers.
-fn watermarks(
-    consumer: &StreamConsumer,
-    topic: &str,
-    partition: i32,
-) -> Result<(i64, i64), KafkaError> {
-    let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
-    loop {
-        match consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT) {
-            Err(KafkaError::MetadataFetch(
-                RDKafkaErrorCode::NotLeaderForPartition
-                | RDKafkaErrorCode::LeaderNotAvailable
-                | RDKafkaErrorCode::UnknownTopicOrPartition,
-            )) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            result => return result,
-        }
-    }
 }
 
 /// Whether `consumer` has read every partition of `topic` up to the high watermarks [`open`]

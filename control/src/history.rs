@@ -1,0 +1,369 @@
+//! What happened, from the store: an event's journey, a source's events and refused requests, a
+//! destination's attempts, and dead letters; and when each resource was last active.
+//!
+//! | route | shows |
+//! |---|---|
+//! | `GET /api/v1/events/{id}` | the event, its payload, its match record, its deliveries with every attempt, its dead letters |
+//! | `GET /api/v1/sources/{id}/events` | the source's events and refused requests, newest first (`kind`, `since`, `until`, paged) |
+//! | `GET /api/v1/destinations/{id}/attempts` | the destination's attempts, newest first (`outcome`, `since`, `until`, paged) |
+//! | `GET /api/v1/dead-letters` | dead letters, newest first (`destination`, `source`, `reason`, `since`, `until`, paged) |
+//!
+//! Lists page like the resource lists (`limit`, `cursor`, answer `items` and `next_cursor`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tracing::error;
+
+use crate::api::ApiState;
+use crate::error::ApiError;
+use crate::send::Sender;
+use crate::store::page::Window;
+use crate::store::query::{self, Filter, Page, Stored};
+use crate::store::reader::Logs;
+use crate::store::{LastActivity, RecordKind, StoreError};
+
+/// What the log routes need.
+pub struct History {
+    /// The store, filled from the topics.
+    pub logs: Logs,
+    /// Writes test jobs and replays.
+    pub sender: Sender,
+    /// How long a test send waits for its attempt.
+    pub test_timeout: Duration,
+    /// Most records one replay sends.
+    pub max_replay: usize,
+}
+
+/// The log routes (behind the same authentication as the rest of the API).
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/events/{id}", get(event))
+        .route("/api/v1/events/replay", post(crate::replay::events))
+        .route("/api/v1/sources/{id}/events", get(source_events))
+        .route("/api/v1/destinations/{id}/attempts", get(attempts))
+        .route(
+            "/api/v1/destinations/{id}/test",
+            post(crate::test_send::send),
+        )
+        .route("/api/v1/dead-letters", get(dead_letters))
+        .route(
+            "/api/v1/dead-letters/replay",
+            post(crate::replay::dead_letters),
+        )
+}
+
+/// The JSON of a store failure: logged, and a 500 without internals.
+pub fn store_failed(error: StoreError) -> ApiError {
+    error!(%error, "Control store query failed.");
+    ApiError::Internal("the store failed")
+}
+
+/// Reads a query string, or says what is wrong with it.
+pub fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))
+}
+
+async fn event(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let lookup = id.clone();
+    let records = state
+        .history
+        .logs
+        .store
+        .run(move |connection| query::journey(connection, &lookup))
+        .await
+        .map_err(store_failed)?;
+    if records.is_empty() {
+        // While the store is still reading the topics, the event may just not be there yet.
+        if !state.history.logs.is_ready() {
+            return Err(ApiError::StoreNotReady);
+        }
+        return Err(ApiError::NotFound { kind: "event", id });
+    }
+    Ok(Json(journey(&id, &records)).into_response())
+}
+
+/// The journey of event `id` out of its stored records.
+pub fn journey(id: &str, records: &[Stored]) -> Value {
+    let mut event = json!({ "event_id": id });
+    let mut matched = Value::Null;
+    let mut deliveries: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let mut dead_letters = Vec::new();
+    for record in records {
+        match record.kind.as_str() {
+            "event" => {
+                event = record.json();
+                let payload = record.payload.as_deref().unwrap_or_default();
+                event["size_bytes"] = payload.len().into();
+                event["payload"] = serde_json::from_slice(payload)
+                    .unwrap_or_else(|_| json!({ "not_json": String::from_utf8_lossy(payload) }));
+            }
+            "match" => {
+                matched = record.json();
+                for trigger in matched["triggers"].as_array().into_iter().flatten() {
+                    for produced in trigger["deliveries"].as_array().into_iter().flatten() {
+                        let Some(delivery_id) = produced["delivery_id"].as_str() else {
+                            continue;
+                        };
+                        let delivery = delivery(&mut deliveries, delivery_id);
+                        delivery.insert("trigger_id".into(), trigger["trigger_id"].clone());
+                        delivery.insert("action".into(), produced["action"].clone());
+                        delivery
+                            .insert("destination_id".into(), produced["destination_id"].clone());
+                    }
+                }
+            }
+            "attempt" => {
+                let attempt = record.json();
+                let Some(delivery_id) = attempt["delivery_id"].as_str() else {
+                    continue;
+                };
+                let delivery = delivery(&mut deliveries, delivery_id);
+                for field in ["trigger_id", "destination_id"] {
+                    delivery
+                        .entry(field)
+                        .or_insert_with(|| attempt[field].clone());
+                }
+                delivery.insert("status".into(), attempt["outcome"].clone());
+                if let Some(Value::Array(attempts)) = delivery.get_mut("attempts") {
+                    attempts.push(attempt);
+                }
+            }
+            "dead" => dead_letters.push(dead_letter(record)),
+            _ => {}
+        }
+    }
+    if let Value::Object(object) = &mut event {
+        object.insert("match".into(), matched);
+        object.insert(
+            "deliveries".into(),
+            deliveries.into_values().map(Value::Object).collect(),
+        );
+        object.insert("dead_letters".into(), dead_letters.into());
+    }
+    event
+}
+
+fn delivery<'a>(
+    deliveries: &'a mut BTreeMap<String, Map<String, Value>>,
+    id: &str,
+) -> &'a mut Map<String, Value> {
+    deliveries.entry(id.to_owned()).or_insert_with(|| {
+        let mut delivery = Map::new();
+        delivery.insert("delivery_id".into(), id.into());
+        // No attempt recorded yet: the job waits in the deliveries topic (or the dispatcher).
+        delivery.insert("status".into(), "pending".into());
+        delivery.insert("attempts".into(), Value::Array(Vec::new()));
+        delivery
+    })
+}
+
+/// A dead letter as the API shows it: its id (its place on the dead letter topic) and fields.
+pub fn dead_letter(record: &Stored) -> Value {
+    let mut value = record.json();
+    if let Value::Object(object) = &mut value {
+        object.insert("id".into(), dead_letter_id(record).into());
+    }
+    value
+}
+
+/// The id of a dead letter: `<partition>-<offset>` on the dead letter topic.
+pub fn dead_letter_id(record: &Stored) -> String {
+    format!("{}-{}", record.partition, record.position)
+}
+
+/// The page as JSON: `items` shown by `show`, and `next_cursor`.
+fn page_json(page: &Page, show: impl Fn(&Stored) -> Value) -> Response {
+    Json(json!({
+        "items": page.items.iter().map(show).collect::<Vec<_>>(),
+        "next_cursor": page.next.as_ref().map(|cursor| cursor.encode()),
+    }))
+    .into_response()
+}
+
+async fn page(state: &ApiState, filter: Filter, window: Window) -> Result<Page, ApiError> {
+    state
+        .history
+        .logs
+        .store
+        .run(move |connection| query::page(connection, &filter, &window))
+        .await
+        .map_err(store_failed)
+}
+
+/// The query of a source's events.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceEventsQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    /// `event` or `rejected`; both when absent.
+    kind: Option<String>,
+}
+
+async fn source_events(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    params: Result<Query<SourceEventsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let params = query(params)?;
+    let window = Window::parse(
+        params.limit,
+        params.cursor.as_deref(),
+        params.since.as_deref(),
+        params.until.as_deref(),
+    )?;
+    let kinds = match params.kind.as_deref() {
+        None => vec![RecordKind::Event, RecordKind::Rejected],
+        Some("event") => vec![RecordKind::Event],
+        Some("rejected") => vec![RecordKind::Rejected],
+        Some(_) => {
+            return Err(ApiError::InvalidQuery(
+                "kind must be event or rejected".into(),
+            ));
+        }
+    };
+    let filter = Filter {
+        kinds,
+        source_id: Some(id),
+        ..Filter::default()
+    };
+    let page = page(&state, filter, window).await?;
+    let event_ids: Vec<String> = page
+        .items
+        .iter()
+        .filter(|record| record.kind == RecordKind::Event.as_str())
+        .filter_map(|record| record.json()["event_id"].as_str().map(str::to_owned))
+        .collect();
+    let outcomes = state
+        .history
+        .logs
+        .store
+        .run(move |connection| query::match_outcomes(connection, &event_ids))
+        .await
+        .map_err(store_failed)?;
+    Ok(page_json(&page, |record| {
+        let mut item = record.json();
+        item["kind"] = record.kind.clone().into();
+        if record.kind == RecordKind::Event.as_str() {
+            // Whether anything went out, at a glance; the event's own route says why.
+            let outcome = item["event_id"]
+                .as_str()
+                .and_then(|id| outcomes.get(id))
+                .map_or(Value::Null, |outcome| outcome.as_str().into());
+            item["match_outcome"] = outcome;
+        }
+        item
+    }))
+}
+
+/// The query of a destination's attempts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptsQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    /// `delivered`, `retrying`, `dead` or `blocked`.
+    outcome: Option<String>,
+}
+
+async fn attempts(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    params: Result<Query<AttemptsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let params = query(params)?;
+    let window = Window::parse(
+        params.limit,
+        params.cursor.as_deref(),
+        params.since.as_deref(),
+        params.until.as_deref(),
+    )?;
+    if let Some(outcome) = &params.outcome
+        && !["delivered", "retrying", "dead", "blocked"].contains(&outcome.as_str())
+    {
+        return Err(ApiError::InvalidQuery(
+            "outcome must be delivered, retrying, dead or blocked".into(),
+        ));
+    }
+    let filter = Filter {
+        kinds: vec![RecordKind::Attempt],
+        destination_id: Some(id),
+        outcome: params.outcome,
+        ..Filter::default()
+    };
+    let page = page(&state, filter, window).await?;
+    Ok(page_json(&page, Stored::json))
+}
+
+/// The query of the dead letters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLettersQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    destination: Option<String>,
+    source: Option<String>,
+    reason: Option<String>,
+}
+
+impl DeadLettersQuery {
+    /// The filter and window it asks for.
+    pub fn parse(&self) -> Result<(Filter, Window), ApiError> {
+        let window = Window::parse(
+            self.limit,
+            self.cursor.as_deref(),
+            self.since.as_deref(),
+            self.until.as_deref(),
+        )?;
+        let filter = Filter {
+            kinds: vec![RecordKind::Dead],
+            destination_id: self.destination.clone(),
+            source_id: self.source.clone(),
+            outcome: self.reason.clone(),
+            ..Filter::default()
+        };
+        Ok((filter, window))
+    }
+}
+
+async fn dead_letters(
+    State(state): State<ApiState>,
+    params: Result<Query<DeadLettersQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (filter, window) = query(params)?.parse()?;
+    let page = page(&state, filter, window).await?;
+    Ok(page_json(&page, dead_letter))
+}
+
+/// Adds `last_triggered_at` and `last_delivered_at` to the view of a resource.
+pub fn annotate(view: &mut Value, last: LastActivity) {
+    let time = |ms: Option<i64>| {
+        ms.and_then(|ms| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+        })
+        .map_or(Value::Null, |at| hookline_runtime::time::rfc3339(at).into())
+    };
+    if let Value::Object(object) = view {
+        object.insert("last_triggered_at".into(), time(last.triggered_ms));
+        object.insert("last_delivered_at".into(), time(last.delivered_ms));
+    }
+}

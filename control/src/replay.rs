@@ -1,0 +1,376 @@
+//! Replays: dead letters back through the dispatcher, stored events back through the processor.
+//!
+//! - `POST /api/v1/dead-letters/replay` takes `{"ids": [...]}` or a filter (`destination`,
+//!   `source`, `reason`, `since`, `until`). A dead job goes back to the deliveries topic as a
+//!   first attempt (attempt 1, no wait) with the same delivery id, so receivers can deduplicate,
+//!   and to the destination's current URL and method (unless its trigger renders the URL);
+//!   a dead event (a template failed, say) is replayed from the store, whole, to the events
+//!   topic, once however many of its triggers failed.
+//! - `POST /api/v1/events/replay` takes `{"ids": [...]}` or `{"source", "since", "until"}` and
+//!   writes the stored events back to the events topic with their original id, source, time and
+//!   headers: every trigger sees them again, and the deliveries get the same ids as before.
+//!
+//! Both answer with what was sent and what was skipped, and why. At most
+//! `--control-max-replay` records go per request, oldest first; `truncated` says more matched.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use hookline_schemas::{DeadLetter, DeadPayload, DeliveryJob, Destination, EventMetadata};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::ApiState;
+use crate::error::ApiError;
+use crate::history::{dead_letter_id, store_failed};
+use crate::store::page::Window;
+use crate::store::query::{self, Filter, Stored};
+use crate::store::{RecordKind, StoreError};
+
+/// What to replay: ids, or a filter.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// Dead letter ids (`<partition>-<offset>`) or event ids.
+    #[serde(default)]
+    pub ids: Vec<String>,
+    /// Only dead letters of this destination.
+    pub destination: Option<String>,
+    /// Only records of this source.
+    pub source: Option<String>,
+    /// Only dead letters with this reason.
+    pub reason: Option<String>,
+    /// Only records at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Only records before this time (RFC 3339).
+    pub until: Option<String>,
+}
+
+/// What a replay did.
+#[derive(Debug, Default)]
+struct Outcome {
+    jobs: usize,
+    events: usize,
+    skipped: Vec<Value>,
+    truncated: bool,
+}
+
+impl Outcome {
+    fn skip(&mut self, id: &str, reason: &str) {
+        self.skipped.push(json!({ "id": id, "reason": reason }));
+    }
+
+    fn into_response(self) -> Response {
+        Json(json!({
+            "replayed_jobs": self.jobs,
+            "replayed_events": self.events,
+            "skipped": self.skipped,
+            "truncated": self.truncated,
+        }))
+        .into_response()
+    }
+}
+
+fn read(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<ReplayRequest, ApiError> {
+    let object = crate::body::object(headers, body, limit)?;
+    let request: ReplayRequest = serde_json::from_value(Value::Object(object))
+        .map_err(|error| ApiError::InvalidJson(error.to_string()))?;
+    let filtered = request.destination.is_some()
+        || request.source.is_some()
+        || request.reason.is_some()
+        || request.since.is_some()
+        || request.until.is_some();
+    if request.ids.is_empty() != filtered {
+        return Err(ApiError::InvalidJson(
+            "send either ids or a filter (destination, source, reason, since, until), not both \
+             and not neither"
+                .into(),
+        ));
+    }
+    Ok(request)
+}
+
+/// The records a filtered request selects, oldest first, at most `max`.
+async fn select(
+    state: &ApiState,
+    filter: Filter,
+    request: &ReplayRequest,
+    max: usize,
+) -> Result<(Vec<Stored>, bool), ApiError> {
+    let mut window = Window::parse(
+        Some(crate::list::MAX_LIMIT),
+        None,
+        request.since.as_deref(),
+        request.until.as_deref(),
+    )?;
+    window.limit = max;
+    let page = state
+        .history
+        .logs
+        .store
+        .run(move |connection| query::page(connection, &filter, &window))
+        .await
+        .map_err(store_failed)?;
+    let truncated = page.next.is_some();
+    let mut items = page.items;
+    items.reverse();
+    Ok((items, truncated))
+}
+
+/// `POST /api/v1/dead-letters/replay`.
+pub async fn dead_letters(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request = read(&headers, body, state.max_body_bytes)?;
+    let max = state.history.max_replay;
+    let mut outcome = Outcome::default();
+    let letters = if request.ids.is_empty() {
+        let filter = Filter {
+            kinds: vec![RecordKind::Dead],
+            destination_id: request.destination.clone(),
+            source_id: request.source.clone(),
+            outcome: request.reason.clone(),
+            ..Filter::default()
+        };
+        let (letters, truncated) = select(&state, filter, &request, max).await?;
+        outcome.truncated = truncated;
+        letters
+    } else {
+        let ids: Vec<String> = request.ids.iter().take(max).cloned().collect();
+        outcome.truncated = request.ids.len() > max;
+        let found = state
+            .history
+            .logs
+            .store
+            .run(move |connection| {
+                ids.iter()
+                    .map(|id| {
+                        let place = parse_id(id);
+                        let record = match place {
+                            Some((partition, position)) => {
+                                query::at(connection, RecordKind::Dead, partition, position)?
+                            }
+                            None => None,
+                        };
+                        Ok((id.clone(), record))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .await
+            .map_err(store_failed)?;
+        let mut letters = Vec::new();
+        for (id, record) in found {
+            match record {
+                Some(record) => letters.push(record),
+                None => outcome.skip(&id, "not_found"),
+            }
+        }
+        letters
+    };
+    // First decide, then send everything at once: Kafka acknowledges thousands of records in
+    // the time one round trip per record would take.
+    let snapshot = state.store.snapshot();
+    let mut jobs = Vec::new();
+    let mut events = Vec::new();
+    let mut seen_events = BTreeSet::new();
+    for record in &letters {
+        let id = dead_letter_id(record);
+        let Ok(letter) = serde_json::from_str::<DeadLetter>(&record.doc) else {
+            outcome.skip(&id, "unreadable");
+            continue;
+        };
+        match letter.payload {
+            DeadPayload::Job { mut job } => {
+                let destination = match snapshot.destinations.get(&job.destination_id) {
+                    None => {
+                        outcome.skip(&id, "destination_missing");
+                        continue;
+                    }
+                    Some(destination) if !destination.enabled => {
+                        outcome.skip(&id, "destination_disabled");
+                        continue;
+                    }
+                    Some(destination) => destination,
+                };
+                let overridden = snapshot
+                    .triggers
+                    .get(&job.trigger_id)
+                    .and_then(|trigger| trigger.actions.get(job.action as usize))
+                    .is_some_and(|action| action.url.is_some());
+                refresh(&mut job, destination, overridden);
+                jobs.push(job);
+            }
+            DeadPayload::Event {
+                metadata: Some(metadata),
+                ..
+            } => {
+                // One replay per event, however many of its triggers failed.
+                if seen_events.insert(metadata.event_id.clone()) {
+                    events.push((id, metadata.event_id));
+                }
+            }
+            DeadPayload::Event { metadata: None, .. } | DeadPayload::Raw { .. } => {
+                outcome.skip(&id, "not_replayable");
+            }
+        }
+    }
+    let sender = &state.history.sender;
+    futures::future::try_join_all(jobs.iter().map(|job| sender.job(job)))
+        .await
+        .map_err(|error| ApiError::Unavailable(Some(error)))?;
+    outcome.jobs = jobs.len();
+    replay_events(&state, events, &mut outcome).await?;
+    Ok(outcome.into_response())
+}
+
+/// `POST /api/v1/events/replay`.
+pub async fn events(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request = read(&headers, body, state.max_body_bytes)?;
+    if request.destination.is_some() || request.reason.is_some() {
+        return Err(ApiError::InvalidJson(
+            "events are selected by ids or by source, since and until".into(),
+        ));
+    }
+    let max = state.history.max_replay;
+    let mut outcome = Outcome::default();
+    let ids: Vec<String> = if request.ids.is_empty() {
+        let filter = Filter {
+            kinds: vec![RecordKind::Event],
+            source_id: request.source.clone(),
+            ..Filter::default()
+        };
+        let (events, truncated) = select(&state, filter, &request, max).await?;
+        outcome.truncated = truncated;
+        events
+            .iter()
+            .filter_map(|event| event.json()["event_id"].as_str().map(str::to_owned))
+            .collect()
+    } else {
+        outcome.truncated = request.ids.len() > max;
+        request.ids.iter().take(max).cloned().collect()
+    };
+    let ids = ids.into_iter().map(|id| (id.clone(), id)).collect();
+    replay_events(&state, ids, &mut outcome).await?;
+    Ok(outcome.into_response())
+}
+
+/// Makes a dead job a first attempt again, to the destination as it is now: the cause is often
+/// what the operator just fixed (its URL, its method). A URL a trigger action rendered itself is
+/// kept, as the template made it.
+fn refresh(job: &mut DeliveryJob, destination: &Destination, url_overridden: bool) {
+    job.attempt = 1;
+    job.not_before = None;
+    job.method = destination.method.clone();
+    if !url_overridden {
+        job.url = destination.url.clone();
+    }
+}
+
+/// Writes the stored events back to the events topic, all at once. `events` pairs the id a
+/// skip is reported under (a dead letter's, or the event's own) with the event id; events the
+/// store does not hold are skipped.
+async fn replay_events(
+    state: &ApiState,
+    events: Vec<(String, String)>,
+    outcome: &mut Outcome,
+) -> Result<(), ApiError> {
+    let event_ids: Vec<String> = events.iter().map(|(_, event)| event.clone()).collect();
+    let stored = state
+        .history
+        .logs
+        .store
+        .run(move |connection| {
+            event_ids
+                .iter()
+                .map(|id| query::event(connection, id))
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+        .await
+        .map_err(store_failed)?;
+    let mut sends = Vec::new();
+    for ((id, _), stored) in events.into_iter().zip(stored) {
+        match stored.as_ref().and_then(readable) {
+            Some(event) => sends.push(event),
+            None => outcome.skip(&id, "event_not_stored"),
+        }
+    }
+    let sender = &state.history.sender;
+    futures::future::try_join_all(
+        sends
+            .iter()
+            .map(|(metadata, client, payload)| sender.event(metadata, client.as_deref(), payload)),
+    )
+    .await
+    .map_err(|error| ApiError::Unavailable(Some(error)))?;
+    outcome.events += sends.len();
+    Ok(())
+}
+
+/// A stored event's metadata, client address and payload, as replay writes them.
+fn readable(stored: &Stored) -> Option<(EventMetadata, Option<String>, Vec<u8>)> {
+    let mut doc = stored.json();
+    let client = doc["client"].as_str().map(str::to_owned);
+    if let Value::Object(object) = &mut doc {
+        // Not a metadata field: the metadata type refuses unknown fields.
+        object.remove("client");
+    }
+    let metadata = serde_json::from_value::<EventMetadata>(doc).ok()?;
+    Some((metadata, client, stored.payload.clone().unwrap_or_default()))
+}
+
+/// The place (`<partition>-<offset>`) a dead letter id names.
+fn parse_id(id: &str) -> Option<(i32, i64)> {
+    let (partition, offset) = id.split_once('-')?;
+    Some((partition.parse().ok()?, offset.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replayed_job_starts_over_at_the_destination_s_current_url() {
+        let destination: Destination = serde_json::from_value(json!({
+            "id": "crm", "url": "https://fixed.example.com/hooks", "method": "PUT"
+        }))
+        .unwrap();
+        let mut job: DeliveryJob = serde_json::from_value(json!({
+            "schema_version": 1, "delivery_id": "msg_1", "event_id": "e", "source_id": "app",
+            "trigger_id": "t", "action": 0, "destination_id": "crm", "attempt": 8,
+            "method": "POST", "url": "https://broken.example.com/hooks", "body": "{}",
+            "received_at": "2026-01-02T03:04:05Z", "not_before": "2026-01-02T04:04:05Z"
+        }))
+        .unwrap();
+        let mut rendered = job.clone();
+        refresh(&mut job, &destination, false);
+        assert_eq!(job.attempt, 1);
+        assert_eq!(job.not_before, None);
+        assert_eq!(job.url, "https://fixed.example.com/hooks");
+        assert_eq!(job.method, "PUT");
+        assert_eq!(job.delivery_id, "msg_1");
+        refresh(&mut rendered, &destination, true);
+        assert_eq!(rendered.url, "https://broken.example.com/hooks");
+    }
+
+    #[test]
+    fn dead_letter_ids_name_a_place_on_the_topic() {
+        assert_eq!(parse_id("2-41"), Some((2, 41)));
+        assert_eq!(parse_id("2"), None);
+        assert_eq!(parse_id("a-1"), None);
+    }
+}

@@ -1,0 +1,265 @@
+//! The store without Kafka: records built as a consumer would hand them over.
+
+use rdkafka::Timestamp;
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use serde_json::{Value, json};
+
+use super::page::Window;
+use super::query::{self, Filter};
+use super::row::{self, RecordKind, Row};
+use super::{Activities, Store};
+
+pub(crate) const T0: i64 = 1_767_323_045_000; // 2026-01-02T03:04:05Z
+
+fn at(ms: i64) -> String {
+    hookline_runtime::time::rfc3339(
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap(),
+    )
+}
+
+fn message(offset: i64, value: &[u8], headers: Option<OwnedHeaders>) -> OwnedMessage {
+    OwnedMessage::new(
+        Some(value.to_vec()),
+        None,
+        "t.any".into(),
+        Timestamp::CreateTime(T0),
+        0,
+        offset,
+        headers,
+    )
+}
+
+pub(crate) fn event(offset: i64, id: &str, ms: i64) -> Row {
+    let received = at(ms);
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "hookline-event-id",
+            value: Some(id),
+        })
+        .insert(Header {
+            key: "hookline-source",
+            value: Some("app"),
+        })
+        .insert(Header {
+            key: "hookline-received-at",
+            value: Some(received.as_str()),
+        })
+        .insert(Header {
+            key: "hookline-client",
+            value: Some("192.0.2.7"),
+        });
+    row::parse(
+        RecordKind::Event,
+        &message(offset, br#"{"type": "user.signed_up"}"#, Some(headers)),
+    )
+    .unwrap()
+}
+
+fn record(kind: RecordKind, offset: i64, value: Value) -> Row {
+    row::parse(kind, &message(offset, value.to_string().as_bytes(), None)).unwrap()
+}
+
+pub(crate) fn attempt(offset: i64, event: &str, outcome: &str, ms: i64) -> Row {
+    record(
+        RecordKind::Attempt,
+        offset,
+        json!({
+            "schema_version": 1, "delivery_id": "msg_1", "event_id": event, "source_id": "app",
+            "trigger_id": "signups", "destination_id": "crm", "attempt": offset + 1,
+            "started_at": at(ms - 5), "finished_at": at(ms), "outcome": outcome,
+            "status": if outcome == "delivered" { 200 } else { 503 }, "latency_seconds": 0.005,
+            "response_body": "ok"
+        }),
+    )
+}
+
+pub(crate) fn matched(offset: i64, event: &str, ms: i64) -> Row {
+    record(
+        RecordKind::Match,
+        offset,
+        json!({
+            "schema_version": 1, "event_id": event, "source": "app", "matched_at": at(ms),
+            "outcome": "delivered",
+            "triggers": [{"trigger_id": "signups", "result": "fired",
+                          "deliveries": [{"delivery_id": "msg_1", "action": 0, "destination_id": "crm"}]}]
+        }),
+    )
+}
+
+pub(crate) fn dead(offset: i64, event: &str, reason: &str, ms: i64) -> Row {
+    record(
+        RecordKind::Dead,
+        offset,
+        json!({
+            "schema_version": 1, "reason": reason, "error": "503 three times",
+            "position": {"topic": "t.deliveries", "partition": 0, "offset": 3}, "attempts": 3,
+            "dead_at": at(ms),
+            "payload": {"kind": "job", "job": {
+                "schema_version": 1, "delivery_id": "msg_1", "event_id": event, "source_id": "app",
+                "trigger_id": "signups", "action": 0, "destination_id": "crm", "attempt": 3,
+                "method": "POST", "url": "http://127.0.0.1:1/", "body": "{}", "received_at": at(ms)
+            }}
+        }),
+    )
+}
+
+#[test]
+fn an_event_s_journey_has_its_payload_match_attempts_and_dead_letters() {
+    let store = Store::in_memory().unwrap();
+    store
+        .insert(&[
+            event(0, "evt-1", T0),
+            matched(0, "evt-1", T0 + 1),
+            attempt(0, "evt-1", "retrying", T0 + 10),
+            attempt(1, "evt-1", "delivered", T0 + 20),
+            dead(0, "evt-1", "exhausted", T0 + 30),
+            event(1, "evt-2", T0 + 40),
+        ])
+        .unwrap();
+    let records = query::journey(&store.lock(), "evt-1").unwrap();
+    let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["event", "match", "attempt", "attempt", "dead"]);
+
+    let journey = crate::history::journey("evt-1", &records);
+    assert_eq!(journey["source"], "app");
+    assert_eq!(journey["client"], "192.0.2.7");
+    assert_eq!(journey["received_at"], "2026-01-02T03:04:05Z");
+    assert_eq!(journey["payload"]["type"], "user.signed_up");
+    assert_eq!(journey["match"]["outcome"], "delivered");
+    let delivery = &journey["deliveries"][0];
+    assert_eq!(delivery["delivery_id"], "msg_1");
+    assert_eq!(delivery["destination_id"], "crm");
+    assert_eq!(delivery["status"], "delivered");
+    assert_eq!(delivery["attempts"].as_array().unwrap().len(), 2);
+    assert_eq!(delivery["attempts"][0]["status"], 503);
+    assert_eq!(journey["dead_letters"][0]["id"], "0-0");
+    assert_eq!(journey["dead_letters"][0]["reason"], "exhausted");
+}
+
+#[test]
+fn pages_run_newest_first_filtered_and_resume_at_the_cursor() {
+    let store = Store::in_memory().unwrap();
+    let rows: Vec<Row> = (0..5)
+        .map(|n| {
+            let outcome = if n % 2 == 0 { "delivered" } else { "retrying" };
+            attempt(n, "evt-1", outcome, T0 + n * 1000)
+        })
+        .collect();
+    store.insert(&rows).unwrap();
+    let filter = Filter {
+        kinds: vec![RecordKind::Attempt],
+        destination_id: Some("crm".into()),
+        outcome: Some("delivered".into()),
+        ..Filter::default()
+    };
+    let first = query::page(&store.lock(), &filter, &Window::latest(2)).unwrap();
+    let offsets = |page: &query::Page| page.items.iter().map(|r| r.position).collect::<Vec<_>>();
+    assert_eq!(offsets(&first), [4, 2]);
+    let mut window = Window::latest(2);
+    window.after = first.next.clone();
+    let second = query::page(&store.lock(), &filter, &window).unwrap();
+    assert_eq!(offsets(&second), [0]);
+    assert!(second.next.is_none());
+
+    let mut recent = Window::latest(10);
+    recent.since_ms = Some(T0 + 2_000);
+    recent.until_ms = Some(T0 + 4_000);
+    let all = Filter {
+        kinds: vec![RecordKind::Attempt],
+        ..Filter::default()
+    };
+    assert_eq!(
+        offsets(&query::page(&store.lock(), &all, &recent).unwrap()),
+        [3, 2]
+    );
+    let other = Filter {
+        destination_id: Some("other".into()),
+        ..all
+    };
+    assert!(
+        query::page(&store.lock(), &other, &recent)
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_record_read_twice_is_stored_once_and_old_ones_are_purged() {
+    let store = Store::in_memory().unwrap();
+    store.insert(&[event(0, "evt-1", T0)]).unwrap();
+    store
+        .insert(&[event(0, "evt-1", T0), event(1, "evt-2", T0 + 60_000)])
+        .unwrap();
+    let count = |store: &Store| {
+        store
+            .counts()
+            .unwrap()
+            .into_iter()
+            .find(|(kind, _)| *kind == RecordKind::Event)
+            .map(|(_, count)| count)
+    };
+    assert_eq!(count(&store), Some(2));
+    assert_eq!(store.purge(T0 + 1).unwrap(), 1);
+    assert_eq!(count(&store), Some(1));
+    assert!(query::event(&store.lock(), "evt-1").unwrap().is_none());
+    assert!(query::event(&store.lock(), "evt-2").unwrap().is_some());
+}
+
+#[test]
+fn beyond_its_size_limit_the_store_forgets_the_oldest_records() {
+    let store = Store::in_memory().unwrap();
+    let rows: Vec<Row> = (0..5)
+        .map(|n| event(n, &format!("evt-{n}"), T0 + n))
+        .collect();
+    store.insert(&rows).unwrap();
+    assert_eq!(store.cap(10).unwrap(), 0);
+    assert_eq!(store.cap(2).unwrap(), 3);
+    let kept: Vec<i64> = query::page(&store.lock(), &Filter::default(), &Window::latest(10))
+        .unwrap()
+        .items
+        .iter()
+        .map(|record| record.position)
+        .collect();
+    assert_eq!(kept, [4, 3]);
+}
+
+#[test]
+fn records_that_are_not_what_their_topic_holds_are_refused() {
+    let invalid = row::parse(RecordKind::Attempt, &message(0, b"{}", None));
+    assert!(invalid.is_err());
+    let no_source = row::parse(RecordKind::Event, &message(0, b"{}", None));
+    assert!(no_source.is_err());
+    let newer = row::parse(
+        RecordKind::Rejected,
+        &message(
+            0,
+            br#"{"schema_version": 99, "at": "2026-01-02T03:04:05Z", "source": "app", "status": 401, "code": "unauthorized", "message": "no"}"#,
+            None,
+        ),
+    );
+    assert!(matches!(newer, Err(row::RowError::Newer(99))));
+}
+
+#[test]
+fn activity_keeps_the_latest_trigger_and_delivery_times() {
+    let activities = Activities::default();
+    activities.note(&[
+        event(0, "evt-1", T0),
+        matched(0, "evt-1", T0 + 5),
+        attempt(0, "evt-1", "delivered", T0 + 50),
+        attempt(1, "evt-1", "retrying", T0 + 90),
+    ]);
+    activities.note(&[event(1, "evt-0", T0 - 1_000)]);
+    let source = activities.get("source", "app");
+    assert_eq!(source.triggered_ms, Some(T0));
+    assert_eq!(source.delivered_ms, Some(T0 + 50));
+    let destination = activities.get("destination", "crm");
+    assert_eq!(destination.triggered_ms, Some(T0 + 5));
+    assert_eq!(destination.delivered_ms, Some(T0 + 50));
+    assert_eq!(
+        activities.get("trigger", "signups").triggered_ms,
+        Some(T0 + 5)
+    );
+    assert_eq!(activities.get("trigger", "other"), Default::default());
+}

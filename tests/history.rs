@@ -1,0 +1,417 @@
+//! End-to-end tests of what the control API shows and replays: an event's journey with the
+//! receiver's answer, a destination's attempts, refused requests, test sends through the real
+//! dispatcher, and dead letters replayed after the cause was fixed. On the embedded broker, or on
+//! the cluster named by `KAFKA_BROKERS`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+use harness::eventually;
+use harness::stages::{
+    CONTROL_READ_TOKEN, CONTROL_TOKEN, Stages, World, accepted_id, post, signup,
+};
+use hookline::pipeline::Pipeline;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A client of the pipeline's control API.
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    fn of(pipeline: &Pipeline) -> Self {
+        Self {
+            base: format!("http://{}", pipeline.control_addr.unwrap()),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(CONTROL_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    /// Asks `path` until `ready` holds for the answer (the store fills as the topics are read).
+    async fn get_until(&self, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        eventually(&format!("GET {path} to show it"), || async {
+            let (status, body) = self.call(Method::GET, path, None).await;
+            (status == StatusCode::OK && ready(&body)).then_some(body)
+        })
+        .await
+    }
+}
+
+fn items(page: &Value) -> &Vec<Value> {
+    page["items"].as_array().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_s_timeline_shows_its_match_delivery_and_the_receiver_s_answer() {
+    let World {
+        kafka: _kafka,
+        receiver,
+        pipeline,
+        ..
+    } = Stages::all().with_control().world().await;
+    let api = Api::of(&pipeline);
+    receiver.answer(&[503]);
+    let id = accepted_id(post(&pipeline, signup(1)).await).await;
+    let refused = harness::stages::post_request(&pipeline)
+        .bearer_auth("wrong-token")
+        .json(&signup(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    let journey = api
+        .get_until(&format!("/api/v1/events/{id}"), |body| {
+            body["deliveries"][0]["status"] == "delivered"
+        })
+        .await;
+    assert_eq!(journey["source"], "app");
+    assert_eq!(journey["client"], "127.0.0.1");
+    assert_eq!(journey["payload"], signup(1));
+    assert_eq!(journey["match"]["outcome"], "delivered");
+    assert_eq!(journey["match"]["triggers"][0]["trigger_id"], "signups");
+    let delivery = &journey["deliveries"][0];
+    assert_eq!(delivery["destination_id"], "crm");
+    assert_eq!(
+        delivery["delivery_id"],
+        receiver.received()[0].headers["webhook-id"]
+    );
+    let attempts = delivery["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[0]["status"], 503);
+    assert_eq!(attempts[0]["outcome"], "retrying");
+    assert_eq!(attempts[1]["status"], 200);
+    assert!(attempts[1]["latency_seconds"].as_f64().unwrap() > 0.0);
+
+    let failed = api
+        .get("/api/v1/destinations/crm/attempts?outcome=retrying")
+        .await;
+    assert_eq!(items(&failed).len(), 1);
+    assert_eq!(items(&failed)[0]["event_id"], id.as_str());
+
+    let source_log = api
+        .get_until("/api/v1/sources/app/events", |body| {
+            items(body).iter().any(|item| item["kind"] == "rejected")
+        })
+        .await;
+    let rejected = items(&source_log)
+        .iter()
+        .find(|item| item["kind"] == "rejected")
+        .unwrap();
+    assert_eq!(rejected["code"], "unauthorized");
+    assert!(
+        items(&source_log)
+            .iter()
+            .any(|item| item["kind"] == "event" && item["event_id"] == id.as_str())
+    );
+
+    let crm = api.get("/api/v1/destinations/crm").await;
+    assert!(crm["last_delivered_at"].is_string(), "{crm}");
+    let unmatched = api.get("/api/v1/triggers/signups").await;
+    assert!(unmatched["last_triggered_at"].is_string(), "{unmatched}");
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_send_goes_through_the_dispatcher_and_answers_with_its_attempt() {
+    let World {
+        kafka: _kafka,
+        receiver,
+        pipeline,
+        ..
+    } = Stages::all().with_control().world().await;
+    let api = Api::of(&pipeline);
+    let (status, answer) = api
+        .call(Method::POST, "/api/v1/destinations/crm/test", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["attempt"]["outcome"], "delivered");
+    assert_eq!(answer["attempt"]["status"], 200);
+    let got = &receiver.received()[0];
+    assert_eq!(got.json()["type"], "hookline.test");
+    assert_eq!(
+        got.headers["webhook-id"],
+        answer["delivery_id"].as_str().unwrap()
+    );
+    // The dispatcher added the destination's static headers: this was the real path.
+    assert_eq!(got.headers["x-static"], "fixed");
+
+    receiver.answer(&[404]);
+    let (status, failed) = api
+        .call(
+            Method::POST,
+            "/api/v1/destinations/crm/test",
+            Some(json!({"body": {"hello": "world"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{failed}");
+    assert_eq!(failed["attempt"]["outcome"], "dead");
+    assert_eq!(failed["attempt"]["status"], 404);
+    assert_eq!(receiver.received()[1].json(), json!({"hello": "world"}));
+
+    let (status, _) = api
+        .call(Method::POST, "/api/v1/destinations/nowhere/test", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let read_only = reqwest::Client::new()
+        .post(format!("{}/api/v1/destinations/crm/test", api.base))
+        .bearer_auth(CONTROL_READ_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read_only.status(), 403);
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replayed_with_the_same_delivery_id() {
+    let World {
+        kafka: _kafka,
+        receiver,
+        pipeline,
+        ..
+    } = Stages::all().with_control().world().await;
+    let api = Api::of(&pipeline);
+    // The destination points at the wrong path, which answers 400: final, straight to the dead
+    // letter topic.
+    let (status, moved) = api
+        .call(
+            Method::PATCH,
+            "/api/v1/destinations/crm",
+            Some(json!({"url": receiver.url("/wrong")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    receiver.answer(&[400]);
+    let id = accepted_id(post(&pipeline, signup(1)).await).await;
+    let dead = api
+        .get_until("/api/v1/dead-letters?destination=crm", |body| {
+            !items(body).is_empty()
+        })
+        .await;
+    let letter = &items(&dead)[0];
+    assert_eq!(letter["reason"], "rejected");
+    assert_eq!(letter["payload"]["job"]["event_id"], id.as_str());
+    let none = api.get("/api/v1/dead-letters?reason=exhausted").await;
+    assert!(items(&none).is_empty());
+
+    // The destination is fixed: every rejected failure of it goes again, to the fixed URL.
+    let (status, fixed) = api
+        .call(
+            Method::PATCH,
+            "/api/v1/destinations/crm",
+            Some(json!({"url": receiver.url("/hooks/crm")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fixed}");
+    let (status, replayed) = api
+        .call(
+            Method::POST,
+            "/api/v1/dead-letters/replay",
+            Some(json!({"destination": "crm", "since": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    assert_eq!(replayed["replayed_jobs"], 1);
+    let again = eventually("the replayed delivery", || async {
+        receiver.received().get(1).cloned()
+    })
+    .await;
+    let first = &receiver.received()[0];
+    assert_eq!(first.path, "/wrong");
+    assert_eq!(again.path, "/hooks/crm");
+    assert_eq!(again.headers["webhook-id"], first.headers["webhook-id"]);
+    assert_eq!(again.body, first.body);
+    let journey = api
+        .get_until(&format!("/api/v1/events/{id}"), |body| {
+            body["deliveries"][0]["status"] == "delivered"
+        })
+        .await;
+    let attempts = journey["deliveries"][0]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(
+        attempts[1]["attempt"], 1,
+        "a replay starts over at attempt 1"
+    );
+
+    let (status, missing) = api
+        .call(
+            Method::POST,
+            "/api/v1/dead-letters/replay",
+            Some(json!({"ids": ["9-999"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(missing["skipped"][0]["reason"], "not_found");
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_failed_a_template_is_replayed_after_the_trigger_is_fixed() {
+    let World {
+        kafka: _kafka,
+        receiver,
+        pipeline,
+        ..
+    } = Stages::all().with_control().world().await;
+    let api = Api::of(&pipeline);
+    // No `user.email`: the body template fails, the event is dead-lettered.
+    let broken = json!({"type": "user.signed_up", "seq": 7, "user": {}});
+    let id = accepted_id(post(&pipeline, broken).await).await;
+    let journey = api
+        .get_until(&format!("/api/v1/events/{id}"), |body| {
+            body["match"]["outcome"] == "dead"
+                && !body["dead_letters"].as_array().unwrap().is_empty()
+        })
+        .await;
+    assert_eq!(
+        journey["match"]["triggers"][0]["skipped"][0]["reason"],
+        "render_failed"
+    );
+    let letter_id = journey["dead_letters"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (status, fixed) = api
+        .call(
+            Method::PATCH,
+            "/api/v1/triggers/signups",
+            Some(json!({"actions": [{"destination": "crm", "body": "{\"seq\": {{ payload.seq }}}"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fixed}");
+    let (status, replayed) = api
+        .call(
+            Method::POST,
+            "/api/v1/dead-letters/replay",
+            Some(json!({"ids": [letter_id]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    assert_eq!(replayed["replayed_events"], 1);
+    let got = eventually("the replayed event's delivery", || async {
+        receiver.received().into_iter().next()
+    })
+    .await;
+    assert_eq!(got.json(), json!({"seq": 7}));
+
+    // Replaying the event itself re-runs the triggers: the same delivery id comes again.
+    let (status, again) = api
+        .call(
+            Method::POST,
+            "/api/v1/events/replay",
+            Some(json!({"ids": [id]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["replayed_events"], 1);
+    let second = eventually("the second delivery", || async {
+        receiver.received().get(1).cloned()
+    })
+    .await;
+    assert_eq!(second.headers["webhook-id"], got.headers["webhook-id"]);
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_control_instance_rebuilds_the_store_from_the_topics_within_the_retention() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver: _receiver,
+        pipeline,
+    } = Stages::all().with_control().world().await;
+    let api = Api::of(&pipeline);
+    let id = accepted_id(post(&pipeline, signup(1)).await).await;
+    api.get_until(&format!("/api/v1/events/{id}"), |body| {
+        body["deliveries"][0]["status"] == "delivered"
+    })
+    .await;
+    // An event received long before the retention window (7 days by default), written straight
+    // to Kafka.
+    let producer = hookline_runtime::kafka::create_producer(
+        &hookline_runtime::kafka::producer_config(&settings, "test"),
+    )
+    .unwrap();
+    let old = OwnedHeaders::new()
+        .insert(Header {
+            key: "hookline-source",
+            value: Some("app"),
+        })
+        .insert(Header {
+            key: "hookline-event-id",
+            value: Some("old-event"),
+        })
+        .insert(Header {
+            key: "hookline-received-at",
+            value: Some("2020-01-01T00:00:00Z"),
+        });
+    producer
+        .send(
+            FutureRecord::to(&settings.topics().events())
+                .key("app")
+                .payload(r#"{"type": "user.deleted"}"#)
+                .headers(old),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    pipeline.stop().await.unwrap();
+
+    let fresh = Stages::control_only().start(&settings).await;
+    let api = Api::of(&fresh);
+    let journey = api
+        .get_until(&format!("/api/v1/events/{id}"), |body| {
+            body["deliveries"][0]["status"] == "delivered"
+        })
+        .await;
+    assert_eq!(journey["payload"], signup(1));
+    assert_eq!(journey["match"]["outcome"], "delivered");
+    let log = api.get("/api/v1/sources/app/events?kind=event").await;
+    let ids: Vec<&str> = items(&log)
+        .iter()
+        .map(|item| item["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id.as_str()], "the old event is past the retention");
+    let crm = api.get("/api/v1/destinations/crm").await;
+    assert!(crm["last_delivered_at"].is_string(), "{crm}");
+
+    let metrics_url = format!("http://{}/metrics", fresh.admin_addr);
+    let metrics = eventually("the store metrics", || async {
+        let text = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
+        (text.contains("hookline_control_store_ready 1")
+            && text.contains("hookline_control_store_records{record=\"event\"} 1"))
+        .then_some(text)
+    })
+    .await;
+    assert!(metrics.contains("hookline_control_store_lag_seconds{record=\"attempt\"}"));
+    assert!(metrics.contains("hookline_control_store_deleted_records_total{reason=\"size\"} 0"));
+    fresh.stop().await.unwrap();
+}
