@@ -1,6 +1,7 @@
 //! End-to-end tests of the `hookline` commands on the control API: the real binary, with the API
 //! URL and token from the environment, against ingest and control on a test Kafka. What the CLI
-//! does must be visible where it matters: a source it disables answers 403 at its inbound URL.
+//! does must be visible where it matters: a source it disables answers 403 at its inbound URL, and
+//! a dead letter it replays reaches the receiver again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,8 +9,10 @@ mod harness;
 
 use std::process::Command;
 
-use harness::stages::{CONTROL_READ_TOKEN, CONTROL_TOKEN, Stages};
-use harness::{TestKafka, TestReceiver};
+use harness::stages::{
+    CONTROL_READ_TOKEN, CONTROL_TOKEN, Stages, World, accepted_id, post, signup,
+};
+use harness::{TestKafka, TestReceiver, eventually};
 use hookline::pipeline::Pipeline;
 use serde_json::{Value, json};
 
@@ -380,7 +383,7 @@ async fn the_cli_previews_saved_and_unsaved_triggers_without_sending() {
         .await
         .unwrap();
     assert_eq!(posted.status(), 202);
-    let received = harness::eventually("the real event to be delivered", || async {
+    let received = eventually("the real event to be delivered", || async {
         let received = receiver.received();
         (!received.is_empty()).then_some(received)
     })
@@ -390,5 +393,85 @@ async fn the_cli_previews_saved_and_unsaved_triggers_without_sending() {
         received[0].body,
         r#"{"email": "real@example.org", "total": 101}"#
     );
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_shows_a_journey_and_replays_a_dead_letter_after_the_fix() {
+    let World {
+        kafka: _kafka,
+        settings: _settings,
+        receiver,
+        pipeline,
+    } = Stages::all().with_control().world().await;
+
+    // An event delivered: its journey shows the receiver's answer.
+    let delivered = accepted_id(post(&pipeline, signup(1)).await).await;
+    let journey = eventually("the journey of the delivered event", || async {
+        let run = admin(&pipeline, &["events", "get", &delivered, "--json"]).await;
+        let journey: Value = serde_json::from_str(&run.stdout).ok()?;
+        (journey["deliveries"][0]["status"] == "delivered").then_some(journey)
+    })
+    .await;
+    assert_eq!(journey["deliveries"][0]["attempts"][0]["status"], 200);
+    let table = admin(&pipeline, &["events", "get", &delivered]).await.ok();
+    assert!(
+        table.contains("delivered") && table.contains("crm"),
+        "{table}"
+    );
+
+    // The receiver breaks: a 400 is dead-lettered at once.
+    receiver.answer(&[400]);
+    let failed = accepted_id(post(&pipeline, signup(2)).await).await;
+    let dead = eventually("the dead letter", || async {
+        let run = admin(
+            &pipeline,
+            &["dead", "list", "--destination", "crm", "--json"],
+        )
+        .await;
+        let page: Value = serde_json::from_str(&run.stdout).ok()?;
+        let items = page["items"].as_array()?.clone();
+        (!items.is_empty()).then_some(items)
+    })
+    .await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let listed = admin(&pipeline, &["dead", "list"]).await.ok();
+    assert!(listed.contains("REASON"), "{listed}");
+    let failed_id = receiver.received()[1].headers["webhook-id"].clone();
+
+    // Fixed (the receiver answers 200 again): replaying the destination's failures delivers the
+    // job under the same delivery id.
+    let replayed = admin(&pipeline, &["dead", "replay", "--destination", "crm"])
+        .await
+        .ok();
+    assert!(replayed.contains("Replayed 1 jobs"), "{replayed}");
+    let again = eventually("the replayed delivery", || async {
+        let received = receiver.received();
+        (received.len() >= 3).then(|| received[2].clone())
+    })
+    .await;
+    assert_eq!(again.headers["webhook-id"], failed_id);
+    assert_eq!(again.json()["event"], failed.as_str());
+
+    // A test send goes through the dispatcher and shows the answer; the attempts list has all.
+    let tested = admin(&pipeline, &["test", "crm"]).await.ok();
+    assert!(tested.contains("delivered"), "{tested}");
+    assert_eq!(receiver.received().len(), 4);
+    let attempts = eventually("every attempt in the store", || async {
+        let run = admin(
+            &pipeline,
+            &["attempts", "list", "--destination", "crm", "--json"],
+        )
+        .await;
+        let page: Value = serde_json::from_str(&run.stdout).ok()?;
+        let items = page["items"].as_array()?.clone();
+        (items.len() >= 4).then_some(items)
+    })
+    .await;
+    let outcomes: Vec<&str> = attempts
+        .iter()
+        .filter_map(|attempt| attempt["outcome"].as_str())
+        .collect();
+    assert!(outcomes.contains(&"dead"), "{outcomes:?}");
     pipeline.stop().await.unwrap();
 }
