@@ -339,7 +339,7 @@ fn preview_saved() -> Operation {
     .parameter(id())
     .request_body(Some(json_body("TriggerPreviewRequest")))
     .with_preview_answers()
-    .response("404", error("No such trigger."))
+    .response("404", error("No such trigger, or no such stored event."))
     .build()
 }
 
@@ -355,6 +355,7 @@ fn preview_unsaved() -> Operation {
     ))
     .request_body(Some(json_body("UnsavedTriggerPreviewRequest")))
     .with_preview_answers()
+    .response("404", error("No such stored event."))
     .build()
 }
 

@@ -2,6 +2,9 @@
 //! unsaved trigger would send for a sample event, rendered by the processor's own preview
 //! function and never sent.
 //!
+//! The sample is the body's `event`, or a stored event named by `event_id` (its payload, headers
+//! and source as ingest received them), to check a changed trigger against what really came in.
+//!
 //! A trigger that does not compile is refused (422, the problem names the field, line and
 //! column); a condition or template that fails on the sample is an answer (200 with `error`),
 //! since that is what the processor would do with such an event: dead-letter it.
@@ -23,6 +26,8 @@ use serde_json::{Map, Value};
 use crate::api::{ApiState, BodyResult};
 use crate::body;
 use crate::error::ApiError;
+use crate::history::store_failed;
+use crate::store::query;
 
 /// The unsaved trigger's route.
 pub const UNSAVED: &str = "/api/v1/triggers/preview";
@@ -92,7 +97,7 @@ pub async fn saved(
     };
     let key = ResourceId::parse(id.as_str()).map_err(|_| not_found())?;
     let trigger = snapshot.triggers.get(&key).ok_or_else(not_found)?.clone();
-    let sample = sample(&mut object, &trigger)?;
+    let sample = sample_from(&state, &mut object, &trigger).await?;
     refuse_unknown(&object, &trigger)?;
     answer(&trigger, &snapshot, &sample)
 }
@@ -126,9 +131,66 @@ pub async fn unsaved(
             ));
         }
     };
-    let sample = sample(&mut object, &trigger)?;
+    let sample = sample_from(&state, &mut object, &trigger).await?;
     refuse_unknown(&object, &trigger)?;
     answer(&trigger, &state.store.snapshot(), &sample)
+}
+
+/// The sample: the stored event the body's `event_id` names, or the body's `event`.
+async fn sample_from(
+    state: &ApiState,
+    object: &mut Map<String, Value>,
+    trigger: &Trigger,
+) -> Result<SampleEvent, ApiError> {
+    match object.remove("event_id") {
+        None => sample(object, trigger),
+        Some(Value::String(_)) if object.contains_key("event") => Err(invalid(
+            trigger.id.as_str(),
+            "event_id",
+            "send either `event` or `event_id`, not both",
+        )),
+        Some(Value::String(id)) => stored(state, id).await,
+        Some(_) => Err(invalid(
+            trigger.id.as_str(),
+            "event_id",
+            "must be the id of a stored event",
+        )),
+    }
+}
+
+/// A stored event as a sample: its payload, kept headers and source.
+async fn stored(state: &ApiState, id: String) -> Result<SampleEvent, ApiError> {
+    let lookup = id.clone();
+    let found = state
+        .history
+        .logs
+        .store
+        .run(move |connection| query::event(connection, &lookup))
+        .await
+        .map_err(store_failed)?;
+    let Some(found) = found else {
+        // While the store is still reading the topics, the event may just not be there yet.
+        if !state.history.logs.is_ready() {
+            return Err(ApiError::StoreNotReady);
+        }
+        return Err(ApiError::NotFound { kind: "event", id });
+    };
+    let metadata = found.json();
+    let source = metadata["source"]
+        .as_str()
+        .and_then(|source| ResourceId::parse(source).ok())
+        .ok_or(ApiError::Internal("a stored event has no source"))?;
+    let headers = metadata["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_owned())))
+        .collect();
+    Ok(SampleEvent {
+        source,
+        headers,
+        body: found.payload.unwrap_or_default(),
+    })
 }
 
 /// Reads the body's `event`; the source defaults to the trigger's first.
@@ -137,7 +199,7 @@ fn sample(object: &mut Map<String, Value>, trigger: &Trigger) -> Result<SampleEv
         return Err(invalid(
             trigger.id.as_str(),
             "event",
-            "missing: send the sample event as {\"payload\": ...}",
+            "missing: send the sample event as {\"payload\": ...}, or a stored event's `event_id`",
         ));
     };
     let input: SampleInput = serde_path_to_error::deserialize(event).map_err(|error| {
@@ -175,7 +237,7 @@ fn refuse_unknown(object: &Map<String, Value>, trigger: &Trigger) -> Result<(), 
         Some(field) => Err(invalid(
             trigger.id.as_str(),
             field.clone(),
-            "unknown field; the body takes `event` (and `trigger` for an unsaved one)",
+            "unknown field; the body takes `event` or `event_id` (and `trigger` for an unsaved one)",
         )),
     }
 }

@@ -37,6 +37,7 @@ pub enum TriggerAction {
 /// `preview`'s trigger and sample event.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("trigger").required(true).args(["id", "file"])))]
+#[command(group(ArgGroup::new("sample").required(true).args(["event", "event_id"])))]
 pub struct PreviewArgs {
     /// The saved trigger's id.
     pub id: Option<String>,
@@ -46,7 +47,10 @@ pub struct PreviewArgs {
     /// A JSON file: the event's body, or `{"headers": {...}, "body": ...}` with its inbound
     /// headers (the form of `hookline preview`'s samples).
     #[arg(long)]
-    pub event: PathBuf,
+    pub event: Option<PathBuf>,
+    /// A stored event instead (its payload, headers and source as ingest received them), by id.
+    #[arg(long, conflicts_with_all = ["headers", "source"])]
+    pub event_id: Option<String>,
     /// An inbound header, `Name: value`, repeatable.
     #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
@@ -91,8 +95,21 @@ async fn run_preview(api: &ApiArgs, args: &PreviewArgs) -> anyhow::Result<()> {
 
 /// The request body: the sample event, and the unsaved trigger when there is one.
 fn preview_body(args: &PreviewArgs) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(&args.event)
-        .with_context(|| format!("could not read {}", args.event.display()))?;
+    let mut body = match (&args.event, &args.event_id) {
+        (Some(path), _) => json!({ "event": sample_event(path, args)? }),
+        (None, Some(id)) => json!({ "event_id": id }),
+        (None, None) => bail!("give --event FILE or --event-id ID"),
+    };
+    if let Some(file) = &args.file {
+        body["trigger"] = Value::Object(read_object(file)?);
+    }
+    Ok(body)
+}
+
+/// The sample event of `--event`, with `--header` and `--source`.
+fn sample_event(path: &std::path::Path, args: &PreviewArgs) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read {}", path.display()))?;
     let (mut headers, body) = crate::preview::sample(&text);
     for header in &args.headers {
         let (name, value) = header
@@ -100,19 +117,15 @@ fn preview_body(args: &PreviewArgs) -> anyhow::Result<Value> {
             .with_context(|| format!("--header {header:?} is not `Name: value`"))?;
         headers.insert(name.trim().to_owned(), value.trim().to_owned());
     }
-    let payload: Value = serde_json::from_slice(&body)
-        .with_context(|| format!("{} is not JSON", args.event.display()))?;
+    let payload: Value =
+        serde_json::from_slice(&body).with_context(|| format!("{} is not JSON", path.display()))?;
     let mut event = Map::new();
     event.insert("payload".into(), payload);
     event.insert("headers".into(), json!(headers));
     if let Some(source) = &args.source {
         event.insert("source".into(), source.clone().into());
     }
-    let mut body = json!({ "event": event });
-    if let Some(file) = &args.file {
-        body["trigger"] = Value::Object(read_object(file)?);
-    }
-    Ok(body)
+    Ok(Value::Object(event))
 }
 
 /// Prints whether the trigger fires, each request it would send, and what failed.

@@ -159,6 +159,8 @@ fn preview_schemas() -> Map<String, Value> {
         json!({"type": ["integer", "null"], "minimum": 1,
                "description": format!("The {what} in the field's text, when known.")})
     };
+    let event_id = json!({"type": "string",
+        "description": "A stored event (see `GET /api/v1/events/{id}`): its payload, headers and source are the sample."});
     let Value::Object(schemas) = json!({
         "PreviewEvent": {
             "type": "object",
@@ -180,19 +182,23 @@ fn preview_schemas() -> Map<String, Value> {
         },
         "TriggerPreviewRequest": {
             "type": "object",
-            "required": ["event"],
-            "properties": {"event": reference("PreviewEvent")},
+            "description": "The sample: an `event`, or the `event_id` of a stored event.",
+            "oneOf": [{"required": ["event"]}, {"required": ["event_id"]}],
+            "properties": {"event": reference("PreviewEvent"), "event_id": event_id},
             "additionalProperties": false
         },
         "UnsavedTriggerPreviewRequest": {
             "type": "object",
-            "required": ["trigger", "event"],
+            "description": "The trigger, and the sample: an `event`, or the `event_id` of a stored event.",
+            "required": ["trigger"],
+            "oneOf": [{"required": ["event"]}, {"required": ["event_id"]}],
             "properties": {
                 "trigger": {
                     "allOf": [reference("TriggerInput")],
                     "description": "The trigger, as it would be created; `id` defaults to `preview`."
                 },
-                "event": reference("PreviewEvent")
+                "event": reference("PreviewEvent"),
+                "event_id": event_id
             },
             "additionalProperties": false
         },
