@@ -8,8 +8,12 @@ use clap::{Args, Parser, Subcommand};
 use hookline_processor::template::Limits;
 use hookline_runtime::KafkaSettings;
 use hookline_runtime::settings::{AdminSettings, LogSettings};
+use hookline_schemas::ResourceKind;
 use tokio_util::sync::CancellationToken;
 
+use crate::commands::history;
+use crate::commands::resources::{self, ResourceArgs};
+use crate::commands::triggers::{self, TriggerArgs};
 use crate::dev::{self, DevArgs};
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::resource_file::{self, ResourceFile};
@@ -47,6 +51,20 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what a trigger of a resource file would send for a sample event, without Kafka.
     Preview(PreviewArgs),
+    /// Manage sources through the control API.
+    Sources(ResourceArgs),
+    /// Manage destinations through the control API.
+    Destinations(ResourceArgs),
+    /// Manage and preview triggers through the control API.
+    Triggers(TriggerArgs),
+    /// Show an event's journey, list a source's events, replay events (control API).
+    Events(history::EventArgs),
+    /// List a destination's delivery attempts (control API).
+    Attempts(history::AttemptArgs),
+    /// List and replay dead letters (control API).
+    Dead(history::DeadArgs),
+    /// Send a test webhook to a destination through the dispatcher and show the answer.
+    Test(history::TestArgs),
 }
 
 /// Settings of one role.
@@ -179,6 +197,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&preview)?);
             Ok(())
         }
+        Command::Sources(args) => resources::run(ResourceKind::Source, args).await,
+        Command::Destinations(args) => resources::run(ResourceKind::Destination, args).await,
+        Command::Triggers(args) => triggers::run(args).await,
+        Command::Events(args) => history::events(args).await,
+        Command::Attempts(args) => history::attempts(args).await,
+        Command::Dead(args) => history::dead(args).await,
+        Command::Test(args) => history::test(args).await,
         Command::Validate(args) => {
             let file = ResourceFile::load(&args.file)?;
             let problems = resource_file::validate(&file.resources(), &Limits::default());

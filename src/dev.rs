@@ -157,6 +157,12 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
         pipeline.admin_addr
     );
     println!("Try it:\n{}", sample_curl(ingest));
+    if pipeline.control_addr.is_some() {
+        println!(
+            "Manage it:\nexport HOOKLINE_API_URL=http://{control} HOOKLINE_API_TOKEN={DEV_CONTROL_TOKEN}\n\
+             hookline triggers list"
+        );
+    }
     let result = pipeline.wait().await;
     shutdown.cancel();
     let _ = echo_task.await;

@@ -54,7 +54,7 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Preview> {
 
 /// The sample's inbound headers and body: `{"headers": {...}, "body": ...}` is an envelope,
 /// anything else is the body itself.
-fn sample(text: &str) -> (BTreeMap<String, String>, Vec<u8>) {
+pub fn sample(text: &str) -> (BTreeMap<String, String>, Vec<u8>) {
     if let Ok(serde_json::Value::Object(object)) = serde_json::from_str::<serde_json::Value>(text)
         && object.len() == 2
         && let (Some(serde_json::Value::Object(headers)), Some(body)) =

@@ -1,5 +1,5 @@
 //! End-to-end tests of delivery: signing, retry decisions a receiver can steer, the SSRF guard,
-//! durable retries across a restart, and isolation between destinations. HTTP in, through Kafka,
+//! durable retries across a restart, isolation between destinations, and rebalances. HTTP in, through Kafka,
 //! to receivers on loopback; on the embedded broker, or on the cluster named by `KAFKA_BROKERS`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -444,4 +444,109 @@ async fn a_destination_failing_past_the_window_is_disabled_even_across_a_restart
         "one failure after the restart was enough"
     );
     restarted.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_waits_for_deliveries_in_progress_and_repeats_none() {
+    // Jobs are keyed by destination: six destinations put deliveries on every partition, so
+    // whichever partition the rebalance moves has deliveries in progress.
+    const DESTINATIONS: usize = 6;
+    const EVENTS: usize = 3;
+    // Deliveries in progress get half the deadline to finish when their partition is revoked.
+    let deadline = Duration::from_secs(20);
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver,
+        pipeline,
+    } = Stages::all().shutdown_deadline(deadline).world().await;
+    let mut file = format!(
+        r#"
+[[sources]]
+id = "app"
+auth = [{{ type = "bearer", tokens = ["{token}"] }}]
+
+[[triggers]]
+id = "fan-out"
+when = {{ sources = ["app"] }}
+"#,
+        token = harness::stages::TOKEN,
+    );
+    for n in 0..DESTINATIONS {
+        file += &format!(
+            "\n[[triggers.actions]]\ndestination = \"d{n}\"\nbody = '{{\"seq\": {{{{ payload.seq }}}}}}'\n"
+        );
+    }
+    for n in 0..DESTINATIONS {
+        file += &format!(
+            "\n[[destinations]]\nid = \"d{n}\"\nurl = \"{}\"\n",
+            receiver.url(&format!("/d{n}"))
+        );
+    }
+    let file = ResourceFile::parse(&file).unwrap();
+    apply(&settings, &pipeline, &file).await;
+    // Longer than a consumer takes to notice a rebalance (one 3 s heartbeat), shorter than the
+    // drain.
+    receiver.stall(Duration::from_secs(6));
+    for seq in 0..EVENTS {
+        accepted_id(post(&pipeline, signup(seq as u64)).await).await;
+    }
+    // The world's own trigger sends every event to `crm` too.
+    let jobs = EVENTS * (DESTINATIONS + 1);
+    eventually("every delivery in progress", || async {
+        (receiver.received().len() >= jobs).then_some(())
+    })
+    .await;
+
+    // A second dispatcher joins the group while every delivery waits for its answer: one of the
+    // first one's partitions is revoked and handed to it.
+    let second = Stages::dispatcher_only(hookline_dispatcher::Config::default())
+        .shutdown_deadline(deadline)
+        .start(&settings)
+        .await;
+    let records = attempts(&settings, jobs).await;
+    assert!(
+        records
+            .iter()
+            .all(|record| record.outcome == AttemptOutcome::Delivered),
+        "{records:?}"
+    );
+    // The second dispatcher was assigned a partition of the deliveries topic and read it from
+    // the committed offset: it would have repeated any delivery not committed by then.
+    let group = format!("{}dispatcher", settings.topic_prefix);
+    eventually(
+        "the second dispatcher to be assigned partitions",
+        || async {
+            let text = reqwest::get(format!("http://{}/metrics", second.admin_addr))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.lines()
+                .any(|line| {
+                    line.starts_with("hookline_consumer_rebalances_total")
+                        && line.contains(&format!("group=\"{group}\""))
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    second.stop().await.unwrap();
+    pipeline.stop().await.unwrap();
+
+    let received = receiver.received();
+    let mut ids: Vec<&str> = received
+        .iter()
+        .map(|received| received.headers["webhook-id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), jobs);
+    assert_eq!(
+        received.len(),
+        jobs,
+        "finished deliveries were committed before the rebalance, so none was repeated"
+    );
+    assert_eq!(records.len(), jobs, "{records:?}");
 }

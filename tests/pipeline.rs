@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use harness::stages::{Stages, World, accepted_id, apply, post, resources, signup};
 use harness::{TestKafka, TestReceiver, eventually};
+use hookline::pipeline::Pipeline;
 use hookline::resource_file::{self, ResourceFile};
 use hookline_schemas::{
     DeadLetter, DeadReason, MatchOutcome, MatchRecord, SkipReason, TriggerResult,
@@ -58,6 +59,33 @@ async fn posted_event_reaches_the_receiver_rendered_with_its_headers() {
     pipeline.stop().await.unwrap();
 }
 
+/// Posts 300 events, killing `processor` (no draining, no final commit) after the 150th and
+/// starting a new one with `restart` 20 events later. Returns the accepted event ids (with their
+/// sequence numbers) and the running processor.
+async fn post_across_a_crash<F, Fut>(
+    edges: &Pipeline,
+    processor: Pipeline,
+    restart: F,
+) -> (BTreeMap<String, u64>, Pipeline)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Pipeline>,
+{
+    const EVENTS: u64 = 300;
+    let mut accepted = BTreeMap::new();
+    let mut processor = Some(processor);
+    for seq in 0..EVENTS {
+        accepted.insert(accepted_id(post(edges, signup(seq)).await).await, seq);
+        if seq == EVENTS / 2 {
+            processor.take().unwrap().kill();
+        }
+        if seq == EVENTS / 2 + 20 {
+            processor = Some(restart().await);
+        }
+    }
+    (accepted, processor.unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_and_restarting_the_processor_mid_stream_loses_no_acknowledged_event() {
     harness::init_logs();
@@ -71,19 +99,10 @@ async fn killing_and_restarting_the_processor_mid_stream_loses_no_acknowledged_e
     // flow, or it rightly ignores events for a trigger it does not know yet.
     harness::stages::seen(&processor, &resources(&receiver)).await;
 
-    const EVENTS: u64 = 300;
-    let mut accepted = BTreeMap::new();
-    let mut processor = Some(processor);
-    for seq in 0..EVENTS {
-        accepted.insert(accepted_id(post(&edges, signup(seq)).await).await, seq);
-        if seq == EVENTS / 2 {
-            // Crash: no draining, no final commit of work in progress.
-            processor.take().unwrap().kill();
-        }
-        if seq == EVENTS / 2 + 20 {
-            processor = Some(Stages::processor_only().start(&settings).await);
-        }
-    }
+    let (accepted, processor) = post_across_a_crash(&edges, processor, || {
+        Stages::processor_only().start(&settings)
+    })
+    .await;
 
     let delivered = eventually("every accepted event to be delivered", || async {
         let received = receiver.received();
@@ -113,7 +132,7 @@ async fn killing_and_restarting_the_processor_mid_stream_loses_no_acknowledged_e
         );
     }
     assert_eq!(ids_by_event.len(), accepted.len());
-    processor.unwrap().stop().await.unwrap();
+    processor.stop().await.unwrap();
     edges.stop().await.unwrap();
 }
 
@@ -394,4 +413,68 @@ body = '{{"type": {{{{ payload.type }}}}, "seq": {{{{ payload.seq }}}}}}'
         "one delivery id per trigger"
     );
     pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_exactly_once_mode_a_crashed_processor_repeats_no_job() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let edges = Stages::all().without_processor().start(&settings).await;
+    let exactly_once = || {
+        Stages::processor_only().processor(hookline_processor::Config {
+            exactly_once: true,
+            ..hookline_processor::Config::default()
+        })
+    };
+    let processor = exactly_once().start(&settings).await;
+    if kafka.is_embedded() {
+        // The embedded broker cannot do transactions properly: the processor says so and stops.
+        let error = processor.wait().await.unwrap_err();
+        assert!(
+            format!("{error:#}").contains("exactly-once mode needs a real Kafka cluster"),
+            "{error:#}"
+        );
+        edges.stop().await.unwrap();
+        return;
+    }
+    apply(&settings, &edges, &resources(&receiver)).await;
+    harness::stages::seen(&processor, &resources(&receiver)).await;
+
+    // The crash leaves a transaction open; the restarted processor has the same
+    // transactional.id, so starting aborts it.
+    let (accepted, processor) =
+        post_across_a_crash(&edges, processor, || exactly_once().start(&settings)).await;
+    let accepted: BTreeSet<String> = accepted.into_keys().collect();
+
+    eventually("every accepted event to be delivered", || async {
+        let events: BTreeSet<String> = receiver
+            .received()
+            .iter()
+            .map(|r| r.json()["event"].as_str().unwrap().to_owned())
+            .collect();
+        (events == accepted).then_some(())
+    })
+    .await;
+    // What a read_committed reader (the dispatcher) sees of the deliveries topic: one job per
+    // event, though the events around the crash were processed twice.
+    let jobs = harness::kafka::read_topic(
+        &settings,
+        &settings.topics().deliveries(),
+        accepted.len(),
+        Duration::from_millis(500),
+    )
+    .await;
+    let mut jobs_by_event: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, value) in &jobs {
+        let job: hookline_schemas::DeliveryJob = serde_json::from_slice(value).unwrap();
+        *jobs_by_event.entry(job.event_id).or_default() += 1;
+    }
+    let repeated: Vec<_> = jobs_by_event.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "jobs written twice: {repeated:?}");
+    assert_eq!(jobs_by_event.len(), accepted.len());
+    assert_eq!(receiver.received().len(), accepted.len());
+    processor.stop().await.unwrap();
+    edges.stop().await.unwrap();
 }

@@ -30,6 +30,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the benchmark (the default).
     Run(RunArgs),
+    /// One stage alone (processor or dispatcher), fed straight through Kafka on an embedded
+    /// broker the bench hosts.
+    Stage(StageArgs),
     /// The webhook receiver, in its own process (the bench starts it; not for direct use).
     #[command(hide = true)]
     Receiver(ReceiverArgs),
@@ -86,17 +89,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 512)]
     pub open_connections: usize,
 
-    /// Warm-up before each measured window, in seconds.
-    #[arg(long, default_value_t = 5)]
-    pub warmup: u64,
-
-    /// Measured window of each phase, in seconds.
-    #[arg(long, default_value_t = 20)]
-    pub duration: u64,
-
-    /// Measured window of each raw limit, in seconds.
-    #[arg(long, default_value_t = 10)]
-    pub raw_duration: u64,
+    /// How long each phase runs.
+    #[command(flatten)]
+    pub windows: Windows,
 
     /// Open-loop rates, as percentages of the closed-loop maximum.
     #[arg(long, value_delimiter = ',', default_values_t = [25, 50, 75, 100])]
@@ -121,6 +116,60 @@ pub struct RunArgs {
     /// it.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// How long the phases of a run last.
+#[derive(Clone, Debug, Args)]
+pub struct Windows {
+    /// Warm-up before each measured window, in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u64,
+
+    /// Measured window of each phase, in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+
+    /// Measured window of each raw limit, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub raw_duration: u64,
+}
+
+/// The stage `hookline-bench stage` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StageRole {
+    /// Events in, delivery jobs out.
+    Processor,
+    /// Delivery jobs in, signed webhooks out.
+    Dispatcher,
+}
+
+/// Settings of `hookline-bench stage`.
+#[derive(Clone, Debug, Args)]
+pub struct StageArgs {
+    /// The stage to measure.
+    #[arg(value_enum)]
+    pub role: StageRole,
+
+    /// A Kafka cluster (bootstrap servers) to run on instead of a hosted embedded broker.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub brokers: Option<String>,
+
+    /// Processor: the numbers of other sources' triggers to measure with, one phase each.
+    #[arg(long, value_delimiter = ',', default_values_t = [10, 1000])]
+    pub other_triggers: Vec<usize>,
+
+    /// Partitions of each topic.
+    #[arg(long, default_value_t = 6)]
+    pub partitions: i32,
+
+    /// How long each phase runs.
+    #[command(flatten)]
+    pub windows: Windows,
+
+    /// The `hookline` binary; taken from beside this binary when absent (build it with
+    /// `cargo build --release -p hookline`).
+    #[arg(long)]
+    pub hookline: Option<PathBuf>,
 }
 
 /// Settings of the receiver.

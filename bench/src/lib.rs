@@ -28,5 +28,6 @@ pub mod raw;
 pub mod receiver;
 pub mod report;
 pub mod run;
+pub mod stage;
 pub mod stats;
 pub mod workload;

@@ -13,6 +13,11 @@ fn main() -> ExitCode {
                 .block_on(hookline_bench::receiver::run(args.addr, &args.secret))
                 .map(|()| ExitCode::SUCCESS)
         }),
+        Some(Command::Stage(args)) => runtime(None).and_then(|runtime| {
+            runtime
+                .block_on(hookline_bench::stage::run(args))
+                .map(|()| ExitCode::SUCCESS)
+        }),
         Some(Command::Run(args)) => {
             runtime(None).and_then(|runtime| runtime.block_on(hookline_bench::run::run(args)))
         }

@@ -173,7 +173,7 @@ impl Pipeline {
 }
 
 /// The Kafka flags every `hookline` command of the run gets.
-fn kafka_flags(spec: &PipelineSpec, brokers: &str, hosted: bool) -> Vec<String> {
+pub(crate) fn kafka_flags(spec: &PipelineSpec, brokers: &str, hosted: bool) -> Vec<String> {
     let mut flags = vec![
         "--kafka-brokers".to_owned(),
         brokers.to_owned(),
@@ -204,7 +204,7 @@ fn kafka_flags(spec: &PipelineSpec, brokers: &str, hosted: bool) -> Vec<String> 
 }
 
 /// `hookline apply -f <resources>`.
-async fn apply(spec: &PipelineSpec, flags: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn apply(spec: &PipelineSpec, flags: &[String]) -> anyhow::Result<()> {
     let log = spec.log_dir.join("hookline-apply.log");
     let file = std::fs::File::create(&log)?;
     let status = Command::new(&spec.hookline)
@@ -223,13 +223,13 @@ async fn apply(spec: &PipelineSpec, flags: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Started {
-    child: Child,
+pub(crate) struct Started {
+    pub(crate) child: Child,
     ingest: Option<SocketAddr>,
 }
 
 /// Starts one role and waits until its `/readyz` answers 200.
-async fn start_role(
+pub(crate) async fn start_role(
     spec: &PipelineSpec,
     role: &str,
     name: &str,

@@ -4,7 +4,8 @@
 //! It verifies each delivery's Standard Webhooks signature, records the latency from the
 //! generator's send (`sent_at_us` in the rendered body) to its arrival, and counts each (event,
 //! trigger) pair once, so repeats and losses show. The bench reads the figures with
-//! `GET /counts` and `GET /series`. `POST /raw` takes the raw HTTP limit's requests. The process
+//! `GET /counts` and `GET /series`. `POST /raw` takes the raw HTTP limit's requests, and
+//! `POST /slow/<ms>` is a receiver that answers only after that long (counted, not verified). The process
 //! exits when its standard input closes, so it never outlives the bench.
 
 use std::collections::BTreeMap;
@@ -182,6 +183,14 @@ async fn handle(
             }
             Err(_) => status(StatusCode::BAD_REQUEST),
         },
+        (&Method::POST, path) if path.starts_with("/slow/") => {
+            let hold = path["/slow/".len()..].parse::<u64>().unwrap_or(0);
+            state.recorder().counts.slow += 1;
+            // Read the body as any receiver would, then keep the client waiting.
+            let _ = body.collect().await;
+            tokio::time::sleep(std::time::Duration::from_millis(hold)).await;
+            status(StatusCode::NO_CONTENT)
+        }
         (&Method::POST, path) if path.starts_with("/hooks/") => match body.collect().await {
             Ok(body) => {
                 let body = body.to_bytes();

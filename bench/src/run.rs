@@ -108,9 +108,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     } else {
         Plan {
-            warmup: Duration::from_secs(args.warmup),
-            window: Duration::from_secs(args.duration),
-            raw_window: Duration::from_secs(args.raw_duration),
+            warmup: Duration::from_secs(args.windows.warmup),
+            window: Duration::from_secs(args.windows.duration),
+            raw_window: Duration::from_secs(args.windows.raw_duration),
             open_levels: args.open_loop.clone(),
         }
     };
@@ -578,7 +578,10 @@ async fn build(workspace: &Path) -> anyhow::Result<()> {
 }
 
 /// Starts `hookline-bench receiver` and reads where it listens.
-async fn start_receiver(exe: &Path, run_dir: &Path) -> anyhow::Result<(Child, SocketAddr)> {
+pub(crate) async fn start_receiver(
+    exe: &Path,
+    run_dir: &Path,
+) -> anyhow::Result<(Child, SocketAddr)> {
     let mut command = Command::new(exe);
     command.args([
         "receiver",

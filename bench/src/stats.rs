@@ -55,6 +55,9 @@ pub struct Counts {
     pub unparsable: u64,
     /// Requests to `/raw` (the raw HTTP limit).
     pub raw: u64,
+    /// Requests to `/slow/<ms>` (held that long before the answer), counted on arrival.
+    #[serde(default)]
+    pub slow: u64,
 }
 
 /// Latencies of the deliveries of events sent during one second.

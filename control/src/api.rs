@@ -14,6 +14,9 @@
 //! | `POST /api/v1/{kind}/{id}/enable`, `/disable` | switches one on or off |
 //! | `DELETE /api/v1/{kind}/{id}` | deletes one (204) |
 //!
+//! and `POST /api/v1/triggers/{id}/preview` and `POST /api/v1/triggers/preview` render a saved
+//! or an unsaved trigger against a sample event without sending it ([`crate::preview`]).
+//!
 //! Views show `last_triggered_at` and `last_delivered_at` from the store; the routes of what
 //! happened (events, attempts, dead letters, tests and replays) are in [`crate::history`].
 
@@ -37,10 +40,11 @@ use crate::error::ApiError;
 use crate::history::{self, History};
 use crate::kind::{self, KINDS, plural};
 use crate::list::{self, ListQuery};
+use crate::metrics::{self, Metrics};
 use crate::precondition::Preconditions;
 use crate::view::{self, Secrets, etag, render};
 use crate::write::{Change, Writes};
-use crate::{body, credentials, mask, openapi};
+use crate::{body, credentials, mask, openapi, preview};
 
 /// What the routes need.
 #[derive(Clone)]
@@ -57,9 +61,12 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// The store of what happened, and what writes test sends and replays.
     pub history: Arc<History>,
+    /// What the API counts.
+    pub metrics: Metrics,
 }
 
-type BodyResult = Result<Bytes, BytesRejection>;
+/// A request body, or why it could not be read.
+pub(crate) type BodyResult = Result<Bytes, BytesRejection>;
 
 /// The API routes.
 pub fn router(state: ApiState) -> Router {
@@ -89,6 +96,20 @@ pub fn router(state: ApiState) -> Router {
             );
     }
     api = api.merge(history::routes());
+    api = api.route(preview::SAVED, post(preview::saved)).route(
+        preview::UNSAVED,
+        // A trigger may be called `preview`: the other methods reach it as they would
+        // through `/api/v1/triggers/{id}`, which this static route shadows.
+        post(preview::unsaved)
+            .get(|state| show(state, ResourceKind::Trigger, shadowed()))
+            .put(|state, headers, body| {
+                replace(state, ResourceKind::Trigger, shadowed(), headers, body)
+            })
+            .patch(|state, headers, body| {
+                patch(state, ResourceKind::Trigger, shadowed(), headers, body)
+            })
+            .delete(|state, headers| delete(state, ResourceKind::Trigger, shadowed(), headers)),
+    );
     let limit = state.max_body_bytes;
     api.route_layer(middleware::from_fn_with_state(
         state.clone(),
@@ -98,6 +119,11 @@ pub fn router(state: ApiState) -> Router {
     .fallback(|| async { ApiError::NoRoute })
     .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
     .layer(DefaultBodyLimit::max(limit))
+    // Outermost, so refused and unrouted requests are counted too.
+    .layer(middleware::from_fn_with_state(
+        state.metrics.clone(),
+        metrics::track,
+    ))
     .with_state(state)
 }
 
@@ -284,6 +310,11 @@ async fn delete(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The id `/api/v1/triggers/preview` names when it is not a preview.
+fn shadowed() -> Path<String> {
+    Path(preview::UNSAVED_ID.to_owned())
 }
 
 /// The key of `id` in the collection of `kind`; an id that cannot exist is not found.

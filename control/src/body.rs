@@ -41,9 +41,33 @@ pub fn object(
         return Err(ApiError::UnsupportedMediaType);
     }
     match serde_json::from_slice(&body) {
-        Ok(Value::Object(object)) => Ok(object),
+        Ok(Value::Object(mut object)) => {
+            object.values_mut().for_each(integral_numbers_as_integers);
+            Ok(object)
+        }
         Ok(_) => Err(ApiError::InvalidJson("expected a JSON object".to_owned())),
         Err(error) => Err(ApiError::InvalidJson(error.to_string())),
+    }
+}
+
+/// Turns numbers such as `60.0` into `60`, recursively. JSON Schema (and the OpenAPI document)
+/// counts them as integers, and some JSON encoders write every number that way, but serde would
+/// refuse them for integer fields.
+fn integral_numbers_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(number) => {
+            if let Some(float) = number.as_f64().filter(|_| number.is_f64())
+                && float.fract() == 0.0
+                && float.abs() < 2f64.powi(53)
+            {
+                // Exact below 2^53, so the conversion loses nothing.
+                let integer = float as i64;
+                *number = integer.into();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers_as_integers),
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
     }
 }
 
@@ -185,6 +209,26 @@ mod tests {
         let (field, message) = problem(ResourceKind::Source, json!({"id": "a b", "auth": []}));
         assert_eq!(field, "id");
         assert!(message.contains("' '"), "{message}");
+    }
+
+    #[test]
+    fn integral_numbers_are_read_as_integers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let body =
+            br#"{"rate_limit": {"per_minute": 600.0}, "retry": {"multiplier": 1.5}, "n": [2.0]}"#;
+        let read = object(&headers, Ok(Bytes::from_static(body)), 1024).unwrap();
+        assert_eq!(
+            Value::Object(read),
+            serde_json::json!({"rate_limit": {"per_minute": 600}, "retry": {"multiplier": 1.5}, "n": [2]})
+        );
+        let destination =
+            br#"{"id": "d", "url": "https://x.example/", "rate_limit": {"per_minute": 60.0}}"#;
+        let destination = object(&headers, Ok(Bytes::from_static(destination)), 1024).unwrap();
+        assert!(resource(ResourceKind::Destination, destination).is_ok());
     }
 
     #[test]

@@ -60,6 +60,15 @@ pub enum ApiError {
     /// The resource is invalid; nothing was written.
     #[error("the resource is invalid; nothing was written")]
     Invalid(Vec<Problem>),
+    /// A trigger's condition or template does not compile; nothing was written or rendered.
+    #[error("the trigger does not compile")]
+    DoesNotCompile {
+        /// `trigger/<id>`.
+        resource: String,
+        /// The field, its line and column, and what is wrong.
+        #[source]
+        error: hookline_processor::CompileError,
+    },
     /// The write would break references between resources; nothing was written.
     #[error("the change would break references between resources; nothing was written")]
     Conflict(Vec<Problem>),
@@ -108,7 +117,9 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Self::Invalid(_) | Self::DoesNotCompile { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+            }
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::AlreadyExists { .. } => (StatusCode::CONFLICT, "already_exists"),
             Self::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
@@ -148,6 +159,20 @@ impl IntoResponse for ApiError {
                 .iter()
                 .map(|p| json!({ "resource": p.resource, "field": p.field, "message": p.message }))
                 .collect();
+        }
+        if let Self::DoesNotCompile {
+            resource,
+            error: cause,
+        } = &self
+        {
+            let (line, column) = cause.position.unzip();
+            error["problems"] = json!([{
+                "resource": resource,
+                "field": cause.field,
+                "message": format!("does not compile: {}", cause.reason),
+                "line": line,
+                "column": column,
+            }]);
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         let headers = response.headers_mut();

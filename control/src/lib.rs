@@ -17,13 +17,14 @@
 //! - [`credentials`]: tokens, secrets and ids made up for new resources.
 //! - [`list`]: filters and pages.
 //! - [`kind`]: the three kinds and the fields they share.
+//! - [`preview`]: what a saved or unsaved trigger would send for a sample event.
 //! - [`openapi`]: the OpenAPI document.
 //! - [`store`]: the embedded store of events, match records, attempts, refusals and dead letters.
 //! - [`history`]: the routes that read it: an event's journey, attempts, dead letters.
 //! - [`test_send`]: a test webhook through the real dispatcher.
 //! - [`replay`]: dead letters and events sent through the pipeline again.
 //! - [`send`]: what control writes besides resources (jobs and events).
-//! - [`metrics`]: the store's size and lag.
+//! - [`metrics`]: requests by route and status, and their duration.
 
 pub mod api;
 pub mod auth;
@@ -38,6 +39,7 @@ pub mod mask;
 pub mod metrics;
 pub mod openapi;
 pub mod precondition;
+pub mod preview;
 pub mod replay;
 pub mod send;
 pub mod server;

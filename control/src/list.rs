@@ -21,7 +21,8 @@ pub const MAX_LIMIT: usize = 500;
 pub struct ListQuery {
     /// Most items in the page, 1 to 500; 50 when absent.
     pub limit: Option<usize>,
-    /// Where the page starts: the `next_cursor` of the page before.
+    /// Where the page starts: the `next_cursor` of the page before; empty or absent for the
+    /// first page.
     pub cursor: Option<String>,
     /// Only enabled (`true`) or disabled (`false`) resources.
     pub enabled: Option<bool>,
@@ -48,7 +49,13 @@ pub fn page(resources: Vec<Resource>, query: &ListQuery) -> Result<Page, ApiErro
             "limit must be between 1 and {MAX_LIMIT}"
         )));
     }
-    let after = query.cursor.as_deref().map(decode).transpose()?;
+    // An empty cursor is the first page: clients often send `cursor=` before they have one.
+    let after = query
+        .cursor
+        .as_deref()
+        .filter(|cursor| !cursor.is_empty())
+        .map(decode)
+        .transpose()?;
     let name_prefix = query.name_prefix.as_deref().map(str::to_lowercase);
     let mut matching = resources.into_iter().filter(|resource| {
         after
@@ -142,6 +149,16 @@ mod tests {
         .unwrap();
         assert_eq!(ids(&last), ["s4"]);
         assert_eq!(last.next_cursor, None);
+    }
+
+    #[test]
+    fn an_empty_cursor_is_the_first_page() {
+        let query = ListQuery {
+            limit: Some(2),
+            cursor: Some(String::new()),
+            ..ListQuery::default()
+        };
+        assert_eq!(ids(&page(sources(), &query).unwrap()), ["s0", "s1"]);
     }
 
     #[test]

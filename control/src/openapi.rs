@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 use axum::Json;
 use hookline_schemas::ResourceKind;
 use serde_json::Value;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{
     HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
     PathItemBuilder,
@@ -25,6 +26,7 @@ use utoipa::openapi::{
 
 use crate::kind::{KINDS, plural};
 use crate::list::MAX_LIMIT;
+use crate::preview;
 
 mod history;
 mod schemas;
@@ -72,7 +74,16 @@ pub fn document() -> Value {
             );
     }
     paths = history::paths(paths);
-    paths = paths.path(PATH, PathItem::new(HttpMethod::Get, itself()));
+    paths = paths
+        .path(
+            preview::SAVED,
+            PathItem::new(HttpMethod::Post, preview_saved()),
+        )
+        .path(
+            preview::UNSAVED,
+            PathItem::new(HttpMethod::Post, preview_unsaved()),
+        )
+        .path(PATH, PathItem::new(HttpMethod::Get, itself()));
     let document: OpenApi = OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -159,7 +170,7 @@ fn list(kind: ResourceKind) -> Operation {
     .parameter(query(
         "cursor",
         string(),
-        "The `next_cursor` of the page before.",
+        "The `next_cursor` of the page before; empty or absent for the first page.",
     ))
     .parameter(query(
         "enabled",
@@ -315,6 +326,78 @@ fn switch(kind: ResourceKind, enable: bool) -> Operation {
         .build()
 }
 
+fn preview_saved() -> Operation {
+    operation(
+        ResourceKind::Trigger,
+        "preview_trigger".to_owned(),
+        "Preview a saved trigger on a sample event",
+    )
+    .description(Some(
+        "Renders what the trigger would send for the sample event, with the destinations as \
+         they are now, and sends nothing. Read-only tokens may preview.",
+    ))
+    .parameter(id())
+    .request_body(Some(json_body("TriggerPreviewRequest")))
+    .with_preview_answers()
+    .response("404", error("No such trigger."))
+    .build()
+}
+
+fn preview_unsaved() -> Operation {
+    operation(
+        ResourceKind::Trigger,
+        "preview_unsaved_trigger".to_owned(),
+        "Preview an unsaved trigger on a sample event",
+    )
+    .description(Some(
+        "Renders what the trigger in the body would send for the sample event, with the \
+         destinations as they are now; saves and sends nothing. Read-only tokens may preview.",
+    ))
+    .request_body(Some(json_body("UnsavedTriggerPreviewRequest")))
+    .with_preview_answers()
+    .build()
+}
+
+fn json_body(schema: &str) -> utoipa::openapi::request_body::RequestBody {
+    RequestBodyBuilder::new()
+        .required(Some(Required::True))
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name(schema))),
+        )
+        .build()
+}
+
+/// The answers of both previews.
+trait PreviewAnswers {
+    fn with_preview_answers(self) -> Self;
+}
+
+impl PreviewAnswers for OperationBuilder {
+    fn with_preview_answers(self) -> Self {
+        self.response(
+            "200",
+            body(
+                "What the trigger would do; `error` when a condition or template fails on the \
+                 sample.",
+                "Preview",
+            ),
+        )
+        .response("400", error("The body is not a JSON object."))
+        .response("401", unauthorized())
+        .response("413", error("The body is over the limit."))
+        .response("415", error("The body is not `application/json`."))
+        .response(
+            "422",
+            error(
+                "The trigger does not compile or the body is invalid; `problems` names the \
+                 field (with `line` and `column` when known).",
+            ),
+        )
+        .response("503", unavailable())
+    }
+}
+
 fn itself() -> Operation {
     OperationBuilder::new()
         .operation_id(Some("openapi"))
@@ -351,13 +434,7 @@ fn condition(header: &str, description: &str) -> ParameterBuilder {
 }
 
 fn input(kind: ResourceKind) -> utoipa::openapi::request_body::RequestBody {
-    RequestBodyBuilder::new()
-        .required(Some(Required::True))
-        .content(
-            "application/json",
-            Content::new(Some(Ref::from_schema_name(format!("{}Input", name(kind))))),
-        )
-        .build()
+    json_body(&format!("{}Input", name(kind)))
 }
 
 fn body(description: &str, schema: &str) -> ResponseBuilder {
@@ -373,11 +450,25 @@ fn shown(kind: ResourceKind, description: &str) -> ResponseBuilder {
 }
 
 fn created(kind: ResourceKind) -> ResponseBuilder {
-    shown(
+    let created = shown(
         kind,
         "Created; generated tokens and secrets are shown in full this once.",
     )
-    .header("Location", string_header("The new resource's URL."))
+    .header("Location", string_header("The new resource's URL."));
+    // What can be done with the new resource, so clients (and stateful fuzzers) can follow.
+    let mut operations = ["get", "replace", "patch", "enable", "disable", "delete"]
+        .map(|verb| format!("{verb}_{}", kind.as_str()))
+        .to_vec();
+    if kind == ResourceKind::Trigger {
+        operations.push("preview_trigger".to_owned());
+    }
+    operations.into_iter().fold(created, |response, operation| {
+        let link = LinkBuilder::new()
+            .operation_id(operation.clone())
+            .parameter("id", "$response.body#/id")
+            .build();
+        response.link(operation, link)
+    })
 }
 
 fn string_header(description: &str) -> Header {
@@ -484,6 +575,33 @@ mod tests {
         }
         let view = &document["components"]["schemas"]["DestinationView"];
         assert!(view["properties"].get("last_delivered_at").is_some());
+        for route in [preview::SAVED, preview::UNSAVED] {
+            assert!(paths[route].get("post").is_some(), "{route}");
+        }
+        // Every link names an operation of the document.
+        let operations: Vec<&Value> = paths
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .collect();
+        let ids: Vec<&str> = operations
+            .iter()
+            .filter_map(|operation| operation["operationId"].as_str())
+            .collect();
+        let mut links = 0;
+        for operation in &operations {
+            for response in operation["responses"].as_object().unwrap().values() {
+                for link in response["links"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|l| l.values())
+                {
+                    let target = link["operationId"].as_str().unwrap();
+                    assert!(ids.contains(&target), "link to unknown operation {target}");
+                    links += 1;
+                }
+            }
+        }
+        assert!(links >= 19, "{links} links");
         let text = document.to_string();
         for reference in text.split("\"$ref\":\"").skip(1) {
             let target = reference.split('"').next().unwrap();

@@ -54,7 +54,7 @@ REQUIRED_ALERTS = {
     "HooklineConsumerLagHigh", "HooklineDeadLetters", "HooklineRebalanceStorm",
     "HooklineSsrfBlocked", "HooklineCanaryFailing", "HooklineCanaryAbsent",
 }
-REQUIRED_ROWS = ["Overview", "Ingest", "Processor", "Dispatcher", "Kafka", "Resources"]
+REQUIRED_ROWS = ["Overview", "Ingest", "Processor", "Dispatcher", "Kafka", "Control API", "Resources"]
 # Series Prometheus makes itself.
 SYNTHETIC = {"up", "ALERTS", "ALERTS_FOR_STATE"}
 # Grafana's built-in variables, replaced before a dashboard query is sent to Prometheus.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hookline_runtime::consume::{self, Next, Settled};
-use hookline_runtime::observe::{ConsumerMetrics, ObservedContext};
+use hookline_runtime::observe::{ConsumerMetrics, ObservedContext, Progress};
 use hookline_runtime::resources::{ResourceStore, ResourceWriter};
 use hookline_runtime::{KafkaSettings, kafka};
 use hookline_schemas::{
@@ -146,6 +146,14 @@ impl Dispatcher {
         if !shared.health.load(&self.settings, &shared.shutdown).await? {
             return Ok(());
         }
+        // Before a partition is revoked, its deliveries get the drain time to finish and their
+        // waits are handed to the retry topics; the rest is margin for those hand-overs.
+        for consumer in [&self.consumer, &self.retry_consumer] {
+            consumer
+                .context()
+                .in_flight()
+                .set_revoke_wait(shared.config.drain * 2);
+        }
         let deliveries = shared.topics.deliveries();
         subscribe(&self.consumer, &[deliveries.as_str()])?;
         let tiers: Vec<&str> = shared
@@ -163,10 +171,10 @@ impl Dispatcher {
                 &self.consumer,
                 shared.config.max_in_flight,
                 &stop,
-                |message| {
+                |message, release| {
                     let shared = shared.clone();
                     let job = read_job(message);
-                    async move { shared.settle(job).await }
+                    async move { shared.settle(job, release).await }
                 },
             )
             .await;
@@ -178,13 +186,13 @@ impl Dispatcher {
                 &self.retry_consumer,
                 shared.config.max_in_flight,
                 &stop,
-                |message| {
+                |message, release| {
                     let job = read_job(message);
                     match due(&shared.retry_topics, message, &job.1) {
                         Some(due) if due > Instant::now() => Next::NotBefore(due),
                         _ => {
                             let shared = shared.clone();
-                            Next::Run(async move { shared.settle(job).await })
+                            Next::Run(async move { shared.settle(job, release).await })
                         }
                     }
                 },
@@ -275,11 +283,17 @@ fn read_job(message: &BorrowedMessage<'_>) -> ReadJob {
 }
 
 impl Shared {
-    async fn settle(&self, (position, job): ReadJob) -> Result<Settled, Error> {
+    /// Delivers or dead-letters a job; `release` is cancelled when its partition is revoked or
+    /// the dispatcher stops, and the job is then handed over (see [`Self::deliver`]).
+    async fn settle(
+        &self,
+        (position, job): ReadJob,
+        release: CancellationToken,
+    ) -> Result<Settled, Error> {
         self.metrics.in_flight.inc();
         let mut acks: Acks = Vec::new();
         let settled = match job {
-            Ok(job) => self.deliver(job, &position, &mut acks).await,
+            Ok(job) => self.deliver(job, &position, &release, &mut acks).await,
             Err(error) => {
                 let payload = DeadPayload::Raw {
                     body: error.clone(),
@@ -311,8 +325,12 @@ impl Shared {
     }
 
     /// The destination of `job`, waiting a little for one this process has not read yet; `None`
-    /// when it is deleted or disabled, `Err` at shutdown.
-    async fn destination(&self, job: &DeliveryJob) -> Result<Option<Arc<Destination>>, ()> {
+    /// when it is deleted or disabled, `Err` once `release` is cancelled.
+    async fn destination(
+        &self,
+        job: &DeliveryJob,
+        release: &CancellationToken,
+    ) -> Result<Option<Arc<Destination>>, ()> {
         for wait in LOOKUP_WAITS.into_iter().map(Some).chain([None]) {
             match self.store.snapshot().destinations.get(&job.destination_id) {
                 Some(destination) if destination.enabled => return Ok(Some(destination.clone())),
@@ -322,16 +340,21 @@ impl Shared {
             let Some(wait) = wait else { break };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                () = self.shutdown.cancelled() => return Err(()),
+                () = release.cancelled() => return Err(()),
             }
         }
         Ok(None)
     }
 
+    /// Attempts `job` until it is delivered, dead or parked in a retry topic. Once `release` is
+    /// cancelled (its partition revoked, or the dispatcher stopping) an in-memory wait is handed
+    /// to a retry topic, and an attempt in progress gets [`Config::drain`] to finish before it is
+    /// abandoned to the partition's next reader.
     async fn deliver(
         &self,
         mut job: DeliveryJob,
         position: &SourcePosition,
+        release: &CancellationToken,
         acks: &mut Acks,
     ) -> Settled {
         loop {
@@ -343,11 +366,12 @@ impl Shared {
             if !wait.is_zero() {
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
-                    // Stopping: the wait goes on in a retry topic, where a restart finds it.
-                    () = self.shutdown.cancelled() => return self.park(job, wait, acks).await,
+                    // Released: the wait goes on in a retry topic, where the partition's next
+                    // reader (or a restart) finds it.
+                    () = release.cancelled() => return self.park(job, wait, acks).await,
                 }
             }
-            let destination = match self.destination(&job).await {
+            let destination = match self.destination(&job, release).await {
                 Ok(Some(destination)) => destination,
                 Ok(None) => {
                     self.metrics
@@ -392,7 +416,7 @@ impl Shared {
                     .unwrap_or(self.config.default_timeout_ms),
             );
             let draining = async {
-                self.shutdown.cancelled().await;
+                release.cancelled().await;
                 tokio::time::sleep(self.config.drain).await;
             };
             let attempt = tokio::select! {

@@ -26,6 +26,26 @@ pub struct Config {
     )]
     pub match_records: bool,
 
+    /// Process events in Kafka transactions, so each event's jobs are written to the
+    /// deliveries topic exactly once (for `read_committed` readers), even across crashes. Costs
+    /// throughput; at-least-once (the default) may repeat an event's jobs after a crash, always
+    /// with the same delivery ids.
+    #[arg(
+        long = "processor-exactly-once",
+        env = "HOOKLINE_PROCESSOR_EXACTLY_ONCE",
+        default_value_t = false
+    )]
+    pub exactly_once: bool,
+
+    /// The `transactional.id` of the exactly-once mode: unique per processor instance and
+    /// stable across its restarts (a restart then aborts what the previous run left open).
+    /// Defaults to `<topic prefix>processor-<host name>`.
+    #[arg(
+        long = "processor-transactional-id",
+        env = "HOOKLINE_PROCESSOR_TRANSACTIONAL_ID"
+    )]
+    pub transactional_id: Option<String>,
+
     /// Template limits.
     #[command(flatten)]
     pub limits: Limits,
@@ -36,6 +56,8 @@ impl Default for Config {
         Self {
             max_in_flight: 10_000,
             match_records: true,
+            exactly_once: false,
+            transactional_id: None,
             limits: Limits::default(),
         }
     }

@@ -22,6 +22,19 @@ pub enum Error {
         #[source]
         source: KafkaError,
     },
+    /// A transaction could not be started, committed or aborted (exactly-once mode), or the
+    /// producer was fenced by a newer instance with the same `transactional.id`.
+    #[error("Kafka transaction failed")]
+    Transaction(#[source] KafkaError),
+    /// Exactly-once mode was asked for on the embedded broker, which cannot do it.
+    #[error(
+        "exactly-once mode needs a real Kafka cluster: the embedded broker keeps no offsets \
+         committed in transactions and does not hide aborted records"
+    )]
+    ExactlyOnceUnsupported,
+    /// The consumer has no group metadata to commit offsets in a transaction with.
+    #[error("the consumer is not in a consumer group")]
+    NotInGroup,
     /// A job or dead letter was not acknowledged by the broker.
     #[error("a record for {topic} was not acknowledged")]
     Produce {

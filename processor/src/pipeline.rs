@@ -35,6 +35,8 @@ use crate::rules::Rules;
 use crate::trigger::Match;
 use crate::{Config, Error, context, event, job};
 
+mod exactly_once;
+
 /// The role name in client ids and consumer groups.
 pub const ROLE: &str = "processor";
 
@@ -61,10 +63,31 @@ impl Processor {
         consumers: &ConsumerMetrics,
     ) -> Result<Self, Error> {
         let topics = settings.topics();
-        let consumer = kafka::group_consumer(settings, ROLE, consumers)?;
         let mut producer_config = kafka::producer_config(settings, ROLE);
         // Room for the jobs of every event in flight, so enqueueing practically never waits.
         producer_config.set("queue.buffering.max.messages", "1000000");
+        let consumer = if config.exactly_once {
+            let id = config
+                .transactional_id
+                .clone()
+                .unwrap_or_else(|| format!("{}{ROLE}-{}", settings.topic_prefix, host_name()));
+            producer_config.set("transactional.id", id).set(
+                "transaction.timeout.ms",
+                exactly_once::TRANSACTION_TIMEOUT_MS,
+            );
+            // Offsets are committed in the transactions; only committed records are read.
+            kafka::group_consumer_with(
+                settings,
+                ROLE,
+                consumers,
+                &[
+                    ("enable.auto.commit", "false"),
+                    ("isolation.level", "read_committed"),
+                ],
+            )?
+        } else {
+            kafka::group_consumer(settings, ROLE, consumers)?
+        };
         let producer = kafka::create_producer(&producer_config)?;
         Ok(Self {
             config,
@@ -99,11 +122,16 @@ impl Processor {
             resources,
             processor: &self,
         };
+        if self.config.exactly_once {
+            return self.run_exactly_once(state, &shutdown).await;
+        }
         consume::run(
             &self.consumer,
             self.config.max_in_flight,
             &shutdown,
-            |message| state.handle(message),
+            // An event's work is waiting for acknowledgements: nothing to hand over when its
+            // partition is revoked, so the token is not watched.
+            |message, _release| state.handle(message),
         )
         .await
     }
@@ -436,6 +464,16 @@ fn short(error: &str) -> String {
 
 /// The longest error text a match record carries; the dead letter has the whole of it.
 const MATCH_ERROR_BYTES: usize = 512;
+
+/// This machine's name, for a default `transactional.id` that survives restarts.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "local".to_owned())
+}
 
 fn dead_event(
     message: &BorrowedMessage<'_>,

@@ -58,8 +58,10 @@ pub struct CompileError {
 pub struct RenderError {
     /// The field that failed, for example `actions[0].body`.
     pub field: String,
-    /// What went wrong, naming the expression that failed when minijinja knows it.
+    /// What went wrong, naming the expression that failed (and where) when minijinja knows it.
     pub reason: String,
+    /// Line and column in the field's text, when known (also written out in `reason`).
+    pub position: Option<(usize, usize)>,
 }
 
 /// Whether a trigger fires for an event, and if not, why.
@@ -205,6 +207,7 @@ impl CompiledTrigger {
             return Err(RenderError {
                 field: format!("actions[{index}].body"),
                 reason: format!("rendered body is not valid JSON: {error}"),
+                position: None,
             });
         }
         let mut headers = BTreeMap::new();
@@ -234,6 +237,7 @@ impl CompiledTrigger {
                     rendered.len(),
                     self.max_rendered_bytes
                 ),
+                position: None,
             });
         }
         Ok(rendered)
@@ -284,17 +288,20 @@ fn compile_error(field: &str, source: &str, error: &minijinja::Error) -> Compile
 /// missing field is found without guessing.
 fn render_error(field: &str, source: Option<&str>, error: &minijinja::Error) -> RenderError {
     let mut reason = describe(error);
+    let mut position = None;
     if let Some(source) = source {
         if let Some(snippet) = error.range().and_then(|range| source.get(range)) {
             reason.push_str(&format!(" in `{}`", snippet.trim()));
         }
-        if let Some((line, column)) = template::position(source, error) {
+        position = template::position(source, error);
+        if let Some((line, column)) = position {
             reason.push_str(&format!(" (line {line}, column {column})"));
         }
     }
     RenderError {
         field: field.to_owned(),
         reason,
+        position,
     }
 }
 
@@ -382,6 +389,7 @@ mod tests {
             error.reason.contains("payload.nope"),
             "the error names the expression: {error}"
         );
+        assert_eq!(error.position, Some((1, 4)), "{error}");
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! finished, and librdkafka commits what was stored. A handler error stops the loop with that
 //! record unfinished, so its offset is never committed and it is read again after a restart; so
 //! does a record whose work was abandoned at shutdown.
+//!
+//! Each record's work gets a token that is cancelled when its partition is revoked or the loop
+//! stops: work that can hand itself over (a delivery waiting for its next attempt) does so then.
+//! Before a partition goes to another consumer, its work is waited for and what finished is
+//! committed ([`InFlight::revoke`]), so a rebalance repeats no finished work.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::observe::Progress;
-use crate::offsets::OffsetTracker;
+use crate::offsets::InFlight;
 
 /// How often the age of the oldest unfinished record is reported.
 const AGE_INTERVAL: Duration = Duration::from_secs(1);
@@ -39,7 +44,8 @@ pub enum Settled {
     Abandoned,
 }
 
-/// A finished record: where it came from and how its work ended.
+/// A finished record: where it came from and how its work ended (a `Done` one is already
+/// recorded in [`InFlight`]).
 type Finished<E> = (String, i32, i64, Result<Settled, E>);
 
 /// What a gated handler makes of a record.
@@ -51,8 +57,9 @@ pub enum Next<F> {
     NotBefore(Instant),
 }
 
-/// Reads `consumer` until `shutdown`, handing every record to `handler` and storing offsets as
-/// records finish. On shutdown it stops reading, waits for the records in flight and commits.
+/// Reads `consumer` until `shutdown`, handing every record to `handler` with the token its work
+/// watches (see the module documentation) and storing offsets as records finish. On shutdown it
+/// stops reading, waits for the records in flight and commits.
 pub async fn run<C, H, F, E>(
     consumer: &StreamConsumer<C>,
     max_in_flight: usize,
@@ -61,12 +68,12 @@ pub async fn run<C, H, F, E>(
 ) -> Result<(), E>
 where
     C: ConsumerContext + Progress + 'static,
-    H: FnMut(&BorrowedMessage<'_>) -> F,
+    H: FnMut(&BorrowedMessage<'_>, CancellationToken) -> F,
     F: Future<Output = Result<Settled, E>> + Send + 'static,
     E: Send + 'static,
 {
-    run_gated(consumer, max_in_flight, shutdown, |message| {
-        Next::Run(handler(message))
+    run_gated(consumer, max_in_flight, shutdown, |message, release| {
+        Next::Run(handler(message, release))
     })
     .await
 }
@@ -82,11 +89,11 @@ pub async fn run_gated<C, H, F, E>(
 ) -> Result<(), E>
 where
     C: ConsumerContext + Progress + 'static,
-    H: FnMut(&BorrowedMessage<'_>) -> Next<F>,
+    H: FnMut(&BorrowedMessage<'_>, CancellationToken) -> Next<F>,
     F: Future<Output = Result<Settled, E>> + Send + 'static,
     E: Send + 'static,
 {
-    let mut tracker = OffsetTracker::default();
+    let in_flight = consumer.context().in_flight().clone();
     let mut tasks: JoinSet<Finished<E>> = JoinSet::new();
     let mut paused: HashMap<(String, i32), Instant> = HashMap::new();
     let mut ages = Ages::default();
@@ -97,7 +104,7 @@ where
         tokio::select! {
             biased;
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                finish(consumer, &mut tracker, &mut ages, joined)?;
+                finish(consumer, &in_flight, &mut ages, joined)?;
             }
             () = shutdown.cancelled() => break,
             _ = report.tick() => ages.report(consumer.context().as_ref()),
@@ -108,11 +115,19 @@ where
                 Ok(message) => {
                     let (topic, partition, offset) =
                         (message.topic().to_owned(), message.partition(), message.offset());
-                    match handler(&message) {
+                    let lease = in_flight.lease(&topic, partition, shutdown);
+                    match handler(&message, lease) {
                         Next::Run(work) => {
-                            tracker.start(&topic, partition, offset);
+                            in_flight.start(&topic, partition, offset);
                             ages.start(&topic, partition, offset, message.timestamp().to_millis());
-                            tasks.spawn(async move { (topic, partition, offset, work.await) });
+                            let in_flight = in_flight.clone();
+                            tasks.spawn(async move {
+                                let outcome = work.await;
+                                if matches!(outcome, Ok(Settled::Done)) {
+                                    in_flight.finish(&topic, partition, offset);
+                                }
+                                (topic, partition, offset, outcome)
+                            });
                         }
                         Next::NotBefore(due) => {
                             drop(message);
@@ -131,7 +146,7 @@ where
         }
     }
     while let Some(joined) = tasks.join_next().await {
-        finish(consumer, &mut tracker, &mut ages, joined)?;
+        finish(consumer, &in_flight, &mut ages, joined)?;
     }
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
@@ -241,7 +256,7 @@ impl Ages {
 
 fn finish<C: ConsumerContext + 'static, E>(
     consumer: &StreamConsumer<C>,
-    tracker: &mut OffsetTracker,
+    in_flight: &InFlight,
     ages: &mut Ages,
     joined: Result<Finished<E>, tokio::task::JoinError>,
 ) -> Result<(), E> {
@@ -252,10 +267,8 @@ fn finish<C: ConsumerContext + 'static, E>(
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     };
     ages.finish(&topic, partition, offset);
-    if outcome? == Settled::Abandoned {
-        return Ok(());
-    }
-    if let Some(next) = tracker.finish(&topic, partition, offset) {
+    outcome?;
+    for (topic, partition, next) in in_flight.take_ready() {
         // `store_offset` stores `offset + 1`, the next record to read.
         if let Err(error) = consumer.store_offset(&topic, partition, next - 1) {
             // The partition was revoked meanwhile; its new owner reads it again from the last
@@ -276,6 +289,7 @@ mod tests {
     struct Recorded {
         behind: HashMap<(String, i32), i64>,
         ages: Mutex<HashMap<String, f64>>,
+        in_flight: std::sync::Arc<InFlight>,
     }
 
     impl Progress for Recorded {
@@ -285,6 +299,10 @@ mod tests {
 
         fn records_behind(&self, topic: &str, partition: i32) -> Option<i64> {
             self.behind.get(&(topic.to_owned(), partition)).copied()
+        }
+
+        fn in_flight(&self) -> &std::sync::Arc<InFlight> {
+            &self.in_flight
         }
     }
 

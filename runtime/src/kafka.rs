@@ -60,6 +60,9 @@ pub fn consumer_config(settings: &KafkaSettings, role: &str, group: &str) -> Cli
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        // librdkafka's default, stated because the processor's exactly-once mode relies on it:
+        // records of aborted or open transactions are never read.
+        .set("isolation.level", "read_committed")
         .set("fetch.wait.max.ms", settings.fetch_wait_ms.to_string());
     if settings.group_protocol == GroupProtocol::Consumer {
         config.set("group.protocol", "consumer");
@@ -95,8 +98,22 @@ pub fn group_consumer(
     role: &str,
     metrics: &ConsumerMetrics,
 ) -> Result<StreamConsumer<ObservedContext>, Error> {
+    group_consumer_with(settings, role, metrics, &[])
+}
+
+/// [`group_consumer`] with these settings on top (a transactional stage commits offsets in its
+/// transactions, not with librdkafka's automatic commits, say).
+pub fn group_consumer_with(
+    settings: &KafkaSettings,
+    role: &str,
+    metrics: &ConsumerMetrics,
+    overrides: &[(&str, &str)],
+) -> Result<StreamConsumer<ObservedContext>, Error> {
     let group = group_id(settings, role);
     let mut config = consumer_config(settings, role, &group);
+    for (key, value) in overrides {
+        config.set(*key, *value);
+    }
     config.set(
         "statistics.interval.ms",
         crate::observe::STATISTICS_INTERVAL_MS.to_string(),

@@ -2,12 +2,13 @@
 //! statistics, so no separate lag exporter is needed) and rebalances.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 
+use crate::offsets::InFlight;
 use crate::telemetry::register;
 
 /// Records a consumer group is behind, per partition.
@@ -70,6 +71,7 @@ impl ConsumerMetrics {
             group: group.to_owned(),
             metrics: self.clone(),
             behind: Mutex::default(),
+            in_flight: InFlight::new(),
         }
     }
 }
@@ -80,6 +82,8 @@ pub struct ObservedContext {
     metrics: ConsumerMetrics,
     /// The last statistics' lag per (topic, partition).
     behind: Mutex<HashMap<(String, i32), i64>>,
+    /// The consume loop's work, waited for before partitions are revoked.
+    in_flight: Arc<InFlight>,
 }
 
 /// What the consume loop tells its consumer's context about progress.
@@ -89,6 +93,8 @@ pub trait Progress {
     /// Records the group is behind on a partition, by librdkafka's last statistics; `None` when
     /// unknown.
     fn records_behind(&self, topic: &str, partition: i32) -> Option<i64>;
+    /// The consume loop's work in progress, which the context's rebalance callback waits for.
+    fn in_flight(&self) -> &Arc<InFlight>;
 }
 
 impl Progress for ObservedContext {
@@ -105,6 +111,10 @@ impl Progress for ObservedContext {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(&(topic.to_owned(), partition))
             .copied()
+    }
+
+    fn in_flight(&self) -> &Arc<InFlight> {
+        &self.in_flight
     }
 }
 
@@ -164,6 +174,12 @@ fn unknown() -> i64 {
 }
 
 impl ConsumerContext for ObservedContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            self.in_flight.revoke(consumer, partitions);
+        }
+    }
+
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(_) => {}

@@ -1,7 +1,7 @@
 //! Creation of missing topics at start-up. Existing topics are left as they are: changing
 //! partitions or configs of a live topic is an operator's decision, not a side effect of a restart.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hookline_schemas::TopicKind;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -29,7 +29,7 @@ pub fn partitions(settings: &KafkaSettings, kind: TopicKind) -> i32 {
 /// and fails naming the first missing one otherwise.
 pub async fn ensure(settings: &KafkaSettings, kinds: &[TopicKind]) -> Result<(), Error> {
     let topics = settings.topics();
-    let existing = existing_topics(settings).await?;
+    let existing = usable_topics(settings).await?;
     let missing: Vec<TopicKind> = kinds
         .iter()
         .copied()
@@ -75,7 +75,8 @@ pub async fn ensure(settings: &KafkaSettings, kinds: &[TopicKind]) -> Result<(),
     for result in results {
         match result {
             Ok(topic) => info!(%topic, "Created topic."),
-            // Another process created it between our look-up and our request.
+            // Another process created it between our look-up and our request, or it exists but
+            // was not usable yet when we looked.
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
                 return Err(Error::CreateTopic {
@@ -85,7 +86,19 @@ pub async fn ensure(settings: &KafkaSettings, kinds: &[TopicKind]) -> Result<(),
             }
         }
     }
-    Ok(())
+    // The controller acknowledges a creation before every broker's metadata shows the topic
+    // (KRaft propagates it a moment later); a reader starting right now would find it missing.
+    let deadline = Instant::now() + METADATA_TIMEOUT;
+    loop {
+        let usable = usable_topics(settings).await?;
+        let Some(waiting) = names.iter().find(|name| !usable.contains(name)) else {
+            return Ok(());
+        };
+        if Instant::now() >= deadline {
+            return Err(Error::MissingTopic(waiting.clone()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The number of partitions of `topic`. A topic created a moment ago may not be in the metadata
@@ -97,7 +110,7 @@ where
     X: ConsumerContext,
     C: Consumer<X>,
 {
-    let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
+    let deadline = Instant::now() + METADATA_TIMEOUT;
     loop {
         let metadata = consumer
             .fetch_metadata(Some(topic), METADATA_TIMEOUT)
@@ -114,7 +127,7 @@ where
         if partitions > 0 {
             return Ok(partitions);
         }
-        if std::time::Instant::now() >= deadline {
+        if Instant::now() >= deadline {
             return Err(Error::MissingTopic(topic.to_owned()));
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -129,14 +142,14 @@ where
     X: ConsumerContext,
     C: Consumer<X>,
 {
-    let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
+    let deadline = Instant::now() + METADATA_TIMEOUT;
     loop {
         match consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT) {
             Err(KafkaError::MetadataFetch(
                 RDKafkaErrorCode::NotLeaderForPartition
                 | RDKafkaErrorCode::LeaderNotAvailable
                 | RDKafkaErrorCode::UnknownTopicOrPartition,
-            )) if std::time::Instant::now() < deadline => {
+            )) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(100));
             }
             result => return result,
@@ -144,7 +157,8 @@ where
     }
 }
 
-async fn existing_topics(settings: &KafkaSettings) -> Result<Vec<String>, Error> {
+/// The topics the cluster's metadata shows with partitions and without an error: ready to use.
+async fn usable_topics(settings: &KafkaSettings) -> Result<Vec<String>, Error> {
     let settings = settings.clone();
     // librdkafka's metadata call blocks; keep it off the async workers.
     tokio::task::spawn_blocking(move || {
@@ -160,6 +174,7 @@ async fn existing_topics(settings: &KafkaSettings) -> Result<Vec<String>, Error>
         Ok(metadata
             .topics()
             .iter()
+            .filter(|topic| topic.error().is_none() && !topic.partitions().is_empty())
             .map(|topic| topic.name().to_owned())
             .collect())
     })

@@ -58,6 +58,9 @@ pub const CONTROL_TOKEN: &str = "test-admin-token";
 /// The read-only token of the control API in tests.
 pub const CONTROL_READ_TOKEN: &str = "test-read-token";
 
+/// How long stages get to stop unless a test says otherwise.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+
 /// Which stages to start, with their settings.
 #[derive(Clone)]
 pub struct Stages {
@@ -65,6 +68,7 @@ pub struct Stages {
     processor: Option<hookline_processor::Config>,
     dispatcher: Option<hookline_dispatcher::Config>,
     control: Option<hookline_control::Config>,
+    shutdown_deadline: Duration,
 }
 
 impl Stages {
@@ -86,6 +90,7 @@ impl Stages {
             processor: Some(hookline_processor::Config::default()),
             dispatcher: Some(hookline_dispatcher::Config::default()),
             control: None,
+            shutdown_deadline: SHUTDOWN_DEADLINE,
         }
     }
 
@@ -105,6 +110,7 @@ impl Stages {
             processor: None,
             dispatcher: Some(config),
             control: None,
+            shutdown_deadline: SHUTDOWN_DEADLINE,
         }
     }
 
@@ -126,6 +132,7 @@ impl Stages {
             processor: None,
             dispatcher: None,
             control: None,
+            shutdown_deadline: SHUTDOWN_DEADLINE,
         }
         .with_control()
     }
@@ -137,6 +144,7 @@ impl Stages {
             processor: None,
             dispatcher: None,
             control: None,
+            shutdown_deadline: SHUTDOWN_DEADLINE,
         }
         .with_control()
     }
@@ -150,6 +158,13 @@ impl Stages {
     /// With these ingest settings.
     pub fn ingest(mut self, config: hookline_ingest::Config) -> Self {
         self.ingest = Some(config);
+        self
+    }
+
+    /// With this shutdown deadline (half of it is what a delivery in progress gets to finish
+    /// when the dispatcher stops or its partition is revoked).
+    pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
+        self.shutdown_deadline = deadline;
         self
     }
 
@@ -168,7 +183,7 @@ impl Stages {
     /// Starts the stages and waits until they are ready.
     pub async fn start(self, settings: &KafkaSettings) -> Pipeline {
         let mut config = PipelineConfig::new(settings.clone());
-        config.shutdown_deadline = Duration::from_secs(5);
+        config.shutdown_deadline = self.shutdown_deadline;
         config.ingest = self.ingest;
         config.processor = self.processor;
         config.control = self.control;

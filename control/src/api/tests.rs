@@ -17,6 +17,8 @@ const VIEWER: &str = "viewer-token";
 
 struct App {
     router: Router,
+    registry: prometheus::Registry,
+    metrics: Metrics,
     store: ResourceStore,
     history: Arc<History>,
     shutdown: CancellationToken,
@@ -79,6 +81,8 @@ async fn app_with(max_body_bytes: usize, ready: bool) -> App {
         test_timeout: Duration::from_millis(100),
         max_replay: 100,
     });
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::register(&registry);
     let router = router(ApiState {
         writes: Arc::new(Writes::new(writer, store.clone(), Duration::from_secs(20))),
         store: store.clone(),
@@ -86,9 +90,12 @@ async fn app_with(max_body_bytes: usize, ready: bool) -> App {
         ingest_base: "http://hooks.test".into(),
         max_body_bytes,
         history: history.clone(),
+        metrics: metrics.clone(),
     });
     App {
         router,
+        registry,
+        metrics,
         store,
         history,
         shutdown,
@@ -719,4 +726,227 @@ async fn an_unknown_event_is_not_ready_while_the_store_loads_and_not_found_after
     let ready = app().await;
     let answer = ready.admin("GET", "/api/v1/events/evt-1", None).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+}
+
+#[tokio::test]
+async fn a_saved_trigger_previews_what_it_would_send() {
+    let app = app().await;
+    app.seed().await;
+    let event = json!({"event": {"payload": {"n": 7}}});
+    let answer = app
+        .admin(
+            "POST",
+            "/api/v1/triggers/signups/preview",
+            Some(event.clone()),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["matched"], true);
+    assert_eq!(answer.body["error"], Value::Null);
+    let request = &answer.body["requests"][0];
+    assert_eq!(request["url"], "https://crm.example.com/hooks");
+    assert_eq!(request["method"], "POST");
+    assert_eq!(request["body"], "{\"n\": 7}");
+    // Previews write nothing, so a dashboard's token may preview too.
+    let viewer = app
+        .call(
+            "POST",
+            "/api/v1/triggers/signups/preview",
+            Some(VIEWER),
+            &[],
+            Some(event),
+        )
+        .await;
+    assert_eq!(viewer.status, StatusCode::OK, "{}", viewer.body);
+    let missing = app
+        .admin(
+            "POST",
+            "/api/v1/triggers/nope/preview",
+            Some(json!({"event": {"payload": {}}})),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let no_event = app
+        .admin(
+            "POST",
+            "/api/v1/triggers/signups/preview",
+            Some(json!({"payload": {"n": 1}})),
+        )
+        .await;
+    assert_eq!(no_event.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(no_event.problem_fields(), ["event"]);
+}
+
+#[tokio::test]
+async fn an_unsaved_trigger_says_why_it_does_not_fire() {
+    let app = app().await;
+    app.seed().await;
+    let trigger = json!({"when": {"sources": ["app"], "event_type": "event.headers[\"x-kind\"]",
+                                  "event_types": ["order.*"]},
+                         "if": "payload.total > 100",
+                         "actions": [{"destination": "crm", "body": "{\"total\": {{ payload.total }}}"}]});
+    let preview = |headers: Value, payload: Value| {
+        app.admin(
+            "POST",
+            "/api/v1/triggers/preview",
+            Some(json!({"trigger": trigger, "event": {"payload": payload, "headers": headers}})),
+        )
+    };
+    let fired = preview(json!({"X-Kind": "order.paid"}), json!({"total": 250})).await;
+    assert_eq!(fired.status, StatusCode::OK, "{}", fired.body);
+    assert_eq!(fired.body["matched"], true);
+    assert_eq!(fired.body["requests"][0]["body"], "{\"total\": 250}");
+    let small = preview(json!({"X-Kind": "order.paid"}), json!({"total": 5})).await;
+    assert_eq!(small.body["matched"], false);
+    assert_eq!(small.body["reason"], "the `if` condition is false");
+    let other = preview(json!({"X-Kind": "refund"}), json!({"total": 250})).await;
+    assert_eq!(
+        other.body["reason"],
+        "event type \"refund\" is not in when.event_types"
+    );
+    // Nothing was saved.
+    let saved = app.admin("GET", "/api/v1/triggers/preview", None).await;
+    assert_eq!(saved.status, StatusCode::NOT_FOUND, "{}", saved.body);
+}
+
+#[tokio::test]
+async fn preview_errors_name_the_field_line_and_column() {
+    let app = app().await;
+    app.seed().await;
+    let with_body = |body: &str| {
+        json!({"trigger": {"id": "draft", "when": {"sources": ["app"]},
+                           "actions": [{"destination": "crm", "body": body}]},
+               "event": {"payload": {"user": {}}}})
+    };
+    // A template that fails on the sample: the processor would dead-letter the event.
+    let failing = app
+        .admin(
+            "POST",
+            "/api/v1/triggers/preview",
+            Some(with_body("{\n  \"email\": {{ payload.user.email }}\n}")),
+        )
+        .await;
+    assert_eq!(failing.status, StatusCode::OK, "{}", failing.body);
+    let error = &failing.body["error"];
+    assert_eq!(error["field"], "actions[0].body");
+    assert_eq!(
+        (error["line"].clone(), error["column"].clone()),
+        (json!(2), json!(15))
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("payload.user.email"),
+        "{error}"
+    );
+    assert_eq!(failing.body["requests"], json!([]));
+    // A template that does not compile is refused, like a write of it would be.
+    let broken = app
+        .admin(
+            "POST",
+            "/api/v1/triggers/preview",
+            Some(with_body("{}\n{{ payload. }}")),
+        )
+        .await;
+    assert_eq!(
+        broken.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        broken.body
+    );
+    let problem = &broken.body["error"]["problems"][0];
+    assert_eq!(problem["resource"], "trigger/draft");
+    assert_eq!(problem["field"], "actions[0].body");
+    assert_eq!(problem["line"], 2);
+    let typo = app
+        .admin(
+            "POST",
+            "/api/v1/triggers/preview",
+            Some(
+                json!({"trigger": {"when": {"sources": ["app"]}, "actions": []},
+                        "event": {"payload": {}, "hedaers": {}}}),
+            ),
+        )
+        .await;
+    assert_eq!(typo.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(typo.problem_fields(), ["event.hedaers"]);
+}
+
+#[tokio::test]
+async fn a_trigger_called_preview_is_still_reachable() {
+    let app = app().await;
+    app.seed().await;
+    let created = app
+        .admin(
+            "PUT",
+            "/api/v1/triggers/preview",
+            Some(json!({"when": {"sources": ["app"]},
+                        "actions": [{"destination": "crm", "body": "{}"}]})),
+        )
+        .await;
+    // PUT without If-None-Match only replaces.
+    assert_eq!(created.status, StatusCode::NOT_FOUND, "{}", created.body);
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/triggers",
+            Some(json!({"id": "preview", "when": {"sources": ["app"]},
+                        "actions": [{"destination": "crm", "body": "{}"}]})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let read = app.admin("GET", "/api/v1/triggers/preview", None).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.body["id"], "preview");
+    let deleted = app.admin("DELETE", "/api/v1/triggers/preview", None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_route_template_never_by_path() {
+    let app = app().await;
+    app.seed().await;
+    app.admin("GET", "/api/v1/sources/app", None).await;
+    app.admin("GET", "/api/v1/sources/nope", None).await;
+    app.call("GET", "/api/v1/sources/app", Some("wrong"), &[], None)
+        .await;
+    app.admin("GET", "/api/v1/no/such/route", None).await;
+    app.admin("PUT", "/api/v1/sources", None).await;
+    let requests = |route: &str, method: &str, status: &str| {
+        app.metrics
+            .requests
+            .with_label_values(&[route, method, status])
+            .get()
+    };
+    let one = "/api/v1/sources/{id}";
+    assert_eq!(requests(one, "GET", "200"), 1);
+    assert_eq!(requests(one, "GET", "404"), 1);
+    assert_eq!(requests(one, "GET", "401"), 1);
+    assert_eq!(requests("/api/v1/sources", "POST", "201"), 1);
+    assert_eq!(requests("/api/v1/sources", "PUT", "405"), 1);
+    assert_eq!(requests("unmatched", "GET", "404"), 1);
+    let durations = app
+        .metrics
+        .duration
+        .with_label_values(&[one, "GET"])
+        .get_sample_count();
+    assert_eq!(durations, 3);
+    let mut text = Vec::new();
+    prometheus::Encoder::encode(
+        &prometheus::TextEncoder::new(),
+        &app.registry.gather(),
+        &mut text,
+    )
+    .unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("hookline_control_requests_total{method=\"GET\",route=\"/api/v1/sources/{id}\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("/api/v1/sources/app"),
+        "raw paths leak: {text}"
+    );
+    assert!(!text.contains("no/such"), "raw paths leak: {text}");
 }

@@ -50,6 +50,7 @@ pub(super) fn all() -> Map<String, Value> {
     }
     schemas.insert("Error".into(), error_schema());
     super::history::schemas(&mut generator, &mut schemas);
+    schemas.extend(preview_schemas());
     schemas
 }
 
@@ -139,7 +140,9 @@ fn error_schema() -> Value {
                             "properties": {
                                 "resource": {"type": "string", "description": "`<kind>/<id>`."},
                                 "field": {"type": "string", "description": "For example `actions[0].body`."},
-                                "message": {"type": "string"}
+                                "message": {"type": "string"},
+                                "line": {"type": ["integer", "null"], "minimum": 1, "description": "The line in the field's text, when known."},
+                                "column": {"type": ["integer", "null"], "minimum": 1, "description": "The column in the field's text, when known."}
                             }
                         }
                     }
@@ -147,4 +150,100 @@ fn error_schema() -> Value {
             }
         }
     })
+}
+
+/// The bodies of the trigger previews.
+fn preview_schemas() -> Map<String, Value> {
+    let reference = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let position = |what: &str| {
+        json!({"type": ["integer", "null"], "minimum": 1,
+               "description": format!("The {what} in the field's text, when known.")})
+    };
+    let Value::Object(schemas) = json!({
+        "PreviewEvent": {
+            "type": "object",
+            "description": "A sample event.",
+            "required": ["payload"],
+            "properties": {
+                "payload": {"description": "The event's JSON body, as a sender would post it."},
+                "headers": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "Inbound headers; the trigger sees them lower-cased in `event.headers`."
+                },
+                "source": {
+                    "allOf": [reference("ResourceId")],
+                    "description": "The source it arrives from; the trigger's first source when absent."
+                }
+            },
+            "additionalProperties": false
+        },
+        "TriggerPreviewRequest": {
+            "type": "object",
+            "required": ["event"],
+            "properties": {"event": reference("PreviewEvent")},
+            "additionalProperties": false
+        },
+        "UnsavedTriggerPreviewRequest": {
+            "type": "object",
+            "required": ["trigger", "event"],
+            "properties": {
+                "trigger": {
+                    "allOf": [reference("TriggerInput")],
+                    "description": "The trigger, as it would be created; `id` defaults to `preview`."
+                },
+                "event": reference("PreviewEvent")
+            },
+            "additionalProperties": false
+        },
+        "Preview": {
+            "type": "object",
+            "required": ["matched", "reason", "requests", "skipped", "error"],
+            "properties": {
+                "matched": {"type": "boolean", "description": "Whether `when` and `if` hold for the sample."},
+                "reason": {"type": ["string", "null"], "description": "Why the trigger does not fire, when it does not."},
+                "requests": {
+                    "type": "array",
+                    "description": "The requests it would send, one per action whose destination exists and is enabled.",
+                    "items": {
+                        "type": "object",
+                        "required": ["action", "destination", "method", "url", "headers", "body"],
+                        "properties": {
+                            "action": {"type": "integer", "minimum": 0, "description": "The action's index."},
+                            "destination": {"type": "string"},
+                            "method": {"type": "string"},
+                            "url": {"type": "string"},
+                            "headers": {"type": "object", "additionalProperties": {"type": "string"},
+                                        "description": "Rendered headers (the destination's static and signing headers are added at delivery)."},
+                            "body": {"type": "string", "description": "The rendered body."}
+                        },
+                        "additionalProperties": false
+                    }
+                },
+                "skipped": {"type": "array", "items": {"type": "string"},
+                            "description": "Actions that would send nothing, and why (a missing or disabled destination)."},
+                "error": {
+                    "description": "The condition or template that failed on the sample; the processor would dead-letter such an event.",
+                    "oneOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "required": ["field", "message", "line", "column"],
+                            "properties": {
+                                "field": {"type": "string", "description": "For example `if` or `actions[0].body`."},
+                                "message": {"type": "string"},
+                                "line": position("line"),
+                                "column": position("column")
+                            },
+                            "additionalProperties": false
+                        }
+                    ]
+                }
+            },
+            "additionalProperties": false
+        }
+    }) else {
+        return Map::new();
+    };
+    schemas
 }

@@ -1,0 +1,347 @@
+//! A client of the control API (`/api/v1`) for the CLI: one method per operation, answers as
+//! JSON, and the API's errors turned into messages that say what to fix.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+
+/// Largest page the API serves; lists are read page by page up to the end.
+const PAGE: usize = 500;
+
+/// Where the API is and how to authenticate.
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    base: Url,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL given for the API is not one.
+    #[error("--api-url {0:?} is not a URL")]
+    InvalidUrl(String),
+    /// The HTTP client could not be built.
+    #[error("could not set up the HTTP client")]
+    Setup(#[source] reqwest::Error),
+    /// The API could not be reached, or did not answer in time.
+    #[error(
+        "could not reach the control API at {url} (is `hookline control` running there? see --api-url)"
+    )]
+    Unreachable {
+        /// The URL called.
+        url: String,
+        /// The client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The API answered with an error.
+    #[error("{0}")]
+    Api(ApiFailure),
+    /// The API answered something that is not the JSON it documents.
+    #[error("the control API answered {status} with a body that is not JSON: {body}")]
+    NotJson {
+        /// The status of the answer.
+        status: StatusCode,
+        /// The start of the body.
+        body: String,
+    },
+}
+
+/// An error answer of the API: `{"error": {"code", "message", "problems"}}`.
+#[derive(Debug)]
+pub struct ApiFailure {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The stable error code, such as `not_found` or `invalid`.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+    /// `(resource, field, message)` of each problem with the resource sent.
+    pub problems: Vec<(String, String, String)>,
+}
+
+impl fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}, {})", self.message, self.code, self.status)?;
+        for (resource, field, message) in &self.problems {
+            write!(f, "\n  {resource} {field}: {message}")?;
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            write!(
+                f,
+                "\n  set --api-token or HOOKLINE_API_TOKEN to an admin token"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl ApiClient {
+    /// A client of the API at `base` (for example `http://127.0.0.1:8081`), sending `token` as a
+    /// bearer token when given.
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        let mut base = Url::parse(base).map_err(|_| ClientError::InvalidUrl(base.to_owned()))?;
+        if base.cannot_be_a_base() {
+            return Err(ClientError::InvalidUrl(base.to_string()));
+        }
+        // Relative paths join below the base, also when it has a path prefix.
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(ClientError::Setup)?;
+        Ok(Self {
+            base,
+            token: token.filter(|token| !token.is_empty()),
+            http,
+        })
+    }
+
+    /// Every resource of a collection (`sources`, `destinations`, `triggers`) passing `filters`
+    /// (query parameters such as `enabled=true`), reading page after page.
+    pub async fn list(
+        &self,
+        collection: &str,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<Value>, ClientError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query: Vec<(&str, String)> = filters.to_vec();
+            query.push(("limit", PAGE.to_string()));
+            if let Some(cursor) = &cursor {
+                query.push(("cursor", cursor.clone()));
+            }
+            let page = self
+                .call(Method::GET, &format!("api/v1/{collection}"), &query, None)
+                .await?;
+            if let Some(page_items) = page.get("items").and_then(Value::as_array) {
+                items.extend(page_items.iter().cloned());
+            }
+            match page.get("next_cursor").and_then(Value::as_str) {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// One resource.
+    pub async fn get(&self, collection: &str, id: &str) -> Result<Value, ClientError> {
+        self.call(Method::GET, &one(collection, id), &[], None)
+            .await
+    }
+
+    /// Creates a resource; the answer shows generated tokens and secrets this once.
+    pub async fn create(&self, collection: &str, body: &Value) -> Result<Value, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("api/v1/{collection}"),
+            &[],
+            Some(body),
+        )
+        .await
+    }
+
+    /// Deletes a resource.
+    pub async fn delete(&self, collection: &str, id: &str) -> Result<(), ClientError> {
+        self.call(Method::DELETE, &one(collection, id), &[], None)
+            .await
+            .map(drop)
+    }
+
+    /// Enables or disables a resource; returns it as written.
+    pub async fn switch(
+        &self,
+        collection: &str,
+        id: &str,
+        enabled: bool,
+    ) -> Result<Value, ClientError> {
+        let verb = if enabled { "enable" } else { "disable" };
+        self.call(
+            Method::POST,
+            &format!("{}/{verb}", one(collection, id)),
+            &[],
+            None,
+        )
+        .await
+    }
+
+    /// What a trigger would send for a sample event: the saved trigger `id`, or the unsaved one
+    /// in `body["trigger"]` when `id` is `None`.
+    pub async fn preview(&self, id: Option<&str>, body: &Value) -> Result<Value, ClientError> {
+        let path = match id {
+            Some(id) => format!("{}/preview", one("triggers", id)),
+            None => "api/v1/triggers/preview".to_owned(),
+        };
+        self.call(Method::POST, &path, &[], Some(body)).await
+    }
+
+    /// `GET` of the API path made of `segments` (each percent-encoded), with `query`.
+    pub async fn fetch(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<Value, ClientError> {
+        self.call(Method::GET, &path(segments), query, None).await
+    }
+
+    /// `POST` of `body` to the API path made of `segments`.
+    pub async fn send(&self, segments: &[&str], body: &Value) -> Result<Value, ClientError> {
+        self.call(Method::POST, &path(segments), &[], Some(body))
+            .await
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let mut url = self
+            .base
+            .join(path)
+            .map_err(|_| ClientError::InvalidUrl(format!("{}{path}", self.base)))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let mut request = self.http.request(method, url.clone());
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let unreachable = |source| ClientError::Unreachable {
+            url: url.to_string(),
+            source,
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let text = response.text().await.map_err(unreachable)?;
+        if status == StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        let body: Value = serde_json::from_str(&text).map_err(|_| ClientError::NotJson {
+            status,
+            body: text.chars().take(200).collect(),
+        })?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(ClientError::Api(failure(status, &body)))
+        }
+    }
+}
+
+/// The path of one resource; the id is percent-encoded as a path segment.
+fn one(collection: &str, id: &str) -> String {
+    path(&[collection, id])
+}
+
+/// `api/v1/` and `segments`, each percent-encoded as one path segment.
+fn path(segments: &[&str]) -> String {
+    let mut url = Url::parse("http://x/").expect("a valid URL");
+    url.path_segments_mut()
+        .expect("an http URL has a path")
+        .extend(["api", "v1"])
+        .extend(segments);
+    url.path().trim_start_matches('/').to_owned()
+}
+
+fn failure(status: StatusCode, body: &Value) -> ApiFailure {
+    let error = &body["error"];
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    let problems = error["problems"]
+        .as_array()
+        .map(|problems| {
+            problems
+                .iter()
+                .map(|p| (text(&p["resource"]), text(&p["field"]), text(&p["message"])))
+                .collect()
+        })
+        .unwrap_or_default();
+    ApiFailure {
+        status,
+        code: text(&error["code"]),
+        message: text(&error["message"]),
+        problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_encoded_as_one_path_segment() {
+        assert_eq!(one("sources", "shop"), "api/v1/sources/shop");
+        assert_eq!(one("sources", "a/b c"), "api/v1/sources/a%2Fb%20c");
+    }
+
+    #[test]
+    fn a_base_with_a_path_keeps_it() {
+        let client = ApiClient::new("https://ops.example.com/hookline", None).unwrap();
+        assert_eq!(
+            client.base.join("api/v1/sources").unwrap().as_str(),
+            "https://ops.example.com/hookline/api/v1/sources"
+        );
+        assert!(ApiClient::new("not a url", None).is_err());
+    }
+
+    #[tokio::test]
+    async fn lists_follow_the_cursor_to_the_last_page() {
+        use axum::extract::Query;
+        use axum::routing::get;
+        use std::collections::HashMap;
+
+        // Two pages: the second is asked for with the first's cursor, filters kept.
+        let app = axum::Router::new().route(
+            "/api/v1/sources",
+            get(|Query(query): Query<HashMap<String, String>>| async move {
+                assert_eq!(query.get("enabled").map(String::as_str), Some("true"));
+                assert_eq!(query.get("limit").map(String::as_str), Some("500"));
+                axum::Json(match query.get("cursor").map(String::as_str) {
+                    None => serde_json::json!({"items": [{"id": "a"}], "next_cursor": "YQ"}),
+                    Some("YQ") => serde_json::json!({"items": [{"id": "b"}], "next_cursor": null}),
+                    Some(other) => panic!("unexpected cursor {other}"),
+                })
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = ApiClient::new(&format!("http://{addr}"), Some("t".into())).unwrap();
+        let items = client
+            .list("sources", &[("enabled", "true".to_owned())])
+            .await
+            .unwrap();
+        server.abort();
+        let ids: Vec<&str> = items
+            .iter()
+            .filter_map(|item| item["id"].as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn errors_list_the_problems_and_how_to_authenticate() {
+        let body = serde_json::json!({"error": {"code": "invalid", "message": "the resource is invalid",
+            "problems": [{"resource": "trigger/t", "field": "actions[0].body", "message": "does not compile"}]}});
+        let text = failure(StatusCode::UNPROCESSABLE_ENTITY, &body).to_string();
+        assert!(
+            text.contains("trigger/t actions[0].body: does not compile"),
+            "{text}"
+        );
+        let body =
+            serde_json::json!({"error": {"code": "unauthorized", "message": "missing token"}});
+        let text = failure(StatusCode::UNAUTHORIZED, &body).to_string();
+        assert!(text.contains("HOOKLINE_API_TOKEN"), "{text}");
+    }
+}

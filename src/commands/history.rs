@@ -1,0 +1,539 @@
+//! What happened, through the control API's event store: `hookline events get|list|replay`,
+//! `hookline attempts list`, `hookline dead list|replay` and `hookline test DESTINATION`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{ArgGroup, Args, Subcommand};
+use serde_json::{Map, Value, json};
+
+use super::{ApiArgs, output};
+
+/// `hookline events …`.
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    /// Where the API is and how to print.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: EventAction,
+}
+
+/// What to do with events.
+#[derive(Debug, Subcommand)]
+pub enum EventAction {
+    /// An event's journey: when and from where it came, which triggers matched (or why none
+    /// did), its deliveries and every attempt with the receiver's answer.
+    Get {
+        /// The event id (the `id` ingest answered with).
+        id: String,
+    },
+    /// A source's events and the requests ingest refused, newest first.
+    List {
+        /// The source.
+        #[arg(long)]
+        source: String,
+        /// Only accepted events (`event`) or only refused requests (`rejected`).
+        #[arg(long, value_parser = ["event", "rejected"])]
+        kind: Option<String>,
+        /// The window and page size.
+        #[command(flatten)]
+        window: Window,
+    },
+    /// Send stored events through the processor again (after fixing a trigger, say): by id,
+    /// or every event of a source in a time window.
+    Replay(Selection),
+}
+
+/// `hookline attempts …`.
+#[derive(Debug, Args)]
+pub struct AttemptArgs {
+    /// Where the API is and how to print.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AttemptAction,
+}
+
+/// What to do with attempts.
+#[derive(Debug, Subcommand)]
+pub enum AttemptAction {
+    /// A destination's delivery attempts, newest first.
+    List {
+        /// The destination.
+        #[arg(long)]
+        destination: String,
+        /// Only attempts with this outcome.
+        #[arg(long, value_parser = ["delivered", "retrying", "dead", "blocked"])]
+        outcome: Option<String>,
+        /// The window and page size.
+        #[command(flatten)]
+        window: Window,
+    },
+}
+
+/// `hookline dead …`.
+#[derive(Debug, Args)]
+pub struct DeadArgs {
+    /// Where the API is and how to print.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: DeadAction,
+}
+
+/// What to do with dead letters.
+#[derive(Debug, Subcommand)]
+pub enum DeadAction {
+    /// Dead letters, newest first, with their reasons.
+    List {
+        /// Only those of this destination.
+        #[arg(long)]
+        destination: Option<String>,
+        /// Only those of this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only those with this reason (`exhausted`, `rejected`, `render_failed`, …).
+        #[arg(long)]
+        reason: Option<String>,
+        /// The window and page size.
+        #[command(flatten)]
+        window: Window,
+    },
+    /// Send dead jobs to their destinations again (new attempts, same delivery ids): by id, or
+    /// every one of a destination, source or reason in a time window.
+    Replay(Selection),
+}
+
+/// A time window and a page size.
+#[derive(Debug, Args)]
+pub struct Window {
+    /// From this time on (RFC 3339, for example 2026-11-23T10:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+/// Which records a replay takes: ids, or a filter.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).multiple(true)
+    .args(["ids", "destination", "source", "reason", "since"])))]
+pub struct Selection {
+    /// The ids (dead letter ids, or event ids for `events replay`).
+    pub ids: Vec<String>,
+    /// Those of this destination (dead letters only).
+    #[arg(long, conflicts_with = "ids")]
+    pub destination: Option<String>,
+    /// Those of this source.
+    #[arg(long, conflicts_with = "ids")]
+    pub source: Option<String>,
+    /// Those with this reason (dead letters only).
+    #[arg(long, conflicts_with = "ids")]
+    pub reason: Option<String>,
+    /// From this time on (RFC 3339).
+    #[arg(long, conflicts_with = "ids")]
+    pub since: Option<String>,
+    /// Before this time (RFC 3339).
+    #[arg(long, conflicts_with = "ids")]
+    pub until: Option<String>,
+}
+
+/// `hookline test DESTINATION`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Where the API is and how to print.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The destination to send a test webhook to.
+    pub destination: String,
+    /// A JSON file with the body to send; a sample event when absent.
+    #[arg(long)]
+    pub body: Option<PathBuf>,
+    /// A header to add, `Name: value`, repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+}
+
+/// Runs `hookline events …`.
+pub async fn events(args: EventArgs) -> anyhow::Result<()> {
+    let client = args.api.client()?;
+    let answer = match &args.action {
+        EventAction::Get { id } => client.fetch(&["events", id], &[]).await?,
+        EventAction::List {
+            source,
+            kind,
+            window,
+        } => {
+            let mut query = window.query();
+            query.extend(kind.iter().map(|kind| ("kind", kind.clone())));
+            client.fetch(&["sources", source, "events"], &query).await?
+        }
+        EventAction::Replay(selection) => {
+            client
+                .send(&["events", "replay"], &selection.request())
+                .await?
+        }
+    };
+    if args.api.json {
+        return output::json(&answer);
+    }
+    match &args.action {
+        EventAction::Get { .. } => print_journey(&answer),
+        EventAction::List { .. } => print_page(&answer, EVENT_COLUMNS, "events"),
+        EventAction::Replay(_) => print_replay(&answer),
+    }
+    Ok(())
+}
+
+/// Runs `hookline attempts …`.
+pub async fn attempts(args: AttemptArgs) -> anyhow::Result<()> {
+    let client = args.api.client()?;
+    let AttemptAction::List {
+        destination,
+        outcome,
+        window,
+    } = &args.action;
+    let mut query = window.query();
+    query.extend(outcome.iter().map(|outcome| ("outcome", outcome.clone())));
+    let answer = client
+        .fetch(&["destinations", destination, "attempts"], &query)
+        .await?;
+    if args.api.json {
+        return output::json(&answer);
+    }
+    print_page(&answer, ATTEMPT_COLUMNS, "attempts");
+    Ok(())
+}
+
+/// Runs `hookline dead …`.
+pub async fn dead(args: DeadArgs) -> anyhow::Result<()> {
+    let client = args.api.client()?;
+    let answer = match &args.action {
+        DeadAction::List {
+            destination,
+            source,
+            reason,
+            window,
+        } => {
+            let mut query = window.query();
+            for (name, value) in [
+                ("destination", destination),
+                ("source", source),
+                ("reason", reason),
+            ] {
+                query.extend(value.iter().map(|value| (name, value.clone())));
+            }
+            client.fetch(&["dead-letters"], &query).await?
+        }
+        DeadAction::Replay(selection) => {
+            client
+                .send(&["dead-letters", "replay"], &selection.request())
+                .await?
+        }
+    };
+    if args.api.json {
+        return output::json(&answer);
+    }
+    match &args.action {
+        DeadAction::List { .. } => print_page(&answer, DEAD_COLUMNS, "dead letters"),
+        DeadAction::Replay(_) => print_replay(&answer),
+    }
+    Ok(())
+}
+
+/// Runs `hookline test DESTINATION`; fails unless the receiver answered 2xx.
+pub async fn test(args: TestArgs) -> anyhow::Result<()> {
+    let mut request = Map::new();
+    if let Some(path) = &args.body {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read {}", path.display()))?;
+        let body: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        request.insert("body".to_owned(), body);
+    }
+    if !args.headers.is_empty() {
+        request.insert("headers".to_owned(), headers(&args.headers)?);
+    }
+    let answer = args
+        .api
+        .client()?
+        .send(
+            &["destinations", &args.destination, "test"],
+            &Value::Object(request),
+        )
+        .await?;
+    if args.api.json {
+        output::json(&answer)?;
+    } else {
+        print_test(&answer);
+    }
+    match answer["attempt"]["outcome"].as_str() {
+        Some("delivered") => Ok(()),
+        Some(outcome) => bail!("the test webhook was not delivered ({outcome})"),
+        None => bail!("no attempt yet: the dispatcher has not delivered the test webhook in time"),
+    }
+}
+
+impl Window {
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = vec![("limit", self.limit.to_string())];
+        query.extend(self.since.iter().map(|since| ("since", since.clone())));
+        query.extend(self.until.iter().map(|until| ("until", until.clone())));
+        query
+    }
+}
+
+impl Selection {
+    /// The API's replay request: `{"ids": [...]}`, or the filter's fields that are set.
+    fn request(&self) -> Value {
+        if !self.ids.is_empty() {
+            return json!({ "ids": self.ids });
+        }
+        let mut request = Map::new();
+        for (name, value) in [
+            ("destination", &self.destination),
+            ("source", &self.source),
+            ("reason", &self.reason),
+            ("since", &self.since),
+            ("until", &self.until),
+        ] {
+            if let Some(value) = value {
+                request.insert(name.to_owned(), Value::String(value.clone()));
+            }
+        }
+        Value::Object(request)
+    }
+}
+
+/// `Name: value` headers as a JSON object.
+fn headers(headers: &[String]) -> anyhow::Result<Value> {
+    let mut object = Map::new();
+    for header in headers {
+        let Some((name, value)) = header.split_once(':') else {
+            bail!("--header {header:?} is not `Name: value`");
+        };
+        object.insert(
+            name.trim().to_owned(),
+            Value::String(value.trim().to_owned()),
+        );
+    }
+    Ok(Value::Object(object))
+}
+
+/// Columns of a list: the header, and the fields that fill it (the first one present).
+type Columns = &'static [(&'static str, &'static [&'static str])];
+
+/// The columns of a source's events and refused requests.
+const EVENT_COLUMNS: Columns = &[
+    ("AT", &["received_at", "at"]),
+    ("EVENT / REQUEST", &["event_id", "request_id"]),
+    ("KIND", &["kind"]),
+    ("MATCH", &["match_outcome"]),
+    ("FROM", &["client"]),
+    ("REFUSED", &["status"]),
+    ("WHY", &["message"]),
+];
+
+/// The columns of attempts.
+const ATTEMPT_COLUMNS: Columns = &[
+    ("STARTED", &["started_at"]),
+    ("DELIVERY", &["delivery_id"]),
+    ("ATTEMPT", &["attempt"]),
+    ("OUTCOME", &["outcome"]),
+    ("STATUS", &["status"]),
+    ("SECONDS", &["latency_seconds"]),
+    ("ERROR", &["error"]),
+];
+
+/// The columns of dead letters.
+const DEAD_COLUMNS: Columns = &[
+    ("DEAD AT", &["dead_at"]),
+    ("ID", &["id"]),
+    ("REASON", &["reason"]),
+    ("ATTEMPTS", &["attempts"]),
+    ("ERROR", &["error"]),
+];
+
+fn print_page(page: &Value, columns: Columns, what: &str) {
+    let items = page["items"].as_array().map_or(&[][..], Vec::as_slice);
+    if items.is_empty() {
+        println!("No {what}.");
+        return;
+    }
+    output::rows(
+        columns.iter().map(|(header, _)| *header),
+        items.iter().map(|item| {
+            columns
+                .iter()
+                .map(|(_, fields)| {
+                    let value = fields
+                        .iter()
+                        .map(|field| &item[*field])
+                        .find(|v| !v.is_null());
+                    value.map(output::cell).unwrap_or_default()
+                })
+                .collect()
+        }),
+    );
+    if page["next_cursor"].is_string() {
+        println!("(more: raise --limit, or narrow --since/--until)");
+    }
+}
+
+fn print_journey(journey: &Value) {
+    let matched = &journey["match"];
+    output::rows(
+        ["FIELD", "VALUE"],
+        [
+            ("event", &journey["event_id"]),
+            ("source", &journey["source"]),
+            ("received at", &journey["received_at"]),
+            ("from", &journey["client"]),
+            ("bytes", &journey["size_bytes"]),
+            ("match", &matched["outcome"]),
+            ("match error", &matched["error"]),
+        ]
+        .into_iter()
+        .map(|(field, value)| vec![field.to_owned(), output::cell(value)]),
+    );
+    let deliveries = journey["deliveries"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    if deliveries.is_empty() {
+        println!("No deliveries.");
+        return;
+    }
+    let rows = deliveries.iter().flat_map(|delivery| {
+        let attempts = delivery["attempts"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice);
+        let head = vec![
+            output::cell(&delivery["delivery_id"]),
+            output::cell(&delivery["destination_id"]),
+            output::cell(&delivery["status"]),
+            String::new(),
+            String::new(),
+            String::new(),
+        ];
+        std::iter::once(head).chain(attempts.iter().map(|attempt| {
+            vec![
+                String::new(),
+                format!("attempt {}", output::cell(&attempt["attempt"])),
+                output::cell(&attempt["outcome"]),
+                output::cell(&attempt["status"]),
+                output::cell(&attempt["latency_seconds"]),
+                output::cell(&attempt["response_body"]) + &output::cell(&attempt["error"]),
+            ]
+        }))
+    });
+    output::rows(
+        [
+            "DELIVERY",
+            "DESTINATION",
+            "STATUS",
+            "HTTP",
+            "SECONDS",
+            "ANSWER",
+        ],
+        rows,
+    );
+}
+
+fn print_replay(result: &Value) {
+    println!(
+        "Replayed {} jobs and {} events{}.",
+        output::cell(&result["replayed_jobs"]),
+        output::cell(&result["replayed_events"]),
+        if result["truncated"].as_bool() == Some(true) {
+            " (stopped at the limit: replay again for the rest)"
+        } else {
+            ""
+        }
+    );
+    for skipped in result["skipped"].as_array().map_or(&[][..], Vec::as_slice) {
+        println!("  skipped: {}", output::cell(skipped));
+    }
+}
+
+fn print_test(result: &Value) {
+    let attempt = &result["attempt"];
+    output::rows(
+        ["FIELD", "VALUE"],
+        [
+            ("delivery", &result["delivery_id"]),
+            ("outcome", &attempt["outcome"]),
+            ("status", &attempt["status"]),
+            ("seconds", &attempt["latency_seconds"]),
+            ("answer", &attempt["response_body"]),
+            ("error", &attempt["error"]),
+        ]
+        .into_iter()
+        .map(|(field, value)| vec![field.to_owned(), output::cell(value)]),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selection(ids: &[&str]) -> Selection {
+        Selection {
+            ids: ids.iter().map(|id| (*id).to_owned()).collect(),
+            destination: None,
+            source: None,
+            reason: None,
+            since: None,
+            until: None,
+        }
+    }
+
+    #[test]
+    fn a_replay_takes_ids_or_the_filters_that_are_set() {
+        assert_eq!(
+            selection(&["d1", "d2"]).request(),
+            json!({"ids": ["d1", "d2"]})
+        );
+        let filtered = Selection {
+            destination: Some("crm".to_owned()),
+            since: Some("2026-11-23T10:00:00Z".to_owned()),
+            ..selection(&[])
+        };
+        assert_eq!(
+            filtered.request(),
+            json!({"destination": "crm", "since": "2026-11-23T10:00:00Z"})
+        );
+    }
+
+    #[test]
+    fn headers_need_a_colon() {
+        assert_eq!(
+            headers(&["X-Env: prod".to_owned()]).unwrap(),
+            json!({"X-Env": "prod"})
+        );
+        assert!(headers(&["no colon".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn windows_always_send_their_limit() {
+        let window = Window {
+            since: Some("2026-11-23T10:00:00Z".to_owned()),
+            until: None,
+            limit: 20,
+        };
+        assert_eq!(
+            window.query(),
+            [
+                ("limit", "20".to_owned()),
+                ("since", "2026-11-23T10:00:00Z".to_owned())
+            ]
+        );
+    }
+}

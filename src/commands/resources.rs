@@ -1,0 +1,246 @@
+//! `hookline sources|destinations|triggers list|get|create|delete|enable|disable`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use hookline_control::kind::plural;
+use hookline_schemas::ResourceKind;
+use serde_json::{Map, Value};
+
+use super::ApiArgs;
+use super::output;
+
+/// A kind's commands.
+#[derive(Debug, Args)]
+pub struct ResourceArgs {
+    /// Where the API is and how to print.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+/// What to do with resources of one kind.
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// List them (every page), in id order.
+    List(ListArgs),
+    /// Show one, secrets masked.
+    Get {
+        /// The id.
+        id: String,
+    },
+    /// Create one from a JSON or TOML file and/or flags; generated tokens and secrets are shown
+    /// this once.
+    Create(CreateArgs),
+    /// Delete one.
+    Delete {
+        /// The id.
+        id: String,
+    },
+    /// Enable one (a destination also forgets why it was disabled).
+    Enable {
+        /// The id.
+        id: String,
+    },
+    /// Disable one: a source's URL answers 403, a trigger stops firing, a destination stops
+    /// receiving.
+    Disable {
+        /// The id.
+        id: String,
+    },
+}
+
+/// `list`'s filters.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only enabled (true) or disabled (false) ones.
+    #[arg(long)]
+    pub enabled: Option<bool>,
+    /// Only ids starting with this.
+    #[arg(long)]
+    pub id_prefix: Option<String>,
+    /// Only names starting with this, ignoring case.
+    #[arg(long)]
+    pub name_prefix: Option<String>,
+}
+
+/// `create`'s input: a file, flags, or both (flags win).
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The resource as a JSON or TOML file (fields as in `hookline apply` files and the API);
+    /// `-` reads standard input.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// The id; made up when absent.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// The name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A destination's URL.
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+/// Runs one command on resources of `kind`.
+pub async fn run(kind: ResourceKind, args: ResourceArgs) -> anyhow::Result<()> {
+    let client = args.api.client()?;
+    let collection = plural(kind);
+    let json = args.api.json;
+    match args.action {
+        Action::List(filters) => {
+            let mut query = Vec::new();
+            if let Some(enabled) = filters.enabled {
+                query.push(("enabled", enabled.to_string()));
+            }
+            if let Some(prefix) = filters.id_prefix {
+                query.push(("id_prefix", prefix));
+            }
+            if let Some(prefix) = filters.name_prefix {
+                query.push(("name_prefix", prefix));
+            }
+            let items = client.list(collection, &query).await?;
+            if json {
+                output::json(&Value::Array(items))
+            } else {
+                output::list(kind, &items);
+                Ok(())
+            }
+        }
+        Action::Get { id } => {
+            let resource = client.get(collection, &id).await?;
+            show(json, &resource)
+        }
+        Action::Create(input) => {
+            let body = body(&input)?;
+            let resource = client.create(collection, &body).await?;
+            show(json, &resource)?;
+            if !json && kind == ResourceKind::Source {
+                println!("Tokens and secrets are shown in full this once; store them now.");
+            }
+            Ok(())
+        }
+        Action::Delete { id } => {
+            client.delete(collection, &id).await?;
+            if json {
+                output::json(&serde_json::json!({ "id": id, "deleted": true }))
+            } else {
+                println!("Deleted {} {id}.", kind.as_str());
+                Ok(())
+            }
+        }
+        Action::Enable { id } => switch(json, &client.switch(collection, &id, true).await?, kind),
+        Action::Disable { id } => switch(json, &client.switch(collection, &id, false).await?, kind),
+    }
+}
+
+fn show(json: bool, resource: &Value) -> anyhow::Result<()> {
+    if json {
+        output::json(resource)
+    } else {
+        output::resource(resource);
+        Ok(())
+    }
+}
+
+fn switch(json: bool, resource: &Value, kind: ResourceKind) -> anyhow::Result<()> {
+    if json {
+        return output::json(resource);
+    }
+    let id = resource["id"].as_str().unwrap_or_default();
+    let state = if resource["enabled"] == Value::Bool(true) {
+        "Enabled"
+    } else {
+        "Disabled"
+    };
+    println!("{state} {} {id}.", kind.as_str());
+    Ok(())
+}
+
+/// The body to create: the file's object, with the flags set on top.
+fn body(input: &CreateArgs) -> anyhow::Result<Value> {
+    let mut object = match &input.file {
+        Some(path) => read_object(path)?,
+        None => Map::new(),
+    };
+    for (field, value) in [
+        ("id", &input.id),
+        ("name", &input.name),
+        ("url", &input.url),
+    ] {
+        if let Some(value) = value {
+            object.insert(field.to_owned(), Value::String(value.clone()));
+        }
+    }
+    Ok(Value::Object(object))
+}
+
+/// A JSON or TOML file holding one resource as an object (TOML by a `.toml` name, else JSON,
+/// else TOML).
+pub fn read_object(path: &Path) -> anyhow::Result<Map<String, Value>> {
+    let text = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("could not read standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("could not read {}", path.display()))?
+    };
+    let toml_named = path.extension().is_some_and(|ext| ext == "toml");
+    let parsed = if toml_named {
+        from_toml(&text)?
+    } else {
+        match serde_json::from_str::<Value>(&text) {
+            Ok(value) => value,
+            Err(json_error) => from_toml(&text).map_err(|_| {
+                anyhow::anyhow!("{} is neither JSON ({json_error}) nor TOML", path.display())
+            })?,
+        }
+    };
+    match parsed {
+        Value::Object(object) => Ok(object),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Array(_) => {
+            bail!("{} must hold one resource, as an object", path.display())
+        }
+    }
+}
+
+fn from_toml(text: &str) -> anyhow::Result<Value> {
+    let table: toml::Table = toml::from_str(text).context("invalid TOML")?;
+    Ok(serde_json::to_value(table)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        let path =
+            std::env::temp_dir().join(format!("hookline-create-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "id = \"crm\"\nurl = \"https://old.example.com\"\nheaders = { x-team = \"growth\" }\n",
+        )
+        .unwrap();
+        let body = body(&CreateArgs {
+            file: Some(path.clone()),
+            id: None,
+            name: Some("CRM".into()),
+            url: Some("https://crm.example.com/hooks".into()),
+        })
+        .unwrap();
+        std::fs::remove_file(path).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"id": "crm", "name": "CRM", "url": "https://crm.example.com/hooks",
+                               "headers": {"x-team": "growth"}})
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! End-to-end tests of the `hookline` commands on the control API: the real binary, with the API
+//! URL and token from the environment, against ingest and control on a test Kafka. What the CLI
+//! does must be visible where it matters: a source it disables answers 403 at its inbound URL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+use std::process::Command;
+
+use harness::stages::{CONTROL_READ_TOKEN, CONTROL_TOKEN, Stages};
+use harness::{TestKafka, TestReceiver};
+use hookline::pipeline::Pipeline;
+use serde_json::{Value, json};
+
+/// What a run of the binary printed, and whether it succeeded.
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(self) -> String {
+        assert!(self.success, "failed: {}\n{}", self.stderr, self.stdout);
+        self.stdout
+    }
+
+    fn json(self) -> Value {
+        let stdout = self.ok();
+        serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("not JSON: {stdout}"))
+    }
+}
+
+/// Runs `hookline ARGS` with the API's URL and `token` in the environment.
+async fn hookline(pipeline: &Pipeline, token: &str, args: &[&str]) -> Run {
+    let url = format!("http://{}", pipeline.control_addr.unwrap());
+    let token = token.to_owned();
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let output = Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .args(&args)
+            .env("HOOKLINE_API_URL", url)
+            .env("HOOKLINE_API_TOKEN", token)
+            .output()
+            .unwrap();
+        Run {
+            success: output.status.success(),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+async fn admin(pipeline: &Pipeline, args: &[&str]) -> Run {
+    hookline(pipeline, CONTROL_TOKEN, args).await
+}
+
+/// Writes `text` to a file of this test run named `name`.
+fn file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hookline-cli-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_creates_lists_disables_and_deletes_resources() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let pipeline = Stages::ingest_and_control().start(&settings).await;
+
+    // A destination from flags, a source from a JSON file, a trigger from a TOML file.
+    let created = admin(
+        &pipeline,
+        &[
+            "destinations",
+            "create",
+            "--id",
+            "crm",
+            "--url",
+            &receiver.url("/hooks/crm"),
+        ],
+    )
+    .await
+    .ok();
+    assert!(
+        created.contains("crm") && created.contains("/hooks/crm"),
+        "{created}"
+    );
+    let source = file("shop.json", r#"{"id": "shop", "name": "Shop"}"#);
+    let source = admin(
+        &pipeline,
+        &[
+            "sources",
+            "create",
+            "-f",
+            source.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await
+    .json();
+    let token = source["auth"][0]["tokens"][0].as_str().unwrap().to_owned();
+    let ingest_url = source["ingest_url"].as_str().unwrap().to_owned();
+    let trigger = file(
+        "orders.toml",
+        "id = \"orders\"\nname = \"Orders\"\nwhen = { sources = [\"shop\"] }\n\
+         [[actions]]\ndestination = \"crm\"\nbody = '{\"order\": {{ payload.order }}}'\n",
+    );
+    admin(
+        &pipeline,
+        &["triggers", "create", "--file", trigger.to_str().unwrap()],
+    )
+    .await
+    .ok();
+
+    // Tables for people, JSON for scripts; a read-only token may list.
+    let table = hookline(&pipeline, CONTROL_READ_TOKEN, &["triggers", "list"])
+        .await
+        .ok();
+    let row = table
+        .lines()
+        .find(|line| line.contains("orders"))
+        .unwrap_or_else(|| panic!("no row for orders in\n{table}"));
+    assert!(row.contains("shop") && row.contains("crm"), "{row}");
+    assert!(table.contains("DESTINATIONS"), "{table}");
+    let listed = admin(&pipeline, &["sources", "list", "--json"])
+        .await
+        .json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(
+        !listed.to_string().contains(&token),
+        "secrets are masked after the create"
+    );
+
+    // Disabling through the CLI closes the source's URL.
+    let post = || {
+        reqwest::Client::new()
+            .post(&ingest_url)
+            .bearer_auth(&token)
+            .json(&json!({"order": 1}))
+            .send()
+    };
+    assert_eq!(post().await.unwrap().status(), 202);
+    let disabled = admin(&pipeline, &["sources", "disable", "shop"]).await.ok();
+    assert_eq!(disabled.trim(), "Disabled source shop.");
+    assert_eq!(post().await.unwrap().status(), 403);
+    let shown = admin(&pipeline, &["sources", "get", "shop", "--json"])
+        .await
+        .json();
+    assert_eq!(shown["enabled"], false);
+    let only_disabled = admin(&pipeline, &["sources", "list", "--enabled", "false"])
+        .await
+        .ok();
+    assert!(only_disabled.contains("shop"), "{only_disabled}");
+    admin(&pipeline, &["sources", "enable", "shop"]).await.ok();
+    assert_eq!(post().await.unwrap().status(), 202);
+
+    // Errors name the problem and fail the command.
+    let in_use = admin(&pipeline, &["destinations", "delete", "crm"]).await;
+    assert!(!in_use.success);
+    assert!(
+        in_use
+            .stderr
+            .contains("trigger/orders actions[0].destination"),
+        "{}",
+        in_use.stderr
+    );
+    let deleted = admin(&pipeline, &["triggers", "delete", "orders", "--json"])
+        .await
+        .json();
+    assert_eq!(deleted, json!({"id": "orders", "deleted": true}));
+    let gone = admin(&pipeline, &["triggers", "get", "orders"]).await;
+    assert!(
+        !gone.success && gone.stderr.contains("not found"),
+        "{}",
+        gone.stderr
+    );
+    let refused = hookline(&pipeline, "wrong-token", &["sources", "list"]).await;
+    assert!(!refused.success);
+    assert!(
+        refused.stderr.contains("HOOKLINE_API_TOKEN"),
+        "{}",
+        refused.stderr
+    );
+
+    // Every call was counted by route template, never by raw path.
+    let metrics = reqwest::get(format!("http://{}/metrics", pipeline.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"hookline_control_requests_total{method="POST",route="/api/v1/sources/{id}/disable",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"hookline_control_requests_total{method="GET",route="/api/v1/sources",status="401"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("/api/v1/sources/shop"), "{metrics}");
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_previews_saved_and_unsaved_triggers_without_sending() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let pipeline = Stages::all().with_control().start(&settings).await;
+    admin(
+        &pipeline,
+        &[
+            "destinations",
+            "create",
+            "--id",
+            "crm",
+            "--url",
+            &receiver.url("/hooks/crm"),
+        ],
+    )
+    .await
+    .ok();
+    let source = file("shop.json", r#"{"id": "shop", "auth": [{"type": "open"}]}"#);
+    admin(
+        &pipeline,
+        &["sources", "create", "-f", source.to_str().unwrap()],
+    )
+    .await
+    .ok();
+    let trigger = file(
+        "orders.json",
+        &json!({"id": "orders", "when": {"sources": ["shop"]}, "if": "payload.total > 100",
+                "actions": [{"destination": "crm",
+                             "body": "{\"email\": {{ payload.customer.email }}, \"total\": {{ payload.total }}}"}]})
+        .to_string(),
+    );
+    admin(
+        &pipeline,
+        &["triggers", "create", "-f", trigger.to_str().unwrap()],
+    )
+    .await
+    .ok();
+
+    let big = file(
+        "big.json",
+        r#"{"total": 250, "customer": {"email": "ada@example.org"}}"#,
+    );
+    let fires = admin(
+        &pipeline,
+        &[
+            "triggers",
+            "preview",
+            "orders",
+            "--event",
+            big.to_str().unwrap(),
+        ],
+    )
+    .await
+    .ok();
+    assert!(fires.starts_with("Fires."), "{fires}");
+    assert!(fires.contains(&receiver.url("/hooks/crm")), "{fires}");
+    assert!(fires.contains(r#""email": "ada@example.org""#), "{fires}");
+    let small = file("small.json", r#"{"total": 5}"#);
+    let quiet = admin(
+        &pipeline,
+        &[
+            "triggers",
+            "preview",
+            "orders",
+            "--event",
+            small.to_str().unwrap(),
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(quiet.trim(), "Does not fire: the `if` condition is false.");
+    let anonymous = file("anonymous.json", r#"{"total": 500}"#);
+    let fails = admin(
+        &pipeline,
+        &[
+            "triggers",
+            "preview",
+            "orders",
+            "--event",
+            anonymous.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(
+        !fails.success,
+        "a template failing on the event fails the command"
+    );
+    assert!(
+        fails
+            .stderr
+            .contains("Fails in actions[0].body (line 1, column 21)")
+            && fails.stderr.contains("`payload.customer` is undefined"),
+        "{}",
+        fails.stderr
+    );
+
+    // An unsaved trigger from TOML, with the event's inbound headers in an envelope.
+    let draft = file(
+        "draft.toml",
+        "when = { sources = [\"shop\"], event_type = 'event.headers[\"x-kind\"]', event_types = [\"order.*\"] }\n\
+         [[actions]]\ndestination = \"crm\"\nbody = '{\"kind\": {{ event.headers[\"x-kind\"] }}}'\n\
+         headers = { x-total = \"{{ payload.total }}\" }\n",
+    );
+    let envelope = file(
+        "envelope.json",
+        r#"{"headers": {"X-Kind": "order.paid"}, "body": {"total": 7}}"#,
+    );
+    let unsaved = admin(
+        &pipeline,
+        &[
+            "triggers",
+            "preview",
+            "-f",
+            draft.to_str().unwrap(),
+            "--event",
+            envelope.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(unsaved["matched"], true, "{unsaved}");
+    assert_eq!(unsaved["requests"][0]["body"], r#"{"kind": "order.paid"}"#);
+    assert_eq!(unsaved["requests"][0]["headers"]["x-total"], "7");
+    let other = admin(
+        &pipeline,
+        &[
+            "triggers",
+            "preview",
+            "-f",
+            draft.to_str().unwrap(),
+            "--event",
+            envelope.to_str().unwrap(),
+            "--header",
+            "X-Kind: refund",
+        ],
+    )
+    .await
+    .ok();
+    assert!(
+        other.contains("\"refund\" is not in when.event_types"),
+        "{other}"
+    );
+    let listed = admin(&pipeline, &["triggers", "list", "--json"])
+        .await
+        .json();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "the draft was not saved"
+    );
+
+    // Previews sent nothing: the first webhook the receiver gets is the event posted after them.
+    let url = format!(
+        "http://{}/inbound-webhooks/shop",
+        pipeline.ingest_addr.unwrap()
+    );
+    let posted = reqwest::Client::new()
+        .post(url)
+        .json(&json!({"total": 101, "customer": {"email": "real@example.org"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 202);
+    let received = harness::eventually("the real event to be delivered", || async {
+        let received = receiver.received();
+        (!received.is_empty()).then_some(received)
+    })
+    .await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].body,
+        r#"{"email": "real@example.org", "total": 101}"#
+    );
+    pipeline.stop().await.unwrap();
+}
