@@ -334,6 +334,19 @@ async fn an_event_that_failed_a_template_is_replayed_after_the_trigger_is_fixed(
     })
     .await;
     assert_eq!(second.headers["webhook-id"], got.headers["webhook-id"]);
+    let journey = api
+        .get_until(&format!("/api/v1/events/{id}"), |body| {
+            body["replays"].as_array().unwrap().len() == 2
+        })
+        .await;
+    assert_eq!(journey["replayed_at"], Value::Null, "the original is shown");
+    assert_eq!(journey["payload"]["seq"], 7);
+    let log = api.get("/api/v1/sources/app/events?kind=event").await;
+    let replays = items(&log)
+        .iter()
+        .filter(|item| item["event_id"] == id.as_str() && item["replayed_at"].is_string())
+        .count();
+    assert_eq!(replays, 2, "{log}");
     pipeline.stop().await.unwrap();
 }
 

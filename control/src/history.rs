@@ -98,19 +98,30 @@ async fn event(
 /// The journey of event `id` out of its stored records.
 pub fn journey(id: &str, records: &[Stored]) -> Value {
     let mut event = json!({ "event_id": id });
+    let mut replays = Vec::new();
     let mut matched = Value::Null;
     let mut deliveries: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut dead_letters = Vec::new();
     for record in records {
         match record.kind.as_str() {
             "event" => {
-                event = record.json();
+                let doc = record.json();
+                if !doc["replayed_at"].is_null() {
+                    // A replay repeats the original; the journey shows the original, and when it
+                    // was replayed. (Its match record and attempts are among the others.)
+                    replays.push(doc["replayed_at"].clone());
+                    if event.get("source").is_some() {
+                        continue;
+                    }
+                }
+                event = doc;
                 let payload = record.payload.as_deref().unwrap_or_default();
                 event["size_bytes"] = payload.len().into();
                 event["payload"] = serde_json::from_slice(payload)
                     .unwrap_or_else(|_| json!({ "not_json": String::from_utf8_lossy(payload) }));
             }
             "match" => {
+                // The newest: after a replay, what the triggers make of the event now.
                 matched = record.json();
                 for trigger in matched["triggers"].as_array().into_iter().flatten() {
                     for produced in trigger["deliveries"].as_array().into_iter().flatten() {
@@ -146,6 +157,7 @@ pub fn journey(id: &str, records: &[Stored]) -> Value {
         }
     }
     if let Value::Object(object) = &mut event {
+        object.insert("replays".into(), replays.into());
         object.insert("match".into(), matched);
         object.insert(
             "deliveries".into(),

@@ -19,12 +19,12 @@
 //! - [`kind`]: the three kinds and the fields they share.
 //! - [`preview`]: what a saved or unsaved trigger would send for a sample event.
 //! - [`openapi`]: the OpenAPI document.
-//! - [`metrics`]: requests by route and status, their duration, and the store's size and lag.
 //! - [`store`]: the embedded store of events, match records, attempts, refusals and dead letters.
 //! - [`history`]: the routes that read it: an event's journey, attempts, dead letters.
 //! - [`test_send`]: a test webhook through the real dispatcher.
 //! - [`replay`]: dead letters and events sent through the pipeline again.
 //! - [`send`]: what control writes besides resources (jobs and events).
+//! - [`metrics`]: requests by route and status, and their duration.
 
 pub mod api;
 pub mod auth;

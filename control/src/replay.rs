@@ -326,8 +326,9 @@ fn readable(stored: &Stored) -> Option<(EventMetadata, Option<String>, Vec<u8>)>
     let mut doc = stored.json();
     let client = doc["client"].as_str().map(str::to_owned);
     if let Value::Object(object) = &mut doc {
-        // Not a metadata field: the metadata type refuses unknown fields.
+        // Not metadata fields: the metadata type refuses unknown fields.
         object.remove("client");
+        object.remove("replayed_at");
     }
     let metadata = serde_json::from_value::<EventMetadata>(doc).ok()?;
     Some((metadata, client, stored.payload.clone().unwrap_or_default()))

@@ -8,16 +8,12 @@ use hookline_runtime::{Error, KafkaSettings, kafka};
 use hookline_schemas::DeliveryJob;
 use hookline_schemas::event::{
     HEADER_CLIENT, HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_INBOUND_PREFIX, HEADER_RECEIVED_AT,
-    HEADER_SCHEMA_VERSION, HEADER_SOURCE,
+    HEADER_REPLAYED_AT, HEADER_SCHEMA_VERSION, HEADER_SOURCE,
 };
 use hookline_schemas::{EventMetadata, SCHEMA_VERSION};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-
-/// `hookline-replayed-at`: set on events control wrote back to the events topic, so a replayed
-/// event can be told from the original in the topic (the processor ignores it).
-pub const HEADER_REPLAYED_AT: &str = "hookline-replayed-at";
 
 /// The producer and where it writes.
 pub struct Sender {

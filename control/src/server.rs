@@ -16,9 +16,10 @@ use crate::api::{self, ApiState};
 use crate::auth::Tokens;
 use crate::error::Error;
 use crate::history::History;
-use crate::metrics::{Metrics, StoreMetrics};
+use crate::metrics::Metrics;
 use crate::send::Sender;
 use crate::store::Store;
+use crate::store::metrics::StoreMetrics;
 use crate::store::reader::Reader;
 use crate::write::Writes;
 
@@ -31,8 +32,8 @@ pub struct Control {
 
 impl Control {
     /// Binds the listener (port 0 picks a free port); writes go to the resources topic of
-    /// `kafka` and are read back through `store`. Opens the store of what happened on the
-    /// logged topics; [`Self::run`] fills it. The metrics go to `registry`.
+    /// `kafka` and are read back through `store`; the API's and the store's metrics go to
+    /// `registry`. Opens the store of what happened on the logged topics; [`Self::run`] fills it.
     pub async fn build(
         config: &Config,
         kafka: &KafkaSettings,
@@ -73,8 +74,8 @@ impl Control {
             tokens: Arc::new(tokens),
             ingest_base: config.ingest_base().into(),
             max_body_bytes: config.max_body_bytes,
-            metrics: Metrics::register(registry),
             history: Arc::new(history),
+            metrics: Metrics::register(registry),
         });
         Ok(Self {
             listener,

@@ -24,6 +24,9 @@ pub const HEADER_SCHEMA_VERSION: &str = "hookline-schema-version";
 /// `hookline-client`: the address ingest received the event from, for the operator's timeline.
 /// Absent on events written straight to Kafka.
 pub const HEADER_CLIENT: &str = "hookline-client";
+/// `hookline-replayed-at`: when the control API wrote this event back to the topic (RFC 3339);
+/// absent on the original. The processor ignores it; the event keeps its id.
+pub const HEADER_REPLAYED_AT: &str = "hookline-replayed-at";
 /// Prefix of the inbound HTTP headers a source keeps: `hookline-h-<lower-case name>`.
 pub const HEADER_INBOUND_PREFIX: &str = "hookline-h-";
 

@@ -291,9 +291,15 @@ pub(super) fn schemas(generator: &mut SchemaGenerator, schemas: &mut Map<String,
     generator.subschema_for::<EventMetadata>();
     schemas.extend(generator.take_definitions(true));
     let event_fields = json!({
-        "client": {"type": ["string", "null"], "description": "The address ingest received it from; null for events written straight to Kafka."}
+        "client": {"type": ["string", "null"], "description": "The address ingest received it from; null for events written straight to Kafka."},
+        "replayed_at": {"type": ["string", "null"], "format": "date-time", "description": "When this record was written back by a replay; null on the original."}
     });
-    let stored_event = extended(schemas, "EventMetadata", &event_fields, &["client"]);
+    let stored_event = extended(
+        schemas,
+        "EventMetadata",
+        &event_fields,
+        &["client", "replayed_at"],
+    );
     let mut event_item = stored_event.clone();
     add(
         &mut event_item,
@@ -391,7 +397,7 @@ fn journey() -> Value {
     json!({
         "type": "object",
         "description": "Everything the store holds about one event. The event's own fields are absent when the store holds only later records of it.",
-        "required": ["event_id", "match", "deliveries", "dead_letters"],
+        "required": ["event_id", "replays", "match", "deliveries", "dead_letters"],
         "properties": {
             "schema_version": {"type": "integer"},
             "event_id": {"type": "string"},
@@ -400,6 +406,8 @@ fn journey() -> Value {
             "content_type": {"type": "string"},
             "headers": {"type": "object", "additionalProperties": {"type": "string"}},
             "client": {"type": ["string", "null"]},
+            "replayed_at": {"type": ["string", "null"], "format": "date-time"},
+            "replays": {"type": "array", "items": {"type": "string", "format": "date-time"}, "description": "When the event was replayed, oldest first."},
             "size_bytes": {"type": "integer", "minimum": 0},
             "payload": {"description": "The event's JSON, or {\"not_json\": text} when it is not JSON."},
             "match": {"oneOf": [{"$ref": "#/components/schemas/MatchRecord"}, {"type": "null"}]},

@@ -4,6 +4,7 @@
 //!
 //! - [`row`]: a Kafka record as the row the store keeps.
 //! - [`activity`]: when each resource was last triggered and delivered to.
+//! - [`metrics`]: the store's size, lag and readiness.
 //! - [`reader`]: the task that reads the topics into the store and reports its lag.
 //! - [`query`]: the questions the API asks (an event's journey, pages of attempts, ...).
 //! - [`page`]: time filters and cursors shared by the lists.
@@ -20,6 +21,7 @@
 //! Each control instance keeps its own copy; two instances agree once both have read the topics.
 
 pub mod activity;
+pub mod metrics;
 pub mod page;
 pub mod query;
 pub mod reader;

@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 
 use super::row::{self, RecordKind, Row};
 use super::{Activities, Store, StoreError};
-use crate::metrics::StoreMetrics;
+use crate::store::metrics::StoreMetrics;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the reader waits for a record before it checks its position and the purge.

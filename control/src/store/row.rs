@@ -1,7 +1,7 @@
 //! Turning a Kafka record of one of the logged topics into the row the store keeps: the columns
 //! queries filter on, the record's JSON, and what it says about when resources were last active.
 
-use hookline_schemas::event::HEADER_CLIENT;
+use hookline_schemas::event::{HEADER_CLIENT, HEADER_REPLAYED_AT};
 use hookline_schemas::{
     AttemptOutcome, AttemptRecord, DeadLetter, DeadPayload, MatchRecord, RejectedRequest,
     SCHEMA_VERSION,
@@ -141,20 +141,23 @@ pub fn parse<M: Message>(kind: RecordKind, message: &M) -> Result<Row, RowError>
     if kind == RecordKind::Event {
         // The processor's own reading, so an event without an id gets the id it got there.
         let metadata = hookline_processor::event::metadata(message)?;
-        let client = message.headers().and_then(|headers| {
-            headers
-                .iter()
-                .find(|header| header.key == HEADER_CLIENT)
-                .and_then(|header| header.value)
-                .map(|value| String::from_utf8_lossy(value).into_owned())
-        });
+        let header = |name: &str| {
+            message.headers().and_then(|headers| {
+                headers
+                    .iter()
+                    .find(|header| header.key == name)
+                    .and_then(|header| header.value)
+                    .map(|value| Value::from(String::from_utf8_lossy(value).into_owned()))
+            })
+        };
         row.at_ms = millis(&metadata.received_at).unwrap_or(record_ms);
         row.source_id = Some(metadata.source.to_string());
         row.event_id = Some(metadata.event_id.clone());
         row.activity
             .push(("source", metadata.source.to_string(), Activity::Triggered));
         let mut doc = serde_json::to_value(&metadata).unwrap_or_default();
-        doc["client"] = client.map_or(Value::Null, Value::from);
+        doc["client"] = header(HEADER_CLIENT).unwrap_or_default();
+        doc["replayed_at"] = header(HEADER_REPLAYED_AT).unwrap_or_default();
         row.doc = doc.to_string();
         row.payload = Some(message.payload().unwrap_or_default().to_vec());
         return Ok(row);

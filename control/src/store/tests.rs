@@ -30,8 +30,22 @@ fn message(offset: i64, value: &[u8], headers: Option<OwnedHeaders>) -> OwnedMes
 }
 
 pub(crate) fn event(offset: i64, id: &str, ms: i64) -> Row {
+    event_with(offset, id, ms, OwnedHeaders::new())
+}
+
+/// The event `id` written back by a replay at `replayed_ms`.
+fn replayed(offset: i64, id: &str, ms: i64, replayed_ms: i64) -> Row {
+    let replayed_at = at(replayed_ms);
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "hookline-replayed-at",
+        value: Some(replayed_at.as_str()),
+    });
+    event_with(offset, id, ms, headers)
+}
+
+fn event_with(offset: i64, id: &str, ms: i64, headers: OwnedHeaders) -> Row {
     let received = at(ms);
-    let headers = OwnedHeaders::new()
+    let headers = headers
         .insert(Header {
             key: "hookline-event-id",
             value: Some(id),
@@ -114,17 +128,23 @@ fn an_event_s_journey_has_its_payload_match_attempts_and_dead_letters() {
             attempt(1, "evt-1", "delivered", T0 + 20),
             dead(0, "evt-1", "exhausted", T0 + 30),
             event(1, "evt-2", T0 + 40),
+            replayed(2, "evt-1", T0, T0 + 60_000),
         ])
         .unwrap();
     let records = query::journey(&store.lock(), "evt-1").unwrap();
     let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
-    assert_eq!(kinds, ["event", "match", "attempt", "attempt", "dead"]);
+    assert_eq!(
+        kinds,
+        ["event", "event", "match", "attempt", "attempt", "dead"]
+    );
 
     let journey = crate::history::journey("evt-1", &records);
     assert_eq!(journey["source"], "app");
     assert_eq!(journey["client"], "192.0.2.7");
     assert_eq!(journey["received_at"], "2026-01-02T03:04:05Z");
     assert_eq!(journey["payload"]["type"], "user.signed_up");
+    assert_eq!(journey["replayed_at"], Value::Null, "the original is shown");
+    assert_eq!(journey["replays"], json!(["2026-01-02T03:05:05Z"]));
     assert_eq!(journey["match"]["outcome"], "delivered");
     let delivery = &journey["deliveries"][0];
     assert_eq!(delivery["delivery_id"], "msg_1");

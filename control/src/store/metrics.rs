@@ -1,0 +1,120 @@
+//! What control counts about its store. Names follow Prometheus conventions; labels are the
+//! record kind (a fixed set of five) and why records were deleted (two).
+
+use hookline_runtime::telemetry::register;
+use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use super::RecordKind;
+
+/// Records the store holds, by kind.
+pub const STORE_RECORDS: &str = "hookline_control_store_records";
+/// How long after it was written the newest stored record of a kind reached the store.
+pub const STORE_LAG_SECONDS: &str = "hookline_control_store_lag_seconds";
+/// Records read but not stored because they could not be read as their topic's type.
+pub const STORE_SKIPPED: &str = "hookline_control_store_skipped_records_total";
+/// Records deleted from the store, by why.
+pub const STORE_DELETED: &str = "hookline_control_store_deleted_records_total";
+/// Whether the store has read the topics up to where they ended at start.
+pub const STORE_READY: &str = "hookline_control_store_ready";
+
+/// The store's metrics.
+#[derive(Clone, Debug)]
+pub struct StoreMetrics {
+    records: IntGaugeVec,
+    lag_seconds: GaugeVec,
+    skipped: IntCounterVec,
+    deleted: IntCounterVec,
+    ready: IntGauge,
+}
+
+impl StoreMetrics {
+    /// Creates and registers the metrics; once per registry.
+    pub fn register(registry: &Registry) -> Self {
+        let metrics = Self {
+            records: IntGaugeVec::new(
+                Opts::new(
+                    STORE_RECORDS,
+                    "Records the control store holds (within the retention window), by kind.",
+                ),
+                &["record"],
+            )
+            .expect("valid metric"),
+            lag_seconds: GaugeVec::new(
+                Opts::new(
+                    STORE_LAG_SECONDS,
+                    "Time from writing the newest stored record of a kind to storing it; 0 when \
+                     the store has nothing left to read.",
+                ),
+                &["record"],
+            )
+            .expect("valid metric"),
+            skipped: IntCounterVec::new(
+                Opts::new(
+                    STORE_SKIPPED,
+                    "Records the control store could not read as their topic's type, by kind.",
+                ),
+                &["record"],
+            )
+            .expect("valid metric"),
+            deleted: IntCounterVec::new(
+                Opts::new(
+                    STORE_DELETED,
+                    "Records deleted from the control store: past the retention window \
+                     (`retention`) or beyond its size limit (`size`).",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            ready: IntGauge::new(
+                STORE_READY,
+                "1 once the control store has read its topics up to where they ended at start.",
+            )
+            .expect("valid metric"),
+        };
+        for kind in RecordKind::ALL {
+            metrics.records.with_label_values(&[kind.as_str()]).set(0);
+            metrics
+                .lag_seconds
+                .with_label_values(&[kind.as_str()])
+                .set(0.0);
+        }
+        register(registry, metrics.records.clone());
+        register(registry, metrics.lag_seconds.clone());
+        register(registry, metrics.skipped.clone());
+        for reason in ["retention", "size"] {
+            metrics.deleted.with_label_values(&[reason]).inc_by(0);
+        }
+        register(registry, metrics.deleted.clone());
+        register(registry, metrics.ready.clone());
+        metrics
+    }
+
+    /// Sets the record count of `kind`.
+    pub fn records(&self, kind: RecordKind, count: i64) {
+        self.records.with_label_values(&[kind.as_str()]).set(count);
+    }
+
+    /// Sets the lag of `kind`.
+    pub fn lag(&self, kind: RecordKind, seconds: f64) {
+        self.lag_seconds
+            .with_label_values(&[kind.as_str()])
+            .set(seconds);
+    }
+
+    /// Counts a record of `kind` that was not stored.
+    pub fn skipped(&self, kind: RecordKind) {
+        self.skipped.with_label_values(&[kind.as_str()]).inc();
+    }
+
+    /// Counts `count` records deleted for `reason` (`retention` or `size`).
+    pub fn deleted(&self, reason: &str, count: usize) {
+        self.deleted
+            .with_label_values(&[reason])
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+    }
+
+    /// Says whether the store is loaded.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+}
