@@ -86,13 +86,19 @@ async fn event(
         .await
         .map_err(store_failed)?;
     if records.is_empty() {
-        // While the store is still reading the topics, the event may just not be there yet.
-        if !state.history.logs.is_ready() {
-            return Err(ApiError::StoreNotReady);
-        }
-        return Err(ApiError::NotFound { kind: "event", id });
+        return Err(missing_event(&state, id));
     }
     Ok(Json(journey(&id, &records)).into_response())
+}
+
+/// Why event `id` is not in the store: not read yet while the store is still reading the topics
+/// (503), unknown after (404).
+pub fn missing_event(state: &ApiState, id: String) -> ApiError {
+    if state.history.logs.is_ready() {
+        ApiError::NotFound { kind: "event", id }
+    } else {
+        ApiError::StoreNotReady
+    }
 }
 
 /// The journey of event `id` out of its stored records.

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use crate::api::{ApiState, BodyResult};
 use crate::body;
 use crate::error::ApiError;
-use crate::history::store_failed;
+use crate::history::{missing_event, store_failed};
 use crate::store::query;
 
 /// The unsaved trigger's route.
@@ -168,13 +168,7 @@ async fn stored(state: &ApiState, id: String) -> Result<SampleEvent, ApiError> {
         .run(move |connection| query::event(connection, &lookup))
         .await
         .map_err(store_failed)?;
-    let Some(found) = found else {
-        // While the store is still reading the topics, the event may just not be there yet.
-        if !state.history.logs.is_ready() {
-            return Err(ApiError::StoreNotReady);
-        }
-        return Err(ApiError::NotFound { kind: "event", id });
-    };
+    let found = found.ok_or_else(|| missing_event(state, id))?;
     let metadata = found.json();
     let source = metadata["source"]
         .as_str()
