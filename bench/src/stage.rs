@@ -244,7 +244,7 @@ impl Stage<'_> {
             };
             let counter = Out::topic(&settings, &jobs, &name)?;
             let phase = self
-                .closed_loop(&name, &settings, &mut process, &counter, feed, None)
+                .measure(&name, &settings, &mut process, &counter, feed, None)
                 .await;
             process.stop().await;
             phases.push(phase?);
@@ -282,7 +282,7 @@ impl Stage<'_> {
         let delivered = Out::Receiver(receiver);
         let result = async {
             let closed = self
-                .closed_loop(
+                .measure(
                     "dispatcher closed loop",
                     &settings,
                     &mut process,
@@ -293,7 +293,7 @@ impl Stage<'_> {
                 .await?;
             let rate = closed.per_second / 2.0;
             let open = self
-                .closed_loop(
+                .measure(
                     "dispatcher open loop at half the maximum",
                     &settings,
                     &mut process,
@@ -375,7 +375,7 @@ impl Stage<'_> {
 
     /// Writes records with `feed` at most [`WINDOW`] ahead of what `out` counted (or at `open`'s
     /// rate, with latencies read from the receiver), warms up, then measures a window.
-    async fn closed_loop<F>(
+    async fn measure<F>(
         &self,
         name: &str,
         settings: &KafkaSettings,
@@ -395,7 +395,7 @@ impl Stage<'_> {
         let mut written = 0_u64;
         let mut measuring: Option<(Instant, u64, Usage, u64)> = None;
         let mut next_check = Instant::now();
-        let mut outstanding_out = baseline;
+        let mut counted_now = baseline;
         while measuring
             .as_ref()
             .is_none_or(|(since, ..)| since.elapsed() < window)
@@ -409,7 +409,7 @@ impl Stage<'_> {
                 ));
             }
             if Instant::now() >= next_check {
-                outstanding_out = out.count().await?;
+                counted_now = out.count().await?;
                 next_check = Instant::now() + Duration::from_millis(20);
                 if !process.is_running() {
                     bail!(
@@ -420,7 +420,7 @@ impl Stage<'_> {
             }
             let due = match open {
                 Some((rate, _)) => (started.elapsed().as_secs_f64() * rate) as u64,
-                None => outstanding_out - baseline + WINDOW,
+                None => counted_now - baseline + WINDOW,
             };
             if written >= due {
                 tokio::time::sleep(Duration::from_millis(1)).await;
