@@ -10,7 +10,8 @@
 //! Each record's work gets a token that is cancelled when its partition is revoked or the loop
 //! stops: work that can hand itself over (a delivery waiting for its next attempt) does so then.
 //! Before a partition goes to another consumer, its work is waited for and what finished is
-//! committed ([`InFlight::revoke`]), so a rebalance repeats no finished work.
+//! stored, then committed by librdkafka ([`InFlight::revoke`]), so a rebalance repeats no finished
+//! work.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -268,14 +269,7 @@ fn finish<C: ConsumerContext + 'static, E>(
     };
     ages.finish(&topic, partition, offset);
     outcome?;
-    for (topic, partition, next) in in_flight.take_ready() {
-        // `store_offset` stores `offset + 1`, the next record to read.
-        if let Err(error) = consumer.store_offset(&topic, partition, next - 1) {
-            // The partition was revoked meanwhile; its new owner reads it again from the last
-            // commit, which repeats work but loses none.
-            debug!(%error, %topic, partition, "Offset not stored.");
-        }
-    }
+    in_flight.store_ready(consumer);
     Ok(())
 }
 

@@ -7,17 +7,15 @@
 //!
 //! [`InFlight`] shares that bookkeeping between a consume loop and its consumer's rebalance
 //! callback: when partitions are revoked, their work is told to wrap up and waited for (within a
-//! deadline), and what finished is stored and committed before another consumer takes them over,
-//! so a rebalance repeats no finished work.
+//! deadline), and what finished is stored, which librdkafka commits before another consumer takes
+//! them over, so a rebalance repeats no finished work.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::TopicPartitionList;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -86,8 +84,8 @@ impl OffsetTracker {
 pub const DEFAULT_REVOKE_WAIT: Duration = Duration::from_secs(10);
 
 /// The records a consume loop is working on, shared with its consumer's context (see the module
-/// documentation). The loop [`lease`](Self::lease)s partitions, [`start`](Self::start)s records and stores what is
-/// [`ready`](Self::take_ready); the records' tasks [`finish`](Self::finish) them; the rebalance
+/// documentation). The loop [`lease`](Self::lease)s partitions, [`start`](Self::start)s records and
+/// [stores](Self::store_ready) what is ready; the records' tasks [`finish`](Self::finish) them; the rebalance
 /// callback [`revoke`](Self::revoke)s partitions.
 #[derive(Debug)]
 pub struct InFlight {
@@ -178,8 +176,21 @@ impl InFlight {
             .collect()
     }
 
+    /// Stores, in `consumer`, the positions of the partitions whose finished work moved them;
+    /// librdkafka commits what was stored.
+    pub fn store_ready<C: ConsumerContext>(&self, consumer: &impl Consumer<C>) {
+        for (topic, partition, next) in self.take_ready() {
+            // `store_offset` stores `offset + 1`, the next record to read.
+            if let Err(error) = consumer.store_offset(&topic, partition, next - 1) {
+                // The partition was revoked meanwhile; its new owner reads it again from the
+                // last commit, which repeats work but loses none.
+                debug!(%error, %topic, partition, "Offset not stored.");
+            }
+        }
+    }
+
     /// Called before `partitions` are taken away: tells their work to wrap up, waits for it up
-    /// to the revoke wait, then stores and commits what finished. Work still running after that
+    /// to the revoke wait, then stores what finished (for librdkafka to commit as it removes them). Work still running after that
     /// is left uncommitted, so the partitions' next owner does it again (at least once).
     pub fn revoke<C: ConsumerContext>(
         &self,
@@ -212,19 +223,12 @@ impl InFlight {
             Ok(_) => tokio::task::block_in_place(waiting),
             Err(_) => waiting(),
         };
-        let mut state = self.lock();
-        for ((topic, partition), next) in state.ready.drain() {
-            // `store_offset` stores `offset + 1`, the next record to read.
-            if let Err(error) = consumer.store_offset(&topic, partition, next - 1) {
-                debug!(%error, %topic, partition, "Offset not stored.");
-            }
-        }
-        state.tracker.forget(&revoked);
-        drop(state);
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(error) => warn!(%error, "Could not commit offsets before a rebalance."),
-        }
+        // librdkafka commits the stored offsets of the partitions it removes (enable.auto.commit)
+        // and waits for that commit before the group moves on, so storing is enough here. A
+        // commit of our own from this callback raced the consumer's close and tripped an
+        // assertion in librdkafka (confluentinc/librdkafka#4792).
+        self.store_ready(consumer);
+        self.lock().tracker.forget(&revoked);
         if left > 0 {
             warn!(
                 records = left,
