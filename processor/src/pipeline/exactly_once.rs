@@ -206,7 +206,12 @@ fn next_offsets(batch: &[BorrowedMessage<'_>]) -> TopicPartitionList {
 }
 
 /// Runs a blocking call of the transactional producer without stalling the runtime's other
-/// tasks (the acknowledgements it waits for among them).
+/// tasks (the acknowledgements it waits for among them). A current-thread runtime cannot hand
+/// its tasks elsewhere (`block_in_place` panics there), so the call just blocks it meanwhile.
 fn blocking<T>(call: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(call)
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(RuntimeFlavor::CurrentThread) | Err(_) => call(),
+        Ok(_) => tokio::task::block_in_place(call),
+    }
 }
