@@ -117,7 +117,7 @@ impl Pipeline {
             ("resources-ready", result.map_err(Into::into))
         });
 
-        let admin = AdminServer::bind(config.admin_addr, registry.clone(), readiness)
+        let admin = AdminServer::bind(config.admin_addr, registry.clone(), readiness.clone())
             .await
             .context("could not start the admin server")?;
         let admin_addr = admin.local_addr();
@@ -174,6 +174,12 @@ impl Pipeline {
                     .await
                     .context("could not start control")?;
             control_addr = Some(server.local_addr());
+            let history_ready = readiness.register("history");
+            let loaded = server.history_ready();
+            tasks.spawn(async move {
+                history_ready.set(loaded.await);
+                ("history-ready", Ok(()))
+            });
             let token = shutdown.clone();
             tasks.spawn(async move { ("control", server.run(token).await.map_err(Into::into)) });
         }

@@ -28,6 +28,7 @@ pub struct Control {
     listener: TcpListener,
     router: Router,
     reader: Reader,
+    history: Arc<History>,
 }
 
 impl Control {
@@ -62,25 +63,26 @@ impl Control {
             StoreMetrics::register(registry),
         )
         .await?;
-        let history = History {
+        let history = Arc::new(History {
             logs,
             sender: Sender::new(kafka, config.write_timeout())?,
             test_timeout: config.test_timeout(),
             max_replay: config.max_replay,
-        };
+        });
         let router = api::router(ApiState {
             writes: Arc::new(Writes::new(writer, store.clone(), config.write_timeout())),
             store,
             tokens: Arc::new(tokens),
             ingest_base: config.ingest_base().into(),
             max_body_bytes: config.max_body_bytes,
-            history: Arc::new(history),
+            history: history.clone(),
             metrics: Metrics::register(registry),
         });
         Ok(Self {
             listener,
             router,
             reader,
+            history,
         })
     }
 
@@ -89,6 +91,13 @@ impl Control {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Resolves once the store of what happened holds every record the logged topics had when
+    /// control started (true), or when its reader stopped before that (false): the condition
+    /// for `/readyz`, since timelines and lists answer 503 until then.
+    pub fn history_ready(&self) -> impl Future<Output = bool> + Send + 'static + use<> {
+        self.history.logs.when_ready()
     }
 
     /// Serves and fills the store until `shutdown`; a store that fails stops control.

@@ -87,6 +87,12 @@ impl Logs {
         *self.ready.borrow()
     }
 
+    /// Resolves once the store is ready (true), or when its reader stopped before (false).
+    pub fn when_ready(&self) -> impl Future<Output = bool> + Send + 'static + use<> {
+        let mut ready = self.ready.clone();
+        async move { ready.wait_for(|ready| *ready).await.is_ok() }
+    }
+
     /// Asks `question` now and after every batch the reader stores, until it answers `Some` or
     /// `timeout` passes (then `None`).
     pub async fn wait_for<T, F>(
