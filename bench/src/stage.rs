@@ -9,7 +9,8 @@
 //! - **dispatcher**: delivery jobs written to the deliveries topic for a signing destination at
 //!   the bench's receiver (another process, which verifies every signature). Measured: signed
 //!   deliveries per second (closed loop), the latency from the job's write to its arrival at half
-//!   that rate (open loop), and the dispatcher's memory with 10,000 deliveries waiting on a
+//!   that rate (open loop) beside the latency of the Kafka hop alone at that rate (so what the
+//!   dispatcher adds shows), and the dispatcher's memory with 10,000 deliveries waiting on a
 //!   receiver that answers after a minute.
 //!
 //! The bench process hosts the broker, writes the records and counts them, so on a small machine
@@ -30,7 +31,7 @@ use hookline_runtime::kafka::{consumer_config, create_consumer, create_producer,
 use hookline_schemas::{DeliveryJob, ResourceId, SCHEMA_VERSION};
 use rdkafka::Message as _;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 use serde_json::json;
@@ -41,7 +42,7 @@ use crate::pipeline::{self, Broker, PipelineSpec};
 use crate::procs::{Child, Usage};
 use crate::raw::{self, RawBroker};
 use crate::receiver::now_us;
-use crate::stats::{Counts, Percentiles, Series};
+use crate::stats::{self, Counts, Percentiles, Series};
 use crate::workload::{Generator, SIGNING_SECRET};
 
 /// Records written but not yet counted out, at most: keeps the embedded broker under the ~5 MB
@@ -82,6 +83,10 @@ pub struct StagePhase {
     pub rss_mb: f64,
     /// Latency percentiles in milliseconds, when measured.
     pub latency_ms: Option<Percentiles>,
+    /// For an open loop: the latency of the Kafka hop alone (produce, fetch), measured right
+    /// after at the same rate with the stage's producer and consumer settings, in milliseconds;
+    /// what the stage adds is the difference.
+    pub kafka_hop_ms: Option<Percentiles>,
 }
 
 /// The dispatcher with many deliveries in flight.
@@ -306,7 +311,23 @@ impl Stage<'_> {
         }
         .await;
         process.stop().await;
-        let phases = result?;
+        let mut phases = result?;
+        // The same hop without the dispatcher, on the same topics' broker and at the same rate,
+        // once the dispatcher stopped: the part of the latency above that Kafka accounts for.
+        if let Some(open) = phases.last_mut() {
+            let hop = self
+                .kafka_hop(&settings, &job(0, 0), open.per_second)
+                .await?;
+            if let (Some(total), Some(hop)) = (&open.latency_ms, &hop) {
+                eprintln!(
+                    "  Kafka hop alone: p50 {:.1} ms, p99 {:.1} ms; the dispatcher adds about {:.1} ms at p99",
+                    hop.p50_ms,
+                    hop.p99_ms,
+                    total.p99_ms - hop.p99_ms
+                );
+            }
+            open.kafka_hop_ms = hop;
+        }
 
         // A fresh dispatcher, so its memory is that of the slow phase alone.
         let (spec, mut flags, settings) = self.phase_kafka("dispatcher-slow", &resources).await?;
@@ -331,6 +352,100 @@ impl Stage<'_> {
             phases,
             slow_receiver: Some(slow?),
         })
+    }
+
+    /// Writes records the size of `job` at `rate` to a topic nobody else reads and times their
+    /// way to a consumer in this process, with the stage's producer and consumer settings: the
+    /// Kafka hop the stage's latency includes. Warms up and measures like [`Self::measure`].
+    async fn kafka_hop(
+        &self,
+        settings: &KafkaSettings,
+        job: &DeliveryJob,
+        rate: f64,
+    ) -> anyhow::Result<Option<Percentiles>> {
+        const SENT_AT: &str = "bench-sent-at-us";
+        let topic = settings.topics().events();
+        let group = format!("{}bench-hop", settings.topic_prefix);
+        let consumer: StreamConsumer =
+            create_consumer(&consumer_config(settings, "bench-hop", &group))?;
+        consumer.subscribe(&[&topic])?;
+        let waiting = Instant::now();
+        while consumer.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
+            if waiting.elapsed() > Duration::from_secs(60) {
+                bail!("the Kafka hop's consumer got no partitions within 60 s");
+            }
+            // Assignment happens while polling.
+            let _ = tokio::time::timeout(Duration::from_millis(50), consumer.recv()).await;
+        }
+        // Records sent before this instant (the warm-up) are read but not timed.
+        let window_from_us = Arc::new(AtomicU64::new(u64::MAX));
+        let timed = Arc::new(std::sync::Mutex::new(stats::histogram()));
+        let read = Arc::new(AtomicU64::new(0));
+        let reader = {
+            let (window_from_us, timed, read) =
+                (window_from_us.clone(), timed.clone(), read.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok(message) = consumer.recv().await else {
+                        continue;
+                    };
+                    let arrived = now_us();
+                    let sent = message
+                        .headers()
+                        .and_then(|headers| headers.iter().find(|h| h.key == SENT_AT))
+                        .and_then(|header| header.value)
+                        .and_then(|value| std::str::from_utf8(value).ok()?.parse::<u64>().ok());
+                    if let Some(sent) = sent
+                        && sent >= window_from_us.load(Ordering::Relaxed)
+                        && let Ok(mut timed) = timed.lock()
+                    {
+                        stats::record(&mut timed, arrived.saturating_sub(sent));
+                    }
+                    read.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let payload = serde_json::to_vec(job)?;
+        let producer = create_producer(&producer_config(settings, "bench-hop"))?;
+        let warmup = Duration::from_secs(self.args.windows.warmup);
+        let total = warmup + Duration::from_secs(self.args.windows.duration);
+        let started = Instant::now();
+        let mut written = 0_u64;
+        while started.elapsed() < total {
+            if window_from_us.load(Ordering::Relaxed) == u64::MAX && started.elapsed() >= warmup {
+                window_from_us.store(now_us(), Ordering::Relaxed);
+            }
+            if written >= (started.elapsed().as_secs_f64() * rate) as u64 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+            let sent_at = now_us().to_string();
+            let record = FutureRecord::to(&topic)
+                .key(job.destination_id.as_str())
+                .payload(&payload)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: SENT_AT,
+                    value: Some(&sent_at),
+                }));
+            match producer.send_result(record) {
+                Ok(_) => written += 1,
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+            if written.is_multiple_of(256) {
+                tokio::task::yield_now().await;
+            }
+        }
+        // Let the last records arrive before reading the latencies.
+        let draining = Instant::now();
+        while read.load(Ordering::Relaxed) < written && draining.elapsed() < Duration::from_secs(5)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        reader.abort();
+        let timed = timed
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the Kafka hop's reader panicked"))?;
+        Ok((!timed.is_empty()).then(|| Percentiles::of(&timed)))
     }
 
     async fn slow_receiver(
@@ -464,6 +579,7 @@ impl Stage<'_> {
             cpu_ms_per_record: cpu * 1_000.0 / records.max(1) as f64,
             rss_mb: mb(usage_end.rss_bytes),
             latency_ms,
+            kafka_hop_ms: None,
         };
         eprintln!(
             "{name}: {per_second:.0}/s ({:.2} of raw Kafka), {:.3} CPU-ms per record, {:.0} MB{}",
