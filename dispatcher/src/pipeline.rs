@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use crate::deliver::{Attempt, Deliverer};
 use crate::guard::Guard;
 use crate::health::{Health, Verdict};
-use crate::isolation::{BreakerSettings, Isolation};
+use crate::isolation::{BreakerSettings, Held, Isolation};
 use crate::metrics::Metrics;
 use crate::retry::{self, Decision, Outcome};
 use crate::{Config, Error};
@@ -404,6 +404,16 @@ impl Shared {
                         .deferred
                         .with_label_values(&[held.as_str()])
                         .inc();
+                    // A circuit stays open (or its probe in flight) for a while: its jobs come
+                    // back once it may have closed, not every few seconds before (a stalled
+                    // destination's jobs cost a read, a decision and a write each time). Due at
+                    // the tier's delay, so the tier's order stays its due order.
+                    let wait = match held {
+                        Held::CircuitOpen => Duration::from_secs(
+                            RetryTier::at_least(wait.as_secs_f64()).delay_seconds(),
+                        ),
+                        Held::RateLimited | Held::Busy => wait,
+                    };
                     job.not_before = Some(hookline_runtime::time::rfc3339(
                         OffsetDateTime::now_utc() + wait,
                     ));

@@ -128,6 +128,16 @@ impl RetryTier {
             .find(|tier| tier.delay_seconds() as f64 <= seconds)
             .unwrap_or(Self::S5)
     }
+
+    /// The shortest tier at least `seconds` long, the longest for longer waits: a job that goes
+    /// there comes back once, after its wait, instead of passing through a shorter tier again and
+    /// again.
+    pub fn at_least(seconds: f64) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|tier| tier.delay_seconds() as f64 >= seconds)
+            .unwrap_or(Self::H2)
+    }
 }
 
 /// The topic names of one installation.
@@ -216,6 +226,18 @@ mod tests {
         assert_eq!(topics.events(), "t1.events");
         assert_eq!(topics.resources(), "t1.resources");
         assert_eq!(Topics::default().dead(), "hookline.dead");
+    }
+
+    #[test]
+    fn at_least_rounds_a_wait_up_to_a_tier() {
+        assert_eq!(RetryTier::at_least(0.0), RetryTier::S5);
+        assert_eq!(RetryTier::at_least(1.0), RetryTier::S5);
+        assert_eq!(RetryTier::at_least(5.0), RetryTier::S5);
+        assert_eq!(RetryTier::at_least(5.5), RetryTier::S30);
+        assert_eq!(RetryTier::at_least(29.0), RetryTier::S30);
+        assert_eq!(RetryTier::at_least(31.0), RetryTier::M5);
+        assert_eq!(RetryTier::at_least(7_200.0), RetryTier::H2);
+        assert_eq!(RetryTier::at_least(86_400.0), RetryTier::H2);
     }
 
     #[test]
