@@ -55,6 +55,12 @@ const SLOW_IN_FLIGHT: u64 = 10_000;
 /// How long the slow receiver holds each delivery, in milliseconds.
 const SLOW_HOLD_MS: u64 = 60_000;
 
+/// The stalled destination's timeout: every delivery to it times out after this long.
+const STALLED_TIMEOUT_MS: u64 = 1_000;
+
+/// In the isolation phase, one job for the stalled destination per this many healthy ones.
+const STALLED_EVERY: u64 = 10;
+
 /// The stage benchmark's report.
 #[derive(Debug, Serialize)]
 pub struct StageReport {
@@ -66,6 +72,10 @@ pub struct StageReport {
     pub phases: Vec<StagePhase>,
     /// The dispatcher's memory with [`SLOW_IN_FLIGHT`] deliveries waiting on a slow receiver.
     pub slow_receiver: Option<SlowReceiver>,
+    /// The healthy destination's closed-loop throughput with a stalled destination's jobs in
+    /// its partition, over its throughput alone (the dispatcher's isolation; 0.8 or more is the
+    /// target).
+    pub beside_stalled_share: Option<f64>,
 }
 
 /// One measured window.
@@ -259,6 +269,7 @@ impl Stage<'_> {
             raw_kafka_per_second: self.raw_per_second,
             phases,
             slow_receiver: None,
+            beside_stalled_share: None,
         })
     }
 
@@ -307,14 +318,40 @@ impl Stage<'_> {
                     Some((rate, receiver)),
                 )
                 .await?;
-            anyhow::Ok(vec![closed, open])
+            // The same closed loop with a destination that times out on every request sharing
+            // the healthy one's partition: one of its jobs before every tenth healthy one.
+            let stalled_url = format!("{base}/slow/{SLOW_HOLD_MS}");
+            let beside = |producer: &FutureProducer, seq: u64| {
+                // The stalled job first: when the healthy one cannot be written, the loop calls
+                // again with the same number and only the stalled destination gets a repeat.
+                if seq.is_multiple_of(STALLED_EVERY) {
+                    let stalled = delivery_job(seq, now_us(), "stalled", &stalled_url);
+                    send_job_to(producer, &deliveries, Some(0), &stalled)?;
+                }
+                send_job_to(producer, &deliveries, Some(0), &job(seq, now_us()))
+            };
+            let stalled = self
+                .measure(
+                    "dispatcher closed loop beside a stalled destination",
+                    &settings,
+                    &mut process,
+                    &delivered,
+                    beside,
+                    None,
+                )
+                .await?;
+            anyhow::Ok(vec![closed, open, stalled])
         }
         .await;
         process.stop().await;
         let mut phases = result?;
+        let beside_stalled_share = phases[2].per_second / phases[0].per_second;
+        eprintln!(
+            "  beside a stalled destination the healthy one keeps {beside_stalled_share:.2} of its throughput alone"
+        );
         // The same hop without the dispatcher, on the same topics' broker and at the same rate,
         // once the dispatcher stopped: the part of the latency above that Kafka accounts for.
-        if let Some(open) = phases.last_mut() {
+        if let Some(open) = phases.get_mut(1) {
             let hop = self
                 .kafka_hop(&settings, &job(0, 0), open.per_second)
                 .await?;
@@ -351,6 +388,7 @@ impl Stage<'_> {
             raw_kafka_per_second: self.raw_per_second,
             phases,
             slow_receiver: Some(slow?),
+            beside_stalled_share: Some(beside_stalled_share),
         })
     }
 
@@ -727,7 +765,8 @@ fn processor_resources(others: usize) -> String {
 fn dispatcher_resources(base: &str) -> String {
     format!(
         "[[destinations]]\nid = \"sink\"\nurl = \"{base}/hooks/sink\"\nsecrets = [\"{SIGNING_SECRET}\"]\n\n\
-         [[destinations]]\nid = \"slow\"\nurl = \"{base}/slow/{SLOW_HOLD_MS}\"\nsecrets = [\"{SIGNING_SECRET}\"]\ntimeout_ms = {}\n",
+         [[destinations]]\nid = \"slow\"\nurl = \"{base}/slow/{SLOW_HOLD_MS}\"\nsecrets = [\"{SIGNING_SECRET}\"]\ntimeout_ms = {}\n\n\
+         [[destinations]]\nid = \"stalled\"\nurl = \"{base}/slow/{SLOW_HOLD_MS}\"\nsecrets = [\"{SIGNING_SECRET}\"]\ntimeout_ms = {STALLED_TIMEOUT_MS}\n",
         SLOW_HOLD_MS * 2
     )
 }
@@ -756,9 +795,22 @@ fn delivery_job(seq: u64, sent_at_us: u64, destination: &str, url: &str) -> Deli
 }
 
 fn send_job(producer: &FutureProducer, topic: &str, job: &DeliveryJob) -> Result<(), ()> {
+    send_job_to(producer, topic, None, job)
+}
+
+/// [`send_job`] to a given partition instead of the one its key picks.
+fn send_job_to(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    job: &DeliveryJob,
+) -> Result<(), ()> {
     let value = serde_json::to_vec(job).map_err(drop)?;
-    let record = FutureRecord::to(topic)
+    let mut record = FutureRecord::to(topic)
         .key(job.destination_id.as_str())
         .payload(&value);
+    if let Some(partition) = partition {
+        record = record.partition(partition);
+    }
     producer.send_result(record).map(drop).map_err(drop)
 }
