@@ -102,7 +102,9 @@ pub fn group_consumer(
 }
 
 /// [`group_consumer`] with these settings on top (a transactional stage commits offsets in its
-/// transactions, not with librdkafka's automatic commits, say).
+/// transactions, not with librdkafka's automatic commits, say). A stage that turns
+/// `enable.auto.commit` off must commit by itself: [`crate::consume`] only stores offsets, also
+/// when partitions are revoked.
 pub fn group_consumer_with(
     settings: &KafkaSettings,
     role: &str,

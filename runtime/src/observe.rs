@@ -5,8 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::types::RDKafkaErrorCode;
+use tracing::warn;
 
 use crate::offsets::InFlight;
 use crate::telemetry::register;
@@ -174,6 +178,20 @@ fn unknown() -> i64 {
 }
 
 impl ConsumerContext for ObservedContext {
+    /// librdkafka's own commits (periodic, and of revoked partitions' stored offsets) report
+    /// here; a failed one means work finished since the last commit may be done again.
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => warn!(
+                group = %self.group,
+                %error,
+                partitions = offsets.count(),
+                "Kafka did not take a commit of offsets; their work may be repeated."
+            ),
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             self.in_flight.revoke(consumer, partitions);

@@ -236,7 +236,7 @@ impl InFlight {
                 "Work on revoked partitions did not finish in time; their next owner repeats it."
             );
         } else if !revoked.is_empty() {
-            info!(partitions = revoked.len(), waited = ?started.elapsed(), "Revoked partitions drained and committed.");
+            info!(partitions = revoked.len(), waited = ?started.elapsed(), "Revoked partitions drained; their offsets stored for the commit.");
         }
     }
 
