@@ -117,7 +117,13 @@ impl Pipeline {
             ("resources-ready", result.map_err(Into::into))
         });
 
-        let admin = AdminServer::bind(config.admin_addr, registry.clone(), readiness.clone())
+        // Registered before the admin server answers, so /readyz never says ready before
+        // control's history store has loaded.
+        let history_ready = config
+            .control
+            .as_ref()
+            .map(|_| readiness.register("history"));
+        let admin = AdminServer::bind(config.admin_addr, registry.clone(), readiness)
             .await
             .context("could not start the admin server")?;
         let admin_addr = admin.local_addr();
@@ -174,12 +180,13 @@ impl Pipeline {
                     .await
                     .context("could not start control")?;
             control_addr = Some(server.local_addr());
-            let history_ready = readiness.register("history");
-            let loaded = server.history_ready();
-            tasks.spawn(async move {
-                history_ready.set(loaded.await);
-                ("history-ready", Ok(()))
-            });
+            if let Some(history_ready) = history_ready {
+                let loaded = server.history_ready();
+                tasks.spawn(async move {
+                    history_ready.set(loaded.await);
+                    ("history-ready", Ok(()))
+                });
+            }
             let token = shutdown.clone();
             tasks.spawn(async move { ("control", server.run(token).await.map_err(Into::into)) });
         }
@@ -217,7 +224,8 @@ impl Pipeline {
         })
     }
 
-    /// Waits until the resources were read to their end (the `/readyz` condition).
+    /// Waits until the resources were read to their end (what `/readyz` waits for, with
+    /// control's history store when control runs here).
     pub async fn ready(&self) -> anyhow::Result<()> {
         Ok(self.store.wait_ready().await?)
     }
