@@ -250,6 +250,22 @@ fn wait_of(job: &DeliveryJob) -> Duration {
         .unwrap_or_default()
 }
 
+/// How long a job held back by its destination waits before it is tried again. An open circuit
+/// (or its probe in flight) lasts a while: its jobs wait for the shortest retry tier at least as
+/// long, and come back once, when that overshoots the wait by at most half again or is the
+/// shortest tier, instead of passing through a shorter tier again and again (each pass is a read,
+/// a decision and a write). Otherwise, and for limits, the wait itself.
+fn held_wait(held: Held, wait: Duration) -> Duration {
+    let tier = Duration::from_secs(RetryTier::at_least(wait.as_secs_f64()).delay_seconds());
+    let shortest = Duration::from_secs(RetryTier::S5.delay_seconds());
+    match held {
+        Held::CircuitOpen if tier <= shortest || tier.as_secs_f64() <= wait.as_secs_f64() * 1.5 => {
+            tier
+        }
+        Held::CircuitOpen | Held::RateLimited | Held::Busy => wait,
+    }
+}
+
 fn truncated(text: &str) -> String {
     hookline_runtime::truncate::truncate(text, hookline_runtime::truncate::DEAD_LETTER_BODY_BYTES)
 }
@@ -404,16 +420,7 @@ impl Shared {
                         .deferred
                         .with_label_values(&[held.as_str()])
                         .inc();
-                    // A circuit stays open (or its probe in flight) for a while: its jobs come
-                    // back once it may have closed, not every few seconds before (a stalled
-                    // destination's jobs cost a read, a decision and a write each time). Due at
-                    // the tier's delay, so the tier's order stays its due order.
-                    let wait = match held {
-                        Held::CircuitOpen => Duration::from_secs(
-                            RetryTier::at_least(wait.as_secs_f64()).delay_seconds(),
-                        ),
-                        Held::RateLimited | Held::Busy => wait,
-                    };
+                    let wait = held_wait(held, wait);
                     job.not_before = Some(hookline_runtime::time::rfc3339(
                         OffsetDateTime::now_utc() + wait,
                     ));
@@ -651,5 +658,38 @@ impl Shared {
             }
         };
         acks.push((topic.to_owned(), ack));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(seconds: u64) -> Duration {
+        Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn an_open_circuit_holds_jobs_for_a_whole_tier_when_it_overshoots_little() {
+        // The probe in flight (1 s) or a circuit about to half-open: the shortest tier.
+        assert_eq!(held_wait(Held::CircuitOpen, secs(1)), secs(5));
+        assert_eq!(held_wait(Held::CircuitOpen, secs(5)), secs(5));
+        // Most of a 30 s open period left: back once, from the 30 s tier.
+        assert_eq!(held_wait(Held::CircuitOpen, secs(29)), secs(30));
+        assert_eq!(held_wait(Held::CircuitOpen, secs(20)), secs(30));
+        // A tier much longer than the wait would keep the job long after the circuit closed.
+        assert_eq!(held_wait(Held::CircuitOpen, secs(19)), secs(19));
+        assert_eq!(held_wait(Held::CircuitOpen, secs(60)), secs(60));
+        assert_eq!(held_wait(Held::CircuitOpen, secs(250)), secs(300));
+    }
+
+    #[test]
+    fn limits_hold_jobs_for_their_exact_wait() {
+        assert_eq!(held_wait(Held::Busy, secs(1)), secs(1));
+        assert_eq!(
+            held_wait(Held::RateLimited, Duration::from_millis(200)),
+            Duration::from_millis(200)
+        );
+        assert_eq!(held_wait(Held::RateLimited, secs(29)), secs(29));
     }
 }

@@ -67,11 +67,12 @@ impl TopicKind {
 }
 
 /// A retry topic's fixed delay. A job waiting `w` goes to the longest tier no longer than `w` and
-/// comes back after the tier's delay (again and again until due), so every record in one topic
-/// falls due in the order it was written and a consumer only ever waits for the head.
+/// comes back after the tier's delay (again and again until due), or, held by an open circuit, to
+/// a tier at least as long with its due time set to the tier's delay; either way every record in
+/// one topic falls due in the order it was written and a consumer only ever waits for the head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RetryTier {
-    /// 5 seconds: also where deferred jobs (open circuit, over a limit) wait.
+    /// 5 seconds: also where jobs held back by a limit, or by a circuit about to half-open, wait.
     S5,
     /// 30 seconds.
     S30,
