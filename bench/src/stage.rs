@@ -61,6 +61,12 @@ const STALLED_TIMEOUT_MS: u64 = 1_000;
 /// In the isolation phase, one job for the stalled destination per this many healthy ones.
 const STALLED_EVERY: u64 = 10;
 
+/// The isolation phase's warm-up: longer than the dispatcher's default open circuit (30 s).
+const ISOLATION_WARMUP: Duration = Duration::from_secs(40);
+
+/// The isolation phase's measured window: two open periods of the circuit.
+const ISOLATION_WINDOW: Duration = Duration::from_secs(60);
+
 /// The stage benchmark's report.
 #[derive(Debug, Serialize)]
 pub struct StageReport {
@@ -330,14 +336,21 @@ impl Stage<'_> {
                 }
                 send_job_to(producer, &deliveries, Some(0), &job(seq, now_us()))
             };
+            // Held jobs come back when the circuit may have closed (30 s by default): warm up
+            // past the first open period and measure over two, so their returns are inside.
+            let span = (
+                ISOLATION_WARMUP.max(Duration::from_secs(self.args.windows.warmup)),
+                ISOLATION_WINDOW.max(Duration::from_secs(self.args.windows.duration)),
+            );
             let stalled = self
-                .measure(
+                .measure_over(
                     "dispatcher closed loop beside a stalled destination",
                     &settings,
                     &mut process,
                     &delivered,
                     beside,
                     None,
+                    span,
                 )
                 .await?;
             anyhow::Ok(vec![closed, open, stalled])
@@ -425,6 +438,7 @@ impl Stage<'_> {
             tokio::spawn(async move {
                 loop {
                     let Ok(message) = consumer.recv().await else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     };
                     let arrived = now_us();
@@ -540,9 +554,28 @@ impl Stage<'_> {
     where
         F: Fn(&FutureProducer, u64) -> Result<(), ()>,
     {
-        let producer = create_producer(&producer_config(settings, "bench-stage"))?;
         let warmup = Duration::from_secs(self.args.windows.warmup);
         let window = Duration::from_secs(self.args.windows.duration);
+        self.measure_over(name, settings, process, out, feed, open, (warmup, window))
+            .await
+    }
+
+    /// [`Self::measure`] with a warm-up and window of its own.
+    #[allow(clippy::too_many_arguments)]
+    async fn measure_over<F>(
+        &self,
+        name: &str,
+        settings: &KafkaSettings,
+        process: &mut Child,
+        out: &Out,
+        feed: F,
+        open: Option<(f64, SocketAddr)>,
+        (warmup, window): (Duration, Duration),
+    ) -> anyhow::Result<StagePhase>
+    where
+        F: Fn(&FutureProducer, u64) -> Result<(), ()>,
+    {
+        let producer = create_producer(&producer_config(settings, "bench-stage"))?;
         let baseline = out.count().await?;
         let started = Instant::now();
         let mut written = 0_u64;
