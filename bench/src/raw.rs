@@ -15,7 +15,7 @@ use hookline_runtime::settings::GroupProtocol;
 use hookline_runtime::{KafkaSettings, topics};
 use hookline_schemas::TopicKind;
 use rdkafka::Message as _;
-use rdkafka::consumer::Consumer as _;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use serde::Serialize;
@@ -121,13 +121,7 @@ pub async fn kafka(
         })
     };
     // Wait for the partitions to be assigned before the clock starts.
-    let waiting = Instant::now();
-    while consumer.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
-        if waiting.elapsed() > Duration::from_secs(60) {
-            anyhow::bail!("the raw Kafka consumer got no partitions within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_partitions(&consumer, "the raw Kafka consumer").await?;
 
     let cycle = (SOURCES.len() * VARIANTS) as u64;
     let bodies: Vec<(usize, Bytes)> = (0..cycle)
@@ -190,4 +184,20 @@ pub async fn kafka(
         record_bytes,
         partitions,
     })
+}
+
+/// Waits, up to 60 s, until `consumer` (polled by a task of its own) was assigned partitions;
+/// `what` names it in the error.
+pub(crate) async fn wait_for_partitions(
+    consumer: &StreamConsumer,
+    what: &str,
+) -> anyhow::Result<()> {
+    let waiting = Instant::now();
+    while consumer.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
+        if waiting.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!("{what} got no partitions within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }

@@ -265,7 +265,15 @@ impl Stage<'_> {
             };
             let counter = Out::topic(&settings, &jobs, &name)?;
             let phase = self
-                .measure(&name, &settings, &mut process, &counter, feed, None)
+                .measure(
+                    &name,
+                    &settings,
+                    &mut process,
+                    &counter,
+                    feed,
+                    None,
+                    self.windows(),
+                )
                 .await;
             process.stop().await;
             phases.push(phase?);
@@ -311,6 +319,7 @@ impl Stage<'_> {
                     &delivered,
                     feed,
                     None,
+                    self.windows(),
                 )
                 .await?;
             let rate = closed.per_second / 2.0;
@@ -322,6 +331,7 @@ impl Stage<'_> {
                     &delivered,
                     feed,
                     Some((rate, receiver)),
+                    self.windows(),
                 )
                 .await?;
             // The same closed loop with a destination that times out on every request sharing
@@ -338,12 +348,10 @@ impl Stage<'_> {
             };
             // Held jobs come back when the circuit may have closed (30 s by default): warm up
             // past the first open period and measure over two, so their returns are inside.
-            let span = (
-                ISOLATION_WARMUP.max(Duration::from_secs(self.args.windows.warmup)),
-                ISOLATION_WINDOW.max(Duration::from_secs(self.args.windows.duration)),
-            );
+            let (warmup, window) = self.windows();
+            let span = (ISOLATION_WARMUP.max(warmup), ISOLATION_WINDOW.max(window));
             let stalled = self
-                .measure_over(
+                .measure(
                     "dispatcher closed loop beside a stalled destination",
                     &settings,
                     &mut process,
@@ -417,24 +425,23 @@ impl Stage<'_> {
         const SENT_AT: &str = "bench-sent-at-us";
         let topic = settings.topics().events();
         let group = format!("{}bench-hop", settings.topic_prefix);
-        let consumer: StreamConsumer =
-            create_consumer(&consumer_config(settings, "bench-hop", &group))?;
+        let consumer: Arc<StreamConsumer> = Arc::new(create_consumer(&consumer_config(
+            settings,
+            "bench-hop",
+            &group,
+        ))?);
         consumer.subscribe(&[&topic])?;
-        let waiting = Instant::now();
-        while consumer.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
-            if waiting.elapsed() > Duration::from_secs(60) {
-                bail!("the Kafka hop's consumer got no partitions within 60 s");
-            }
-            // Assignment happens while polling.
-            let _ = tokio::time::timeout(Duration::from_millis(50), consumer.recv()).await;
-        }
         // Records sent before this instant (the warm-up) are read but not timed.
         let window_from_us = Arc::new(AtomicU64::new(u64::MAX));
         let timed = Arc::new(std::sync::Mutex::new(stats::histogram()));
         let read = Arc::new(AtomicU64::new(0));
         let reader = {
-            let (window_from_us, timed, read) =
-                (window_from_us.clone(), timed.clone(), read.clone());
+            let (consumer, window_from_us, timed, read) = (
+                consumer.clone(),
+                window_from_us.clone(),
+                timed.clone(),
+                read.clone(),
+            );
             tokio::spawn(async move {
                 loop {
                     let Ok(message) = consumer.recv().await else {
@@ -457,10 +464,11 @@ impl Stage<'_> {
                 }
             })
         };
+        raw::wait_for_partitions(&consumer, "the Kafka hop's consumer").await?;
         let payload = serde_json::to_vec(job)?;
         let producer = create_producer(&producer_config(settings, "bench-hop"))?;
-        let warmup = Duration::from_secs(self.args.windows.warmup);
-        let total = warmup + Duration::from_secs(self.args.windows.duration);
+        let (warmup, window) = self.windows();
+        let total = warmup + window;
         let started = Instant::now();
         let mut written = 0_u64;
         while started.elapsed() < total {
@@ -540,29 +548,18 @@ impl Stage<'_> {
         })
     }
 
-    /// Writes records with `feed` at most [`WINDOW`] ahead of what `out` counted (or at `open`'s
-    /// rate, with latencies read from the receiver), warms up, then measures a window.
-    async fn measure<F>(
-        &self,
-        name: &str,
-        settings: &KafkaSettings,
-        process: &mut Child,
-        out: &Out,
-        feed: F,
-        open: Option<(f64, SocketAddr)>,
-    ) -> anyhow::Result<StagePhase>
-    where
-        F: Fn(&FutureProducer, u64) -> Result<(), ()>,
-    {
-        let warmup = Duration::from_secs(self.args.windows.warmup);
-        let window = Duration::from_secs(self.args.windows.duration);
-        self.measure_over(name, settings, process, out, feed, open, (warmup, window))
-            .await
+    /// The warm-up and measured window the command line set for each phase.
+    fn windows(&self) -> (Duration, Duration) {
+        (
+            Duration::from_secs(self.args.windows.warmup),
+            Duration::from_secs(self.args.windows.duration),
+        )
     }
 
-    /// [`Self::measure`] with a warm-up and window of its own.
+    /// Writes records with `feed` at most [`WINDOW`] ahead of what `out` counted (or at `open`'s
+    /// rate, with latencies read from the receiver), warms up, then measures a window (`span`).
     #[allow(clippy::too_many_arguments)]
-    async fn measure_over<F>(
+    async fn measure<F>(
         &self,
         name: &str,
         settings: &KafkaSettings,
