@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use hookline_bench::cli::{Cli, Command};
 
+/// jemalloc, as in `hookline`: what the bench spends is taken from the stage it measures.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
