@@ -4,6 +4,7 @@
 //! that healthy destinations need.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,6 +21,12 @@ const RATIO_WINDOW: usize = 20;
 /// How long a job waits when its destination has no free slot: about the time a slot frees up
 /// on a slow receiver.
 const BUSY_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a job waits in memory for a slot of a destination that has its most requests in
+/// progress before it is held back: a fast receiver frees one within milliseconds, and sending
+/// its jobs through a retry topic instead would cost more than their delivery; a slow receiver
+/// does not, and its jobs then wait on the retry path rather than in the dispatcher's slots.
+const SLOT_WAIT: Duration = Duration::from_millis(100);
 
 /// Why a job was held back; a metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,8 +81,39 @@ struct State {
     /// What the state was built for; a change of limits or URL starts afresh.
     shape: (String, u32, Option<RateLimit>),
     permits: Arc<Semaphore>,
+    /// Jobs waiting for one of `permits`; at most as many as there are permits.
+    waiting: AtomicU32,
     limiter: Option<DefaultDirectRateLimiter>,
     breaker: Mutex<Breaker>,
+}
+
+impl State {
+    /// A slot that frees up within [`SLOT_WAIT`], waited for only while the circuit is closed
+    /// and by no more jobs at once than the destination has slots, so a slow destination's jobs
+    /// hold at most that many of the dispatcher's slots for that long.
+    async fn wait_for_slot(&self) -> Option<OwnedSemaphorePermit> {
+        if lock(&self.breaker).circuit != Circuit::Closed {
+            return None;
+        }
+        let slots = self.shape.1;
+        self.waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
+                (waiting < slots).then_some(waiting + 1)
+            })
+            .ok()?;
+        let _waiting = Waiting(&self.waiting);
+        let acquired = tokio::time::timeout(SLOT_WAIT, self.permits.clone().acquire_owned()).await;
+        acquired.ok()?.ok()
+    }
+}
+
+/// Counts a job out of [`State::waiting`] however its wait ends (dropped with it, too).
+struct Waiting<'a>(&'a AtomicU32);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Isolation {
@@ -93,14 +131,14 @@ impl Isolation {
         }
     }
 
-    /// Lets one request to `destination` go now, or says how long to hold it back and why.
-    pub fn admit(&self, destination: &Destination) -> Result<Pass, (Held, Duration)> {
+    /// Lets one request to `destination` go (after a short wait for a slot, at most
+    /// [`SLOT_WAIT`]), or says how long to hold it back and why.
+    pub async fn admit(&self, destination: &Destination) -> Result<Pass, (Held, Duration)> {
         let state = self.state(destination);
-        let permit = state
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| (Held::Busy, BUSY_WAIT))?;
+        let permit = match state.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => state.wait_for_slot().await.ok_or((Held::Busy, BUSY_WAIT))?,
+        };
         if let Some(limiter) = &state.limiter {
             limiter.check().map_err(|not_until| {
                 (
@@ -149,6 +187,7 @@ impl Isolation {
         }
         let state = Arc::new(State {
             permits: Arc::new(Semaphore::new(shape.1 as usize)),
+            waiting: AtomicU32::new(0),
             limiter: shape.2.as_ref().map(|limit| {
                 DefaultDirectRateLimiter::direct(hookline_runtime::rate::quota(limit))
             }),
@@ -324,32 +363,104 @@ mod tests {
         assert!(matches!(breaker.circuit, Circuit::Open { .. }));
     }
 
-    #[test]
-    fn concurrency_is_limited_per_destination() {
+    #[tokio::test(start_paused = true)]
+    async fn concurrency_is_limited_per_destination() {
         let isolation = isolation();
-        let first = isolation.admit(&destination(None, None)).unwrap();
-        let _second = isolation.admit(&destination(None, None)).unwrap();
+        let first = isolation.admit(&destination(None, None)).await.unwrap();
+        let _second = isolation.admit(&destination(None, None)).await.unwrap();
+        let waited = Instant::now();
         assert_eq!(
-            isolation.admit(&destination(None, None)).unwrap_err().0,
+            isolation
+                .admit(&destination(None, None))
+                .await
+                .unwrap_err()
+                .0,
             Held::Busy
+        );
+        assert_eq!(
+            waited.elapsed(),
+            SLOT_WAIT,
+            "held back once no slot freed up"
         );
         let mut other = destination(None, None);
         other.id = ResourceId::parse("other").unwrap();
         assert!(
-            isolation.admit(&other).is_ok(),
+            isolation.admit(&other).await.is_ok(),
             "another destination has its own slots"
         );
         isolation.finish(first, false);
-        assert!(isolation.admit(&destination(None, None)).is_ok());
+        assert!(isolation.admit(&destination(None, None)).await.is_ok());
         // Its own limit replaces the default.
         let wide = destination(Some(5), None);
-        let passes: Vec<_> = (0..5).map(|_| isolation.admit(&wide).unwrap()).collect();
-        assert_eq!(isolation.admit(&wide).unwrap_err().0, Held::Busy);
+        let mut passes = Vec::new();
+        for _ in 0..5 {
+            passes.push(isolation.admit(&wide).await.unwrap());
+        }
+        assert_eq!(isolation.admit(&wide).await.unwrap_err().0, Held::Busy);
         drop(passes);
     }
 
-    #[test]
-    fn the_rate_limit_holds_back_with_the_time_to_wait() {
+    #[tokio::test(start_paused = true)]
+    async fn a_job_waits_a_little_for_a_slot_and_no_more_jobs_wait_than_there_are_slots() {
+        let isolation = Arc::new(isolation());
+        let busy = destination(None, None);
+        let first = isolation.admit(&busy).await.unwrap();
+        let _second = isolation.admit(&busy).await.unwrap();
+        let waiter = |isolation: &Arc<Isolation>| {
+            let (isolation, busy) = (isolation.clone(), busy.clone());
+            tokio::spawn(async move { isolation.admit(&busy).await })
+        };
+        let (a, b) = (waiter(&isolation), waiter(&isolation));
+        while isolation.state(&busy).waiting.load(Ordering::Acquire) < 2 {
+            tokio::task::yield_now().await;
+        }
+        // Both of the destination's two waiting places are taken: a third job is held back
+        // at once, without waiting.
+        let started = Instant::now();
+        assert_eq!(isolation.admit(&busy).await.unwrap_err().0, Held::Busy);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        // A slot freed within the wait goes to the first in line; the other gives up.
+        tokio::time::sleep(SLOT_WAIT / 2).await;
+        isolation.finish(first, false);
+        let _slot = a
+            .await
+            .unwrap()
+            .expect("the first in line gets the freed slot");
+        assert_eq!(b.await.unwrap().unwrap_err().0, Held::Busy);
+        assert_eq!(started.elapsed(), SLOT_WAIT);
+        // Their places are free again.
+        let (c, d) = (waiter(&isolation), waiter(&isolation));
+        assert_eq!(c.await.unwrap().unwrap_err().0, Held::Busy);
+        assert_eq!(d.await.unwrap().unwrap_err().0, Held::Busy);
+        assert_eq!(started.elapsed(), SLOT_WAIT * 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_job_waits_for_a_slot_of_an_open_circuit() {
+        let isolation = isolation();
+        let failing = destination(Some(3), None);
+        for _ in 0..3 {
+            let pass = isolation.admit(&failing).await.unwrap();
+            isolation.finish(pass, true);
+        }
+        // The circuit is open; the slots taken by requests still in flight are not waited for.
+        let mut passes = Vec::new();
+        for _ in 0..3 {
+            let state = isolation.state(&failing);
+            passes.push(state.permits.clone().try_acquire_owned().unwrap());
+        }
+        let started = Instant::now();
+        assert_eq!(isolation.admit(&failing).await.unwrap_err().0, Held::Busy);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        drop(passes);
+        assert_eq!(
+            isolation.admit(&failing).await.unwrap_err().0,
+            Held::CircuitOpen
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_holds_back_with_the_time_to_wait() {
         let isolation = isolation();
         let limited = destination(
             Some(100),
@@ -358,9 +469,9 @@ mod tests {
                 burst: Some(2),
             }),
         );
-        let _a = isolation.admit(&limited).unwrap();
-        let _b = isolation.admit(&limited).unwrap();
-        let (held, wait) = isolation.admit(&limited).unwrap_err();
+        let _a = isolation.admit(&limited).await.unwrap();
+        let _b = isolation.admit(&limited).await.unwrap();
+        let (held, wait) = isolation.admit(&limited).await.unwrap_err();
         assert_eq!(held, Held::RateLimited);
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(1),
@@ -368,14 +479,17 @@ mod tests {
         );
     }
 
-    #[test]
-    fn failures_open_the_circuit_and_the_gauge_counts_it() {
+    #[tokio::test(start_paused = true)]
+    async fn failures_open_the_circuit_and_the_gauge_counts_it() {
         let isolation = isolation();
         for _ in 0..3 {
-            let pass = isolation.admit(&destination(Some(10), None)).unwrap();
+            let pass = isolation.admit(&destination(Some(10), None)).await.unwrap();
             isolation.finish(pass, true);
         }
-        let (held, wait) = isolation.admit(&destination(Some(10), None)).unwrap_err();
+        let (held, wait) = isolation
+            .admit(&destination(Some(10), None))
+            .await
+            .unwrap_err();
         assert_eq!(held, Held::CircuitOpen);
         assert!(wait <= Duration::from_secs(30));
         assert_eq!(isolation.open_circuits.get(), 1);

@@ -411,7 +411,7 @@ impl Shared {
                 }
                 Err(()) => return Settled::Abandoned,
             };
-            let pass = match self.isolation.admit(&destination) {
+            let pass = match self.isolation.admit(&destination).await {
                 Ok(pass) => pass,
                 Err((held, wait)) => {
                     // Held back by its destination's limits or open circuit: wait on the retry
