@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::FutureExt as _;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
@@ -122,13 +123,16 @@ where
                             in_flight.start(&topic, partition, offset);
                             ages.start(&topic, partition, offset, message.timestamp().to_millis());
                             let in_flight = in_flight.clone();
-                            tasks.spawn(async move {
-                                let outcome = work.await;
+                            // A combinator rather than an async block: the block would hold
+                            // `work` twice, as captured and as awaited (rust-lang/rust#62958),
+                            // doubling every task's memory.
+                            let task = work.map(move |outcome| {
                                 if matches!(outcome, Ok(Settled::Done)) {
                                     in_flight.finish(&topic, partition, offset);
                                 }
                                 (topic, partition, offset, outcome)
                             });
+                            tasks.spawn(task);
                         }
                         Next::NotBefore(due) => {
                             drop(message);
