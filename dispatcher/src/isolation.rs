@@ -1,6 +1,7 @@
 //! Isolation between destinations: a concurrency limit, a rate limit (GCRA) and a circuit breaker
-//! per destination. A job that one of them holds back is not waited for: the pipeline defers it
-//! to the retry path, so a slow or failing destination never occupies the slots, or the partition,
+//! per destination. A job that one of them holds back is not waited for (beyond a wait of at most
+//! 100 ms for a slot of a destination whose circuit is closed): the pipeline defers it to
+//! the retry path, so a slow or failing destination never occupies the slots, or the partition,
 //! that healthy destinations need.
 
 use std::collections::{HashMap, VecDeque};
@@ -132,7 +133,7 @@ impl Isolation {
     }
 
     /// Lets one request to `destination` go (after a short wait for a slot, at most
-    /// [`SLOT_WAIT`]), or says how long to hold it back and why.
+    /// 100 ms), or says how long to hold it back and why.
     pub async fn admit(&self, destination: &Destination) -> Result<Pass, (Held, Duration)> {
         let state = self.state(destination);
         let permit = match state.permits.clone().try_acquire_owned() {
