@@ -158,6 +158,11 @@ pub struct StageArgs {
     #[arg(long, value_delimiter = ',', default_values_t = [10, 1000])]
     pub other_triggers: Vec<usize>,
 
+    /// Dispatcher: measure only its memory with 10,000 deliveries held by a slow receiver,
+    /// skipping the throughput, latency and isolation phases.
+    #[arg(long)]
+    pub memory_only: bool,
+
     /// Partitions of each topic.
     #[arg(long, default_value_t = 6)]
     pub partitions: i32,

@@ -298,7 +298,50 @@ impl Stage<'_> {
     async fn dispatcher_phases(&self, receiver: SocketAddr) -> anyhow::Result<StageReport> {
         let base = format!("http://{receiver}");
         let resources = dispatcher_resources(&base);
-        let (spec, flags, settings) = self.phase_kafka("dispatcher", &resources).await?;
+        let (phases, beside_stalled_share) = if self.args.memory_only {
+            (Vec::new(), None)
+        } else {
+            let (phases, share) = self
+                .dispatcher_throughput(receiver, &base, &resources)
+                .await?;
+            (phases, Some(share))
+        };
+
+        // A fresh dispatcher, so its memory is that of the slow phase alone.
+        let (spec, mut flags, settings) = self.phase_kafka("dispatcher-slow", &resources).await?;
+        pipeline::apply(&spec, &flags).await?;
+        let limit = (SLOW_IN_FLIGHT + 1_000).to_string();
+        flags.extend([
+            "--dispatcher-max-in-flight".to_owned(),
+            limit.clone(),
+            "--destination-max-in-flight".to_owned(),
+            limit,
+        ]);
+        let mut process = pipeline::start_role(&spec, "dispatcher", "dispatcher-slow", &flags)
+            .await?
+            .child;
+        let slow = self
+            .slow_receiver(&settings, &mut process, &base, receiver)
+            .await;
+        process.stop().await;
+        Ok(StageReport {
+            stage: "dispatcher".to_owned(),
+            raw_kafka_per_second: self.raw_per_second,
+            phases,
+            slow_receiver: Some(slow?),
+            beside_stalled_share,
+        })
+    }
+
+    /// The dispatcher's closed loop, open loop at half its maximum and closed loop beside a
+    /// stalled destination, with the share of its throughput the healthy destination keeps.
+    async fn dispatcher_throughput(
+        &self,
+        receiver: SocketAddr,
+        base: &str,
+        resources: &str,
+    ) -> anyhow::Result<(Vec<StagePhase>, f64)> {
+        let (spec, flags, settings) = self.phase_kafka("dispatcher", resources).await?;
         pipeline::apply(&spec, &flags).await?;
         let mut process = pipeline::start_role(&spec, "dispatcher", "dispatcher", &flags)
             .await?
@@ -387,30 +430,7 @@ impl Stage<'_> {
             open.kafka_hop_ms = hop;
         }
 
-        // A fresh dispatcher, so its memory is that of the slow phase alone.
-        let (spec, mut flags, settings) = self.phase_kafka("dispatcher-slow", &resources).await?;
-        pipeline::apply(&spec, &flags).await?;
-        let limit = (SLOW_IN_FLIGHT + 1_000).to_string();
-        flags.extend([
-            "--dispatcher-max-in-flight".to_owned(),
-            limit.clone(),
-            "--destination-max-in-flight".to_owned(),
-            limit,
-        ]);
-        let mut process = pipeline::start_role(&spec, "dispatcher", "dispatcher-slow", &flags)
-            .await?
-            .child;
-        let slow = self
-            .slow_receiver(&settings, &mut process, &base, receiver)
-            .await;
-        process.stop().await;
-        Ok(StageReport {
-            stage: "dispatcher".to_owned(),
-            raw_kafka_per_second: self.raw_per_second,
-            phases,
-            slow_receiver: Some(slow?),
-            beside_stalled_share: Some(beside_stalled_share),
-        })
+        Ok((phases, beside_stalled_share))
     }
 
     /// Writes records the size of `job` at `rate` to a topic nobody else reads and times their
@@ -519,6 +539,11 @@ impl Stage<'_> {
         let topic = settings.topics().deliveries();
         let url = format!("{base}/slow/{SLOW_HOLD_MS}");
         let before = receiver_counts(receiver).await?.slow;
+        let idle = process.usage()?;
+        eprintln!(
+            "slow receiver: dispatcher RSS {:.0} MB before any job",
+            mb(idle.rss_bytes)
+        );
         for seq in 0..SLOW_IN_FLIGHT {
             let job = delivery_job(seq, now_us(), "slow", &url);
             while send_job(&producer, &topic, &job).is_err() {
