@@ -15,7 +15,7 @@ pub enum Error {
     Resources(#[from] hookline_runtime::resources::StoreStopped),
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client")]
-    HttpClient(#[source] reqwest::Error),
+    HttpClient(#[source] rustls::Error),
     /// The consumer could not subscribe.
     #[error("could not subscribe to {topic}")]
     Subscribe {

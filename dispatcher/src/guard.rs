@@ -5,18 +5,23 @@
 //! the client's DNS resolver, and the client connects only to the addresses it returns, so a
 //! DNS answer that changes between a check and the connect cannot slip through. IP literals
 //! never reach a resolver, so [`Guard::check_url`] judges them before the request is sent.
-//! [`client_builder`] puts both in place and removes what would go around them (proxies,
-//! redirects).
+//! [`connector`] puts the resolver in place; the client built on it uses no proxy and follows
+//! no redirect, which would go around both.
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use reqwest::Url;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::redirect::Policy;
+use tower_service::Service;
+use url::Url;
 
 /// How the guard treats an address in one of the [`REFUSED_RANGES`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -287,8 +292,8 @@ impl fmt::Display for Via {
     }
 }
 
-/// The [`Blocked`] error somewhere in `error`'s chain of causes, such as a `reqwest::Error`
-/// from a connect the [`GuardedResolver`] refused.
+/// The [`Blocked`] error somewhere in `error`'s chain of causes, such as the client's error
+/// for a connect the [`GuardedResolver`] refused.
 pub fn blocked_in<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Blocked> {
     let mut next = Some(error);
     while let Some(error) = next {
@@ -308,6 +313,9 @@ pub fn blocked_in<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Blocked
     None
 }
 
+/// What resolving a name can fail with: the [`Blocked`] error, or the system resolver's.
+pub type ResolveError = Box<dyn StdError + Send + Sync>;
+
 /// The client's DNS resolver: resolves with the system resolver and hands the client only the
 /// addresses the guard allows, so the check holds for the address actually connected to.
 #[derive(Clone, Debug)]
@@ -322,53 +330,76 @@ impl GuardedResolver {
             guard: Arc::new(guard),
         }
     }
-}
 
-impl Resolve for GuardedResolver {
+    /// The addresses of `host` the guard allows (with port 0, which the connector sets).
     /// Fails with the [`Blocked`] error for the first address when every address is refused,
     /// or with the resolver's error when resolution fails.
-    fn resolve(&self, name: Name) -> Resolving {
-        let guard = Arc::clone(&self.guard);
-        Box::pin(async move {
-            let resolved = tokio::net::lookup_host((name.as_str(), 0)).await?;
-            let mut first_refusal = None;
-            let allowed: Vec<SocketAddr> = resolved
-                .filter(|address| match guard.check(address.ip()) {
-                    Ok(()) => true,
-                    Err(blocked) => {
-                        tracing::debug!(host = name.as_str(), %blocked, "Dropped a refused address.");
-                        first_refusal.get_or_insert(blocked);
-                        false
-                    }
-                })
-                .collect();
-            match first_refusal {
-                Some(blocked) if allowed.is_empty() => Err(blocked.into()),
-                Some(_) | None => Ok(Box::new(allowed.into_iter()) as Addrs),
-            }
-        })
+    pub async fn resolve(&self, host: &str) -> Result<Vec<SocketAddr>, ResolveError> {
+        let resolved = tokio::net::lookup_host((host, 0)).await?;
+        let mut first_refusal = None;
+        let allowed: Vec<SocketAddr> = resolved
+            .filter(|address| match self.guard.check(address.ip()) {
+                Ok(()) => true,
+                Err(blocked) => {
+                    tracing::debug!(host, %blocked, "Dropped a refused address.");
+                    first_refusal.get_or_insert(blocked);
+                    false
+                }
+            })
+            .collect();
+        match first_refusal {
+            Some(blocked) if allowed.is_empty() => Err(blocked.into()),
+            Some(_) | None => Ok(allowed),
+        }
     }
 }
 
-/// A client builder that enforces `guard`: DNS answers go through a [`GuardedResolver`], no
-/// proxy is used (one from the environment would connect on the client's behalf, past the
-/// guard) and no redirect is followed (its target could be an IP literal, which no resolver
-/// sees). A caller that re-enables redirects must judge each target with [`Guard::check_url`];
-/// every caller must judge the request URL with it, since IP literals bypass the resolver.
-pub fn client_builder(guard: &Guard) -> reqwest::ClientBuilder {
-    let builder = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(Policy::none());
-    if guard.is_enabled() {
-        builder.dns_resolver(Arc::new(GuardedResolver::new(guard.clone())))
-    } else {
-        builder
+/// The resolver as the connector calls it.
+impl Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = ResolveError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let resolver = self.clone();
+        Box::pin(async move { Ok(resolver.resolve(name.as_str()).await?.into_iter()) })
+    }
+}
+
+/// How the dispatcher's client connects: TCP to the addresses a [`GuardedResolver`] allows,
+/// then TLS (HTTP/2 when the server offers it) for `https` URLs.
+pub type Connector = HttpsConnector<HttpConnector<GuardedResolver>>;
+
+/// A connector that enforces `guard` (a disabled guard lets every address through). It opens
+/// no proxy connection: one would connect on the client's behalf, past the guard. Every
+/// caller must still judge the request URL with [`Guard::check_url`], since IP literals never
+/// reach the resolver, and follow no redirect it has not judged the same way.
+pub fn connector(guard: &Guard) -> Result<Connector, rustls::Error> {
+    let mut tcp = HttpConnector::new_with_resolver(GuardedResolver::new(guard.clone()));
+    // The TLS layer above handles `https`.
+    tcp.enforce_http(false);
+    // A request is one write; waiting to coalesce it only adds latency.
+    tcp.set_nodelay(true);
+    Ok(HttpsConnectorBuilder::new()
+        .try_with_platform_verifier()?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(tcp))
 }
 
 #[cfg(test)]
 mod tests {
     use std::io::ErrorKind;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
 
     use super::*;
 
@@ -593,8 +624,8 @@ mod tests {
     #[tokio::test]
     async fn the_resolver_refuses_localhost() {
         let resolver = GuardedResolver::new(Guard::default());
-        let error = match resolver.resolve("localhost".parse().unwrap()).await {
-            Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
+        let error = match resolver.resolve("localhost").await {
+            Ok(addrs) => panic!("resolved to {addrs:?}"),
             Err(error) => error,
         };
         let blocked = blocked_in(&*error).expect("a Blocked error");
@@ -604,11 +635,7 @@ mod tests {
     #[tokio::test]
     async fn the_resolver_allows_localhost_when_loopback_is_allowed() {
         let resolver = GuardedResolver::new(loopback_allowed());
-        let addrs: Vec<_> = resolver
-            .resolve("localhost".parse().unwrap())
-            .await
-            .unwrap()
-            .collect();
+        let addrs = resolver.resolve("localhost").await.unwrap();
         assert!(!addrs.is_empty());
         assert!(
             addrs.iter().all(|addr| addr.ip().is_loopback()),
@@ -620,8 +647,8 @@ mod tests {
     async fn the_resolver_passes_resolution_errors_through() {
         let resolver = GuardedResolver::new(Guard::default());
         // A NUL byte fails resolution on this host, without asking a DNS server.
-        let error = match resolver.resolve("bad\0name".parse().unwrap()).await {
-            Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
+        let error = match resolver.resolve("bad\0name").await {
+            Ok(addrs) => panic!("resolved to {addrs:?}"),
             Err(error) => error,
         };
         assert!(blocked_in(&*error).is_none(), "{error}");
@@ -660,6 +687,16 @@ mod tests {
         }
     }
 
+    /// A GET of `url` with a client on [`connector`]`(guard)`: the status and body, or the
+    /// error.
+    async fn get(guard: &Guard, url: &str) -> Result<(u16, Bytes), Box<dyn StdError>> {
+        let client = Client::builder(TokioExecutor::new()).build(connector(guard).unwrap());
+        let request = http::Request::get(url).body(Empty::<Bytes>::new()).unwrap();
+        let response = client.request(request).await?;
+        let status = response.status().as_u16();
+        Ok((status, response.into_body().collect().await?.to_bytes()))
+    }
+
     #[tokio::test]
     async fn a_client_refuses_localhost_before_connecting_unless_allowed() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -669,9 +706,8 @@ mod tests {
             listener.local_addr().unwrap().port()
         );
 
-        let client = client_builder(&Guard::default()).build().unwrap();
-        let error = client.get(&url).send().await.unwrap_err();
-        let blocked = blocked_in(&error).expect("a Blocked error in the chain");
+        let error = get(&Guard::default(), &url).await.unwrap_err();
+        let blocked = blocked_in(&*error).expect("a Blocked error in the chain");
         assert!(blocked.ip().is_loopback(), "{blocked}");
         // The request failed, so a connection it had made would be queued by now.
         let accepted = listener.accept();
@@ -681,10 +717,9 @@ mod tests {
         );
 
         let server = tokio::spawn(serve(tokio::net::TcpListener::from_std(listener).unwrap()));
-        let client = client_builder(&loopback_allowed()).build().unwrap();
-        let response = client.get(&url).send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.text().await.unwrap(), "ok");
+        let (status, body) = get(&loopback_allowed(), &url).await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body, "ok");
         server.abort();
     }
 
@@ -696,9 +731,8 @@ mod tests {
             listener.local_addr().unwrap().port()
         );
         let server = tokio::spawn(serve(listener));
-        let client = client_builder(&Guard::disabled()).build().unwrap();
-        let response = client.get(&url).send().await.unwrap();
-        assert_eq!(response.status(), 200);
+        let (status, _) = get(&Guard::disabled(), &url).await.unwrap();
+        assert_eq!(status, 200);
         server.abort();
     }
 }
