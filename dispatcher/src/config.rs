@@ -94,6 +94,16 @@ pub struct Config {
     )]
     pub circuit_open_ms: u64,
 
+    /// The longest an open circuit stays open, in milliseconds (5 minutes): each failed probe
+    /// doubles the last open period up to this, and a success starts over from
+    /// `--circuit-open-ms`.
+    #[arg(
+        long = "circuit-open-max-ms",
+        env = "HOOKLINE_CIRCUIT_OPEN_MAX_MS",
+        default_value_t = 300_000
+    )]
+    pub circuit_open_max_ms: u64,
+
     /// A destination that has failed for this long without a single success is disabled, in
     /// seconds (5 days); 0 never disables. The window survives restarts.
     #[arg(
@@ -125,6 +135,7 @@ impl Default for Config {
             allow_cidrs: Vec::new(),
             circuit_failures: 10,
             circuit_open_ms: 30_000,
+            circuit_open_max_ms: 300_000,
             disable_after_failing_seconds: 5 * 24 * 3600,
             drain: DEFAULT_DRAIN,
         }

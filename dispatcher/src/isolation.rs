@@ -56,8 +56,22 @@ impl Held {
 pub struct BreakerSettings {
     /// Consecutive failures that open the circuit.
     pub consecutive_failures: u32,
-    /// How long the circuit stays open before a probe.
+    /// How long the circuit stays open before a probe, the first time it opens.
     pub open_for: Duration,
+    /// The longest it stays open: every failed probe doubles the last open period up to this,
+    /// so that during a long outage the held jobs come back (each a read and a write of a
+    /// retry topic) and probes go out less and less often.
+    pub open_max: Duration,
+}
+
+impl BreakerSettings {
+    /// How long the circuit stays open after it opened `trips` times in a row without a
+    /// success in between (0 the first time).
+    fn open_period(&self, trips: u32) -> Duration {
+        self.open_for
+            .saturating_mul(1 << trips.min(20))
+            .min(self.open_max.max(self.open_for))
+    }
 }
 
 /// The per-destination state of every destination seen.
@@ -234,6 +248,8 @@ struct Breaker {
     circuit: Circuit,
     consecutive: u32,
     recent: VecDeque<bool>,
+    /// Times the circuit opened since the last success.
+    trips: u32,
 }
 
 impl Default for Breaker {
@@ -242,6 +258,7 @@ impl Default for Breaker {
             circuit: Circuit::Closed,
             consecutive: 0,
             recent: VecDeque::with_capacity(RATIO_WINDOW),
+            trips: 0,
         }
     }
 }
@@ -275,6 +292,7 @@ impl Breaker {
         self.recent.push_back(failed);
         if !failed {
             self.consecutive = 0;
+            self.trips = 0;
             if self.circuit != Circuit::Closed {
                 // Any success, a probe's or one of a request sent before the circuit opened,
                 // shows the receiver is back: start counting afresh.
@@ -289,8 +307,9 @@ impl Breaker {
                 || (self.recent.len() == RATIO_WINDOW && failures * 2 >= RATIO_WINDOW);
             if trips && !matches!(self.circuit, Circuit::Open { .. }) {
                 self.circuit = Circuit::Open {
-                    until: now + settings.open_for,
+                    until: now + settings.open_period(self.trips),
                 };
+                self.trips = self.trips.saturating_add(1);
             }
         }
         self.circuit != before
@@ -304,6 +323,7 @@ mod tests {
     const SETTINGS: BreakerSettings = BreakerSettings {
         consecutive_failures: 3,
         open_for: Duration::from_secs(30),
+        open_max: Duration::from_secs(300),
     };
 
     fn destination(max_in_flight: Option<u32>, rate_limit: Option<RateLimit>) -> Destination {
@@ -338,11 +358,57 @@ mod tests {
             breaker.record(true, true, later, &SETTINGS),
             "a failed probe opens again"
         );
-        assert_eq!(breaker.admit(later), Err(Duration::from_secs(30)));
-        let much_later = later + Duration::from_secs(30);
+        assert_eq!(
+            breaker.admit(later),
+            Err(Duration::from_secs(60)),
+            "for twice as long"
+        );
+        let much_later = later + Duration::from_secs(60);
         assert_eq!(breaker.admit(much_later), Ok(true));
         assert!(breaker.record(false, true, much_later, &SETTINGS));
         assert_eq!(breaker.admit(much_later), Ok(false), "a good probe closes");
+    }
+
+    #[test]
+    fn failed_probes_double_the_open_period_up_to_the_max_and_a_success_resets_it() {
+        let mut breaker = Breaker::default();
+        let mut now = Instant::now();
+        for _ in 0..3 {
+            breaker.record(true, false, now, &SETTINGS);
+        }
+        let mut periods = Vec::new();
+        for _ in 0..6 {
+            let Err(wait) = breaker.admit(now) else {
+                panic!("the circuit is open")
+            };
+            periods.push(wait.as_secs());
+            now += wait;
+            assert_eq!(breaker.admit(now), Ok(true), "a probe once it is over");
+            breaker.record(true, true, now, &SETTINGS);
+        }
+        assert_eq!(periods, [30, 60, 120, 240, 300, 300]);
+
+        assert_eq!(breaker.admit(now + Duration::from_secs(300)), Ok(true));
+        breaker.record(false, true, now, &SETTINGS);
+        for _ in 0..3 {
+            breaker.record(true, false, now, &SETTINGS);
+        }
+        assert_eq!(
+            breaker.admit(now),
+            Err(Duration::from_secs(30)),
+            "after a success the next opening starts over"
+        );
+    }
+
+    #[test]
+    fn the_open_period_never_drops_below_the_first_one() {
+        let settings = BreakerSettings {
+            open_max: Duration::from_secs(1),
+            ..SETTINGS
+        };
+        assert_eq!(settings.open_period(0), Duration::from_secs(30));
+        assert_eq!(settings.open_period(u32::MAX), Duration::from_secs(30));
+        assert_eq!(SETTINGS.open_period(u32::MAX), Duration::from_secs(300));
     }
 
     #[test]

@@ -103,6 +103,7 @@ impl Dispatcher {
             BreakerSettings {
                 consecutive_failures: config.circuit_failures.max(1),
                 open_for: Duration::from_millis(config.circuit_open_ms),
+                open_max: Duration::from_millis(config.circuit_open_max_ms),
             },
             metrics.open_circuits.clone(),
         );
