@@ -51,6 +51,9 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
+/// How many times one attempt is sent again after an HTTP/2 server refused it unprocessed.
+const REFUSED_RETRIES: u32 = 2;
+
 /// The `user-agent` of every request unless the destination or job sets one.
 const USER_AGENT_VALUE: &str = concat!("Hookline/", env!("CARGO_PKG_VERSION"));
 
@@ -105,7 +108,19 @@ impl Deliverer {
             }
         };
         let exchange = async {
-            let response = self.client.request(request).await?;
+            let mut request = request;
+            let mut refused = 0;
+            let response = loop {
+                match self.client.request(request).await {
+                    // Not processed, by the server's own word: safe to send again, at once.
+                    Err(error) if refused < REFUSED_RETRIES && refused_unprocessed(&error) => {
+                        refused += 1;
+                        // It was built once already, so it builds again.
+                        request = self.request(job, destination).map_err(|(_, error)| error)?;
+                    }
+                    result => break result?,
+                }
+            };
             let code = response.status().as_u16();
             let retry_after = response
                 .headers()
@@ -231,6 +246,22 @@ pub fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
     }
     let at = httpdate::parse_http_date(text).ok()?;
     Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+/// Whether an HTTP/2 server said it did not process the request (RFC 9113, section 8.7): it
+/// refused the stream, or was closing the connection gracefully when the request came. nginx,
+/// for one, closes an HTTP/2 connection this way after a number of requests.
+fn refused_unprocessed(error: &(dyn StdError + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && ((h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR))
+                    || (h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)));
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// Whether the system gave up on the connection (a connect or read that timed out), as
@@ -394,6 +425,18 @@ mod tests {
                 .starts_with("v1,")
         );
         assert_eq!(headers["content-type"], "application/json");
+    }
+
+    #[test]
+    fn only_the_servers_own_refusal_is_sent_again() {
+        // Our own resets and I/O failures say nothing about what the server processed. (A
+        // server's refusal cannot be made outside h2: `is_remote` errors come off the wire.)
+        let local = h2::Error::from(h2::Reason::REFUSED_STREAM);
+        assert!(!refused_unprocessed(&local));
+        let going_away = h2::Error::from(h2::Reason::NO_ERROR);
+        assert!(!refused_unprocessed(&going_away));
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(!refused_unprocessed(&reset));
     }
 
     #[test]
