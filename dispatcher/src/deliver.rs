@@ -252,41 +252,29 @@ pub fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
 /// refused the stream, or was closing the connection gracefully when the request came. nginx,
 /// for one, closes an HTTP/2 connection this way after a number of requests.
 fn refused_unprocessed(error: &(dyn StdError + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if let Some(h2) = error.downcast_ref::<h2::Error>() {
-            return h2.is_remote()
+    guard::chain(error)
+        .find_map(|error| error.downcast_ref::<h2::Error>())
+        .is_some_and(|h2| {
+            h2.is_remote()
                 && ((h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR))
-                    || (h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)));
-        }
-        next = error.source();
-    }
-    false
+                    || (h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)))
+        })
 }
 
 /// Whether the system gave up on the connection (a connect or read that timed out), as
 /// opposed to the attempt's own deadline, which is judged around the exchange.
 fn timed_out(error: &(dyn StdError + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            return io.kind() == std::io::ErrorKind::TimedOut;
-        }
-        next = error.source();
-    }
-    false
+    guard::chain(error)
+        .find_map(|error| error.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
 }
 
 /// The error with its causes, which say what actually failed (refused, reset, DNS).
 fn describe(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    guard::chain(error)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 #[cfg(test)]

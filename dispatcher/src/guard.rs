@@ -167,11 +167,6 @@ impl Guard {
         }
     }
 
-    /// Whether the guard refuses anything at all.
-    pub fn is_enabled(&self) -> bool {
-        self.enabled
-    }
-
     /// The ranges opened on purpose.
     pub fn allowed(&self) -> &[IpNet] {
         &self.allow
@@ -293,25 +288,25 @@ impl fmt::Display for Via {
     }
 }
 
+/// `error` and its causes, outermost first.
+pub fn chain<'a>(
+    error: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(error), |&error| error.source())
+}
+
 /// The [`Blocked`] error somewhere in `error`'s chain of causes, such as the client's error
 /// for a connect the [`GuardedResolver`] refused.
 pub fn blocked_in<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Blocked> {
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if let Some(blocked) = error.downcast_ref::<Blocked>() {
-            return Some(blocked);
-        }
-        // `io::Error::source` skips the error it wraps and goes to that error's source.
-        if let Some(blocked) = error
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<Blocked>())
-        {
-            return Some(blocked);
-        }
-        next = error.source();
-    }
-    None
+    chain(error).find_map(|error| {
+        error.downcast_ref::<Blocked>().or_else(|| {
+            // `io::Error::source` skips the error it wraps and goes to that error's source.
+            error
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<Blocked>())
+        })
+    })
 }
 
 /// What resolving a name can fail with: the [`Blocked`] error, or the system resolver's.
@@ -581,7 +576,6 @@ mod tests {
     #[test]
     fn a_disabled_guard_allows_everything() {
         let guard = Guard::disabled();
-        assert!(!guard.is_enabled());
         for address in ["127.0.0.1", "169.254.169.254", "::1", "::ffff:10.0.0.1"] {
             assert!(guard.check(ip(address)).is_ok(), "{address}");
         }
