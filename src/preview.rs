@@ -156,8 +156,11 @@ mod tests {
     #[test]
     fn a_push_to_another_branch_does_not_match() {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let event =
-            std::env::temp_dir().join(format!("hookline-preview-{}.json", std::process::id()));
+        let event = tempfile::Builder::new()
+            .suffix(".json")
+            .tempfile()
+            .unwrap()
+            .into_temp_path();
         let text =
             std::fs::read_to_string(root.join("tests/fixtures/payloads/github-push.json")).unwrap();
         std::fs::write(
@@ -168,12 +171,11 @@ mod tests {
         let preview = run(&PreviewArgs {
             file: root.join("examples/triggers.toml"),
             trigger: "push-to-chat".into(),
-            event: event.clone(),
+            event: event.to_path_buf(),
             source: None,
             headers: Vec::new(),
         })
         .unwrap();
-        std::fs::remove_file(event).unwrap();
         assert!(!preview.matched);
         assert_eq!(
             preview.reason.as_deref(),

@@ -61,13 +61,16 @@ async fn admin(pipeline: &Pipeline, args: &[&str]) -> Run {
     hookline(pipeline, CONTROL_TOKEN, args).await
 }
 
-/// Writes `text` to a file of this test run named `name`.
-fn file(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("hookline-cli-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+/// Writes `text` to a temporary file whose name ends in `name` (so the CLI sees its extension);
+/// the file is removed when the returned path is dropped.
+fn file(name: &str, text: &str) -> tempfile::TempPath {
+    let mut file = tempfile::Builder::new()
+        .prefix("hookline-cli-")
+        .suffix(&format!("-{name}"))
+        .tempfile()
+        .unwrap();
+    std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+    file.into_temp_path()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

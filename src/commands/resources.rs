@@ -222,21 +222,23 @@ mod tests {
 
     #[test]
     fn flags_override_the_file() {
-        let path =
-            std::env::temp_dir().join(format!("hookline-create-{}.toml", std::process::id()));
+        let path = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .unwrap()
+            .into_temp_path();
         std::fs::write(
             &path,
             "id = \"crm\"\nurl = \"https://old.example.com\"\nheaders = { x-team = \"growth\" }\n",
         )
         .unwrap();
         let body = body(&CreateArgs {
-            file: Some(path.clone()),
+            file: Some(path.to_path_buf()),
             id: None,
             name: Some("CRM".into()),
             url: Some("https://crm.example.com/hooks".into()),
         })
         .unwrap();
-        std::fs::remove_file(path).unwrap();
         assert_eq!(
             body,
             serde_json::json!({"id": "crm", "name": "CRM", "url": "https://crm.example.com/hooks",
