@@ -1,5 +1,6 @@
 //! Dispatcher settings and their defaults.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -7,6 +8,10 @@ use hookline_schemas::RetryPolicy;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::error::Error;
 
 /// Dispatcher settings.
 #[derive(Clone, Debug, Args)]
@@ -76,6 +81,11 @@ pub struct Config {
     )]
     pub allow_cidrs: Vec<IpNet>,
 
+    /// A PEM file of CA certificates that deliveries over HTTPS trust besides the system's
+    /// roots, for receivers whose certificates a private CA issued.
+    #[arg(long = "destination-ca-file", env = "HOOKLINE_DESTINATION_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+
     /// Consecutive failures (timeouts, connect errors, retryable statuses) that open a
     /// destination's circuit; half of its last 20 attempts failing does too.
     #[arg(
@@ -133,6 +143,7 @@ impl Default for Config {
             max_retry_after_seconds: 3_600,
             in_process_wait_ms: 10_000,
             allow_cidrs: Vec::new(),
+            ca_file: None,
             circuit_failures: 10,
             circuit_open_ms: 30_000,
             circuit_open_max_ms: 300_000,
@@ -165,6 +176,24 @@ impl Config {
     /// See [`Config::max_retry_after_seconds`].
     pub fn max_retry_after(&self) -> Duration {
         Duration::from_secs(self.max_retry_after_seconds)
+    }
+
+    /// The certificates in [`Config::ca_file`]; none when it is unset.
+    pub fn extra_roots(&self) -> Result<Vec<CertificateDer<'static>>, Error> {
+        let Some(path) = &self.ca_file else {
+            return Ok(Vec::new());
+        };
+        let failed = |reason: String| Error::CaFile {
+            path: path.clone(),
+            reason,
+        };
+        let roots = CertificateDer::pem_file_iter(path)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|error| failed(error.to_string()))?;
+        if roots.is_empty() {
+            return Err(failed("it holds no PEM certificate".to_owned()));
+        }
+        Ok(roots)
     }
 
     /// See [`Config::in_process_wait_ms`].

@@ -71,19 +71,19 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    /// A client that connects only where `guard` allows, follows no redirects (a redirect is an
-    /// answer, and following one could lead anywhere) and reads at most `body_cap` bytes of an
-    /// answer.
-    pub fn new(guard: Guard, body_cap: usize) -> Result<Self, rustls::Error> {
+    /// A client that connects only where `guard` allows, speaks TLS with `tls`, follows no
+    /// redirects (a redirect is an answer, and following one could lead anywhere) and reads at
+    /// most `body_cap` bytes of an answer.
+    pub fn new(guard: Guard, tls: rustls::ClientConfig, body_cap: usize) -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_timer(TokioTimer::new())
-            .build(guard::connector(&guard)?);
-        Ok(Self {
+            .build(guard::connector(&guard, tls));
+        Self {
             client,
             guard,
             body_cap,
-        })
+        }
     }
 
     /// Sends `job` to `destination` within `deadline`.
@@ -334,7 +334,11 @@ mod tests {
     }
 
     fn loopback_deliverer(cap: usize) -> Deliverer {
-        Deliverer::new(Guard::new(crate::config::loopback()), cap).unwrap()
+        Deliverer::new(
+            Guard::new(crate::config::loopback()),
+            guard::tls_config(Vec::new()).unwrap(),
+            cap,
+        )
     }
 
     #[tokio::test]
@@ -389,10 +393,13 @@ mod tests {
             "http://169.254.169.254/latest/meta-data/",
         ] {
             let (job, destination) = job_to(url);
-            let attempt = Deliverer::new(Guard::default(), 1024)
-                .unwrap()
-                .attempt(&job, &destination, Duration::from_secs(10))
-                .await;
+            let attempt = Deliverer::new(
+                Guard::default(),
+                guard::tls_config(Vec::new()).unwrap(),
+                1024,
+            )
+            .attempt(&job, &destination, Duration::from_secs(10))
+            .await;
             assert_eq!(attempt.outcome, Outcome::Blocked, "{url}");
         }
     }
@@ -418,7 +425,7 @@ mod tests {
     #[test]
     fn only_the_servers_own_refusal_is_sent_again() {
         // Our own resets and I/O failures say nothing about what the server processed. (A
-        // server's refusal cannot be made outside h2: `is_remote` errors come off the wire.)
+        // server's refusal comes off the wire: tests/tls.rs has a server send one.)
         let local = h2::Error::from(h2::Reason::REFUSED_STREAM);
         assert!(!refused_unprocessed(&local));
         let going_away = h2::Error::from(h2::Reason::NO_ERROR);

@@ -21,6 +21,9 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
+use rustls_platform_verifier::Verifier;
 use tower_service::Service;
 use url::Url;
 
@@ -370,11 +373,12 @@ impl Service<Name> for GuardedResolver {
 /// then TLS (HTTP/2 when the server offers it) for `https` URLs.
 pub type Connector = HttpsConnector<HttpConnector<GuardedResolver>>;
 
-/// A connector that enforces `guard` (a disabled guard lets every address through). It opens
+/// A connector that enforces `guard` (a disabled guard lets every address through) and speaks
+/// TLS with `tls` to `https` URLs, offering HTTP/2 and HTTP/1.1 (ALPN). It opens
 /// no proxy connection: one would connect on the client's behalf, past the guard. Every
 /// caller must still judge the request URL with [`Guard::check_url`], since IP literals never
 /// reach the resolver, and follow no redirect it has not judged the same way.
-pub fn connector(guard: &Guard) -> Result<Connector, rustls::Error> {
+pub fn connector(guard: &Guard, tls: ClientConfig) -> Connector {
     let mut tcp = HttpConnector::new_with_resolver(GuardedResolver::new(guard.clone()));
     // The TLS layer above handles `https`.
     tcp.enforce_http(false);
@@ -387,12 +391,25 @@ pub fn connector(guard: &Guard) -> Result<Connector, rustls::Error> {
     tcp.set_keepalive_retries(Some(3));
     #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
     tcp.set_tcp_user_timeout(Some(Duration::from_secs(30)));
-    Ok(HttpsConnectorBuilder::new()
-        .try_with_platform_verifier()?
+    HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(tcp))
+        .wrap_connector(tcp)
+}
+
+/// TLS for deliveries: certificates are verified as the system verifies them (its roots, and on
+/// Linux webpki against them), with `extra_roots` trusted as well.
+pub fn tls_config(
+    extra_roots: Vec<CertificateDer<'static>>,
+) -> Result<ClientConfig, rustls::Error> {
+    let builder = ClientConfig::builder();
+    let verifier = Verifier::new_with_extra_roots(extra_roots, builder.crypto_provider().clone())?;
+    Ok(builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
 }
 
 #[cfg(test)]
@@ -692,7 +709,8 @@ mod tests {
     /// A GET of `url` with a client on [`connector`]`(guard)`: the status and body, or the
     /// error.
     async fn get(guard: &Guard, url: &str) -> Result<(u16, Bytes), Box<dyn StdError>> {
-        let client = Client::builder(TokioExecutor::new()).build(connector(guard).unwrap());
+        let client = Client::builder(TokioExecutor::new())
+            .build(connector(guard, tls_config(Vec::new()).unwrap()));
         let request = http::Request::get(url).body(Empty::<Bytes>::new()).unwrap();
         let response = client.request(request).await?;
         let status = response.status().as_u16();

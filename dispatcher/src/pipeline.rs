@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::deliver::{Attempt, Deliverer};
-use crate::guard::Guard;
+use crate::guard::{self, Guard};
 use crate::health::{Health, Verdict};
 use crate::isolation::{BreakerSettings, Held, Isolation};
 use crate::metrics::Metrics;
@@ -95,8 +95,8 @@ impl Dispatcher {
         let producer = kafka::create_producer(&kafka::producer_config(settings, ROLE))?;
         let writer = ResourceWriter::new(settings, ROLE)?;
         let guard = Guard::new(config.allow_cidrs.clone());
-        let deliverer =
-            Deliverer::new(guard, config.response_body_bytes).map_err(Error::HttpClient)?;
+        let tls = guard::tls_config(config.extra_roots()?).map_err(Error::HttpClient)?;
+        let deliverer = Deliverer::new(guard, tls, config.response_body_bytes);
         let metrics = Metrics::register(registry);
         let isolation = Isolation::new(
             config.destination_max_in_flight,
