@@ -8,6 +8,7 @@ use hookline_schemas::RetryPolicy;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
@@ -192,6 +193,16 @@ impl Config {
             .map_err(|error| failed(error.to_string()))?;
         if roots.is_empty() {
             return Err(failed("it holds no PEM certificate".to_owned()));
+        }
+        // Each must be usable as a trust anchor, as the verifier will take it.
+        let mut store = RootCertStore::empty();
+        for (index, root) in roots.iter().enumerate() {
+            store.add(root.clone()).map_err(|error| {
+                failed(format!(
+                    "certificate {} is not a usable CA certificate ({error})",
+                    index + 1
+                ))
+            })?;
         }
         Ok(roots)
     }

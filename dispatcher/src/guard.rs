@@ -374,7 +374,8 @@ impl Service<Name> for GuardedResolver {
 pub type Connector = HttpsConnector<HttpConnector<GuardedResolver>>;
 
 /// A connector that enforces `guard` (a disabled guard lets every address through) and speaks
-/// TLS with `tls` to `https` URLs, offering HTTP/2 and HTTP/1.1 (ALPN). It opens
+/// TLS with `tls` to `https` URLs, offering HTTP/2 and HTTP/1.1 (ALPN; `tls` must set no ALPN
+/// protocols of its own, as [`tls_config`]'s do not). It opens
 /// no proxy connection: one would connect on the client's behalf, past the guard. Every
 /// caller must still judge the request URL with [`Guard::check_url`], since IP literals never
 /// reach the resolver, and follow no redirect it has not judged the same way.

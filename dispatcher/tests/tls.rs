@@ -34,7 +34,7 @@ use tokio_rustls::TlsAcceptor;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-/// A CA of this test run and a server certificate it issued for 127.0.0.1.
+/// A CA of this test run and a server certificate it issued.
 struct Pki {
     /// The CA's certificate, as a `--destination-ca-file` holds it.
     ca_pem: tempfile::NamedTempFile,
@@ -43,7 +43,8 @@ struct Pki {
 }
 
 impl Pki {
-    fn new() -> Self {
+    /// A CA and a server certificate for `names` (receivers listen on 127.0.0.1).
+    fn new(names: &[&str]) -> Self {
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -51,7 +52,8 @@ impl Pki {
             .push(DnType::CommonName, "Hookline test CA");
         let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
 
-        let mut server = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        let mut server = CertificateParams::new(names).unwrap();
         server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let server_key = KeyPair::generate().unwrap();
         let server = server.signed_by(&server_key, &ca).unwrap();
@@ -154,7 +156,7 @@ fn assert_delivered(attempt: &Attempt) {
 
 #[tokio::test]
 async fn a_receiver_behind_a_private_ca_is_reached_over_http2_or_http1() {
-    let pki = Pki::new();
+    let pki = Pki::new(&["127.0.0.1"]);
     let deliverer = pki.deliverer();
     for (alpn, version) in [
         (&[&b"h2"[..], b"http/1.1"][..], Version::HTTP_2),
@@ -176,18 +178,28 @@ async fn a_receiver_behind_a_private_ca_is_reached_over_http2_or_http1() {
     }
 }
 
+/// Sends a signed job to a receiver serving `pki`'s certificate with `deliverer`, and returns
+/// why the attempt failed, asserting that it did.
+async fn refused_by(deliverer: &Deliverer, pki: &Pki) -> String {
+    let (url, _requests) = receiver(pki.server(&[b"h2", b"http/1.1"])).await;
+    let (job, destination) = signed_job(&url);
+    let attempt = deliverer.attempt(&job, &destination, DEADLINE).await;
+    assert_eq!(attempt.outcome, Outcome::Connect, "{attempt:?}");
+    attempt.error.unwrap()
+}
+
 #[tokio::test]
 async fn a_certificate_from_a_ca_nobody_trusts_is_refused() {
-    let pki = Pki::new();
-    let (url, mut requests) = receiver(pki.server(&[b"h2", b"http/1.1"])).await;
-    let (job, destination) = signed_job(&url);
-    let attempt = deliverer(Vec::new())
-        .attempt(&job, &destination, DEADLINE)
-        .await;
-    assert_eq!(attempt.outcome, Outcome::Connect, "{attempt:?}");
-    let error = attempt.error.unwrap();
-    assert!(error.contains("certificate"), "{error}");
-    assert!(requests.try_recv().is_err(), "the request must not be sent");
+    let error = refused_by(&deliverer(Vec::new()), &Pki::new(&["127.0.0.1"])).await;
+    assert!(error.contains("UnknownIssuer"), "{error}");
+}
+
+#[tokio::test]
+async fn a_trusted_ca_does_not_vouch_for_another_name() {
+    // Issued by the trusted CA, but for `localhost`; the receiver is reached as 127.0.0.1.
+    let pki = Pki::new(&["localhost"]);
+    let error = refused_by(&pki.deliverer(), &pki).await;
+    assert!(error.contains("not valid for name"), "{error}");
 }
 
 #[test]
@@ -207,6 +219,22 @@ fn the_ca_file_must_hold_certificates() {
     };
     let error = empty.extra_roots().unwrap_err().to_string();
     assert!(error.contains("holds no PEM certificate"), "{error}");
+
+    let mut not_der = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(
+        &mut not_der,
+        b"-----BEGIN CERTIFICATE-----\naG9va2xpbmU=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let broken = Config {
+        ca_file: Some(not_der.path().to_owned()),
+        ..Config::default()
+    };
+    let error = broken.extra_roots().unwrap_err().to_string();
+    assert!(
+        error.contains("certificate 1 is not a usable CA certificate"),
+        "{error}"
+    );
 }
 
 /// An HTTP/2 receiver (h2's server, which can refuse streams) that resets the first `refusals`
@@ -246,7 +274,7 @@ async fn refusing_receiver(
 
 #[tokio::test]
 async fn a_refused_http2_request_is_sent_again_up_to_twice() {
-    let pki = Pki::new();
+    let pki = Pki::new(&["127.0.0.1"]);
     let deliverer = pki.deliverer();
 
     // Refused twice, answered the third time: delivered within the one attempt.
