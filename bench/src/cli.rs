@@ -163,6 +163,11 @@ pub struct StageArgs {
     #[arg(long)]
     pub memory_only: bool,
 
+    /// Dispatcher: deliver over HTTPS (HTTP/1.1, with a certificate from a CA made for the
+    /// run and given to the dispatcher with `--destination-ca-file`) instead of plain HTTP.
+    #[arg(long)]
+    pub tls: bool,
+
     /// Partitions of each topic.
     #[arg(long, default_value_t = 6)]
     pub partitions: i32,
@@ -189,6 +194,11 @@ pub struct ReceiverArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Also speak TLS on the same port (a connection whose first byte starts a TLS handshake),
+    /// with a certificate for 127.0.0.1 from a CA made at start, whose certificate (PEM) is
+    /// written here.
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 #[cfg(test)]

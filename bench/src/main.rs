@@ -15,7 +15,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Receiver(args)) => runtime(Some(args.threads)).and_then(|runtime| {
             runtime
-                .block_on(hookline_bench::receiver::run(args.addr, &args.secret))
+                .block_on(hookline_bench::receiver::run(
+                    args.addr,
+                    &args.secret,
+                    args.tls_ca.as_deref(),
+                ))
                 .map(|()| ExitCode::SUCCESS)
         }),
         Some(Command::Stage(args)) => runtime(None).and_then(|runtime| {

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,9 +27,15 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::PrivatePkcs8KeyDer;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::stats::{self, Counts, Histogram, SecondLatency, Series};
 
@@ -39,9 +46,10 @@ const TOLERANCE_SECONDS: u64 = 300;
 /// Highest event sequence number tracked for duplicates: one byte each, so 64 MB at most.
 const MAX_TRACKED_SEQ: u64 = 64 * 1024 * 1024;
 
-/// Serves until standard input closes.
-pub async fn run(addr: SocketAddr, secret: &str) -> anyhow::Result<()> {
+/// Serves until standard input closes; also over TLS when `tls_ca` names where to write the CA.
+pub async fn run(addr: SocketAddr, secret: &str, tls_ca: Option<&Path>) -> anyhow::Result<()> {
     let verifier = verifier(secret)?;
+    let tls = tls_ca.map(tls_acceptor).transpose()?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("could not listen on {addr}"))?;
@@ -65,23 +73,71 @@ pub async fn run(addr: SocketAddr, secret: &str) -> anyhow::Result<()> {
     };
     tokio::select! {
         () = stdin_closed => Ok(()),
-        result = serve(listener, state) => result,
+        result = serve(listener, state, tls) => result,
     }
 }
 
-async fn serve(listener: TcpListener, state: Arc<State>) -> anyhow::Result<()> {
+/// The first byte of a TLS record carrying a handshake (RFC 8446, section 5.1), which no HTTP
+/// request starts with.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    tls: Option<TlsAcceptor>,
+) -> anyhow::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
         let state = state.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| handle(state.clone(), request));
+            let mut first = [0_u8; 1];
+            let handshake = tls.is_some()
+                && matches!(stream.peek(&mut first).await, Ok(1) if first[0] == TLS_HANDSHAKE);
             // A connection the client drops mid-request is no error of the receiver's.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                Some(tls) if handshake => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
+                _ => {
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
+            }
         });
     }
+}
+
+/// Makes a CA, writes its certificate to `ca_path`, and returns TLS settings (HTTP/1.1) with a
+/// certificate it issued for 127.0.0.1.
+fn tls_acceptor(ca_path: &Path) -> anyhow::Result<TlsAcceptor> {
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    ca.distinguished_name
+        .push(DnType::CommonName, "hookline-bench receiver CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])?;
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate()?;
+    let leaf = leaf.signed_by(&key, &ca)?;
+    std::fs::write(ca_path, ca.pem())
+        .with_context(|| format!("could not write {}", ca_path.display()))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        )?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 struct State {

@@ -122,7 +122,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         run_dir.display()
     );
 
-    let (receiver, receiver_addr) = start_receiver(&exe, &run_dir).await?;
+    let (receiver, receiver_addr) = start_receiver(&exe, &run_dir, None).await?;
     let resources = ResourceFile::new(&format!("http://{receiver_addr}"))?;
     let resources_path = run_dir.join("resources.toml");
     std::fs::write(&resources_path, resources.to_toml()?)?;
@@ -577,10 +577,12 @@ async fn build(workspace: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts `hookline-bench receiver` and reads where it listens.
+/// Starts `hookline-bench receiver` and reads where it listens; with `tls_ca`, it also speaks
+/// TLS and writes its CA's certificate there.
 pub(crate) async fn start_receiver(
     exe: &Path,
     run_dir: &Path,
+    tls_ca: Option<&Path>,
 ) -> anyhow::Result<(Child, SocketAddr)> {
     let mut command = Command::new(exe);
     command.args([
@@ -590,6 +592,9 @@ pub(crate) async fn start_receiver(
         "--secret",
         SIGNING_SECRET,
     ]);
+    if let Some(path) = tls_ca {
+        command.arg("--tls-ca").arg(path);
+    }
     let mut child = Child::spawn("receiver", command, &run_dir.join("receiver.log")).await?;
     let addr = child
         .wait_for(Duration::from_secs(30), |line| {

@@ -237,6 +237,14 @@ impl Stage<'_> {
         Ok((spec, flags, settings))
     }
 
+    /// With `--tls`, has the dispatcher trust the receiver's CA.
+    fn trust_receiver(&self, flags: &mut Vec<String>) {
+        if self.args.tls {
+            let ca = self.run_dir.join("receiver-ca.pem");
+            flags.extend(["--destination-ca-file".to_owned(), ca.display().to_string()]);
+        }
+    }
+
     async fn processor(&self) -> anyhow::Result<StageReport> {
         let mut phases = Vec::new();
         for others in &self.args.other_triggers {
@@ -288,7 +296,9 @@ impl Stage<'_> {
     }
 
     async fn dispatcher(&self, exe: &Path) -> anyhow::Result<StageReport> {
-        let (mut receiver, receiver_addr) = crate::run::start_receiver(exe, &self.run_dir).await?;
+        let tls_ca = self.args.tls.then(|| self.run_dir.join("receiver-ca.pem"));
+        let (mut receiver, receiver_addr) =
+            crate::run::start_receiver(exe, &self.run_dir, tls_ca.as_deref()).await?;
         let result = self.dispatcher_phases(receiver_addr).await;
         receiver.detach_output();
         receiver.stop().await;
@@ -296,7 +306,8 @@ impl Stage<'_> {
     }
 
     async fn dispatcher_phases(&self, receiver: SocketAddr) -> anyhow::Result<StageReport> {
-        let base = format!("http://{receiver}");
+        let scheme = if self.args.tls { "https" } else { "http" };
+        let base = format!("{scheme}://{receiver}");
         let resources = dispatcher_resources(&base);
         let (phases, beside_stalled_share) = if self.args.memory_only {
             (Vec::new(), None)
@@ -311,6 +322,7 @@ impl Stage<'_> {
         let (spec, mut flags, settings) = self.phase_kafka("dispatcher-slow", &resources).await?;
         pipeline::apply(&spec, &flags).await?;
         let limit = (SLOW_IN_FLIGHT + 1_000).to_string();
+        self.trust_receiver(&mut flags);
         flags.extend([
             "--dispatcher-max-in-flight".to_owned(),
             limit.clone(),
@@ -341,8 +353,9 @@ impl Stage<'_> {
         base: &str,
         resources: &str,
     ) -> anyhow::Result<(Vec<StagePhase>, f64)> {
-        let (spec, flags, settings) = self.phase_kafka("dispatcher", resources).await?;
+        let (spec, mut flags, settings) = self.phase_kafka("dispatcher", resources).await?;
         pipeline::apply(&spec, &flags).await?;
+        self.trust_receiver(&mut flags);
         let mut process = pipeline::start_role(&spec, "dispatcher", "dispatcher", &flags)
             .await?
             .child;
