@@ -91,10 +91,6 @@ impl Pipeline {
     ) -> anyhow::Result<Self> {
         let kafka = &config.kafka;
         let roles = config.role_names();
-        if let Some(dispatcher) = &config.dispatcher {
-            // A CA file that cannot be used is a mistake in the settings: say so before Kafka.
-            dispatcher.extra_roots()?;
-        }
         topics::ensure(kafka, &TopicKind::ALL)
             .await
             .context("could not prepare the Kafka topics")?;

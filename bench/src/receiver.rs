@@ -33,7 +33,7 @@ use rcgen::{
 };
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use serde::Deserialize;
-use tokio::io::AsyncReadExt as _;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -92,27 +92,31 @@ async fn serve(
         let state = state.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| handle(state.clone(), request));
             let mut first = [0_u8; 1];
             let handshake = tls.is_some()
                 && matches!(stream.peek(&mut first).await, Ok(1) if first[0] == TLS_HANDSHAKE);
-            // A connection the client drops mid-request is no error of the receiver's.
             match tls {
                 Some(tls) if handshake => {
                     if let Ok(stream) = tls.accept(stream).await {
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        serve_connection(stream, state).await;
                     }
                 }
-                _ => {
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                }
+                _ => serve_connection(stream, state).await,
             }
         });
     }
+}
+
+/// Answers the requests of one connection, plain or TLS.
+async fn serve_connection<S>(stream: S, state: Arc<State>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| handle(state.clone(), request));
+    // A connection the client drops mid-request is no error of the receiver's.
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// Makes a CA, writes its certificate to `ca_path`, and returns TLS settings (HTTP/1.1) with a

@@ -237,10 +237,14 @@ impl Stage<'_> {
         Ok((spec, flags, settings))
     }
 
+    /// With `--tls`, where the receiver writes its CA's certificate.
+    fn receiver_ca(&self) -> Option<PathBuf> {
+        self.args.tls.then(|| self.run_dir.join("receiver-ca.pem"))
+    }
+
     /// With `--tls`, has the dispatcher trust the receiver's CA.
     fn trust_receiver(&self, flags: &mut Vec<String>) {
-        if self.args.tls {
-            let ca = self.run_dir.join("receiver-ca.pem");
+        if let Some(ca) = self.receiver_ca() {
             flags.extend(["--destination-ca-file".to_owned(), ca.display().to_string()]);
         }
     }
@@ -296,9 +300,8 @@ impl Stage<'_> {
     }
 
     async fn dispatcher(&self, exe: &Path) -> anyhow::Result<StageReport> {
-        let tls_ca = self.args.tls.then(|| self.run_dir.join("receiver-ca.pem"));
         let (mut receiver, receiver_addr) =
-            crate::run::start_receiver(exe, &self.run_dir, tls_ca.as_deref()).await?;
+            crate::run::start_receiver(exe, &self.run_dir, self.receiver_ca().as_deref()).await?;
         let result = self.dispatcher_phases(receiver_addr).await;
         receiver.detach_output();
         receiver.stop().await;

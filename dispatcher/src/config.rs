@@ -12,8 +12,6 @@ use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::error::Error;
-
 /// Dispatcher settings.
 #[derive(Clone, Debug, Args)]
 pub struct Config {
@@ -84,8 +82,13 @@ pub struct Config {
 
     /// A PEM file of CA certificates that deliveries over HTTPS trust besides the system's
     /// roots, for receivers whose certificates a private CA issued.
-    #[arg(long = "destination-ca-file", env = "HOOKLINE_DESTINATION_CA_FILE")]
-    pub ca_file: Option<PathBuf>,
+    #[arg(
+        long = "destination-ca-file",
+        env = "HOOKLINE_DESTINATION_CA_FILE",
+        value_name = "PATH",
+        value_parser = CaFile::parse
+    )]
+    pub ca_file: Option<CaFile>,
 
     /// Consecutive failures (timeouts, connect errors, retryable statuses) that open a
     /// destination's circuit; half of its last 20 attempts failing does too.
@@ -179,16 +182,44 @@ impl Config {
         Duration::from_secs(self.max_retry_after_seconds)
     }
 
-    /// The certificates in [`Config::ca_file`]; none when it is unset.
-    pub fn extra_roots(&self) -> Result<Vec<CertificateDer<'static>>, Error> {
-        let Some(path) = &self.ca_file else {
-            return Ok(Vec::new());
-        };
-        let failed = |reason: String| Error::CaFile {
+    /// The certificates of [`Config::ca_file`]; none when it is unset.
+    pub fn extra_roots(&self) -> Vec<CertificateDer<'static>> {
+        self.ca_file
+            .as_ref()
+            .map(|file| file.roots.clone())
+            .unwrap_or_default()
+    }
+
+    /// See [`Config::in_process_wait_ms`].
+    pub fn in_process_wait(&self) -> Duration {
+        Duration::from_millis(self.in_process_wait_ms)
+    }
+}
+
+/// The CA certificates of `--destination-ca-file`, read and checked when the settings are parsed,
+/// so that a file that cannot be used stops the start with its reason, before anything else.
+#[derive(Clone, Debug)]
+pub struct CaFile {
+    roots: Vec<CertificateDer<'static>>,
+}
+
+/// Why a [`CaFile`] cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("could not read CA certificates from {}: {reason}", path.display())]
+pub struct CaFileError {
+    path: PathBuf,
+    reason: String,
+}
+
+impl CaFile {
+    /// Reads the PEM certificates in `path`: at least one, each usable as a trust anchor.
+    pub fn read(path: impl Into<PathBuf>) -> Result<Self, CaFileError> {
+        let path = path.into();
+        let failed = |reason: String| CaFileError {
             path: path.clone(),
             reason,
         };
-        let roots = CertificateDer::pem_file_iter(path)
+        let roots = CertificateDer::pem_file_iter(&path)
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
             .map_err(|error| failed(error.to_string()))?;
         if roots.is_empty() {
@@ -204,11 +235,11 @@ impl Config {
                 ))
             })?;
         }
-        Ok(roots)
+        Ok(Self { roots })
     }
 
-    /// See [`Config::in_process_wait_ms`].
-    pub fn in_process_wait(&self) -> Duration {
-        Duration::from_millis(self.in_process_wait_ms)
+    /// [`CaFile::read`] for clap.
+    fn parse(path: &str) -> Result<Self, CaFileError> {
+        Self::read(path)
     }
 }

@@ -2,8 +2,6 @@
 //! committed and it is delivered after a restart. A failed delivery is not an error here: it is
 //! recorded, retried or dead-lettered.
 
-use std::path::PathBuf;
-
 use rdkafka::error::KafkaError;
 
 /// Why the dispatcher stopped.
@@ -15,14 +13,6 @@ pub enum Error {
     /// The resources could not be loaded, so there is nothing to work with.
     #[error(transparent)]
     Resources(#[from] hookline_runtime::resources::StoreStopped),
-    /// The file of extra CA certificates could not be used.
-    #[error("could not read CA certificates from {}: {reason}", path.display())]
-    CaFile {
-        /// `--destination-ca-file`.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client")]
     HttpClient(#[source] rustls::Error),

@@ -95,7 +95,7 @@ impl Dispatcher {
         let producer = kafka::create_producer(&kafka::producer_config(settings, ROLE))?;
         let writer = ResourceWriter::new(settings, ROLE)?;
         let guard = Guard::new(config.allow_cidrs.clone());
-        let tls = guard::tls_config(config.extra_roots()?).map_err(Error::HttpClient)?;
+        let tls = guard::tls_config(config.extra_roots()).map_err(Error::HttpClient)?;
         let deliverer = Deliverer::new(guard, tls, config.response_body_bytes);
         let metrics = Metrics::register(registry);
         let isolation = Isolation::new(

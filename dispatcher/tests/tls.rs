@@ -5,12 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hookline_dispatcher::Config;
+use hookline_dispatcher::config::CaFile;
 use hookline_dispatcher::deliver::{Attempt, Deliverer};
 use hookline_dispatcher::guard::{self, Guard};
 use hookline_dispatcher::retry::Outcome;
@@ -28,9 +30,10 @@ use rcgen::{
 };
 use rustls::ServerConfig;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -83,10 +86,10 @@ impl Pki {
     /// A deliverer that trusts this CA the way the dispatcher does: read from the CA file.
     fn deliverer(&self) -> Deliverer {
         let config = Config {
-            ca_file: Some(self.ca_pem.path().to_owned()),
+            ca_file: Some(CaFile::read(self.ca_pem.path()).unwrap()),
             ..Config::default()
         };
-        deliverer(config.extra_roots().unwrap())
+        deliverer(config.extra_roots())
     }
 }
 
@@ -95,31 +98,47 @@ fn deliverer(extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>) -> De
     Deliverer::new(guard, guard::tls_config(extra_roots).unwrap(), 16 * 1024)
 }
 
+/// Listens on loopback, completes the TLS handshake of each connection with `acceptor` and hands
+/// the stream to `serve`; returns the URL to deliver to.
+async fn tls_listener<F, Serving>(acceptor: TlsAcceptor, serve: F) -> String
+where
+    F: Fn(TlsStream<TcpStream>) -> Serving + Clone + Send + 'static,
+    Serving: Future<Output = ()> + Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, serve) = (acceptor.clone(), serve.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve(tls).await;
+                }
+            });
+        }
+    });
+    url
+}
+
 /// A receiver behind `acceptor` that answers 200 to everything (HTTP/1.1 or HTTP/2, whichever
 /// the client speaks) and reports the version and headers of each request.
 async fn receiver(
     acceptor: TlsAcceptor,
 ) -> (String, mpsc::UnboundedReceiver<(Version, HeaderMap)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://{}/hook", listener.local_addr().unwrap());
     let (seen, requests) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, seen) = (acceptor.clone(), seen.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = service_fn(move |request: Request<Incoming>| {
-                    let _ = seen.send((request.version(), request.headers().clone()));
-                    async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok")))) }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
+    let url = tls_listener(acceptor, move |tls| {
+        let seen = seen.clone();
+        async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let _ = seen.send((request.version(), request.headers().clone()));
+                async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok")))) }
             });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
         }
-    });
+    })
+    .await;
     (url, requests)
 }
 
@@ -204,20 +223,12 @@ async fn a_trusted_ca_does_not_vouch_for_another_name() {
 
 #[test]
 fn the_ca_file_must_hold_certificates() {
-    let missing = Config {
-        ca_file: Some("/nonexistent/ca.pem".into()),
-        ..Config::default()
-    };
-    let error = missing.extra_roots().unwrap_err().to_string();
+    let error = CaFile::read("/nonexistent/ca.pem").unwrap_err().to_string();
     assert!(error.contains("/nonexistent/ca.pem"), "{error}");
 
     let mut not_pem = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut not_pem, b"not a certificate\n").unwrap();
-    let empty = Config {
-        ca_file: Some(not_pem.path().to_owned()),
-        ..Config::default()
-    };
-    let error = empty.extra_roots().unwrap_err().to_string();
+    let error = CaFile::read(not_pem.path()).unwrap_err().to_string();
     assert!(error.contains("holds no PEM certificate"), "{error}");
 
     let mut not_der = tempfile::NamedTempFile::new().unwrap();
@@ -226,11 +237,7 @@ fn the_ca_file_must_hold_certificates() {
         b"-----BEGIN CERTIFICATE-----\naG9va2xpbmU=\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
-    let broken = Config {
-        ca_file: Some(not_der.path().to_owned()),
-        ..Config::default()
-    };
-    let error = broken.extra_roots().unwrap_err().to_string();
+    let error = CaFile::read(not_der.path()).unwrap_err().to_string();
     assert!(
         error.contains("certificate 1 is not a usable CA certificate"),
         "{error}"
@@ -244,31 +251,25 @@ async fn refusing_receiver(
     refusals: usize,
     reason: h2::Reason,
 ) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://{}/hook", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));
     let count = requests.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, count) = (acceptor.clone(), count.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(mut connection) = h2::server::handshake(tls).await else {
-                    return;
-                };
-                while let Some(Ok((_request, mut respond))) = connection.accept().await {
-                    if count.fetch_add(1, Ordering::SeqCst) < refusals {
-                        respond.send_reset(reason);
-                    } else {
-                        let response = Response::builder().status(StatusCode::OK).body(()).unwrap();
-                        let _ = respond.send_response(response, true);
-                    }
+    let url = tls_listener(acceptor, move |tls| {
+        let count = count.clone();
+        async move {
+            let Ok(mut connection) = h2::server::handshake(tls).await else {
+                return;
+            };
+            while let Some(Ok((_request, mut respond))) = connection.accept().await {
+                if count.fetch_add(1, Ordering::SeqCst) < refusals {
+                    respond.send_reset(reason);
+                } else {
+                    let response = Response::builder().status(StatusCode::OK).body(()).unwrap();
+                    let _ = respond.send_response(response, true);
                 }
-            });
+            }
         }
-    });
+    })
+    .await;
     (url, requests)
 }
 
