@@ -232,7 +232,7 @@ fn role(
     canary: &crate::canary::CanaryConfig,
 ) -> PipelineConfig {
     let mut config = PipelineConfig::new(kafka.clone());
-    config.admin_addr = admin.addr;
+    config.admin = admin.clone();
     config.canary = canary.enabled.then(|| canary.clone());
     config
 }

@@ -111,7 +111,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let echo_task = tokio::spawn(echo.run(shutdown.clone()));
 
     let mut config = PipelineConfig::new(kafka.clone());
-    config.admin_addr = args.admin_addr;
+    config.admin.addr = args.admin_addr;
     let runs = |role| args.roles.contains(&role);
     config.ingest = runs(Role::Ingest).then(|| hookline_ingest::Config {
         addr: args.ingest_addr,

@@ -12,6 +12,7 @@ use anyhow::Context;
 use hookline_runtime::admin::{AdminServer, Readiness};
 use hookline_runtime::observe::ConsumerMetrics;
 use hookline_runtime::resources::ResourceStore;
+use hookline_runtime::settings::AdminSettings;
 use hookline_runtime::{KafkaSettings, telemetry, topics};
 use hookline_schemas::TopicKind;
 use tokio::task::JoinSet;
@@ -23,8 +24,8 @@ use tracing::{error, info, warn};
 pub struct PipelineConfig {
     /// Kafka settings.
     pub kafka: KafkaSettings,
-    /// Address of `/metrics`, `/healthz`, `/readyz`.
-    pub admin_addr: SocketAddr,
+    /// Address and connection limits of `/metrics`, `/healthz`, `/readyz`.
+    pub admin: AdminSettings,
     /// Ingest settings.
     pub ingest: Option<hookline_ingest::Config>,
     /// Processor settings.
@@ -44,7 +45,7 @@ impl PipelineConfig {
     pub fn new(kafka: KafkaSettings) -> Self {
         Self {
             kafka,
-            admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin: AdminSettings::default(),
             ingest: None,
             processor: None,
             dispatcher: None,
@@ -91,6 +92,8 @@ impl Pipeline {
     ) -> anyhow::Result<Self> {
         let kafka = &config.kafka;
         let roles = config.role_names();
+        // Every listener's connection cap assumes descriptors to hold them.
+        hookline_runtime::serve::raise_open_file_limit();
         topics::ensure(kafka, &TopicKind::ALL)
             .await
             .context("could not prepare the Kafka topics")?;
@@ -123,7 +126,8 @@ impl Pipeline {
             .control
             .as_ref()
             .map(|_| readiness.register("history"));
-        let admin = AdminServer::bind(config.admin_addr, registry.clone(), readiness)
+        let admin_limits = config.admin.limits()?;
+        let admin = AdminServer::bind(config.admin.addr, admin_limits, registry.clone(), readiness)
             .await
             .context("could not start the admin server")?;
         let admin_addr = admin.local_addr();

@@ -24,6 +24,32 @@ pub struct Config {
     )]
     pub addr: SocketAddr,
 
+    /// Longest time a connection to the API may take to send a complete request head, in
+    /// milliseconds; slower ones are closed.
+    #[arg(
+        long = "control-header-timeout-ms",
+        env = "HOOKLINE_CONTROL_HEADER_TIMEOUT_MS",
+        default_value_t = hookline_runtime::serve::DEFAULT_HEADER_TIMEOUT_MS
+    )]
+    pub header_timeout_ms: u64,
+
+    /// Longest time a connection to the API may stay open with no request in progress, in
+    /// milliseconds.
+    #[arg(
+        long = "control-idle-timeout-ms",
+        env = "HOOKLINE_CONTROL_IDLE_TIMEOUT_MS",
+        default_value_t = hookline_runtime::serve::DEFAULT_IDLE_TIMEOUT_MS
+    )]
+    pub idle_timeout_ms: u64,
+
+    /// Most connections to the API open at once; more wait to be accepted.
+    #[arg(
+        long = "control-max-connections",
+        env = "HOOKLINE_CONTROL_MAX_CONNECTIONS",
+        default_value_t = DEFAULT_MAX_CONNECTIONS
+    )]
+    pub max_connections: usize,
+
     /// Admin tokens accepted as `Authorization: Bearer <token>`, comma separated: they may read
     /// and write. With none and no read token, every request is refused.
     #[arg(
@@ -110,11 +136,17 @@ pub struct Config {
     pub max_replay: usize,
 }
 
+/// Default cap on the API's open connections: operators, the CLI and dashboards need few.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
 impl Default for Config {
     /// A free loopback port, no tokens, the default limits.
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            header_timeout_ms: hookline_runtime::serve::DEFAULT_HEADER_TIMEOUT_MS,
+            idle_timeout_ms: hookline_runtime::serve::DEFAULT_IDLE_TIMEOUT_MS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             tokens: Vec::new(),
             read_tokens: Vec::new(),
             public_ingest_url: None,
@@ -130,6 +162,18 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The limits of the API listener's connections; zero values are refused.
+    pub fn connection_limits(
+        &self,
+    ) -> Result<hookline_runtime::serve::ConnectionLimits, hookline_runtime::Error> {
+        hookline_runtime::serve::ConnectionLimits::from_settings(
+            "control",
+            self.header_timeout_ms,
+            self.idle_timeout_ms,
+            self.max_connections,
+        )
+    }
+
     /// The write timeout as a duration.
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use hookline_runtime::KafkaSettings;
 use hookline_runtime::resources::{ResourceStore, ResourceWriter};
+use hookline_runtime::serve::{ConnectionLimits, ConnectionMetrics};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,8 @@ use crate::write::Writes;
 pub struct Control {
     listener: TcpListener,
     router: Router,
+    limits: ConnectionLimits,
+    connections: ConnectionMetrics,
     reader: Reader,
     history: Arc<History>,
 }
@@ -41,6 +44,7 @@ impl Control {
         store: ResourceStore,
         registry: &Registry,
     ) -> Result<Self, Error> {
+        let limits = config.connection_limits()?;
         let tokens = Tokens::new(&config.tokens, &config.read_tokens);
         if tokens.is_empty() {
             warn!("No control token is set (--control-token); every API request will be refused.");
@@ -81,6 +85,8 @@ impl Control {
         Ok(Self {
             listener,
             router,
+            limits,
+            connections: ConnectionMetrics::register(registry, "control", &limits),
             reader,
             history,
         })
@@ -104,10 +110,15 @@ impl Control {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         info!(addr = %self.local_addr(), "Control API listening.");
         let reader = self.reader.run(shutdown.clone());
-        let serve = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let serve = hookline_runtime::serve::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            self.connections,
+            shutdown.clone(),
+        );
         tokio::select! {
-            served = serve => served.map_err(|error| hookline_runtime::Error::Serve(error).into()),
+            () = serve => Ok(()),
             read = reader => {
                 let result = read.map_err(Error::from);
                 if result.is_err() {

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::serve::{ConnectionLimits, ConnectionMetrics};
 
 /// The components a process waits for before it reports ready. Cheap to clone.
 #[derive(Clone, Debug, Default)]
@@ -72,21 +73,28 @@ struct AdminState {
 pub struct AdminServer {
     listener: TcpListener,
     router: Router,
+    limits: ConnectionLimits,
+    connections: ConnectionMetrics,
 }
 
 impl AdminServer {
-    /// Binds `addr` (port 0 picks a free port).
+    /// Binds `addr` (port 0 picks a free port), with its own connection limits so that
+    /// `/healthz` answers while another listener of the process is full.
     pub async fn bind(
         addr: SocketAddr,
+        limits: ConnectionLimits,
         registry: Registry,
         readiness: Readiness,
     ) -> Result<Self, Error> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
+        let connections = ConnectionMetrics::register(&registry, "admin", &limits);
         Ok(Self {
             listener,
             router: router(registry, readiness),
+            limits,
+            connections,
         })
     }
 
@@ -99,10 +107,15 @@ impl AdminServer {
 
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .map_err(Error::Serve)
+        crate::serve::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            self.connections,
+            shutdown,
+        )
+        .await;
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`offsets`]: which offset may be committed while records finish out of order.
 //! - [`consume`]: the at-least-once consume loop every consuming stage runs.
 //! - [`admin`]: `/metrics`, `/healthz` and `/readyz`.
+//! - [`serve`]: serving HTTP with header and idle timeouts and a connection cap.
 //! - [`telemetry`]: logs and the metrics registry.
 //! - [`shutdown`]: cooperative shutdown on SIGINT/SIGTERM with a deadline.
 //! - [`time`]: timestamps in the RFC 3339 form the contracts use.
@@ -27,6 +28,7 @@ pub mod offsets;
 pub mod rate;
 pub mod resources;
 pub mod secrets;
+pub mod serve;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

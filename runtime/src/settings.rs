@@ -128,6 +128,59 @@ pub struct AdminSettings {
         default_value = "127.0.0.1:9400"
     )]
     pub addr: SocketAddr,
+
+    /// Longest time a connection to the admin address may take to send a complete request
+    /// head, in milliseconds; slower ones are closed.
+    #[arg(
+        long = "admin-header-timeout-ms",
+        env = "HOOKLINE_ADMIN_HEADER_TIMEOUT_MS",
+        default_value_t = crate::serve::DEFAULT_HEADER_TIMEOUT_MS
+    )]
+    pub header_timeout_ms: u64,
+
+    /// Longest time a connection to the admin address may stay open with no request in
+    /// progress, in milliseconds.
+    #[arg(
+        long = "admin-idle-timeout-ms",
+        env = "HOOKLINE_ADMIN_IDLE_TIMEOUT_MS",
+        default_value_t = crate::serve::DEFAULT_IDLE_TIMEOUT_MS
+    )]
+    pub idle_timeout_ms: u64,
+
+    /// Most connections the admin address holds at once; more wait to be accepted.
+    #[arg(
+        long = "admin-max-connections",
+        env = "HOOKLINE_ADMIN_MAX_CONNECTIONS",
+        default_value_t = DEFAULT_ADMIN_MAX_CONNECTIONS
+    )]
+    pub max_connections: usize,
+}
+
+/// Default cap on the admin address's connections: scrapers and probes need a few.
+pub const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
+
+impl AdminSettings {
+    /// The connection limits of the admin address; zero values are refused.
+    pub fn limits(&self) -> Result<crate::serve::ConnectionLimits, crate::Error> {
+        crate::serve::ConnectionLimits::from_settings(
+            "admin",
+            self.header_timeout_ms,
+            self.idle_timeout_ms,
+            self.max_connections,
+        )
+    }
+}
+
+impl Default for AdminSettings {
+    /// Loopback port 0 (a free port), default limits.
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            header_timeout_ms: crate::serve::DEFAULT_HEADER_TIMEOUT_MS,
+            idle_timeout_ms: crate::serve::DEFAULT_IDLE_TIMEOUT_MS,
+            max_connections: DEFAULT_ADMIN_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// How logs are written.
