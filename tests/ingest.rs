@@ -226,3 +226,79 @@ async fn a_broker_that_cannot_take_events_gets_503_and_nothing_acknowledged_is_l
     .await;
     pipeline.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_event_is_acknowledged_and_stored_decoded() {
+    use std::io::Write;
+    let World {
+        kafka: _kafka,
+        settings,
+        pipeline,
+        ..
+    } = Stages::all().world().await;
+    let json = serde_json::to_vec(&signup(1)).unwrap();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&json).unwrap();
+    let response = post_request(&pipeline)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(encoder.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    accepted_id(response).await;
+    let events = read_topic(
+        &settings,
+        &settings.topics().events(),
+        1,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1, json, "the record holds the decoded JSON");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_while_ingest_is_full_and_a_waiting_sender_is_served_when_a_slot_frees() {
+    let World {
+        kafka: _kafka,
+        pipeline,
+        ..
+    } = Stages::all()
+        .ingest(hookline_ingest::Config {
+            max_connections: 2,
+            // Longer than the test: only a client closing frees a slot.
+            header_timeout_ms: 600_000,
+            ..Stages::all_ingest()
+        })
+        .world()
+        .await;
+    let ingest = pipeline.ingest_addr.unwrap();
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        silent.push(tokio::net::TcpStream::connect(ingest).await.unwrap());
+    }
+    let waiting = tokio::spawn(post_request(&pipeline).json(&signup(7)).send());
+    let health = reqwest::get(format!("http://{}/healthz", pipeline.admin_addr))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "/healthz while ingest is full");
+    let metrics = reqwest::get(format!("http://{}/metrics", pipeline.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"hookline_http_connections{listener="ingest"} 2"#),
+        "{metrics}"
+    );
+    assert!(!waiting.is_finished(), "served although ingest was full");
+    drop(silent.pop());
+    let response = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the waiting sender was served once a slot freed")
+        .unwrap()
+        .unwrap();
+    accepted_id(response).await;
+}

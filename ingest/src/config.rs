@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
+use hookline_runtime::serve::ConnectionLimits;
 
 use crate::idempotency::IdempotencySettings;
 use crate::limits::LimitSettings;
@@ -32,13 +33,31 @@ pub struct Config {
     )]
     pub produce_timeout_ms: u64,
 
-    /// Longest time a client may take to send the request headers, in milliseconds.
+    /// Longest time a client may take to send a complete request head, in milliseconds, from
+    /// connecting (whatever the protocol) and for every later HTTP/1.1 request; slower
+    /// connections are closed.
     #[arg(
         long = "ingest-header-timeout-ms",
         env = "HOOKLINE_INGEST_HEADER_TIMEOUT_MS",
-        default_value_t = 10_000
+        default_value_t = hookline_runtime::serve::DEFAULT_HEADER_TIMEOUT_MS
     )]
     pub header_timeout_ms: u64,
+
+    /// Longest time a connection may stay open with no request in progress, in milliseconds.
+    #[arg(
+        long = "ingest-idle-timeout-ms",
+        env = "HOOKLINE_INGEST_IDLE_TIMEOUT_MS",
+        default_value_t = hookline_runtime::serve::DEFAULT_IDLE_TIMEOUT_MS
+    )]
+    pub idle_timeout_ms: u64,
+
+    /// Most connections open at once; more wait to be accepted until one closes.
+    #[arg(
+        long = "ingest-max-connections",
+        env = "HOOKLINE_INGEST_MAX_CONNECTIONS",
+        default_value_t = DEFAULT_MAX_CONNECTIONS
+    )]
+    pub max_connections: usize,
 
     /// Longest time a client may take to send the body, in milliseconds; slower ones get 408.
     #[arg(
@@ -73,7 +92,21 @@ pub struct Config {
     pub idempotency: IdempotencySettings,
 }
 
+/// Default cap on open connections: room for every request in progress
+/// (`--ingest-max-concurrent-requests`) on its own connection.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
 impl Config {
+    /// The limits of the inbound listener's connections; zero values are refused.
+    pub fn connection_limits(&self) -> Result<ConnectionLimits, hookline_runtime::Error> {
+        ConnectionLimits::from_settings(
+            "ingest",
+            self.header_timeout_ms,
+            self.idle_timeout_ms,
+            self.max_connections,
+        )
+    }
+
     /// The produce timeout as a duration.
     pub fn produce_timeout(&self) -> Duration {
         Duration::from_millis(self.produce_timeout_ms)
@@ -86,7 +119,9 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_body_bytes: 1024 * 1024,
             produce_timeout_ms: 5_000,
-            header_timeout_ms: 10_000,
+            header_timeout_ms: hookline_runtime::serve::DEFAULT_HEADER_TIMEOUT_MS,
+            idle_timeout_ms: hookline_runtime::serve::DEFAULT_IDLE_TIMEOUT_MS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             body_timeout_ms: 30_000,
             max_concurrent_requests: 4096,
             rejected_per_second: 50,

@@ -18,6 +18,15 @@ pub enum IngestError {
     /// Missing or wrong credentials.
     #[error("missing or invalid credentials")]
     Unauthorized,
+    /// No route has this path.
+    #[error("no such endpoint; send events with POST /inbound-webhooks/{{source_id}}")]
+    NotFound,
+    /// The body is compressed with a coding ingest does not decode.
+    #[error("content encoding {0:?} is not supported; send gzip, zstd or an uncompressed body")]
+    UnsupportedEncoding(String),
+    /// The body is not valid in the coding its `Content-Encoding` names.
+    #[error("{0}")]
+    InvalidEncoding(String),
     /// The content type is not JSON.
     #[error("content type {0:?} is not supported; send application/json")]
     UnsupportedMediaType(String),
@@ -63,7 +72,9 @@ impl IngestError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::SourceNotFound => StatusCode::NOT_FOUND,
+            Self::SourceNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::InvalidEncoding(_) => StatusCode::BAD_REQUEST,
             Self::SourceDisabled => StatusCode::FORBIDDEN,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -83,6 +94,9 @@ impl IngestError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::SourceNotFound => "source_not_found",
+            Self::NotFound => "not_found",
+            Self::UnsupportedEncoding(_) => "unsupported_encoding",
+            Self::InvalidEncoding(_) => "invalid_encoding",
             Self::SourceDisabled => "source_disabled",
             Self::Unauthorized => "unauthorized",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -123,6 +137,9 @@ impl IntoResponse for IngestError {
             Self::ClientNotAllowed
             | Self::BodyTimeout
             | Self::SourceNotFound
+            | Self::NotFound
+            | Self::UnsupportedEncoding(_)
+            | Self::InvalidEncoding(_)
             | Self::SourceDisabled
             | Self::Unauthorized
             | Self::UnsupportedMediaType(_)

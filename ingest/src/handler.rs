@@ -1,8 +1,9 @@
 //! `POST /inbound-webhooks/{source_id}`: check, write to Kafka, answer 202 once acknowledged.
 //!
 //! The checks run cheapest first and never parse before authenticating: source (404), disabled
-//! (403), client address (403), content type (415), body size and arrival (413, 408),
-//! credentials on the raw bytes (401), rate limits (429), JSON (400). Only then is the event
+//! (403), client address (403), content type and encoding (415), declared length (413), body
+//! size and arrival (413, 408), decoding a compressed body within the limit (413, 400),
+//! credentials on the decoded bytes (401), rate limits (429), JSON (400). Only then is the event
 //! written, and only the broker's acknowledgement earns a 202.
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +32,7 @@ use serde::Serialize;
 use tracing::{debug, error, warn};
 
 use crate::auth::Verifier;
+use crate::encoding::Coding;
 use crate::error::IngestError;
 use crate::idempotency::Idempotency;
 use crate::limits::{RateLimits, Scope};
@@ -77,12 +80,23 @@ pub async fn method_not_allowed() -> IngestError {
     IngestError::MethodNotAllowed
 }
 
+/// Answers any path but the inbound endpoint's, in the same JSON as every other refusal.
+pub async fn not_found() -> IngestError {
+    IngestError::NotFound
+}
+
 /// Receives one event.
 pub async fn receive(
     State(state): State<Arc<AppState>>,
-    Path(source_id): Path<String>,
+    source_id: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
+    // An id that does not decode (`%ff`) names no source: it is refused as unknown below, in
+    // JSON like every refusal, rather than with axum's plain-text rejection.
+    let source_id = match source_id {
+        Ok(Path(id)) => id,
+        Err(_) => raw_source_id(request.uri().path()),
+    };
     let started = Instant::now();
     state.metrics.in_flight.inc();
     let (parts, body) = request.into_parts();
@@ -141,6 +155,11 @@ pub async fn receive(
     }
 }
 
+/// The still percent-encoded id segment of an inbound path.
+fn raw_source_id(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or_default().to_owned()
+}
+
 async fn accept(
     state: &AppState,
     source_id: &str,
@@ -163,8 +182,14 @@ async fn accept(
         return Err(IngestError::ClientNotAllowed);
     }
     let content_type = content_type(headers)?;
+    let coding = Coding::of(headers)?;
     let limit = source.max_body_bytes.unwrap_or(state.max_body_bytes);
+    if declared_length(headers).is_some_and(|length| length > limit as u64) {
+        return Err(IngestError::PayloadTooLarge(limit));
+    }
     let body = read_body(body, limit, state.body_timeout).await?;
+    // Signatures cover the event as the sender made it, before any transfer compression.
+    let body = coding.decode(body, limit)?;
     *preview = Some(hookline_runtime::truncate::truncate(
         &String::from_utf8_lossy(&body[..body.len().min(BODY_PREVIEW_BYTES + 4)]),
         BODY_PREVIEW_BYTES,
@@ -256,6 +281,16 @@ async fn produce(
             Err(IngestError::BrokerUnavailable)
         }
     }
+}
+
+/// The `Content-Length` a request declares, if it declares one that parses.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Reads at most `limit` bytes of body within `deadline`.

@@ -2,13 +2,15 @@
 //!
 //! `serde::de::IgnoredAny` would skip values without recursion limits, letting through nesting
 //! the processor then refuses to parse. Visiting every value with `deserialize_any` keeps
-//! serde_json's limit of 128 nested levels, at the same cost and without allocating.
+//! serde_json's recursion limit, at the same cost and without allocating: a value may nest 127
+//! arrays or objects, and one at 128 levels is refused, exactly as the processor would refuse it.
 
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-/// Checks `body` is one JSON value nested at most 128 levels deep; the error says where not.
+/// Checks `body` is one JSON value with at most 127 levels of nested arrays and objects; the
+/// error says where not.
 pub fn check(body: &[u8]) -> Result<(), serde_json::Error> {
     serde_json::from_slice::<AnyJson>(body).map(drop)
 }
@@ -90,9 +92,14 @@ mod tests {
     }
 
     #[test]
-    fn refuses_nesting_beyond_128_levels() {
+    fn accepts_127_levels_of_nesting_and_refuses_128() {
         let ok = format!("{}{}", "[".repeat(127), "]".repeat(127));
         assert!(check(ok.as_bytes()).is_ok());
+        let limit = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        assert!(check(limit.as_bytes()).is_err());
+        // The processor parses events with serde_json too: what passes here parses there.
+        assert!(serde_json::from_str::<serde_json::Value>(&ok).is_ok());
+        assert!(serde_json::from_str::<serde_json::Value>(&limit).is_err());
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let error = check(deep.as_bytes()).unwrap_err().to_string();
         assert!(error.contains("recursion limit"), "{error}");

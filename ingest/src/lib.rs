@@ -10,6 +10,7 @@
 //! - [`idempotency`]: answering a sender's retry with the first event's id.
 //! - [`error`]: every refusal, with its status and stable error code.
 //! - [`handler`]: the endpoint.
+//! - [`encoding`]: decoding gzip and zstd bodies within the size limit.
 //! - [`json`]: checking a body is JSON, with a nesting limit.
 //! - [`rejected`]: the sampled log of refused requests.
 //! - [`server`]: binding and serving.
@@ -17,6 +18,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod encoding;
 pub mod error;
 pub mod handler;
 pub mod idempotency;
