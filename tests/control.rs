@@ -499,3 +499,65 @@ async fn creation_and_change_times_survive_a_restart() {
     assert_eq!(read.etag(), changed.etag());
     pipeline.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrouted_paths_and_undecodable_ids_get_the_json_error_with_a_request_id() {
+    let world = start(Stages::control_only()).await;
+    let api = Api::of(&world.pipeline);
+    for (method, path, token, status, code) in [
+        (
+            Method::GET,
+            "/api/v1/sources/%ff",
+            Some(CONTROL_TOKEN),
+            400,
+            "invalid_path",
+        ),
+        (
+            Method::GET,
+            "/api/v1/sources/%E2%82",
+            Some(CONTROL_TOKEN),
+            400,
+            "invalid_path",
+        ),
+        (
+            Method::GET,
+            "/api/v1/nothing",
+            Some(CONTROL_TOKEN),
+            404,
+            "not_found",
+        ),
+        (Method::GET, "/", None, 404, "not_found"),
+        (
+            Method::PUT,
+            "/api/v1/sources",
+            Some(CONTROL_TOKEN),
+            405,
+            "method_not_allowed",
+        ),
+        (Method::GET, "/api/v1/sources/x", None, 401, "unauthorized"),
+    ] {
+        let answer = api.call(method.clone(), path, token, &[], None).await;
+        assert_eq!(
+            answer.status.as_u16(),
+            status,
+            "{method} {path}: {}",
+            answer.body
+        );
+        assert_eq!(answer.body["error"]["code"], code, "{method} {path}");
+        assert!(
+            answer.headers.contains_key("x-request-id"),
+            "{method} {path} has no x-request-id"
+        );
+    }
+    // A request id the client sends comes back unchanged.
+    let answer = api
+        .call(
+            Method::GET,
+            "/api/v1/nothing",
+            Some(CONTROL_TOKEN),
+            &[("x-request-id", "trace-42")],
+            None,
+        )
+        .await;
+    assert_eq!(answer.headers["x-request-id"], "trace-42");
+}

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -33,6 +33,7 @@ use hookline_runtime::resources::{ResourceSet, ResourceStore};
 use hookline_runtime::validate::Problem;
 use hookline_schemas::{Resource, ResourceId, ResourceKey, ResourceKind};
 use serde_json::{Value, json};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::{self, Tokens};
 use crate::error::ApiError;
@@ -40,6 +41,7 @@ use crate::history::{self, History};
 use crate::kind::{self, KINDS, plural};
 use crate::list::{self, ListQuery};
 use crate::metrics::{self, Metrics};
+use crate::path::Id;
 use crate::precondition::Preconditions;
 use crate::view::{self, Secrets, etag, render};
 use crate::write::{Change, Writes};
@@ -123,6 +125,9 @@ pub fn router(state: ApiState) -> Router {
         state.metrics.clone(),
         metrics::track,
     ))
+    // Every answer carries an `x-request-id`: the client's own, or a new one.
+    .layer(PropagateRequestIdLayer::x_request_id())
+    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
     .with_state(state)
 }
 
@@ -154,7 +159,7 @@ async fn list(
 async fn show(
     State(state): State<ApiState>,
     kind: ResourceKind,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Response, ApiError> {
     let key = key(kind, &id)?;
     respond(
@@ -202,7 +207,7 @@ async fn create(
 async fn replace(
     State(state): State<ApiState>,
     kind: ResourceKind,
-    Path(id): Path<String>,
+    Id(id): Id,
     headers: HeaderMap,
     body: BodyResult,
 ) -> Result<Response, ApiError> {
@@ -241,7 +246,7 @@ async fn replace(
 async fn patch(
     State(state): State<ApiState>,
     kind: ResourceKind,
-    Path(id): Path<String>,
+    Id(id): Id,
     headers: HeaderMap,
     body: BodyResult,
 ) -> Result<Response, ApiError> {
@@ -276,7 +281,7 @@ async fn patch(
 async fn switch(
     State(state): State<ApiState>,
     kind: ResourceKind,
-    Path(id): Path<String>,
+    Id(id): Id,
     headers: HeaderMap,
     enabled: bool,
 ) -> Result<Response, ApiError> {
@@ -296,7 +301,7 @@ async fn switch(
 async fn delete(
     State(state): State<ApiState>,
     kind: ResourceKind,
-    Path(id): Path<String>,
+    Id(id): Id,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = key(kind, &id)?;
@@ -312,8 +317,8 @@ async fn delete(
 }
 
 /// The id `/api/v1/triggers/preview` names when it is not a preview.
-fn shadowed() -> Path<String> {
-    Path(preview::UNSAVED_ID.to_owned())
+fn shadowed() -> Id {
+    Id(preview::UNSAVED_ID.to_owned())
 }
 
 /// The key of `id` in the collection of `kind`; an id that cannot exist is not found.

@@ -48,6 +48,9 @@ pub enum ApiError {
     /// The body is not a JSON object.
     #[error("the body is not valid JSON: {0}")]
     InvalidJson(String),
+    /// A path segment does not decode (invalid percent-encoding or UTF-8).
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
     /// A query parameter is unknown or malformed.
     #[error("invalid query: {0}")]
     InvalidQuery(String),
@@ -113,6 +116,7 @@ impl ApiError {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            Self::InvalidPath(_) => (StatusCode::BAD_REQUEST, "invalid_path"),
             Self::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -24,6 +24,7 @@ use tracing::error;
 
 use crate::api::ApiState;
 use crate::error::ApiError;
+use crate::path::Id;
 use crate::send::Sender;
 use crate::store::page::Window;
 use crate::store::query::{self, Filter, Page, Stored};
@@ -73,10 +74,7 @@ pub fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> 
         .map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))
 }
 
-async fn event(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn event(State(state): State<ApiState>, Id(id): Id) -> Result<Response, ApiError> {
     let lookup = id.clone();
     let records = state
         .history
@@ -235,7 +233,7 @@ pub struct SourceEventsQuery {
 
 async fn source_events(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     params: Result<Query<SourceEventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let params = query(params)?;
@@ -303,7 +301,7 @@ pub struct AttemptsQuery {
 
 async fn attempts(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     params: Result<Query<AttemptsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let params = query(params)?;

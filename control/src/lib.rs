@@ -8,6 +8,7 @@
 //! - [`server`]: binding and serving.
 //! - [`api`]: the routes and their handlers.
 //! - [`auth`]: admin and read-only tokens.
+//! - [`path`]: the `{id}` of a route, refused in JSON when it does not decode.
 //! - [`error`]: why a request failed, as one JSON shape with stable codes.
 //! - [`body`]: reading request bodies into resources, with errors that name the field.
 //! - [`write`]: one change at a time: preconditions, validation, write, read back.
@@ -38,6 +39,7 @@ pub mod list;
 pub mod mask;
 pub mod metrics;
 pub mod openapi;
+pub mod path;
 pub mod precondition;
 pub mod preview;
 pub mod replay;

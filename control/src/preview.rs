@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use hookline_processor::preview::{self, PreviewError, PreviewRequest, SampleEvent};
@@ -27,6 +27,7 @@ use crate::api::{ApiState, BodyResult};
 use crate::body;
 use crate::error::ApiError;
 use crate::history::{missing_event, store_failed};
+use crate::path::Id;
 use crate::store::query;
 
 /// The unsaved trigger's route.
@@ -85,7 +86,7 @@ struct Failure {
 /// Previews the saved trigger `id`, with the destinations as they are now.
 pub async fn saved(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     headers: HeaderMap,
     body: BodyResult,
 ) -> Result<Response, ApiError> {

@@ -7,8 +7,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hookline_runtime::validate::Problem;
@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::api::ApiState;
 use crate::error::ApiError;
 use crate::history::store_failed;
+use crate::path::Id;
 use crate::store::query;
 
 /// The source and trigger id test jobs carry: no such resource exists, so the logs can tell
@@ -39,7 +40,7 @@ pub struct TestRequest {
 /// Sends a test webhook and answers with its attempt.
 pub async fn send(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
