@@ -3,11 +3,12 @@
 //! whole resource back without knowing the secrets.
 //!
 //! Masked are the tokens and secrets of a source's `auth`, a destination's signing `secrets`,
-//! and the values of a destination's headers that carry credentials (`Authorization`,
-//! `X-Api-Key`, ...).
+//! the values of a destination's headers that carry credentials (`Authorization`,
+//! `X-Api-Key`, ...), and the password in a destination's `url` (`https://user:…@host/`).
 
 use hookline_runtime::validate::Problem;
 use hookline_schemas::{Destination, Resource, Source, SourceAuth};
+use url::{Position, Url};
 
 /// What a masked value ends with; no real secret does.
 pub const MASK: char = '…';
@@ -31,6 +32,94 @@ pub fn mask(secret: &str) -> String {
 
 fn is_masked(value: &str) -> bool {
     value.ends_with(MASK)
+}
+
+/// [`MASK`] as it reads in a parsed URL's userinfo, which the parser percent-encodes.
+const MASK_IN_URL: &str = "%E2%80%A6";
+
+/// Where the credential in `url`'s userinfo is: the password; or the username when no password
+/// goes with it, because then the username is the credential (`https://<token>@host/`, or an API
+/// key as the user name of Basic auth). A username beside a password only names the account, and
+/// stays visible so an operator can tell which one is used.
+fn credential(url: &Url) -> Option<(Position, Position)> {
+    if url.password().is_some_and(|password| !password.is_empty()) {
+        Some((Position::BeforePassword, Position::AfterPassword))
+    } else if !url.username().is_empty() {
+        Some((Position::BeforeUsername, Position::AfterUsername))
+    } else {
+        None
+    }
+}
+
+/// `url` with `start..end` replaced by `with`.
+fn splice(url: &Url, (start, end): (Position, Position), with: &str) -> String {
+    format!("{}{with}{}", &url[..start], &url[end..])
+}
+
+/// `url` with the credential in its userinfo masked: `https://user:…@host/hook`. A URL without
+/// one is shown as stored; one that does not parse but may hold userinfo is masked whole, since
+/// where its credential sits cannot be told.
+pub fn mask_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(parsed) => match credential(&parsed) {
+            Some(place) => splice(&parsed, place, &mask(&parsed[place.0..place.1])),
+            None => url.to_owned(),
+        },
+        Err(_) if url.contains('@') => mask(url),
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// What a sent destination URL needs: nothing (its credential, if any, is not masked), the URL
+/// with the stored credential back, or a problem (its mask stands for no stored credential).
+#[derive(Debug, PartialEq, Eq)]
+enum UrlRestore {
+    Unmasked,
+    Restored(String),
+    Unknown,
+}
+
+/// Puts the stored credential back into a `sent` URL that carries it masked: the stored URL when
+/// its masked form came back unchanged, else the sent URL with the stored credential in place,
+/// but only while the credential is masked alike and the URL still goes to the same user, scheme,
+/// host and port. A path may change; a host may not, or whoever may write but not read secrets
+/// could send the stored password to a host of their choosing.
+fn restore_url(sent: &str, stored: Option<&str>) -> UrlRestore {
+    if let Some(stored) = stored
+        && mask_url(stored) == sent
+    {
+        return UrlRestore::Restored(stored.to_owned());
+    }
+    let Ok(url) = Url::parse(sent) else {
+        return if is_masked(sent) {
+            UrlRestore::Unknown
+        } else {
+            UrlRestore::Unmasked
+        };
+    };
+    let Some(place) = credential(&url) else {
+        return UrlRestore::Unmasked;
+    };
+    let Some(shown) = url[place.0..place.1].strip_suffix(MASK_IN_URL) else {
+        return UrlRestore::Unmasked;
+    };
+    let shown = format!("{shown}{MASK}");
+    let Some(stored) = stored.and_then(|stored| Url::parse(stored).ok()) else {
+        return UrlRestore::Unknown;
+    };
+    let Some(stored_place) = credential(&stored) else {
+        return UrlRestore::Unknown;
+    };
+    let secret = &stored[stored_place.0..stored_place.1];
+    // Everything of the authority but the credential: scheme, user (when the password is the
+    // credential), host and port.
+    let same_place = url[..place.0] == stored[..stored_place.0]
+        && url[place.1..Position::BeforePath] == stored[stored_place.1..Position::BeforePath];
+    if same_place && mask(secret) == shown {
+        UrlRestore::Restored(splice(&url, place, secret))
+    } else {
+        UrlRestore::Unknown
+    }
 }
 
 /// Whether a destination header carries a credential, so its value is masked.
@@ -79,6 +168,7 @@ pub fn masked(resource: Resource) -> Resource {
             Resource::Source(source)
         }
         Resource::Destination(mut destination) => {
+            destination.url = mask_url(&destination.url);
             for secret in &mut destination.secrets {
                 *secret = mask(secret);
             }
@@ -163,6 +253,11 @@ fn restore_destination(
     stored: Option<&Destination>,
     unknown: &mut impl FnMut(String),
 ) {
+    match restore_url(&destination.url, stored.map(|stored| stored.url.as_str())) {
+        UrlRestore::Unmasked => {}
+        UrlRestore::Restored(url) => destination.url = url,
+        UrlRestore::Unknown => unknown("url".to_owned()),
+    }
     let stored_secrets = stored
         .map(|stored| stored.secrets.as_slice())
         .unwrap_or_default();
@@ -280,5 +375,92 @@ mod tests {
         assert_eq!(view.headers["x-team"], "blue");
         assert_eq!(restore(&mut shown, Some(&stored)), []);
         assert_eq!(shown, stored);
+    }
+
+    fn destination(url: &str) -> Resource {
+        Resource::Destination(Destination::new(ResourceId::parse("crm").unwrap(), url))
+    }
+
+    fn url(resource: &Resource) -> &str {
+        let Resource::Destination(destination) = resource else {
+            panic!("not a destination");
+        };
+        &destination.url
+    }
+
+    #[test]
+    fn the_mask_reads_the_same_inside_a_parsed_url() {
+        let url = Url::parse(&format!("https://user:{MASK}@example.com/")).unwrap();
+        assert_eq!(url.password(), Some(MASK_IN_URL));
+    }
+
+    #[test]
+    fn a_url_password_is_masked_and_the_user_beside_it_shown() {
+        for (stored, shown) in [
+            (
+                "https://user:pass@example.com/hook",
+                "https://user:…@example.com/hook",
+            ),
+            (
+                "https://user:0123456789abcdefXYZ@example.com/",
+                "https://user:0123…@example.com/",
+            ),
+            // Alone, the user name is the credential.
+            (
+                "https://tok_0123456789abcdef@example.com/",
+                "https://tok_…@example.com/",
+            ),
+            ("https://key:@example.com/", "https://…@example.com/"),
+            // Without userinfo the URL is shown exactly as stored.
+            ("https://Example.com?to=a@b", "https://Example.com?to=a@b"),
+            // Where the credential of a broken URL sits cannot be told: all of it is masked.
+            ("https://user:pass@exa mple.com/", "http…"),
+        ] {
+            assert_eq!(mask_url(stored), shown, "{stored}");
+            assert_eq!(url(&masked(destination(stored))), shown, "{stored}");
+        }
+    }
+
+    #[test]
+    fn a_masked_url_sent_back_keeps_the_stored_password() {
+        for stored in [
+            "https://user:pass@example.com/hook",
+            "https://user:0123456789abcdefXYZ@example.com/hook",
+            "https://tok_0123456789abcdef@example.com/hook",
+            "https://user:pass@exa mple.com/",
+        ] {
+            let stored = destination(stored);
+            let mut sent = masked(stored.clone());
+            assert_eq!(restore(&mut sent, Some(&stored)), []);
+            assert_eq!(sent, stored);
+        }
+        // A new path keeps the password: it still goes to the same user at the same host.
+        let mut moved = destination("https://user:…@example.com/v2/hook?x=1");
+        let stored = destination("https://user:pass@example.com/hook");
+        assert_eq!(restore(&mut moved, Some(&stored)), []);
+        assert_eq!(url(&moved), "https://user:pass@example.com/v2/hook?x=1");
+        // A password sent in full replaces the stored one.
+        let mut changed = destination("https://user:new@example.com/hook");
+        assert_eq!(restore(&mut changed, Some(&stored)), []);
+        assert_eq!(url(&changed), "https://user:new@example.com/hook");
+    }
+
+    #[test]
+    fn a_masked_url_password_never_follows_a_new_host_user_or_scheme() {
+        let stored = destination("https://user:pass@example.com/hook");
+        for sent in [
+            "https://user:…@attacker.example/hook",
+            "https://user:…@example.com:8443/hook",
+            "http://user:…@example.com/hook",
+            "https://other:…@example.com/hook",
+            "https://…@example.com/hook",
+            "https://user:abcd…@example.com/hook",
+        ] {
+            let problems = restore(&mut destination(sent), Some(&stored));
+            let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+            assert_eq!(fields, ["url"], "{sent}");
+        }
+        let problems = restore(&mut destination("https://user:…@example.com/"), None);
+        assert_eq!(problems[0].field, "url");
     }
 }

@@ -6,6 +6,7 @@ use std::error::Error as StdError;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use hookline_schemas::headers::is_reserved;
 use hookline_schemas::{DeliveryJob, Destination};
 use http::header::{ACCEPT, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
@@ -18,23 +19,6 @@ use url::Url;
 use crate::guard::{self, Connector, Guard};
 use crate::retry::Outcome;
 use crate::sign::{self, Signer};
-
-/// Headers a job cannot set: they describe the connection, not the message, and a wrong value
-/// breaks or smuggles requests. The signing headers are always the dispatcher's own.
-const RESERVED_HEADERS: [&str; 12] = [
-    "connection",
-    "content-length",
-    "host",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    sign::WEBHOOK_ID,
-    sign::WEBHOOK_TIMESTAMP,
-    sign::WEBHOOK_SIGNATURE,
-];
 
 /// What one attempt came to, with what the attempt record needs.
 #[derive(Debug)]
@@ -204,7 +188,9 @@ impl Deliverer {
         for (name, value) in destination.headers.iter().chain(&job.headers) {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| invalid(format!("invalid header name {name:?}")))?;
-            if RESERVED_HEADERS.contains(&name.as_str()) {
+            // Validation refuses these in resources; a job written straight to Kafka may still
+            // carry one, and the dispatcher's own value must win.
+            if is_reserved(name.as_str()) {
                 continue;
             }
             let value = HeaderValue::from_str(value)
@@ -280,6 +266,7 @@ fn describe(error: &(dyn StdError + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use hookline_schemas::ResourceId;
+    use hookline_schemas::headers::RESERVED_HEADERS;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -420,6 +407,38 @@ mod tests {
                 .starts_with("v1,")
         );
         assert_eq!(headers["content-type"], "application/json");
+    }
+
+    #[test]
+    fn every_header_the_dispatcher_signs_with_is_reserved() {
+        for name in [
+            sign::WEBHOOK_ID,
+            sign::WEBHOOK_TIMESTAMP,
+            sign::WEBHOOK_SIGNATURE,
+        ] {
+            assert!(is_reserved(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn reserved_headers_of_a_destination_or_job_are_dropped() {
+        let (mut job, mut destination) = job_to("http://127.0.0.1:9/hook");
+        for name in RESERVED_HEADERS {
+            destination
+                .headers
+                .insert(name.to_ascii_uppercase(), "1".to_owned());
+            job.headers.insert(name.to_owned(), "1".to_owned());
+        }
+        let request = loopback_deliverer(1024)
+            .request(&job, &destination)
+            .unwrap();
+        for name in RESERVED_HEADERS {
+            let sent = request.headers().get(name);
+            match name {
+                sign::WEBHOOK_ID => assert_eq!(sent.unwrap(), "msg_test"),
+                _ => assert_eq!(sent, None, "{name}"),
+            }
+        }
     }
 
     #[test]

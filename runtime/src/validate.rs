@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use axum::http::{HeaderName, HeaderValue, Method};
 use hookline_schemas::{Resource, ResourceKey, ResourceKind, RetryPolicy, SourceAuth};
 
 /// One thing wrong with one resource, naming the field and the fix.
@@ -127,17 +128,27 @@ pub fn resources(resources: &[Resource]) -> Vec<Problem> {
                 }
             }
             Resource::Destination(destination) => {
-                match url::Url::parse(&destination.url) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                // The raw text first: `url::Url` drops tabs and line breaks and trims control
+                // characters off the ends without a word, so the URL used would not be the one
+                // stored and shown.
+                if let Some(message) = control_character(&destination.url) {
+                    report("url", &message);
+                } else {
+                    match url::Url::parse(&destination.url) {
+                        Ok(url)
+                            if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                        }
+                        Ok(_) => report("url", "must be an http:// or https:// URL with a host"),
+                        Err(error) => report("url", &format!("is not a valid URL: {error}")),
                     }
-                    Ok(_) => report("url", "must be an http:// or https:// URL with a host"),
-                    Err(error) => report("url", &format!("is not a valid URL: {error}")),
                 }
-                if destination.method.parse::<axum::http::Method>().is_err() {
+                if destination.method.parse::<Method>().is_err() {
                     report("method", "is not a valid HTTP method");
                 }
                 for (name, value) in &destination.headers {
-                    check_header(&mut report, &format!("headers.{name}"), name, Some(value));
+                    let field = format!("headers.{name}");
+                    check_header(&mut report, &field, name, Some(value));
+                    check_not_reserved(&mut report, &field, name);
                 }
                 if destination.timeout_ms == Some(0) {
                     report("timeout_ms", "must be more than 0");
@@ -194,12 +205,15 @@ pub fn resources(resources: &[Resource]) -> Vec<Problem> {
                         );
                     }
                     for name in action.headers.keys() {
-                        check_header(
-                            &mut report,
-                            &format!("actions[{index}].headers.{name}"),
-                            name,
-                            None,
-                        );
+                        let field = format!("actions[{index}].headers.{name}");
+                        check_header(&mut report, &field, name, None);
+                        check_not_reserved(&mut report, &field, name);
+                    }
+                    // Checked as a whole template, not only its literal text: outside a tag a
+                    // control character is rendered into the URL, and inside one a space does
+                    // the same job, so a URL template never needs one.
+                    if let Some(message) = action.url.as_deref().and_then(control_character) {
+                        report(&format!("actions[{index}].url"), &message);
                     }
                 }
             }
@@ -255,14 +269,37 @@ fn check_retry(report: &mut impl FnMut(&str, &str), retry: &RetryPolicy) {
 }
 
 fn check_header(report: &mut impl FnMut(&str, &str), field: &str, name: &str, value: Option<&str>) {
-    if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+    if HeaderName::from_bytes(name.as_bytes()).is_err() {
         report(field, "is not a valid header name");
     }
     if let Some(value) = value
-        && axum::http::HeaderValue::from_str(value).is_err()
+        && HeaderValue::from_str(value).is_err()
     {
         report(field, "is not a valid header value");
     }
+}
+
+/// Refuses a header the dispatcher sets or drops at delivery, so an operator learns it on write
+/// instead of finding it missing at the receiver.
+fn check_not_reserved(report: &mut impl FnMut(&str, &str), field: &str, name: &str) {
+    if hookline_schemas::headers::is_reserved(name) {
+        report(
+            field,
+            "is set by the dispatcher and would be dropped; remove it",
+        );
+    }
+}
+
+/// The problem with the first control character in `text` (C0, DEL or C1, line breaks and tabs
+/// included), saying which and where, since none of them is visible when the value is shown.
+fn control_character(text: &str) -> Option<String> {
+    let (at, character) = text
+        .char_indices()
+        .find(|(_, character)| character.is_control())?;
+    Some(format!(
+        "contains a control character ({} at byte {at}); remove it",
+        character.escape_default()
+    ))
 }
 
 fn problem(key: &ResourceKey, field: &str, message: &str) -> Problem {
@@ -289,6 +326,90 @@ mod tests {
                 {"kind":"trigger","id":"t","when":{"sources":["s"]},"actions":[{"destination":"d","body":"{}"}]}]"#,
         );
         assert_eq!(resources(&set), []);
+    }
+
+    /// A destination `d` and a trigger `t` that sends to it, with `headers` on both and `url` as
+    /// the destination's URL and the action's URL template.
+    fn with(headers: &serde_json::Value, url: &str) -> Vec<Resource> {
+        serde_json::from_value(serde_json::json!([
+            {"kind": "source", "id": "s", "auth": [{"type": "open"}]},
+            {"kind": "destination", "id": "d", "url": url, "headers": headers},
+            {"kind": "trigger", "id": "t", "when": {"sources": ["s"]},
+             "actions": [{"destination": "d", "body": "{}", "headers": headers, "url": url}]},
+        ]))
+        .unwrap()
+    }
+
+    #[test]
+    fn every_reserved_header_is_refused_in_any_case_naming_the_field() {
+        for reserved in hookline_schemas::headers::RESERVED_HEADERS {
+            let title = reserved
+                .split('-')
+                .map(|word| word[..1].to_ascii_uppercase() + &word[1..])
+                .collect::<Vec<_>>()
+                .join("-");
+            for name in [reserved.to_owned(), reserved.to_ascii_uppercase(), title] {
+                let set = with(&serde_json::json!({ &name: "1" }), "https://example.com/");
+                let found: Vec<String> = resources(&set).iter().map(ToString::to_string).collect();
+                let message = "is set by the dispatcher and would be dropped; remove it";
+                assert_eq!(
+                    found,
+                    [
+                        format!("destination/d headers.{name}: {message}"),
+                        format!("trigger/t actions[0].headers.{name}: {message}"),
+                    ]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn headers_the_dispatcher_only_defaults_may_be_set() {
+        let headers = serde_json::json!({
+            "Content-Type": "application/json",
+            "User-Agent": "crm-sync",
+            "Accept": "application/json",
+            "Authorization": "Bearer k",
+            "X-Host": "a",
+        });
+        assert_eq!(resources(&with(&headers, "https://example.com/")), []);
+    }
+
+    #[test]
+    fn control_characters_in_urls_are_refused_naming_which_and_where() {
+        // What makes the raw check necessary: the parser would accept these and quietly drop
+        // the line break.
+        assert!(url::Url::parse("https://example.com/ho\r\nok").is_ok());
+        let prefix = "https://example.com/ho";
+        for (character, shown) in [
+            ('\r', r"\r"),
+            ('\n', r"\n"),
+            ('\t', r"\t"),
+            ('\0', r"\u{0}"),
+            ('\u{1b}', r"\u{1b}"),
+            ('\u{7f}', r"\u{7f}"),
+            ('\u{85}', r"\u{85}"),
+        ] {
+            let set = with(&serde_json::json!({}), &format!("{prefix}{character}ok"));
+            let found: Vec<String> = resources(&set).iter().map(ToString::to_string).collect();
+            let message = format!(
+                "contains a control character ({shown} at byte {}); remove it",
+                prefix.len()
+            );
+            assert_eq!(
+                found,
+                [
+                    format!("destination/d url: {message}"),
+                    format!("trigger/t actions[0].url: {message}"),
+                ],
+                "{shown}"
+            );
+        }
+        let template = with(
+            &serde_json::json!({}),
+            "https://example.com/{{ payload.id }}",
+        );
+        assert_eq!(resources(&template), []);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - [`matched`]: the processor's match result per event on `hookline.matches`.
 //! - [`resource`]: sources, destinations and triggers on the compacted `hookline.resources`.
 //! - [`health`]: since when a destination fails, on the compacted `hookline.destination-health`.
+//! - [`headers`]: the request headers only the dispatcher sets, refused in resources.
 //! - [`id`]: validated identifiers shared by all of them.
 //! - [`json_schema`]: the JSON Schemas generated from these types, checked in under `json/`.
 
@@ -20,6 +21,7 @@ pub mod attempt;
 pub mod dead;
 pub mod delivery;
 pub mod event;
+pub mod headers;
 pub mod health;
 pub mod id;
 pub mod json_schema;

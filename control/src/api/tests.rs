@@ -504,6 +504,83 @@ fn stored_crm(app: &App) -> (Vec<String>, String) {
 }
 
 #[tokio::test]
+async fn a_url_password_is_masked_on_read_and_kept_when_sent_back() {
+    let app = app().await;
+    let url = "https://crm-user:hunter2-receiver@crm.example.com/hooks";
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/destinations",
+            Some(json!({"id": "crm", "url": url})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let masked = "https://crm-user:hunt…@crm.example.com/hooks";
+    let mut read = app
+        .admin("GET", "/api/v1/destinations/crm", None)
+        .await
+        .body;
+    assert_eq!(read["url"], masked);
+    let listed = app.admin("GET", "/api/v1/destinations", None).await;
+    assert_eq!(listed.body["items"][0]["url"], masked);
+    assert!(
+        !listed.body.to_string().contains("hunter2"),
+        "{}",
+        listed.body
+    );
+
+    read["name"] = "CRM".into();
+    let put = app
+        .admin("PUT", "/api/v1/destinations/crm", Some(read))
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    assert_eq!(put.body["name"], "CRM");
+    assert_eq!(put.body["url"], masked);
+    let snapshot = app.store.snapshot();
+    let crm = &snapshot.destinations[&ResourceId::parse("crm").unwrap()];
+    assert_eq!(crm.url, url);
+
+    let elsewhere = app
+        .admin(
+            "PATCH",
+            "/api/v1/destinations/crm",
+            Some(json!({"url": "https://crm-user:hunt…@attacker.example/hooks"})),
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(elsewhere.problem_fields(), ["url"]);
+}
+
+#[tokio::test]
+async fn headers_the_dispatcher_sets_and_control_characters_in_urls_are_refused() {
+    let app = app().await;
+    let answer = app
+        .admin(
+            "POST",
+            "/api/v1/destinations",
+            Some(
+                json!({"id": "crm", "url": "https://crm.example.com/hooks\r\nX-Evil: 1",
+                        "headers": {"Host": "internal", "webhook-signature": "v1,forged"}}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.body
+    );
+    assert_eq!(
+        answer.problem_fields(),
+        ["url", "headers.Host", "headers.webhook-signature"]
+    );
+    let message = answer.body["error"]["problems"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains(r"\r at byte 29"), "{message}");
+}
+
+#[tokio::test]
 async fn disabling_enabling_and_patching_switch_resources() {
     let app = app().await;
     app.seed().await;
