@@ -4,8 +4,13 @@
 //! not an empty string), a fuel budget against runaway loops, a recursion limit and a cap on the
 //! rendered size. There is no loader: templates cannot read files or include each other.
 
+mod bounds;
+
 use clap::Args;
-use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use minijinja::{AutoEscape, Environment, Error, UndefinedBehavior, Value};
+
+pub use self::bounds::check_text;
+use self::bounds::install_bounds;
 
 /// Template limits.
 #[derive(Clone, Debug, Args)]
@@ -51,7 +56,12 @@ pub const JSON_SUFFIX: &str = ".json";
 /// `dateformat`, `timeformat`, strftime-style formats
 /// in UTC unless `tz` says otherwise) and `sha256` (hex digest). No loader: nothing is read from
 /// disk or network.
+///
+/// Whatever turns a value into text is bounded before it allocates: widths and precisions of
+/// `str.format` and the `format` filter, and the text of lists and maps that are printed, passed
+/// to `tojson`, `string`, `join` and other string filters (see [`check_text`]).
 pub fn environment(limits: &Limits) -> Environment<'static> {
+    let cap = limits.max_rendered_bytes;
     let mut env = Environment::new();
     env.add_filter("truncate", minijinja_contrib::filters::truncate);
     env.add_filter("pluralize", minijinja_contrib::filters::pluralize);
@@ -59,10 +69,8 @@ pub fn environment(limits: &Limits) -> Environment<'static> {
     env.add_filter("datetimeformat", minijinja_contrib::filters::datetimeformat);
     env.add_filter("dateformat", minijinja_contrib::filters::dateformat);
     env.add_filter("timeformat", minijinja_contrib::filters::timeformat);
-    env.add_filter("sha256", sha256);
-    // Python's string and dict methods (`.split()`, `.startswith()`, `.items()`), which users
-    // coming from Jinja2 expect.
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_filter("sha256", move |value: &Value| sha256(value, cap));
+    install_bounds(&mut env, cap);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(limits.fuel));
     env.set_recursion_limit(limits.recursion);
@@ -77,16 +85,17 @@ pub fn environment(limits: &Limits) -> Environment<'static> {
 }
 
 /// The hex SHA-256 digest of a value's text, for example to pseudonymise an e-mail address.
-fn sha256(value: &Value) -> String {
+fn sha256(value: &Value, cap: usize) -> Result<String, Error> {
     use sha2::Digest as _;
+    check_text(value, cap)?;
     let text = value
         .as_str()
         .map_or_else(|| value.to_string(), str::to_owned);
-    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    Ok(hex::encode(sha2::Sha256::digest(text.as_bytes())))
 }
 
 /// Line and column (both from 1) of a template error, when minijinja knows where it happened.
-pub fn position(source: &str, error: &minijinja::Error) -> Option<(usize, usize)> {
+pub fn position(source: &str, error: &Error) -> Option<(usize, usize)> {
     if let Some(range) = error.range() {
         let before = source.get(..range.start)?;
         let line = before.matches('\n').count() + 1;

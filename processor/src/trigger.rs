@@ -171,6 +171,13 @@ impl CompiledTrigger {
                     &error,
                 )
             })?;
+            template::check_text(&value, self.max_rendered_bytes).map_err(|error| {
+                render_error(
+                    "when.event_type",
+                    self.trigger.when.event_type.as_deref(),
+                    &error,
+                )
+            })?;
             let value = value
                 .as_str()
                 .map_or_else(|| value.to_string(), str::to_owned);
@@ -225,22 +232,54 @@ impl CompiledTrigger {
     fn render_one(&self, name: &str, source: &str, context: &Value) -> Result<String, RenderError> {
         let field = name.trim_end_matches(JSON_SUFFIX);
         let env = self.compiled.borrow_owner();
-        let rendered = env
+        // Written into a buffer that refuses to grow past the limit, so output that is too large
+        // stops the render as it passes the limit instead of being built whole and then checked.
+        let mut out = CappedOutput {
+            text: String::new(),
+            limit: self.max_rendered_bytes,
+            refused: None,
+        };
+        let result = env
             .get_template(name)
-            .and_then(|template| template.render(context))
-            .map_err(|error| render_error(field, Some(source), &error))?;
-        if rendered.len() > self.max_rendered_bytes {
+            .and_then(|template| template.render_captured_to(context, &mut out));
+        if let Some(rendered) = out.refused {
             return Err(RenderError {
                 field: field.to_owned(),
                 reason: format!(
-                    "rendered {} bytes, more than the limit of {}",
-                    rendered.len(),
+                    "rendered {rendered} bytes, more than the limit of {}",
                     self.max_rendered_bytes
                 ),
                 position: None,
             });
         }
-        Ok(rendered)
+        result.map_err(|error| render_error(field, Some(source), &error))?;
+        Ok(out.text)
+    }
+}
+
+/// A render's output, refused once it would pass `limit` bytes.
+struct CappedOutput {
+    text: String,
+    limit: usize,
+    /// How many bytes the render had produced when it was refused.
+    refused: Option<usize>,
+}
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let total = self.text.len().saturating_add(bytes.len());
+        if total > self.limit {
+            self.refused = Some(total);
+            return Err(std::io::Error::other("rendered output is over the limit"));
+        }
+        // minijinja writes whole `str`s, so each chunk is valid UTF-8 on its own.
+        let chunk = std::str::from_utf8(bytes).map_err(std::io::Error::other)?;
+        self.text.push_str(chunk);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
