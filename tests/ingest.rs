@@ -302,3 +302,34 @@ async fn health_answers_while_ingest_is_full_and_a_waiting_sender_is_served_when
         .unwrap();
     accepted_id(response).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_that_writes_an_oversized_body_before_reading_gets_the_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let World {
+        kafka: _kafka,
+        pipeline,
+        ..
+    } = Stages::all().world().await;
+    // Refused on its declared length before the body is read; the sender, like most, writes the
+    // whole body first and only then reads, so the answer must survive the unread bytes.
+    let body = vec![b' '; 3 << 20];
+    let mut stream = tokio::net::TcpStream::connect(pipeline.ingest_addr.unwrap())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /inbound-webhooks/app HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        harness::stages::TOKEN,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    let mut answer = vec![0; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("an answer within 10 s")
+        .expect("an answer, not a reset connection");
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+}

@@ -185,6 +185,7 @@ async fn accept(
     let coding = Coding::of(headers)?;
     let limit = source.max_body_bytes.unwrap_or(state.max_body_bytes);
     if declared_length(headers).is_some_and(|length| length > limit as u64) {
+        discard_in_background(body);
         return Err(IngestError::PayloadTooLarge(limit));
     }
     let body = read_body(body, limit, state.body_timeout).await?;
@@ -281,6 +282,30 @@ async fn produce(
             Err(IngestError::BrokerUnavailable)
         }
     }
+}
+
+/// How much of a refused body is read and thrown away after the answer, and for how long.
+const DISCARD_BYTES: usize = 16 * 1024 * 1024;
+const DISCARD_TIME: Duration = Duration::from_secs(5);
+
+/// Reads and throws away what a refused sender is still sending, within bounds, while the
+/// answer goes out. A client that writes its whole body before reading (most do, unless they
+/// send `Expect: 100-continue`, which then gets no body at all) would otherwise meet a reset
+/// connection instead of the 413: nginx's "lingering close".
+fn discard_in_background(body: Body) {
+    tokio::spawn(async move {
+        let mut body = body;
+        let mut read = 0;
+        let _ = tokio::time::timeout(DISCARD_TIME, async {
+            while read < DISCARD_BYTES {
+                match body.frame().await {
+                    Some(Ok(frame)) => read += frame.data_ref().map_or(0, Bytes::len),
+                    Some(Err(_)) | None => break,
+                }
+            }
+        })
+        .await;
+    });
 }
 
 /// The `Content-Length` a request declares, if it declares one that parses.
