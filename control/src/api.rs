@@ -261,7 +261,10 @@ async fn patch(
         .writes
         .change(&key, &preconditions, |current| {
             let current = current.ok_or_else(|| not_found(&key))?;
-            let mut document = view::fields(&current);
+            // Patched over the masked view, as a client would send it back whole: the masked
+            // secrets are then restored by the same rules as a PUT (a credential header never
+            // follows the URL to another host).
+            let mut document = view::fields(&mask::masked(current.clone()));
             body::merge_patch(&mut document, Value::Object(patch));
             let Value::Object(mut object) = document else {
                 return Err(ApiError::Internal("a patched resource is not an object"));

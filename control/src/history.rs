@@ -9,6 +9,10 @@
 //! | `GET /api/v1/dead-letters` | dead letters, newest first (`destination`, `source`, `reason`, `since`, `until`, paged) |
 //!
 //! Lists page like the resource lists (`limit`, `cursor`, answer `items` and `next_cursor`).
+//!
+//! A dead job is shown with its secrets masked as a destination's view masks them (the URL's
+//! credential, the values of credential headers): it carries the destination's URL as stored, and
+//! any token may read the logs.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,6 +28,7 @@ use tracing::error;
 
 use crate::api::ApiState;
 use crate::error::ApiError;
+use crate::mask;
 use crate::path::Id;
 use crate::send::Sender;
 use crate::store::page::Window;
@@ -186,13 +191,32 @@ fn delivery<'a>(
     })
 }
 
-/// A dead letter as the API shows it: its id (its place on the dead letter topic) and fields.
+/// A dead letter as the API shows it: its id (its place on the dead letter topic) and fields,
+/// with the secrets of a dead job masked.
 pub fn dead_letter(record: &Stored) -> Value {
     let mut value = record.json();
+    if let Some(job) = value.pointer_mut("/payload/job") {
+        mask_job(job);
+    }
     if let Value::Object(object) = &mut value {
         object.insert("id".into(), dead_letter_id(record).into());
     }
     value
+}
+
+/// Masks the URL's credential and the credential headers of a job as stored. (Replays read the
+/// record itself, not this view, so they still send the real values.)
+fn mask_job(job: &mut Value) {
+    if let Some(Value::String(url)) = job.get_mut("url") {
+        *url = mask::mask_url(url);
+    }
+    if let Some(Value::Object(headers)) = job.get_mut("headers") {
+        for (name, value) in headers {
+            if let Value::String(value) = value {
+                *value = mask::header_value(name, value);
+            }
+        }
+    }
 }
 
 /// The id of a dead letter: `<partition>-<offset>` on the dead letter topic.

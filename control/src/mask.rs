@@ -4,11 +4,20 @@
 //!
 //! Masked are the tokens and secrets of a source's `auth`, a destination's signing `secrets`,
 //! the values of a destination's headers that carry credentials (`Authorization`,
-//! `X-Api-Key`, ...), and the password in a destination's `url` (`https://user:…@host/`).
+//! `X-Api-Key`, ...), and the password in a destination's `url` (`https://user:…@host/`,
+//! in `mask/url.rs`).
+//!
+//! A masked secret that is sent to the receiver (a URL password, a credential header) is restored
+//! only while the destination's URL still goes to the same scheme, host and port: whoever may
+//! write but not read secrets must not be able to send a stored one to a host of their choosing.
+
+mod url;
 
 use hookline_runtime::validate::Problem;
 use hookline_schemas::{Destination, Resource, Source, SourceAuth};
-use url::{Position, Url};
+
+pub use self::url::mask_url;
+use self::url::{UrlRestore, restore_url, same_origin};
 
 /// What a masked value ends with; no real secret does.
 pub const MASK: char = '…';
@@ -34,93 +43,22 @@ fn is_masked(value: &str) -> bool {
     value.ends_with(MASK)
 }
 
-/// [`MASK`] as it reads in a parsed URL's userinfo, which the parser percent-encodes.
-const MASK_IN_URL: &str = "%E2%80%A6";
-
-/// Where the credential in `url`'s userinfo is: the password; or the username when no password
-/// goes with it, because then the username is the credential (`https://<token>@host/`, or an API
-/// key as the user name of Basic auth). A username beside a password only names the account, and
-/// stays visible so an operator can tell which one is used.
-fn credential(url: &Url) -> Option<(Position, Position)> {
-    if url.password().is_some_and(|password| !password.is_empty()) {
-        Some((Position::BeforePassword, Position::AfterPassword))
-    } else if !url.username().is_empty() {
-        Some((Position::BeforeUsername, Position::AfterUsername))
+/// The value of header `name` as the API shows it: masked when the header carries a credential
+/// (and is not masked already), as it is.
+pub fn header_value(name: &str, value: &str) -> String {
+    if sensitive_header(name) && !is_masked(value) {
+        mask(value)
     } else {
-        None
+        value.to_owned()
     }
 }
 
-/// `url` with `start..end` replaced by `with`.
-fn splice(url: &Url, (start, end): (Position, Position), with: &str) -> String {
-    format!("{}{with}{}", &url[..start], &url[end..])
-}
+/// What a refused masked value is told: where its mask stands for no stored secret.
+const UNKNOWN: &str = "is a masked value that stands for no stored secret; send the secret itself";
 
-/// `url` with the credential in its userinfo masked: `https://user:…@host/hook`. A URL without
-/// one is shown as stored; one that does not parse but may hold userinfo is masked whole, since
-/// where its credential sits cannot be told.
-pub fn mask_url(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(parsed) => match credential(&parsed) {
-            Some(place) => splice(&parsed, place, &mask(&parsed[place.0..place.1])),
-            None => url.to_owned(),
-        },
-        Err(_) if url.contains('@') => mask(url),
-        Err(_) => url.to_owned(),
-    }
-}
-
-/// What a sent destination URL needs: nothing (its credential, if any, is not masked), the URL
-/// with the stored credential back, or a problem (its mask stands for no stored credential).
-#[derive(Debug, PartialEq, Eq)]
-enum UrlRestore {
-    Unmasked,
-    Restored(String),
-    Unknown,
-}
-
-/// Puts the stored credential back into a `sent` URL that carries it masked: the stored URL when
-/// its masked form came back unchanged, else the sent URL with the stored credential in place,
-/// but only while the credential is masked alike and the URL still goes to the same user, scheme,
-/// host and port. A path may change; a host may not, or whoever may write but not read secrets
-/// could send the stored password to a host of their choosing.
-fn restore_url(sent: &str, stored: Option<&str>) -> UrlRestore {
-    if let Some(stored) = stored
-        && mask_url(stored) == sent
-    {
-        return UrlRestore::Restored(stored.to_owned());
-    }
-    let Ok(url) = Url::parse(sent) else {
-        return if is_masked(sent) {
-            UrlRestore::Unknown
-        } else {
-            UrlRestore::Unmasked
-        };
-    };
-    let Some(place) = credential(&url) else {
-        return UrlRestore::Unmasked;
-    };
-    let Some(shown) = url[place.0..place.1].strip_suffix(MASK_IN_URL) else {
-        return UrlRestore::Unmasked;
-    };
-    let shown = format!("{shown}{MASK}");
-    let Some(stored) = stored.and_then(|stored| Url::parse(stored).ok()) else {
-        return UrlRestore::Unknown;
-    };
-    let Some(stored_place) = credential(&stored) else {
-        return UrlRestore::Unknown;
-    };
-    let secret = &stored[stored_place.0..stored_place.1];
-    // Everything of the authority but the credential: scheme, user (when the password is the
-    // credential), host and port.
-    let same_place = url[..place.0] == stored[..stored_place.0]
-        && url[place.1..Position::BeforePath] == stored[stored_place.1..Position::BeforePath];
-    if same_place && mask(secret) == shown {
-        UrlRestore::Restored(splice(&url, place, secret))
-    } else {
-        UrlRestore::Unknown
-    }
-}
+/// What a refused masked header is told when the URL moved.
+const MOVED: &str = "is a masked value, and the url now goes to another scheme, host or port, \
+                     where a stored credential does not follow; send the value in full";
 
 /// Whether a destination header carries a credential, so its value is masked.
 pub fn sensitive_header(name: &str) -> bool {
@@ -189,12 +127,11 @@ pub fn masked(resource: Resource) -> Resource {
 pub fn restore(resource: &mut Resource, stored: Option<&Resource>) -> Vec<Problem> {
     let key = resource.key().to_string();
     let mut problems = Vec::new();
-    let mut unknown = |field: String| {
+    let mut refuse = |field: String, message: &str| {
         problems.push(Problem {
             resource: key.clone(),
             field,
-            message: "is a masked value that stands for no stored secret; send the secret itself"
-                .to_owned(),
+            message: message.to_owned(),
         });
     };
     match resource {
@@ -203,21 +140,25 @@ pub fn restore(resource: &mut Resource, stored: Option<&Resource>) -> Vec<Proble
                 Some(Resource::Source(stored)) => Some(stored),
                 Some(Resource::Destination(_) | Resource::Trigger(_)) | None => None,
             };
-            restore_source(source, stored, &mut unknown);
+            restore_source(source, stored, &mut refuse);
         }
         Resource::Destination(destination) => {
             let stored = match stored {
                 Some(Resource::Destination(stored)) => Some(stored),
                 Some(Resource::Source(_) | Resource::Trigger(_)) | None => None,
             };
-            restore_destination(destination, stored, &mut unknown);
+            restore_destination(destination, stored, &mut refuse);
         }
         Resource::Trigger(_) => {}
     }
     problems
 }
 
-fn restore_source(source: &mut Source, stored: Option<&Source>, unknown: &mut impl FnMut(String)) {
+fn restore_source(
+    source: &mut Source,
+    stored: Option<&Source>,
+    refuse: &mut impl FnMut(String, &str),
+) {
     let stored_lists: Vec<&[String]> = stored
         .map(|stored| {
             stored
@@ -242,7 +183,7 @@ fn restore_source(source: &mut Source, stored: Option<&Source>, unknown: &mut im
                 stored_lists.iter().flat_map(|l| l.iter()),
             ) {
                 Some(secret) => *value = secret,
-                None => unknown(format!("auth[{index}].{field}[{position}]")),
+                None => refuse(format!("auth[{index}].{field}[{position}]"), UNKNOWN),
             }
         }
     }
@@ -251,13 +192,16 @@ fn restore_source(source: &mut Source, stored: Option<&Source>, unknown: &mut im
 fn restore_destination(
     destination: &mut Destination,
     stored: Option<&Destination>,
-    unknown: &mut impl FnMut(String),
+    refuse: &mut impl FnMut(String, &str),
 ) {
     match restore_url(&destination.url, stored.map(|stored| stored.url.as_str())) {
         UrlRestore::Unmasked => {}
         UrlRestore::Restored(url) => destination.url = url,
-        UrlRestore::Unknown => unknown("url".to_owned()),
+        UrlRestore::Unknown => refuse("url".to_owned(), UNKNOWN),
     }
+    // The signing secrets stay wherever the URL goes: they only sign and never go over the wire,
+    // and a writer who points the destination at their own host learns signatures of bodies they
+    // chose, which they could have had from the real receiver's test send as well.
     let stored_secrets = stored
         .map(|stored| stored.secrets.as_slice())
         .unwrap_or_default();
@@ -265,16 +209,20 @@ fn restore_destination(
         if is_masked(value) {
             match find(value, stored_secrets.get(position), stored_secrets.iter()) {
                 Some(secret) => *value = secret,
-                None => unknown(format!("secrets[{position}]")),
+                None => refuse(format!("secrets[{position}]"), UNKNOWN),
             }
         }
     }
+    // A credential header is sent as it is, like a URL password: it follows the URL only to the
+    // same scheme, host and port.
+    let same_place = stored.is_some_and(|stored| same_origin(&destination.url, &stored.url));
     for (name, value) in &mut destination.headers {
         if is_masked(value) {
             let stored_value = stored.and_then(|stored| stored.headers.get(name));
             match find(value, stored_value, stored_value.into_iter()) {
-                Some(secret) => *value = secret,
-                None => unknown(format!("headers.{name}")),
+                Some(secret) if same_place => *value = secret,
+                Some(_) => refuse(format!("headers.{name}"), MOVED),
+                None => refuse(format!("headers.{name}"), UNKNOWN),
             }
         }
     }
@@ -377,90 +325,72 @@ mod tests {
         assert_eq!(shown, stored);
     }
 
-    fn destination(url: &str) -> Resource {
-        Resource::Destination(Destination::new(ResourceId::parse("crm").unwrap(), url))
+    /// The destination `crm` at `url`, with a signing secret and a credential header.
+    fn crm_at(url: &str, authorization: &str) -> Resource {
+        let mut destination = Destination::new(ResourceId::parse("crm").unwrap(), url);
+        destination.secrets = vec!["whsec_aG9va2xpbmUtc2VjcmV0LTAx".into()];
+        destination
+            .headers
+            .insert("Authorization".into(), authorization.into());
+        Resource::Destination(destination)
     }
 
-    fn url(resource: &Resource) -> &str {
+    fn authorization(resource: &Resource) -> &str {
         let Resource::Destination(destination) = resource else {
             panic!("not a destination");
         };
-        &destination.url
+        &destination.headers["Authorization"]
     }
 
     #[test]
-    fn the_mask_reads_the_same_inside_a_parsed_url() {
-        let url = Url::parse(&format!("https://user:{MASK}@example.com/")).unwrap();
-        assert_eq!(url.password(), Some(MASK_IN_URL));
-    }
-
-    #[test]
-    fn a_url_password_is_masked_and_the_user_beside_it_shown() {
-        for (stored, shown) in [
-            (
-                "https://user:pass@example.com/hook",
-                "https://user:…@example.com/hook",
-            ),
-            (
-                "https://user:0123456789abcdefXYZ@example.com/",
-                "https://user:0123…@example.com/",
-            ),
-            // Alone, the user name is the credential.
-            (
-                "https://tok_0123456789abcdef@example.com/",
-                "https://tok_…@example.com/",
-            ),
-            ("https://key:@example.com/", "https://…@example.com/"),
-            // Without userinfo the URL is shown exactly as stored.
-            ("https://Example.com?to=a@b", "https://Example.com?to=a@b"),
-            // Where the credential of a broken URL sits cannot be told: all of it is masked.
-            ("https://user:pass@exa mple.com/", "http…"),
+    fn a_masked_credential_header_never_follows_a_new_scheme_host_or_port() {
+        let stored = crm_at("https://crm.example.com/hooks", "Bearer receiver-key");
+        for url in [
+            "https://attacker.example/hooks",
+            "https://crm.example.com:8443/hooks",
+            "http://crm.example.com/hooks",
         ] {
-            assert_eq!(mask_url(stored), shown, "{stored}");
-            assert_eq!(url(&masked(destination(stored))), shown, "{stored}");
-        }
-    }
-
-    #[test]
-    fn a_masked_url_sent_back_keeps_the_stored_password() {
-        for stored in [
-            "https://user:pass@example.com/hook",
-            "https://user:0123456789abcdefXYZ@example.com/hook",
-            "https://tok_0123456789abcdef@example.com/hook",
-            "https://user:pass@exa mple.com/",
-        ] {
-            let stored = destination(stored);
-            let mut sent = masked(stored.clone());
-            assert_eq!(restore(&mut sent, Some(&stored)), []);
-            assert_eq!(sent, stored);
-        }
-        // A new path keeps the password: it still goes to the same user at the same host.
-        let mut moved = destination("https://user:…@example.com/v2/hook?x=1");
-        let stored = destination("https://user:pass@example.com/hook");
-        assert_eq!(restore(&mut moved, Some(&stored)), []);
-        assert_eq!(url(&moved), "https://user:pass@example.com/v2/hook?x=1");
-        // A password sent in full replaces the stored one.
-        let mut changed = destination("https://user:new@example.com/hook");
-        assert_eq!(restore(&mut changed, Some(&stored)), []);
-        assert_eq!(url(&changed), "https://user:new@example.com/hook");
-    }
-
-    #[test]
-    fn a_masked_url_password_never_follows_a_new_host_user_or_scheme() {
-        let stored = destination("https://user:pass@example.com/hook");
-        for sent in [
-            "https://user:…@attacker.example/hook",
-            "https://user:…@example.com:8443/hook",
-            "http://user:…@example.com/hook",
-            "https://other:…@example.com/hook",
-            "https://…@example.com/hook",
-            "https://user:abcd…@example.com/hook",
-        ] {
-            let problems = restore(&mut destination(sent), Some(&stored));
+            let mut sent = crm_at(url, "Bear…");
+            let problems = restore(&mut sent, Some(&stored));
             let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
-            assert_eq!(fields, ["url"], "{sent}");
+            // Only the header: the signing secret never goes over the wire, so it may follow.
+            assert_eq!(fields, ["headers.Authorization"], "{url}");
+            assert!(
+                problems[0].message.contains("send the value in full"),
+                "{}",
+                problems[0].message
+            );
         }
-        let problems = restore(&mut destination("https://user:…@example.com/"), None);
-        assert_eq!(problems[0].field, "url");
+        // Sent in full, the header may go anywhere: the writer knows it.
+        let mut full = crm_at("https://attacker.example/hooks", "Bearer own-key");
+        assert_eq!(restore(&mut full, Some(&stored)), []);
+        assert_eq!(authorization(&full), "Bearer own-key");
+    }
+
+    #[test]
+    fn a_masked_credential_header_stays_while_only_the_path_changes() {
+        let stored = crm_at("https://crm.example.com/hooks", "Bearer receiver-key");
+        for url in [
+            "https://crm.example.com/v2/hooks?x=1",
+            "https://CRM.example.com:443/hooks",
+        ] {
+            let mut sent = crm_at(url, "Bear…");
+            assert_eq!(restore(&mut sent, Some(&stored)), [], "{url}");
+            assert_eq!(authorization(&sent), "Bearer receiver-key", "{url}");
+        }
+    }
+
+    #[test]
+    fn header_values_of_credentials_are_masked_once_and_others_shown() {
+        assert_eq!(
+            header_value("Authorization", "Bearer receiver-key"),
+            "Bear…"
+        );
+        assert_eq!(header_value("x-api-key", "k"), "…");
+        assert_eq!(header_value("authorization", "Bear…"), "Bear…");
+        assert_eq!(
+            header_value("content-type", "application/json"),
+            "application/json"
+        );
     }
 }

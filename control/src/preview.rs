@@ -8,6 +8,9 @@
 //! A trigger that does not compile is refused (422, the problem names the field, line and
 //! column); a condition or template that fails on the sample is an answer (200 with `error`),
 //! since that is what the processor would do with such an event: dead-letter it.
+//!
+//! A read-only token may preview, so the requests are shown with their secrets masked as a
+//! destination's view masks them: the credential in the URL and the values of credential headers.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +30,7 @@ use crate::api::{ApiState, BodyResult};
 use crate::body;
 use crate::error::ApiError;
 use crate::history::{missing_event, store_failed};
+use crate::mask;
 use crate::path::Id;
 use crate::store::query;
 
@@ -246,7 +250,7 @@ fn answer(
         Ok(preview) => Answer {
             matched: preview.matched,
             reason: preview.reason,
-            requests: preview.requests,
+            requests: preview.requests.into_iter().map(masked).collect(),
             skipped: preview.skipped,
             error: None,
         },
@@ -255,6 +259,17 @@ fn answer(
         Err(PreviewError::InvalidJson(message)) => return Err(ApiError::InvalidJson(message)),
     };
     Ok(Json(answer).into_response())
+}
+
+/// `request` with its secrets masked. The URL is the destination's (whose password every other
+/// view masks) or an action's rendered one; the headers are only the action's rendered ones (the
+/// destination's own are added at delivery), which may carry a credential taken from the event.
+fn masked(mut request: PreviewRequest) -> PreviewRequest {
+    request.url = mask::mask_url(&request.url);
+    for (name, value) in &mut request.headers {
+        *value = mask::header_value(name, value);
+    }
+    request
 }
 
 /// The answer for a sample the trigger fails on. An error in an action means `when` and `if`

@@ -1,14 +1,21 @@
 //! One HTTP attempt: build the request from the job and its destination (signed when the
 //! destination has secrets), check its target against the SSRF guard, send it under one deadline
 //! that covers a slow body too, and read at most a capped part of the answer.
+//!
+//! A user and password in the URL (`https://user:pass@host/`) are sent as `Authorization: Basic`,
+//! as curl and reqwest send them, unless the destination or job sets `Authorization` itself; the
+//! userinfo never goes on the wire, where HTTP/1.1 has no place for it and HTTP/2 forbids it in
+//! `:authority` (RFC 9113, section 8.3.1).
 
 use std::error::Error as StdError;
 use std::time::{Duration, Instant, SystemTime};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use hookline_schemas::headers::is_reserved;
 use hookline_schemas::{DeliveryJob, Destination};
-use http::header::{ACCEPT, RETRY_AFTER, USER_AGENT};
+use http::header::{ACCEPT, AUTHORIZATION, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -165,7 +172,8 @@ impl Deliverer {
         let invalid = |error: String| (Outcome::InvalidRequest, error);
         let method = Method::from_bytes(job.method.as_bytes())
             .map_err(|_| invalid(format!("invalid method {:?}", job.method)))?;
-        let url = Url::parse(&job.url).map_err(|error| invalid(format!("invalid URL: {error}")))?;
+        let mut url =
+            Url::parse(&job.url).map_err(|error| invalid(format!("invalid URL: {error}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid(format!(
                 "unsupported URL scheme {:?}",
@@ -176,6 +184,12 @@ impl Deliverer {
         self.guard
             .check_url(&url)
             .map_err(|blocked| (Outcome::Blocked, blocked.to_string()))?;
+        let basic = basic_credentials(&url);
+        if basic.is_some() {
+            url.set_username("")
+                .and_then(|()| url.set_password(None))
+                .map_err(|()| invalid("URL userinfo cannot be removed".to_owned()))?;
+        }
         let uri: Uri = url
             .as_str()
             .parse()
@@ -196,6 +210,16 @@ impl Deliverer {
             let value = HeaderValue::from_str(value)
                 .map_err(|_| invalid(format!("invalid value for header {name}")))?;
             headers.insert(name, value);
+        }
+        // An explicit header wins, as it does in curl and reqwest: it is the more deliberate.
+        if let Some(credentials) = basic
+            && !headers.contains_key(AUTHORIZATION)
+        {
+            let mut value =
+                HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(credentials)))
+                    .map_err(|_| invalid("Basic credentials are not a header value".to_owned()))?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
         }
         // The delivery id, the same on every attempt and every re-run, lets receivers
         // deduplicate (Standard Webhooks names it `webhook-id`).
@@ -222,6 +246,45 @@ impl Deliverer {
         *request.headers_mut() = headers;
         Ok(request)
     }
+}
+
+/// The `user:password` of Basic auth (RFC 7617) from `url`'s userinfo, percent-decoded; a user
+/// alone has an empty password. None without userinfo.
+fn basic_credentials(url: &Url) -> Option<Vec<u8>> {
+    let password = url.password();
+    if url.username().is_empty() && password.is_none() {
+        return None;
+    }
+    let mut credentials = percent_decode(url.username());
+    credentials.push(b':');
+    credentials.extend(percent_decode(password.unwrap_or_default()));
+    Some(credentials)
+}
+
+/// `text` with every `%XX` replaced by its byte; a `%` without two hex digits after it stays.
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let hex = |at: usize| {
+        bytes
+            .get(at)
+            .and_then(|byte| char::from(*byte).to_digit(16))
+            .and_then(|digit| u8::try_from(digit).ok())
+    };
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        match (byte, hex(at + 1), hex(at + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                decoded.push(high * 16 + low);
+                at += 3;
+            }
+            _ => {
+                decoded.push(byte);
+                at += 1;
+            }
+        }
+    }
+    decoded
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date.
@@ -269,6 +332,7 @@ mod tests {
     use hookline_schemas::headers::RESERVED_HEADERS;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+    use tokio::sync::oneshot;
 
     use super::*;
 
@@ -439,6 +503,119 @@ mod tests {
                 _ => assert_eq!(sent, None, "{name}"),
             }
         }
+    }
+
+    /// A receiver on loopback that answers one request with 204 and hands over its head (the
+    /// request line and headers) as it came over the wire.
+    async fn capturing_receiver() -> (String, oneshot::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (sender, received) = oneshot::channel();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buffer = [0; 1024];
+            while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+                match socket.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => head.extend_from_slice(&buffer[..read]),
+                }
+            }
+            let answer = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n";
+            let _ = socket.write_all(answer).await;
+            let _ = sender.send(String::from_utf8_lossy(&head).into_owned());
+        });
+        (addr.to_string(), received)
+    }
+
+    /// The values of header `name` in a captured head.
+    fn header_values<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+        head.lines()
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.trim())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_url_password_is_sent_as_basic_auth_and_never_on_the_wire() {
+        let (addr, received) = capturing_receiver().await;
+        let (job, destination) = job_to(&format!("http://user%40corp:p%3Ass%20w@{addr}/hook"));
+        let attempt = loopback_deliverer(1024)
+            .attempt(&job, &destination, Duration::from_secs(10))
+            .await;
+        assert_eq!(
+            attempt.outcome,
+            Outcome::Status {
+                code: 204,
+                retry_after: None
+            },
+            "{:?}",
+            attempt.error
+        );
+        let head = received.await.unwrap();
+        assert!(head.starts_with("POST /hook HTTP/1.1\r\n"), "{head}");
+        // base64("user@corp:p:ss w"), decoded from the URL's percent-encoding.
+        assert_eq!(
+            header_values(&head, "authorization"),
+            ["Basic dXNlckBjb3JwOnA6c3Mgdw=="]
+        );
+        assert_eq!(header_values(&head, "host"), [addr.as_str()]);
+        assert!(!head.contains('@'), "{head}");
+    }
+
+    #[tokio::test]
+    async fn an_explicit_authorization_header_wins_over_a_url_password() {
+        let (addr, received) = capturing_receiver().await;
+        let (job, mut destination) = job_to(&format!("http://user:pass@{addr}/hook"));
+        destination
+            .headers
+            .insert("Authorization".to_owned(), "Bearer receiver-key".to_owned());
+        let attempt = loopback_deliverer(1024)
+            .attempt(&job, &destination, Duration::from_secs(10))
+            .await;
+        assert_eq!(attempt.error, None);
+        let head = received.await.unwrap();
+        assert_eq!(
+            header_values(&head, "authorization"),
+            ["Bearer receiver-key"]
+        );
+        assert!(!head.contains('@'), "{head}");
+        // A job's rendered header is as explicit.
+        let (mut job, destination) = job_to("http://user:pass@127.0.0.1:9/hook");
+        job.headers
+            .insert("authorization".to_owned(), "Bearer job-key".to_owned());
+        let request = loopback_deliverer(1024)
+            .request(&job, &destination)
+            .unwrap();
+        assert_eq!(request.headers()[AUTHORIZATION], "Bearer job-key");
+    }
+
+    #[test]
+    fn the_uri_sent_has_no_userinfo_so_neither_has_an_http2_authority() {
+        for (url, basic) in [
+            ("http://tok_abc@127.0.0.1:9/hook?x=1", "Basic dG9rX2FiYzo="),
+            ("http://:p%zz@127.0.0.1:9/hook?x=1", "Basic OnAleno="),
+        ] {
+            let (job, destination) = job_to(url);
+            let request = loopback_deliverer(1024)
+                .request(&job, &destination)
+                .unwrap();
+            // hyper's HTTP/2 client takes `:authority` from the URI.
+            assert_eq!(
+                request.uri().authority().unwrap().as_str(),
+                "127.0.0.1:9",
+                "{url}"
+            );
+            assert_eq!(request.uri().to_string(), "http://127.0.0.1:9/hook?x=1");
+            assert_eq!(request.headers()[AUTHORIZATION], basic, "{url}");
+            assert!(request.headers()[AUTHORIZATION].is_sensitive());
+        }
+        let (job, destination) = job_to("http://127.0.0.1:9/hook");
+        let request = loopback_deliverer(1024)
+            .request(&job, &destination)
+            .unwrap();
+        assert_eq!(request.headers().get(AUTHORIZATION), None);
     }
 
     #[test]

@@ -1095,3 +1095,181 @@ async fn previews_render_a_stored_event_by_id() {
         both.body
     );
 }
+
+#[tokio::test]
+async fn a_masked_credential_header_does_not_follow_the_url_to_another_host() {
+    let app = app().await;
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/destinations",
+            Some(json!({"id": "crm", "url": "https://crm.example.com/hooks",
+                        "secrets": ["whsec_aG9va2xpbmUtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OWFi"],
+                        "headers": {"Authorization": "Bearer receiver-key"}})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let mut read = app
+        .admin("GET", "/api/v1/destinations/crm", None)
+        .await
+        .body;
+    read["url"] = "https://attacker.example/hooks".into();
+    let put = app
+        .admin("PUT", "/api/v1/destinations/crm", Some(read))
+        .await;
+    assert_eq!(put.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", put.body);
+    assert_eq!(put.problem_fields(), ["headers.Authorization"]);
+    let message = put.body["error"]["problems"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("send the value in full"), "{message}");
+    assert_eq!(stored_crm(&app).1, "Bearer receiver-key");
+
+    // A PATCH of the URL alone is judged the same way: it sends the header back masked.
+    let patch = app
+        .admin(
+            "PATCH",
+            "/api/v1/destinations/crm",
+            Some(json!({"url": "https://attacker.example/hooks"})),
+        )
+        .await;
+    assert_eq!(
+        patch.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        patch.body
+    );
+    assert_eq!(patch.problem_fields(), ["headers.Authorization"]);
+    assert_eq!(stored_crm(&app).1, "Bearer receiver-key");
+    // On the same host, a PATCH keeps every secret.
+    let same_host = app
+        .admin(
+            "PATCH",
+            "/api/v1/destinations/crm",
+            Some(json!({"url": "https://crm.example.com/v2/hooks", "name": "CRM"})),
+        )
+        .await;
+    assert_eq!(same_host.status, StatusCode::OK, "{}", same_host.body);
+    assert_eq!(stored_crm(&app).1, "Bearer receiver-key");
+
+    // Sent in full, the header goes along: the writer knows what it sends.
+    let full = app
+        .admin(
+            "PATCH",
+            "/api/v1/destinations/crm",
+            Some(json!({"url": "https://attacker.example/hooks",
+                        "headers": {"Authorization": "Bearer own-key"}})),
+        )
+        .await;
+    assert_eq!(full.status, StatusCode::OK, "{}", full.body);
+    assert_eq!(stored_crm(&app).1, "Bearer own-key");
+}
+
+#[tokio::test]
+async fn a_preview_shows_the_url_password_and_credential_headers_masked() {
+    let app = app().await;
+    let url = "https://crm-user:hunter2-receiver@crm.example.com/hooks";
+    for (path, body) in [
+        (
+            "/api/v1/sources",
+            json!({"id": "app", "auth": [{"type": "open"}]}),
+        ),
+        ("/api/v1/destinations", json!({"id": "crm", "url": url})),
+        (
+            "/api/v1/triggers",
+            json!({"id": "signups", "when": {"sources": ["app"]},
+                   "actions": [{"destination": "crm", "body": "{}",
+                                "headers": {"Authorization": "Bearer {{ payload.token }}",
+                                            "x-team": "blue"}}]}),
+        ),
+    ] {
+        let answer = app.admin("POST", path, Some(body)).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    }
+    let preview = app
+        .call(
+            "POST",
+            "/api/v1/triggers/signups/preview",
+            Some(VIEWER),
+            &[],
+            Some(json!({"event": {"payload": {"token": "event-token-0123456789"}}})),
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    let request = &preview.body["requests"][0];
+    assert_eq!(
+        request["url"],
+        "https://crm-user:hunt…@crm.example.com/hooks"
+    );
+    assert_eq!(request["headers"]["Authorization"], "Bear…");
+    assert_eq!(request["headers"]["x-team"], "blue");
+    let text = preview.body.to_string();
+    assert!(
+        !text.contains("hunter2") && !text.contains("event-token"),
+        "{text}"
+    );
+}
+
+/// A dead letter of a job of event `evt-1` to `crm` at `url` with `headers`, as the store keeps it.
+fn dead_job(url: &str, headers: Value) -> crate::store::Row {
+    let value = json!({
+        "schema_version": 1, "reason": "exhausted", "error": "503 three times",
+        "position": {"topic": "t.deliveries", "partition": 0, "offset": 3}, "attempts": 3,
+        "dead_at": "2026-01-02T03:04:05Z",
+        "payload": {"kind": "job", "job": {
+            "schema_version": 1, "delivery_id": "msg_1", "event_id": "evt-1", "source_id": "app",
+            "trigger_id": "signups", "action": 0, "destination_id": "crm", "attempt": 3,
+            "method": "POST", "url": url, "headers": headers, "body": "{}",
+            "received_at": "2026-01-02T03:04:05Z"
+        }}
+    });
+    let message = rdkafka::message::OwnedMessage::new(
+        Some(value.to_string().into_bytes()),
+        None,
+        "t.dead".into(),
+        rdkafka::Timestamp::CreateTime(crate::store::tests::T0),
+        0,
+        0,
+        None,
+    );
+    crate::store::row::parse(crate::store::RecordKind::Dead, &message).unwrap()
+}
+
+#[tokio::test]
+async fn dead_letters_show_the_job_s_url_password_and_credential_headers_masked() {
+    use crate::store::tests::{T0, event};
+    let app = app().await;
+    let rows = [
+        event(0, "evt-1", T0),
+        dead_job(
+            "https://crm-user:hunter2-receiver@crm.example.com/hooks",
+            json!({"Authorization": "Bearer receiver-key", "content-type": "application/json"}),
+        ),
+    ];
+    app.history.logs.store.insert(&rows).unwrap();
+
+    let listed = app
+        .call("GET", "/api/v1/dead-letters", Some(VIEWER), &[], None)
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let journey = app
+        .call("GET", "/api/v1/events/evt-1", Some(VIEWER), &[], None)
+        .await;
+    assert_eq!(journey.status, StatusCode::OK, "{}", journey.body);
+    for (shown, job) in [
+        (&listed.body, &listed.body["items"][0]["payload"]["job"]),
+        (
+            &journey.body,
+            &journey.body["dead_letters"][0]["payload"]["job"],
+        ),
+    ] {
+        assert_eq!(job["url"], "https://crm-user:hunt…@crm.example.com/hooks");
+        assert_eq!(job["headers"]["Authorization"], "Bear…");
+        assert_eq!(job["headers"]["content-type"], "application/json");
+        let text = shown.to_string();
+        assert!(
+            !text.contains("hunter2") && !text.contains("receiver-key"),
+            "{text}"
+        );
+    }
+}
