@@ -27,6 +27,7 @@ pub struct Config {
     /// Longest time a connection to the API may take to send a complete request head, in
     /// milliseconds; slower ones are closed.
     #[arg(
+        id = "control-header-timeout-ms",
         long = "control-header-timeout-ms",
         env = "HOOKLINE_CONTROL_HEADER_TIMEOUT_MS",
         default_value_t = hookline_runtime::serve::DEFAULT_HEADER_TIMEOUT_MS
@@ -36,6 +37,7 @@ pub struct Config {
     /// Longest time a connection to the API may stay open with no request in progress, in
     /// milliseconds.
     #[arg(
+        id = "control-idle-timeout-ms",
         long = "control-idle-timeout-ms",
         env = "HOOKLINE_CONTROL_IDLE_TIMEOUT_MS",
         default_value_t = hookline_runtime::serve::DEFAULT_IDLE_TIMEOUT_MS
@@ -44,6 +46,7 @@ pub struct Config {
 
     /// Most connections to the API open at once; more wait to be accepted.
     #[arg(
+        id = "control-max-connections",
         long = "control-max-connections",
         env = "HOOKLINE_CONTROL_MAX_CONNECTIONS",
         default_value_t = DEFAULT_MAX_CONNECTIONS

@@ -37,6 +37,7 @@ pub struct Config {
     /// connecting (whatever the protocol) and for every later HTTP/1.1 request; slower
     /// connections are closed.
     #[arg(
+        id = "ingest-header-timeout-ms",
         long = "ingest-header-timeout-ms",
         env = "HOOKLINE_INGEST_HEADER_TIMEOUT_MS",
         default_value_t = hookline_runtime::serve::DEFAULT_HEADER_TIMEOUT_MS
@@ -45,6 +46,7 @@ pub struct Config {
 
     /// Longest time a connection may stay open with no request in progress, in milliseconds.
     #[arg(
+        id = "ingest-idle-timeout-ms",
         long = "ingest-idle-timeout-ms",
         env = "HOOKLINE_INGEST_IDLE_TIMEOUT_MS",
         default_value_t = hookline_runtime::serve::DEFAULT_IDLE_TIMEOUT_MS
@@ -53,6 +55,7 @@ pub struct Config {
 
     /// Most connections open at once; more wait to be accepted until one closes.
     #[arg(
+        id = "ingest-max-connections",
         long = "ingest-max-connections",
         env = "HOOKLINE_INGEST_MAX_CONNECTIONS",
         default_value_t = DEFAULT_MAX_CONNECTIONS

@@ -132,6 +132,7 @@ pub struct AdminSettings {
     /// Longest time a connection to the admin address may take to send a complete request
     /// head, in milliseconds; slower ones are closed.
     #[arg(
+        id = "admin-header-timeout-ms",
         long = "admin-header-timeout-ms",
         env = "HOOKLINE_ADMIN_HEADER_TIMEOUT_MS",
         default_value_t = crate::serve::DEFAULT_HEADER_TIMEOUT_MS
@@ -141,6 +142,7 @@ pub struct AdminSettings {
     /// Longest time a connection to the admin address may stay open with no request in
     /// progress, in milliseconds.
     #[arg(
+        id = "admin-idle-timeout-ms",
         long = "admin-idle-timeout-ms",
         env = "HOOKLINE_ADMIN_IDLE_TIMEOUT_MS",
         default_value_t = crate::serve::DEFAULT_IDLE_TIMEOUT_MS
@@ -149,6 +151,7 @@ pub struct AdminSettings {
 
     /// Most connections the admin address holds at once; more wait to be accepted.
     #[arg(
+        id = "admin-max-connections",
         long = "admin-max-connections",
         env = "HOOKLINE_ADMIN_MAX_CONNECTIONS",
         default_value_t = DEFAULT_ADMIN_MAX_CONNECTIONS
