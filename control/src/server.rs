@@ -6,9 +6,8 @@ use std::sync::Arc;
 use axum::Router;
 use hookline_runtime::KafkaSettings;
 use hookline_runtime::resources::{ResourceStore, ResourceWriter};
-use hookline_runtime::serve::{ConnectionLimits, ConnectionMetrics};
+use hookline_runtime::serve::Listener;
 use prometheus::Registry;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -26,10 +25,8 @@ use crate::write::Writes;
 
 /// Control, bound and ready to serve.
 pub struct Control {
-    listener: TcpListener,
+    listener: Listener,
     router: Router,
-    limits: ConnectionLimits,
-    connections: ConnectionMetrics,
     reader: Reader,
     history: Arc<History>,
 }
@@ -44,18 +41,18 @@ impl Control {
         store: ResourceStore,
         registry: &Registry,
     ) -> Result<Self, Error> {
-        let limits = config.connection_limits()?;
         let tokens = Tokens::new(&config.tokens, &config.read_tokens);
         if tokens.is_empty() {
             warn!("No control token is set (--control-token); every API request will be refused.");
         }
         let writer = ResourceWriter::new(kafka, "control")?;
-        let listener = TcpListener::bind(config.addr).await.map_err(|source| {
-            hookline_runtime::Error::Bind {
-                addr: config.addr,
-                source,
-            }
-        })?;
+        let listener = Listener::bind(
+            config.addr,
+            "control",
+            config.connection_limits()?,
+            registry,
+        )
+        .await?;
         let database = match &config.store_path {
             Some(path) => Store::in_file(path)?,
             None => Store::in_memory()?,
@@ -85,8 +82,6 @@ impl Control {
         Ok(Self {
             listener,
             router,
-            limits,
-            connections: ConnectionMetrics::register(registry, "control", &limits),
             reader,
             history,
         })
@@ -94,9 +89,7 @@ impl Control {
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener.local_addr()
     }
 
     /// Resolves once the store of what happened holds every record the logged topics had when
@@ -110,13 +103,7 @@ impl Control {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         info!(addr = %self.local_addr(), "Control API listening.");
         let reader = self.reader.run(shutdown.clone());
-        let serve = hookline_runtime::serve::serve(
-            self.listener,
-            self.router,
-            self.limits,
-            self.connections,
-            shutdown.clone(),
-        );
+        let serve = self.listener.serve(self.router, shutdown.clone());
         tokio::select! {
             () = serve => Ok(()),
             read = reader => {

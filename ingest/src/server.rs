@@ -10,10 +10,9 @@ use axum::error_handling::HandleErrorLayer;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use hookline_runtime::resources::ResourceStore;
-use hookline_runtime::serve::{ConnectionLimits, ConnectionMetrics};
+use hookline_runtime::serve::Listener;
 use hookline_runtime::{Error, KafkaSettings, kafka};
 use prometheus::Registry;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -32,10 +31,8 @@ const HEADER_ROOM: usize = 64 * 1024;
 
 /// Ingest, bound and ready to serve.
 pub struct Ingest {
-    listener: TcpListener,
+    listener: Listener,
     router: Router,
-    limits: ConnectionLimits,
-    connections: ConnectionMetrics,
 }
 
 impl Ingest {
@@ -80,38 +77,22 @@ impl Ingest {
             verifiers: Default::default(),
             metrics,
         };
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: config.addr,
-                source,
-            })?;
+        let listener = Listener::bind(config.addr, ROLE, limits, registry).await?;
         Ok(Self {
             listener,
             router: router(state, config.max_concurrent_requests),
-            limits,
-            connections: ConnectionMetrics::register(registry, ROLE, &limits),
         })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener.local_addr()
     }
 
     /// Serves until `shutdown`, then finishes the requests in progress.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         info!(addr = %self.local_addr(), "Ingest listening.");
-        hookline_runtime::serve::serve(
-            self.listener,
-            self.router,
-            self.limits,
-            self.connections,
-            shutdown,
-        )
-        .await;
+        self.listener.serve(self.router, shutdown).await;
         Ok(())
     }
 }

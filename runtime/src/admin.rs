@@ -12,11 +12,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus::{Encoder, Registry, TextEncoder};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::serve::{ConnectionLimits, ConnectionMetrics};
+use crate::serve::{ConnectionLimits, Listener};
 
 /// The components a process waits for before it reports ready. Cheap to clone.
 #[derive(Clone, Debug, Default)]
@@ -71,10 +70,8 @@ struct AdminState {
 
 /// The admin server, bound and ready to run.
 pub struct AdminServer {
-    listener: TcpListener,
+    listener: Listener,
     router: Router,
-    limits: ConnectionLimits,
-    connections: ConnectionMetrics,
 }
 
 impl AdminServer {
@@ -86,35 +83,21 @@ impl AdminServer {
         registry: Registry,
         readiness: Readiness,
     ) -> Result<Self, Error> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Bind { addr, source })?;
-        let connections = ConnectionMetrics::register(&registry, "admin", &limits);
+        let listener = Listener::bind(addr, "admin", limits, &registry).await?;
         Ok(Self {
             listener,
             router: router(registry, readiness),
-            limits,
-            connections,
         })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener.local_addr()
     }
 
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
-        crate::serve::serve(
-            self.listener,
-            self.router,
-            self.limits,
-            self.connections,
-            shutdown,
-        )
-        .await;
+        self.listener.serve(self.router, shutdown).await;
         Ok(())
     }
 }

@@ -96,6 +96,7 @@ impl ConnectionLimits {
         })
     }
 }
+
 /// The connection metrics of one listener.
 #[derive(Clone, Debug)]
 pub struct ConnectionMetrics {
@@ -106,7 +107,7 @@ pub struct ConnectionMetrics {
 impl ConnectionMetrics {
     /// Registers the metrics of the listener called `listener` (`ingest`, `control`, `admin`):
     /// a constant label, so several listeners of one process share the names.
-    pub fn register(registry: &Registry, listener: &str, limits: &ConnectionLimits) -> Self {
+    fn register(registry: &Registry, listener: &str, limits: &ConnectionLimits) -> Self {
         let opts = |name: &str, help: &str| Opts::new(name, help).const_label("listener", listener);
         let open = IntGauge::with_opts(opts(CONNECTIONS, "Open HTTP connections, by listener."))
             .expect("valid metric");
@@ -134,9 +135,47 @@ impl ConnectionMetrics {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown`, then lets the requests in progress finish.
-/// Each request carries the client's address as `ConnectInfo<SocketAddr>`.
-pub async fn serve(
+/// A bound listener with its connection limits and metrics, ready to serve.
+pub struct Listener {
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    metrics: ConnectionMetrics,
+}
+
+impl Listener {
+    /// Binds `addr` (port 0 picks a free port) for the listener called `name` (`ingest`,
+    /// `control`, `admin`), registering its connection metrics in `registry`.
+    pub async fn bind(
+        addr: SocketAddr,
+        name: &str,
+        limits: ConnectionLimits,
+        registry: &Registry,
+    ) -> Result<Self, crate::Error> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| crate::Error::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            limits,
+            metrics: ConnectionMetrics::register(registry, name, &limits),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves `router` until `shutdown`, then lets the requests in progress finish. Each request
+    /// carries the client's address as `ConnectInfo<SocketAddr>`.
+    pub async fn serve(self, router: Router, shutdown: CancellationToken) {
+        serve(self.listener, router, self.limits, self.metrics, shutdown).await;
+    }
+}
+
+async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
@@ -249,7 +288,13 @@ async fn connection(
     // Set once the connection was asked to close: when it must be gone if nothing is in progress.
     let mut closing: Option<Instant> = None;
     loop {
-        let wake = closing.unwrap_or_else(|| activity.next_check(&limits));
+        // While a request is in progress there is no deadline: the watchdog waits for it to end
+        // (`changed`), looking again after an idle timeout at the latest.
+        let wake = closing.unwrap_or_else(|| {
+            activity
+                .deadline(&limits)
+                .map_or_else(|| Instant::now() + limits.idle_timeout, |(at, _)| at)
+        });
         tokio::select! {
             result = served.as_mut() => {
                 if let Err(error) = result {

@@ -64,28 +64,24 @@ impl Activity {
         self.in_progress.load(Ordering::SeqCst)
     }
 
-    /// When the watchdog should look again: at the deadline that applies now, or after an idle
-    /// timeout while a request is in progress.
-    pub(super) fn next_check(&self, limits: &ConnectionLimits) -> Instant {
+    /// When the connection must close and why, unless a request is in progress: the header
+    /// timeout from accepting it until its first request, then the idle timeout from the end of
+    /// the last one.
+    pub(super) fn deadline(&self, limits: &ConnectionLimits) -> Option<(Instant, Closed)> {
         if self.in_progress() > 0 {
-            Instant::now() + limits.idle_timeout
+            None
         } else if self.started.load(Ordering::SeqCst) == 0 {
-            self.accepted + limits.header_timeout
+            Some((self.accepted + limits.header_timeout, Closed::HeaderTimeout))
         } else {
-            self.last_done() + limits.idle_timeout
+            Some((self.last_done() + limits.idle_timeout, Closed::Idle))
         }
     }
 
     /// Why the connection should close now, if it should.
     pub(super) fn expired(&self, limits: &ConnectionLimits) -> Option<Closed> {
-        let now = Instant::now();
-        if self.in_progress() > 0 {
-            None
-        } else if self.started.load(Ordering::SeqCst) == 0 {
-            (now >= self.accepted + limits.header_timeout).then_some(Closed::HeaderTimeout)
-        } else {
-            (now >= self.last_done() + limits.idle_timeout).then_some(Closed::Idle)
-        }
+        self.deadline(limits)
+            .filter(|(at, _)| Instant::now() >= *at)
+            .map(|(_, why)| why)
     }
 
     fn last_done(&self) -> Instant {

@@ -12,8 +12,8 @@ const RESERVED_DESCRIPTORS: u64 = 256;
 
 /// Raises the soft limit of open files to the hard limit, as Go's runtime does at start: the
 /// default soft limit (often 1,024) is far below what a server with thousands of connections
-/// needs, and the hard limit is what the operator allowed. Returns the soft limit in force.
-pub fn raise_open_file_limit() -> Option<u64> {
+/// needs, and the hard limit is what the operator allowed.
+pub fn raise_open_file_limit() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
     if let (Some(current), hard) = (limit.current, limit.maximum) {
@@ -29,7 +29,6 @@ pub fn raise_open_file_limit() -> Option<u64> {
             }
         }
     }
-    getrlimit(Resource::Nofile).current
 }
 
 /// Says once at start when a listener's cap is more than the open-file limit allows, since the

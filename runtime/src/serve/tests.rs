@@ -23,8 +23,11 @@ async fn a_connection_without_a_request_expires_at_the_header_timeout() {
     let activity = Activity::new();
     let limits = limits();
     assert_eq!(
-        activity.next_check(&limits),
-        activity.accepted + limits.header_timeout
+        activity.deadline(&limits),
+        Some((
+            activity.accepted + limits.header_timeout,
+            Closed::HeaderTimeout
+        ))
     );
     tokio::time::advance(Duration::from_millis(9_999)).await;
     assert_eq!(activity.expired(&limits), None);
@@ -39,9 +42,13 @@ async fn a_request_in_progress_keeps_the_connection_then_idleness_counts_from_it
     let request = activity.begin();
     tokio::time::advance(Duration::from_secs(120)).await;
     assert_eq!(activity.expired(&limits), None, "busy, however long");
+    assert_eq!(activity.deadline(&limits), None);
     drop(request);
     let done = Instant::now();
-    assert_eq!(activity.next_check(&limits), done + limits.idle_timeout);
+    assert_eq!(
+        activity.deadline(&limits),
+        Some((done + limits.idle_timeout, Closed::Idle))
+    );
     tokio::time::advance(Duration::from_secs(59)).await;
     assert_eq!(activity.expired(&limits), None);
     tokio::time::advance(Duration::from_secs(1)).await;
@@ -68,13 +75,19 @@ struct Server {
 
 impl Server {
     async fn start(limits: ConnectionLimits) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let registry = Registry::new();
-        let metrics = ConnectionMetrics::register(&registry, "test", &limits);
+        let listener = Listener::bind(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            "test",
+            limits,
+            &registry,
+        )
+        .await
+        .unwrap();
+        let addr = listener.local_addr();
         let router = Router::new().route("/", get(|| async { "ok" }));
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, router, limits, metrics, shutdown.clone()));
+        let task = tokio::spawn(listener.serve(router, shutdown.clone()));
         Self {
             addr,
             registry,
@@ -189,7 +202,9 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn a_full_listener_makes_new_connections_wait_until_one_closes() {
+    let header_timeout = Duration::from_millis(300);
     let server = Server::start(short(300, 60_000, 2)).await;
+    let started = Instant::now();
     let mut silent = Vec::new();
     for _ in 0..2 {
         silent.push(TcpStream::connect(server.addr).await.unwrap());
@@ -200,8 +215,14 @@ async fn a_full_listener_makes_new_connections_wait_until_one_closes() {
         .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
-    // Served once the silent ones are closed at their header timeout.
+    // Served once the silent ones are closed at their header timeout, not before: without the
+    // cap it would be answered at once.
     let answer = read_until_closed(&mut waiting).await;
+    assert!(
+        started.elapsed() >= header_timeout,
+        "answered after {:?}, before a slot could free",
+        started.elapsed()
+    );
     assert!(
         String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
         "{}",
