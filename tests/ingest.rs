@@ -233,8 +233,8 @@ async fn a_gzip_event_is_acknowledged_and_stored_decoded() {
     let World {
         kafka: _kafka,
         settings,
+        receiver: _receiver,
         pipeline,
-        ..
     } = Stages::all().world().await;
     let json = serde_json::to_vec(&signup(1)).unwrap();
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -256,12 +256,14 @@ async fn a_gzip_event_is_acknowledged_and_stored_decoded() {
     .await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].1, json, "the record holds the decoded JSON");
+    pipeline.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_answers_while_ingest_is_full_and_a_waiting_sender_is_served_when_a_slot_frees() {
     let World {
         kafka: _kafka,
+        receiver: _receiver,
         pipeline,
         ..
     } = Stages::all()
@@ -301,6 +303,8 @@ async fn health_answers_while_ingest_is_full_and_a_waiting_sender_is_served_when
         .unwrap()
         .unwrap();
     accepted_id(response).await;
+    drop(silent);
+    pipeline.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,6 +312,7 @@ async fn a_sender_that_writes_an_oversized_body_before_reading_gets_the_413() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let World {
         kafka: _kafka,
+        receiver: _receiver,
         pipeline,
         ..
     } = Stages::all().world().await;
@@ -332,4 +337,5 @@ async fn a_sender_that_writes_an_oversized_body_before_reading_gets_the_413() {
     let answer = String::from_utf8_lossy(&answer[..read]);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("payload_too_large"), "{answer}");
+    pipeline.stop().await.unwrap();
 }
