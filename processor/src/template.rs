@@ -5,12 +5,18 @@
 //! rendered size. There is no loader: templates cannot read files or include each other.
 
 mod bounds;
+mod namespace;
+pub mod rewrite;
+
+use std::ops::Range;
 
 use clap::Args;
-use minijinja::{AutoEscape, Environment, Error, UndefinedBehavior, Value};
+use minijinja::value::ValueOrKwargs;
+use minijinja::{AutoEscape, Environment, Error, Expression, State, UndefinedBehavior, Value};
 
 pub use self::bounds::check_text;
 use self::bounds::install_bounds;
+pub use self::rewrite::SourceMap;
 
 /// Template limits.
 #[derive(Clone, Debug, Args)]
@@ -59,7 +65,10 @@ pub const JSON_SUFFIX: &str = ".json";
 ///
 /// Whatever turns a value into text is bounded before it allocates: widths and precisions of
 /// `str.format` and the `format` filter, and the text of lists and maps that are printed, passed
-/// to `tojson`, `string`, `join` and other string filters (see [`check_text`]).
+/// to `tojson`, `string`, `join` and other string filters (see [`check_text`]). Templates and
+/// expressions must be compiled with [`add_template`] and [`compile_expression`], whose
+/// [`rewrite`] routes `~`, comparisons and namespace assignment through bounded versions;
+/// `namespace()` is Hookline's (see `namespace`), and `debug()` is removed.
 pub fn environment(limits: &Limits) -> Environment<'static> {
     let cap = limits.max_rendered_bytes;
     let mut env = Environment::new();
@@ -71,6 +80,19 @@ pub fn environment(limits: &Limits) -> Environment<'static> {
     env.add_filter("timeformat", minijinja_contrib::filters::timeformat);
     env.add_filter("sha256", move |value: &Value| sha256(value, cap));
     install_bounds(&mut env, cap);
+    env.add_function(
+        "namespace",
+        |state: &State, defaults: Option<ValueOrKwargs>| namespace::create(state, defaults),
+    );
+    env.add_function(
+        rewrite::ASSIGN,
+        |state: &State, target: Value, attribute: String, value: Value| {
+            namespace::assign(state, &target, &attribute, value)
+        },
+    );
+    // `debug()` prints the whole context with `{:#?}`, which nothing bounds; it has no use in a
+    // webhook body.
+    env.remove_global("debug");
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(limits.fuel));
     env.set_recursion_limit(limits.recursion);
@@ -94,9 +116,37 @@ fn sha256(value: &Value, cap: usize) -> Result<String, Error> {
     Ok(hex::encode(sha2::Sha256::digest(text.as_bytes())))
 }
 
-/// Line and column (both from 1) of a template error, when minijinja knows where it happened.
-pub fn position(source: &str, error: &Error) -> Option<(usize, usize)> {
-    if let Some(range) = error.range() {
+/// Adds a template, compiled from its [`rewrite`], and returns how to map its error positions
+/// back to `source`.
+pub fn add_template(
+    env: &mut Environment<'static>,
+    name: String,
+    source: &str,
+) -> Result<SourceMap, Error> {
+    let rewritten = rewrite::template(source)?;
+    env.add_template_owned(name, rewritten.text)?;
+    Ok(rewritten.map)
+}
+
+/// Compiles an expression from its [`rewrite`], like [`add_template`].
+pub fn compile_expression<'env>(
+    env: &'env Environment<'static>,
+    source: &str,
+) -> Result<(Expression<'env, 'static>, SourceMap), Error> {
+    let rewritten = rewrite::expression(source)?;
+    let expression = env.compile_expression_owned(rewritten.text)?;
+    Ok((expression, rewritten.map))
+}
+
+/// The range of `source` an error points at, when minijinja knows it.
+pub fn error_range(map: &SourceMap, error: &Error) -> Option<Range<usize>> {
+    error.range().map(|range| map.original(range))
+}
+
+/// Line and column (both from 1) of a template error in `source`, when minijinja knows where it
+/// happened.
+pub fn position(source: &str, map: &SourceMap, error: &Error) -> Option<(usize, usize)> {
+    if let Some(range) = error_range(map, error) {
         let before = source.get(..range.start)?;
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;

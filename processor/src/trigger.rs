@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hookline_schemas::Trigger;
 use minijinja::{Environment, Expression, Value};
 
-use crate::template::{self, JSON_SUFFIX, Limits};
+use crate::template::{self, JSON_SUFFIX, Limits, SourceMap};
 
 /// The trigger's compiled expressions, which borrow its environment.
 struct Expressions<'env> {
@@ -29,6 +29,9 @@ self_cell::self_cell!(
 pub struct CompiledTrigger {
     trigger: Arc<Trigger>,
     compiled: Compiled,
+    /// Per template name or expression field, how positions in what was compiled map back to
+    /// what the user wrote (see [`template::rewrite`]).
+    maps: BTreeMap<String, SourceMap>,
     max_rendered_bytes: usize,
 }
 
@@ -125,32 +128,35 @@ impl CompiledTrigger {
             ));
         }
         let mut env = template::environment(limits);
+        let mut maps = BTreeMap::new();
         for (index, action) in trigger.actions.iter().enumerate() {
             add(
                 &mut env,
+                &mut maps,
                 body_name(index),
                 &action.body,
                 format!("actions[{index}].body"),
             )?;
             for (header, value) in &action.headers {
                 let name = header_name(index, header);
-                add(&mut env, name.clone(), value, name)?;
+                add(&mut env, &mut maps, name.clone(), value, name)?;
             }
             if let Some(url) = &action.url {
-                add(&mut env, url_name(index), url, url_name(index))?;
+                add(&mut env, &mut maps, url_name(index), url, url_name(index))?;
             }
         }
         let event_type = trigger.when.event_type.clone();
         let condition = trigger.condition.clone();
         let compiled = Compiled::try_new(env, |env| {
             Ok::<_, CompileError>(Expressions {
-                event_type: compile(env, "when.event_type", event_type)?,
-                condition: compile(env, "if", condition)?,
+                event_type: compile(env, &mut maps, "when.event_type", event_type)?,
+                condition: compile(env, &mut maps, "if", condition)?,
             })
         })?;
         Ok(Self {
             trigger,
             compiled,
+            maps,
             max_rendered_bytes: limits.max_rendered_bytes,
         })
     }
@@ -165,14 +171,14 @@ impl CompiledTrigger {
         let expressions = self.compiled.borrow_dependent();
         if let Some(event_type) = &expressions.event_type {
             let value = event_type.eval(context.clone()).map_err(|error| {
-                render_error(
+                self.render_error(
                     "when.event_type",
                     self.trigger.when.event_type.as_deref(),
                     &error,
                 )
             })?;
             template::check_text(&value, self.max_rendered_bytes).map_err(|error| {
-                render_error(
+                self.render_error(
                     "when.event_type",
                     self.trigger.when.event_type.as_deref(),
                     &error,
@@ -195,7 +201,7 @@ impl CompiledTrigger {
             None => Ok(Match::Fired),
             Some(condition) => {
                 let value = condition.eval(context.clone()).map_err(|error| {
-                    render_error("if", self.trigger.condition.as_deref(), &error)
+                    self.render_error("if", self.trigger.condition.as_deref(), &error)
                 })?;
                 Ok(if value.is_true() {
                     Match::Fired
@@ -204,6 +210,20 @@ impl CompiledTrigger {
                 })
             }
         }
+    }
+
+    /// An expression's run-time error, located in its source as written.
+    fn render_error(
+        &self,
+        field: &str,
+        source: Option<&str>,
+        error: &minijinja::Error,
+    ) -> RenderError {
+        let map = self
+            .maps
+            .get(field)
+            .unwrap_or(&template::rewrite::AS_WRITTEN);
+        render_error(field, source.map(|source| (source, map)), error)
     }
 
     /// Renders action `index` (which must exist) against `context`.
@@ -252,7 +272,13 @@ impl CompiledTrigger {
                 position: None,
             });
         }
-        result.map_err(|error| render_error(field, Some(source), &error))?;
+        result.map_err(|error| {
+            let map = self
+                .maps
+                .get(name)
+                .unwrap_or(&template::rewrite::AS_WRITTEN);
+            render_error(field, Some((source, map)), &error)
+        })?;
         Ok(out.text)
     }
 }
@@ -293,46 +319,57 @@ fn type_matches(pattern: &str, value: &str) -> bool {
 
 fn compile<'env>(
     env: &'env Environment<'static>,
+    maps: &mut BTreeMap<String, SourceMap>,
     field: &str,
     source: Option<String>,
 ) -> Result<Option<Expression<'env, 'static>>, CompileError> {
-    match source {
-        None => Ok(None),
-        Some(source) => env
-            .compile_expression_owned(source.clone())
-            .map(Some)
-            .map_err(|error| compile_error(field, &source, &error)),
-    }
+    let Some(source) = source else {
+        return Ok(None);
+    };
+    let (expression, map) = template::compile_expression(env, &source)
+        .map_err(|error| compile_error(field, &source, &error))?;
+    maps.insert(field.to_owned(), map);
+    Ok(Some(expression))
 }
 
 fn add(
     env: &mut Environment<'static>,
+    maps: &mut BTreeMap<String, SourceMap>,
     name: String,
     source: &str,
     field: String,
 ) -> Result<(), CompileError> {
-    env.add_template_owned(name, source.to_owned())
-        .map_err(|error| compile_error(&field, source, &error))
+    let map = template::add_template(env, name.clone(), source)
+        .map_err(|error| compile_error(&field, source, &error))?;
+    maps.insert(name, map);
+    Ok(())
 }
 
+/// A compile error: minijinja reports syntax errors against the source as written (a source that
+/// does not parse is not rewritten), and the rewrite reports its own without a position.
 fn compile_error(field: &str, source: &str, error: &minijinja::Error) -> CompileError {
     CompileError {
         field: field.to_owned(),
-        position: template::position(source, error),
+        position: template::position(source, &template::rewrite::AS_WRITTEN, error),
         reason: describe(error),
     }
 }
 
 /// A run-time error naming the expression that failed (`payload.user.email`) and where, so a
 /// missing field is found without guessing.
-fn render_error(field: &str, source: Option<&str>, error: &minijinja::Error) -> RenderError {
+fn render_error(
+    field: &str,
+    source: Option<(&str, &SourceMap)>,
+    error: &minijinja::Error,
+) -> RenderError {
     let mut reason = describe(error);
     let mut position = None;
-    if let Some(source) = source {
-        if let Some(snippet) = error.range().and_then(|range| source.get(range)) {
-            reason.push_str(&format!(" in `{}`", snippet.trim()));
+    if let Some((source, map)) = source {
+        let snippet = template::error_range(map, error).and_then(|range| source.get(range));
+        if let Some(snippet) = snippet.map(str::trim).filter(|snippet| !snippet.is_empty()) {
+            reason.push_str(&format!(" in `{snippet}`"));
         }
-        position = template::position(source, error);
+        position = template::position(source, map, error);
         if let Some((line, column)) = position {
             reason.push_str(&format!(" (line {line}, column {column})"));
         }

@@ -7,16 +7,18 @@
 //! refuse, with an ordinary template error, what would be larger than the render cap, and leave
 //! the rest to the original filter or method.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
-use minijinja::value::{Kwargs, Rest, ValueKind, ValueOrKwargs};
-use minijinja::{Environment, Error, ErrorKind, State, Value};
+use minijinja::value::{Kwargs, Rest, StringInput, ValueKind, ValueOrKwargs};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, Value};
+
+use super::rewrite;
 
 /// Deepest nesting of lists and maps that may be turned into text. JSON payloads nest at most 128
 /// levels (serde_json's limit), so real data passes; a value nested deeper was built by the
 /// template, or contains itself (a namespace assigned into itself), and writing it out would
 /// overflow the stack.
-const MAX_TEXT_DEPTH: usize = 200;
+pub(super) const MAX_TEXT_DEPTH: usize = 200;
 
 /// Largest precision in a format spec. minijinja hands precisions to Rust's formatter (integers
 /// as `{:0precision$}`, floats as `{:.precision$e}`), which panics on precisions above
@@ -94,6 +96,20 @@ pub(super) fn install_bounds(env: &mut Environment<'static>, cap: usize) {
         charge_serialized(state, text.len())?;
         Ok::<_, Error>(text)
     });
+    // `a ~ b`, rewritten into this filter (see `rewrite`): minijinja's operator writes lists and
+    // maps out whole, at any depth, before it charges for them.
+    env.add_filter(
+        rewrite::CONCAT,
+        move |state: &mut State, left: Value, right: Value| concat(state, &left, &right, cap),
+    );
+    // The operands of comparisons, `in`, sorting and the other filters and tests that compare
+    // (see `rewrite`): minijinja charges a comparison by the length of the lists compared, not
+    // by what is inside them, so two equal lists each standing for a billion items took minutes
+    // to compare. The walk charges for everything inside, then the value goes on unchanged.
+    env.add_filter(rewrite::COMPARABLE, |state: &State, value: Value| {
+        visit_items(state, &value, &mut |_, _| Ok(()))?;
+        Ok::<_, Error>(value)
+    });
     // Filters that turn their input into a string, and are registered as the public function
     // (so wrapping them keeps minijinja's own fuel accounting).
     let text_filters = [
@@ -121,6 +137,97 @@ pub(super) fn install_bounds(env: &mut Environment<'static>, cap: usize) {
             filter.call(state, &args.into_values())
         });
     }
+}
+
+/// minijinja's `~`, with both operands checked by [`check_text`] first: plain strings are
+/// joined; anything else is written as `{{ }}` writes it, escaped for the template's
+/// auto-escaping when only one side is marked safe (as minijinja does), and the result is safe
+/// only if both sides are.
+fn concat(state: &mut State, left: &Value, right: &Value, cap: usize) -> Result<Value, Error> {
+    for operand in [left, right] {
+        if operand.is_undefined() {
+            // Refused as minijinja refuses it, naming the undefined expression.
+            StringInput::new(state, operand)?;
+        }
+        check_text(operand, cap)?;
+    }
+    let mut text = String::new();
+    if left.is_safe() != right.is_safe() && !matches!(state.auto_escape(), AutoEscape::None) {
+        let mut out = minijinja::machinery::make_string_output(&mut text);
+        for operand in [left, right] {
+            match operand.as_str() {
+                Some(safe) if operand.is_safe() => out.write_str(safe)?,
+                _ => minijinja::escape_formatter(&mut out, state, operand)?,
+            }
+        }
+        charge_bytes(state, text.len())?;
+        return Ok(Value::from_safe_string(text));
+    }
+    for operand in [left, right] {
+        match operand.as_str() {
+            Some(plain) => text.push_str(plain),
+            None => write!(text, "{operand}").map_err(|_| too_large(cap))?,
+        }
+    }
+    charge_bytes(state, text.len())?;
+    Ok(if left.is_safe() && right.is_safe() {
+        Value::from_safe_string(text)
+    } else {
+        Value::from(text)
+    })
+}
+
+/// Deepest nesting [`visit_items`] walks. Values are kept shallower than this by construction
+/// (namespaces refuse values nested deeper than [`MAX_TEXT_DEPTH`], the parser nests literals at
+/// most 150 levels, JSON payloads 128); this only keeps the walk itself from overflowing.
+const MAX_WALK_DEPTH: usize = 1024;
+
+/// One fuel pays for visiting this many items, as it pays for 64 bytes.
+const ITEMS_PER_FUEL: u64 = 64;
+
+/// Visits `value` and every item and map entry inside it, depth first, charging one fuel per
+/// [`ITEMS_PER_FUEL`] items: a small value that stands for a huge one (a list holding the same
+/// list many times over) runs out of fuel instead of being walked for ever. `check` sees each
+/// value with its depth before what is inside it.
+pub(super) fn visit_items(
+    state: &State,
+    value: &Value,
+    check: &mut dyn FnMut(&Value, usize) -> Result<(), Error>,
+) -> Result<(), Error> {
+    fn visit(
+        state: &State,
+        value: &Value,
+        depth: usize,
+        visited: &mut u64,
+        check: &mut dyn FnMut(&Value, usize) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        check(value, depth)?;
+        let container = matches!(
+            value.kind(),
+            ValueKind::Seq | ValueKind::Map | ValueKind::Iterable
+        );
+        if value.as_object().is_none() || !container {
+            return Ok(());
+        }
+        if depth >= MAX_WALK_DEPTH {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("the value is nested more than {MAX_WALK_DEPTH} levels deep"),
+            ));
+        }
+        for item in value.try_iter()? {
+            *visited += 1;
+            if (*visited).is_multiple_of(ITEMS_PER_FUEL) {
+                state.consume_fuel(1)?;
+            }
+            visit(state, &item, depth + 1, visited, check)?;
+            if value.kind() == ValueKind::Map {
+                visit(state, &value.get_item(&item)?, depth + 1, visited, check)?;
+            }
+        }
+        Ok(())
+    }
+    visit(state, value, 0, &mut 0, check)
 }
 
 /// Refuses a list, map or other object whose text (as printed, or as JSON) would be longer than

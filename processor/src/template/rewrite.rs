@@ -1,0 +1,588 @@
+//! Routes the two constructs minijinja evaluates without bounds through Hookline's own code, by
+//! rewriting a template's source before it is compiled.
+//!
+//! - `a ~ b` becomes `(a)|__hookline_concat(b)`. minijinja's `~` turns a list or map into text
+//!   before it charges fuel, and recurses without a depth limit: a list that holds the same list
+//!   many times over stood for gigabytes of text, and a namespace holding itself overflowed the
+//!   stack. Operators cannot be replaced from outside the crate; filters can.
+//! - `{% set ns.attr = value %}` becomes `{% do __hookline_assign(ns, "attr", (value)) %}`, and the
+//!   block form `{% set ns.attr %}…{% endset %}` captures into a variable that is then assigned
+//!   the same way. minijinja's namespaces accept any value, so a loop could nest lists twenty
+//!   thousand deep (freeing them overflowed the stack) or make a namespace contain itself;
+//!   [`super::namespace`] refuses both.
+//!
+//! - The operands of comparisons (`==`, `<`, `in`, ...), of the filters and tests that compare
+//!   (`sort`, `unique`, `selectattr`, `eq`, ...) and the keys of map literals pass through
+//!   `__hookline_comparable`, which charges fuel for what is inside them: minijinja charges a
+//!   comparison by the length of the outer lists only, so comparing two lists that each stood
+//!   for a billion items took minutes.
+//!
+//! The rewrite works on the parsed syntax tree (minijinja's `unstable_machinery`, which is why the
+//! workspace pins minijinja's exact version), so text inside strings, comments and raw blocks is
+//! never touched. It only inserts text around expressions and replaces the `~` and `set ... =`
+//! tokens, keeping every line break, so line numbers stay those of the source as written;
+//! [`SourceMap`] takes error positions back to it.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use minijinja::{Error, ErrorKind, machinery};
+use serde_json::Value as Node;
+
+/// The filter that replaces `~`.
+pub(super) const CONCAT: &str = "__hookline_concat";
+
+/// The filter the operands of comparisons pass through.
+pub(super) const COMPARABLE: &str = "__hookline_comparable";
+
+/// Filters and tests that compare their input or arguments with each other (or, for `map`,
+/// `select` and the like, may call one that does).
+const COMPARING: &[&str] = &[
+    "sort",
+    "unique",
+    "min",
+    "max",
+    "dictsort",
+    "groupby",
+    "select",
+    "reject",
+    "selectattr",
+    "rejectattr",
+    "map",
+    "eq",
+    "equalto",
+    "==",
+    "ne",
+    "!=",
+    "lt",
+    "lessthan",
+    "<",
+    "le",
+    "<=",
+    "gt",
+    "greaterthan",
+    ">",
+    "ge",
+    ">=",
+    "in",
+    "sameas",
+];
+
+/// Binary operators that compare their operands (chains like `a < b < c` are `Compare` nodes).
+const COMPARING_OPERATORS: &[&str] = &["Eq", "Ne", "Lt", "Lte", "Gt", "Gte", "In"];
+
+/// The function that replaces assignment to a namespace attribute.
+pub(super) const ASSIGN: &str = "__hookline_assign";
+
+/// The variable a `{% set ns.attr %}` block captures into before it is assigned.
+const CAPTURE: &str = "__hookline_capture";
+
+/// A source as minijinja compiles it, and how to find positions in it in the source as written.
+#[derive(Debug, Clone)]
+pub struct Rewritten {
+    /// The text to compile.
+    pub text: String,
+    /// How to map its offsets back.
+    pub map: SourceMap,
+}
+
+/// The edits a rewrite made, in order, to map offsets in the rewritten text back to the source.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    edits: Vec<Edit>,
+}
+
+/// At `at` in the source, `removed` bytes were replaced by `inserted`.
+#[derive(Debug, Clone)]
+struct Edit {
+    at: usize,
+    removed: usize,
+    inserted: String,
+}
+
+/// The map of a source compiled as written.
+pub static AS_WRITTEN: SourceMap = SourceMap { edits: Vec::new() };
+
+impl SourceMap {
+    /// The range of the source as written that a range of the rewritten text came from. A range
+    /// that starts or ends inside inserted text is widened to the text the insertion stands for
+    /// (for an error in `__hookline_concat`, the `~` it replaced).
+    pub fn original(&self, range: Range<usize>) -> Range<usize> {
+        let start = self.offset(range.start, false);
+        let end = self.offset(range.end, true).max(start);
+        start..end
+    }
+
+    /// The source offset of a rewritten offset: inside an insertion, the start of what it
+    /// replaced, or its end if `end` is set.
+    fn offset(&self, offset: usize, end: bool) -> usize {
+        // Rewritten minus source offsets, after the edits seen so far.
+        let mut shift = 0isize;
+        for edit in &self.edits {
+            let rewritten_at = edit.at.saturating_add_signed(shift);
+            if offset < rewritten_at {
+                break;
+            }
+            if offset < rewritten_at + edit.inserted.len() {
+                return if end { edit.at + edit.removed } else { edit.at };
+            }
+            shift += edit.inserted.len() as isize - edit.removed as isize;
+        }
+        offset.saturating_add_signed(-shift)
+    }
+}
+
+/// Rewrites a template. A template that does not parse is returned as written, so that minijinja
+/// reports its syntax error against the source as written.
+pub fn template(source: &str) -> Result<Rewritten, Error> {
+    match machinery::parse(source, "<template>", Default::default()) {
+        Ok(ast) => rewrite(source, &ast, |text| {
+            machinery::parse(text, "<template>", Default::default()).is_ok()
+        }),
+        Err(_) => Ok(unchanged(source)),
+    }
+}
+
+/// Rewrites a standalone expression (`when.event_type`, `if`), like [`template`].
+pub fn expression(source: &str) -> Result<Rewritten, Error> {
+    match machinery::parse_expr(source) {
+        Ok(ast) => rewrite(source, &ast, |text| machinery::parse_expr(text).is_ok()),
+        Err(_) => Ok(unchanged(source)),
+    }
+}
+
+fn unchanged(source: &str) -> Rewritten {
+    Rewritten {
+        text: source.to_owned(),
+        map: SourceMap::default(),
+    }
+}
+
+fn rewrite(
+    source: &str,
+    ast: &impl serde::Serialize,
+    parses: impl Fn(&str) -> bool,
+) -> Result<Rewritten, Error> {
+    // The syntax tree is walked in its serialized form: every node of every kind is visited, so a
+    // `~` in a macro's default argument or a filter's keyword argument is found too, and no new
+    // node kind of minijinja can be skipped silently.
+    let tree = serde_json::to_value(ast).map_err(|error| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("the template could not be checked: {error}"),
+        )
+    })?;
+    let mut rewriter = Rewriter {
+        source,
+        edits: Vec::new(),
+    };
+    rewriter.visit(&tree)?;
+    // Edits at the same offset keep the order they were made in: outer openings before inner
+    // ones, inner closings before outer ones.
+    rewriter.edits.sort_by_key(|edit| edit.at);
+    let mut text = String::with_capacity(source.len() + 32 * rewriter.edits.len());
+    let mut copied = 0;
+    for edit in &rewriter.edits {
+        text.push_str(&source[copied..edit.at]);
+        text.push_str(&edit.inserted);
+        copied = edit.at + edit.removed;
+    }
+    text.push_str(&source[copied..]);
+    // What parsed before must parse after; a template this rewrite cannot handle is refused
+    // rather than compiled into something else.
+    if !rewriter.edits.is_empty() && !parses(&text) {
+        return Err(unexpected("the rewritten template does not parse"));
+    }
+    Ok(Rewritten {
+        text,
+        map: SourceMap {
+            edits: rewriter.edits,
+        },
+    })
+}
+
+struct Rewriter<'a> {
+    source: &'a str,
+    edits: Vec<Edit>,
+}
+
+impl Rewriter<'_> {
+    /// Visits a node of the serialized tree: `{"expr"|"stmt": kind, "inner": [fields, span]}`,
+    /// or a list or map of them.
+    fn visit(&mut self, node: &Node) -> Result<(), Error> {
+        match node {
+            Node::Array(items) => items.iter().try_for_each(|item| self.visit(item)),
+            Node::Object(map) => {
+                let kind = map.get("expr").or_else(|| map.get("stmt"));
+                let fields = map.get("inner").and_then(|inner| inner.get(0));
+                match (kind.and_then(Node::as_str), fields) {
+                    (Some("BinOp"), Some(fields)) if fields["op"] == "Concat" => {
+                        self.concat(&fields["left"], &fields["right"])
+                    }
+                    (Some("BinOp"), Some(fields))
+                        if fields["op"]
+                            .as_str()
+                            .is_some_and(|op| COMPARING_OPERATORS.contains(&op)) =>
+                    {
+                        self.comparable(&fields["left"])?;
+                        self.comparable(&fields["right"])
+                    }
+                    (Some("Compare"), Some(fields)) => {
+                        self.comparable(&fields["expr"])?;
+                        self.comparable_all(&fields["ops"])
+                    }
+                    (Some("Filter" | "Test"), Some(fields))
+                        if fields["name"]
+                            .as_str()
+                            .is_some_and(|name| COMPARING.contains(&name)) =>
+                    {
+                        // A filter block's or a set block's filter has no input expression.
+                        if fields["expr"].is_object() {
+                            self.comparable(&fields["expr"])?;
+                        }
+                        self.comparable_all(&fields["args"])
+                    }
+                    (Some("Call"), Some(fields))
+                        if fields["expr"]["inner"][0]["name"] == "changed" =>
+                    {
+                        // `loop.changed(value)` compares the value with the last one.
+                        self.visit(&fields["expr"])?;
+                        self.comparable_all(&fields["args"])
+                    }
+                    (Some("Map"), Some(fields)) => {
+                        // Keys are compared with each other to build the map.
+                        self.comparable_all(&fields["keys"])?;
+                        self.visit(&fields["values"])
+                    }
+                    (Some("Set"), Some(fields)) => {
+                        self.set(span(node).start, &fields["target"], &fields["expr"])
+                    }
+                    (Some("SetBlock"), Some(fields)) => self.set_block(node, fields),
+                    _ => map.values().try_for_each(|value| self.visit(value)),
+                }
+            }
+            Node::Null | Node::Bool(_) | Node::Number(_) | Node::String(_) => Ok(()),
+        }
+    }
+
+    /// `left ~ right` → `(left)|__hookline_concat(right)`.
+    fn concat(&mut self, left: &Node, right: &Node) -> Result<(), Error> {
+        let left_extent = extent(self.source, left);
+        let right_extent = extent(self.source, right);
+        self.insert(left_extent.start, "(");
+        self.visit(left)?;
+        self.insert(left_extent.end, ")");
+        let tilde = self.source[left_extent.end..right_extent.start]
+            .find('~')
+            .map(|at| left_extent.end + at)
+            .ok_or_else(|| unexpected("no `~` between the operands of a concatenation"))?;
+        self.replace(tilde..tilde + 1, format!("|{CONCAT}("));
+        self.visit(right)?;
+        self.insert(right_extent.end, ")");
+        Ok(())
+    }
+
+    /// `value` → `(value)|__hookline_comparable`, unless it is a constant.
+    fn comparable(&mut self, expression: &Node) -> Result<(), Error> {
+        // A constant is written in the template: it cannot stand for more than its text.
+        if expression["expr"] == "Const" {
+            return Ok(());
+        }
+        let extent = extent(self.source, expression);
+        self.insert(extent.start, "(");
+        self.visit(expression)?;
+        self.insert(extent.end, &format!(")|{COMPARABLE}"));
+        Ok(())
+    }
+
+    /// [`Self::comparable`] for each expression in a list of them or of call arguments
+    /// (`{"Pos": expr}`, `{"Kwarg": [name, expr]}`, ...).
+    fn comparable_all(&mut self, node: &Node) -> Result<(), Error> {
+        match node {
+            Node::Object(map) if map.get("expr").is_some_and(Node::is_string) => {
+                self.comparable(node)
+            }
+            Node::Object(map) => map
+                .values()
+                .try_for_each(|value| self.comparable_all(value)),
+            Node::Array(items) => items.iter().try_for_each(|item| self.comparable_all(item)),
+            Node::Null | Node::Bool(_) | Node::Number(_) | Node::String(_) => Ok(()),
+        }
+    }
+
+    /// `set ns.attr = value` → `do __hookline_assign(ns, "attr", (value))`; other targets stay.
+    fn set(&mut self, keyword: usize, target: &Node, value: &Node) -> Result<(), Error> {
+        let Some((namespace, attribute)) = self.attribute_target(target)? else {
+            return self.visit(value);
+        };
+        let value_extent = extent(self.source, value);
+        self.replace(
+            keyword..value_extent.start,
+            format!(r#"do {ASSIGN}({namespace}, "{attribute}", ("#),
+        );
+        self.visit(value)?;
+        self.insert(value_extent.end, "))");
+        Ok(())
+    }
+
+    /// `{% set ns.attr %}…{% endset %}` → `{% set __hookline_capture %}…{% endset %}` followed by
+    /// `{% do __hookline_assign(ns, "attr", __hookline_capture) %}`.
+    fn set_block(&mut self, node: &Node, fields: &Node) -> Result<(), Error> {
+        let target = &fields["target"];
+        if let Some((namespace, attribute)) = self.attribute_target(target)? {
+            self.replace(extent(self.source, target), CAPTURE.to_owned());
+            // The statement's span ends after `endset`; the assignment goes after its `%}`, and
+            // takes over its whitespace control (`-%}` trims what follows the block).
+            let end = span(node).end;
+            let rest = &self.source[end..];
+            let close = rest
+                .find("%}")
+                .ok_or_else(|| unexpected("no `%}` after `endset`"))?;
+            let trim = rest[..close].trim();
+            self.insert(
+                end + close + 2,
+                &format!(r#"{{% do {ASSIGN}({namespace}, "{attribute}", {CAPTURE}) {trim}%}}"#),
+            );
+        }
+        for field in ["filter", "body"] {
+            self.visit(&fields[field])?;
+        }
+        Ok(())
+    }
+
+    /// For a target `name.attr`, the name and the attribute; `None` for a plain name or names.
+    /// Other targets that assign attributes (`ns.a.b`, or `ns.a` inside a tuple) are refused:
+    /// namespaces cannot hold namespaces, so `ns.a.b` could only fail, and tuples would need
+    /// unpacking here.
+    fn attribute_target<'n>(&self, target: &'n Node) -> Result<Option<(&'n str, &'n str)>, Error> {
+        let kind = |node: &Node| node.get("expr").and_then(Node::as_str).map(str::to_owned);
+        let fields = &target["inner"][0];
+        if kind(target).as_deref() == Some("GetAttr") {
+            let object = &fields["expr"];
+            if kind(object).as_deref() == Some("Var") {
+                let name = object["inner"][0]["id"].as_str();
+                let attribute = fields["name"].as_str();
+                if let (Some(name), Some(attribute)) = (name, attribute) {
+                    return Ok(Some((name, attribute)));
+                }
+            }
+        }
+        if contains_kind(target, "GetAttr") {
+            let written = &self.source[extent(self.source, target)];
+            return Err(Error::new(
+                ErrorKind::SyntaxError,
+                format!(
+                    "cannot assign to `{written}`: assign one namespace attribute per `set` \
+                     (`{{% set ns.name = value %}}`)"
+                ),
+            ));
+        }
+        Ok(None)
+    }
+
+    fn insert(&mut self, at: usize, text: &str) {
+        self.edits.push(Edit {
+            at,
+            removed: 0,
+            inserted: text.to_owned(),
+        });
+    }
+
+    /// Replaces a range, keeping the line breaks it held so that line numbers do not move.
+    fn replace(&mut self, range: Range<usize>, mut text: String) {
+        for _ in self.source[range.clone()].matches('\n') {
+            let _ = text.write_char('\n');
+        }
+        self.edits.push(Edit {
+            at: range.start,
+            removed: range.len(),
+            inserted: text,
+        });
+    }
+}
+
+/// A node's own span (some nodes' spans cover only their last token).
+fn span(node: &Node) -> Range<usize> {
+    let span = &node["inner"][1];
+    let offset = |key: &str| {
+        span[key]
+            .as_u64()
+            .and_then(|offset| usize::try_from(offset).ok())
+    };
+    match (offset("start_offset"), offset("end_offset")) {
+        (Some(start), Some(end)) => start..end,
+        _ => 0..0,
+    }
+}
+
+/// The source range an expression covers: from its first to its last token.
+///
+/// Spans in minijinja's tree are not that range: a filter's span is the filter's name and
+/// arguments, and a binary operator's span starts at the token before its left operand (the `,`
+/// in `f(a, b == c)`). So the range ends where the last span inside the expression ends, and
+/// starts where the first span of a node that starts with its own token does (a name, a
+/// constant, a unary operator, a list or map literal). Parentheses around the expression are
+/// outside the range; wrapping inside them keeps the same grouping.
+fn extent(source: &str, node: &Node) -> Range<usize> {
+    fn widen(source: &str, node: &Node, start: &mut Option<usize>, end: &mut Option<usize>) {
+        match node {
+            Node::Array(items) => items
+                .iter()
+                .for_each(|item| widen(source, item, start, end)),
+            Node::Object(map) => {
+                if let Some(kind) = map.get("expr").and_then(Node::as_str) {
+                    let own = span(node);
+                    let starts_with_own_token = match kind {
+                        "Var" | "Const" | "List" | "Map" => true,
+                        // `a not in b` is `not (a in b)`, a unary operator whose span starts
+                        // before `a`: only a real `-`, `+` or `not` starts the expression.
+                        "UnaryOp" => source.get(own.start..).is_some_and(|text| {
+                            text.starts_with(['-', '+']) || text.starts_with("not")
+                        }),
+                        _ => false,
+                    };
+                    if starts_with_own_token {
+                        *start = Some(start.map_or(own.start, |start| start.min(own.start)));
+                    }
+                    *end = Some(end.map_or(own.end, |end| end.max(own.end)));
+                }
+                map.values()
+                    .for_each(|value| widen(source, value, start, end));
+            }
+            Node::Null | Node::Bool(_) | Node::Number(_) | Node::String(_) => {}
+        }
+    }
+    let (mut start, mut end) = (None, None);
+    widen(source, node, &mut start, &mut end);
+    let own = span(node);
+    start.unwrap_or(own.start)..end.unwrap_or(own.end)
+}
+
+fn contains_kind(node: &Node, kind: &str) -> bool {
+    match node {
+        Node::Array(items) => items.iter().any(|item| contains_kind(item, kind)),
+        Node::Object(map) => {
+            map.get("expr").and_then(Node::as_str) == Some(kind)
+                || map.values().any(|value| contains_kind(value, kind))
+        }
+        Node::Null | Node::Bool(_) | Node::Number(_) | Node::String(_) => false,
+    }
+}
+
+/// A syntax tree that does not have the shape this rewrite knows: minijinja changed.
+fn unexpected(what: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("the template could not be checked ({what}); please report this"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(source: &str) -> String {
+        template(source).unwrap().text
+    }
+
+    #[test]
+    fn concatenation_becomes_a_filter_call_around_each_operand() {
+        assert_eq!(
+            rewritten(r#"{{ a ~ "x" }}"#),
+            r#"{{ (a) |__hookline_concat( "x") }}"#
+        );
+        // The whitespace around `~` stays. Left-nested, right-nested and parenthesised operands
+        // keep their grouping.
+        assert_eq!(
+            rewritten("{{ a ~ b ~ c }}"),
+            "{{ ((a) |__hookline_concat( b)) |__hookline_concat( c) }}"
+        );
+        assert_eq!(
+            rewritten("{{ (a) ~ (b ~ c)|upper }}"),
+            "{{ ((a)) |__hookline_concat( ((b) |__hookline_concat( c))|upper) }}"
+        );
+        assert_eq!(
+            rewritten("{{ x|f(1) ~ -y + 1 }}"),
+            "{{ (x|f(1)) |__hookline_concat( -y) + 1 }}"
+        );
+    }
+
+    #[test]
+    fn what_is_compared_passes_through_the_comparable_filter() {
+        assert_eq!(
+            rewritten("{{ a == b ~ c }}{{ 1 < x < 3 }}{{ k in {k: 1} }}"),
+            "{{ (a)|__hookline_comparable == ((b) |__hookline_concat( c))|__hookline_comparable }}\
+             {{ 1 < (x)|__hookline_comparable < 3 }}\
+             {{ (k)|__hookline_comparable in ({(k)|__hookline_comparable: 1})|__hookline_comparable }}"
+        );
+        assert_eq!(
+            rewritten(
+                "{{ xs|sort(attribute='a')|first is eq(y) }}{{ xs|selectattr('a', 'in', ys)|list }}"
+            ),
+            "{{ ((xs)|__hookline_comparable|sort(attribute='a')|first)|__hookline_comparable is eq((y)|__hookline_comparable) }}\
+             {{ (xs)|__hookline_comparable|selectattr('a', 'in', (ys)|__hookline_comparable)|list }}"
+        );
+        // Filters that do not compare are left alone.
+        assert_eq!(rewritten("{{ xs|join(',') }}"), "{{ xs|join(',') }}");
+    }
+
+    #[test]
+    fn text_that_only_looks_like_concatenation_is_left_alone() {
+        let source = r#"{{ "a ~ b" }} ~ {# x ~ y #}{% raw %}{{ p ~ q }}{% endraw %}"#;
+        assert_eq!(rewritten(source), source);
+    }
+
+    #[test]
+    fn namespace_assignment_becomes_a_call_and_keeps_line_breaks() {
+        assert_eq!(
+            rewritten("{% set ns.total = ns.total + 1 %}"),
+            r#"{% do __hookline_assign(ns, "total", (ns.total + 1)) %}"#
+        );
+        assert_eq!(
+            rewritten("{% set ns.x =\n  a ~ b %}\n{{ ns.x }}"),
+            "{% do __hookline_assign(ns, \"x\", (\n(a) |__hookline_concat( b))) %}\n{{ ns.x }}"
+        );
+        // Plain names are minijinja's business.
+        assert_eq!(rewritten("{% set a, b = 1, 2 %}"), "{% set a, b = 1, 2 %}");
+    }
+
+    #[test]
+    fn a_captured_namespace_assignment_assigns_after_the_block() {
+        assert_eq!(
+            rewritten("{% set ns.x | upper %}hi{% endset -%}\n!"),
+            "{% set __hookline_capture | upper %}hi{% endset -%}\
+             {% do __hookline_assign(ns, \"x\", __hookline_capture) -%}\n!"
+        );
+    }
+
+    #[test]
+    fn attribute_targets_that_cannot_be_checked_are_refused() {
+        for source in ["{% set ns.a.b = 1 %}", "{% set a, ns.b = 1, 2 %}"] {
+            let error = template(source).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::SyntaxError, "{source}");
+            assert!(error.to_string().contains("cannot assign to"), "{error}");
+        }
+    }
+
+    #[test]
+    fn positions_in_the_rewritten_text_map_back_to_the_source() {
+        let source = "{{ a ~ b }}";
+        let rewritten = template(source).unwrap();
+        let text = &rewritten.text;
+        // `b`, after two insertions and a replacement.
+        let b = text.find('b').unwrap();
+        assert_eq!(rewritten.map.original(b..b + 1), 7..8);
+        // The filter's name maps to the `~` it replaced.
+        let filter = text.find(CONCAT).unwrap();
+        assert_eq!(rewritten.map.original(filter..filter + CONCAT.len()), 5..6);
+        assert_eq!(rewritten.map.original(0..2), 0..2);
+        let end = text.len();
+        assert_eq!(rewritten.map.original(end - 2..end), 9..11);
+    }
+
+    #[test]
+    fn a_template_that_does_not_parse_is_left_for_minijinja_to_report() {
+        let rewritten = template("{{ a ~ }}").unwrap();
+        assert_eq!(rewritten.text, "{{ a ~ }}");
+    }
+}
