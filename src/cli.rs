@@ -107,6 +107,12 @@ pub struct ValidateArgs {
     /// The resource file (TOML).
     #[arg(short = 'f', long = "file", env = "HOOKLINE_FILE")]
     pub file: PathBuf,
+    /// A sample event (JSON, as for `preview --event`) to render triggers against; any render
+    /// error or non-JSON body fails the validation. `SOURCE=FILE` renders the triggers that look
+    /// at that source, as if it came from it; a plain `FILE`, every trigger, as if it came from
+    /// the trigger's first source. Repeatable.
+    #[arg(long = "sample", value_name = "[SOURCE=]FILE")]
+    pub samples: Vec<String>,
 }
 
 /// `hookline preview`.
@@ -213,6 +219,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     args.file.display(),
                     resource_file::describe(&problems)
                 );
+            }
+            for line in crate::preview::samples(&file, &args.samples)? {
+                println!("{line}");
             }
             println!(
                 "{} is valid: {} sources, {} destinations, {} triggers",

@@ -1,6 +1,7 @@
 //! `hookline preview`: what a trigger of a resource file would send for a sample event.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use hookline_processor::preview::{self, Preview, SampleEvent};
@@ -35,10 +36,6 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Preview> {
             .cloned()
             .context("the trigger names no source")?,
     };
-    let mut resources = ResourceSet::default();
-    for resource in file.resources() {
-        resources.put(resource);
-    }
     let sample = SampleEvent {
         source,
         headers,
@@ -46,10 +43,86 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Preview> {
     };
     Ok(preview::preview(
         trigger,
-        &resources,
+        &resource_set(&file),
         &sample,
         &Limits::default(),
     )?)
+}
+
+/// `hookline validate --sample [SOURCE=]FILE`: the triggers of `file` against each sample (those
+/// on `SOURCE`, or all, as if it came from their first source). Returns what each did, or fails naming every sample and trigger
+/// that failed to render (a body that is not JSON included).
+pub fn samples(file: &ResourceFile, samples: &[String]) -> anyhow::Result<Vec<String>> {
+    let resources = resource_set(file);
+    let mut lines = Vec::new();
+    let mut failures = Vec::new();
+    for argument in samples {
+        let (only, path) = match argument.split_once('=') {
+            Some((source, path)) => {
+                let source = ResourceId::parse(source).with_context(|| {
+                    format!("--sample {argument:?}: {source:?} is not a source id")
+                })?;
+                (Some(source), PathBuf::from(path))
+            }
+            None => (None, PathBuf::from(argument)),
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("could not read {}", path.display()))?;
+        let (headers, body) = sample(&text);
+        for trigger in &file.triggers {
+            let source = match &only {
+                Some(source) if trigger.when.sources.contains(source) => source,
+                Some(_) => continue,
+                // Without sources the trigger is invalid, and validation said so.
+                None => match trigger.when.sources.first() {
+                    Some(source) => source,
+                    None => continue,
+                },
+            };
+            let sample = SampleEvent {
+                source: source.clone(),
+                headers: headers.clone(),
+                body: body.clone(),
+            };
+            let name = format!("{}: trigger {}", path.display(), trigger.id);
+            match preview::preview(trigger, &resources, &sample, &Limits::default()) {
+                Ok(preview) if preview.matched => lines.push(format!(
+                    "{name} fires: {} request(s){}",
+                    preview.requests.len(),
+                    preview
+                        .skipped
+                        .iter()
+                        .map(|skipped| format!("; {skipped}"))
+                        .collect::<String>()
+                )),
+                Ok(preview) => lines.push(format!(
+                    "{name} does not fire: {}",
+                    preview.reason.unwrap_or_default()
+                )),
+                Err(error) => failures.push(format!("  {name}: {error}")),
+            }
+        }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} failed on a sample:\n{}",
+            if failures.len() == 1 {
+                "a trigger"
+            } else {
+                "triggers"
+            },
+            failures.join("\n")
+        );
+    }
+    Ok(lines)
+}
+
+fn resource_set(file: &ResourceFile) -> ResourceSet {
+    let mut resources = ResourceSet::default();
+    for resource in file.resources() {
+        resources.put(resource);
+    }
+    resources
 }
 
 /// The sample's inbound headers and body: `{"headers": {...}, "body": ...}` is an envelope,
@@ -76,7 +149,6 @@ pub fn sample(text: &str) -> (BTreeMap<String, String>, Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
 
     use super::*;
 
@@ -180,6 +252,76 @@ mod tests {
         assert_eq!(
             preview.reason.as_deref(),
             Some("the `if` condition is false")
+        );
+    }
+
+    #[test]
+    fn every_example_trigger_renders_every_sample_payload() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let file = ResourceFile::load(&root.join("examples/triggers.toml")).unwrap();
+        let payloads = root.join("tests/fixtures/payloads");
+        let arguments: Vec<_> = [
+            ("github", "github-push.json"),
+            ("monitoring", "monitoring-alert.json"),
+            ("app", "app-user-signed-up.json"),
+        ]
+        .iter()
+        .map(|(source, name)| format!("{source}={}", payloads.join(name).display()))
+        .collect();
+        let lines = samples(&file, &arguments).unwrap();
+        assert_eq!(lines.len(), 3, "one trigger per source: {lines:#?}");
+        assert!(
+            lines
+                .iter()
+                .all(|line| line.ends_with(" fires: 1 request(s)")),
+            "{lines:#?}"
+        );
+        // Without a source, every trigger renders the sample: the others do not fire on it.
+        let path = payloads.join("github-push.json").display().to_string();
+        let lines = samples(&file, &[path]).unwrap();
+        assert_eq!(lines.len(), file.triggers.len(), "{lines:#?}");
+    }
+
+    #[test]
+    fn a_trigger_that_fails_on_a_sample_fails_the_validation() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let file = ResourceFile::parse(
+            r#"
+            [[sources]]
+            id = "app"
+            auth = [{ type = "open" }]
+            [[destinations]]
+            id = "d"
+            url = "https://example.com/hook"
+            [[triggers]]
+            id = "fine"
+            when = { sources = ["app"] }
+            [[triggers.actions]]
+            destination = "d"
+            body = '{"ok": true}'
+            [[triggers]]
+            id = "needs-a-field"
+            when = { sources = ["app"] }
+            [[triggers.actions]]
+            destination = "d"
+            body = '{"plan": {{ payload.data.plan.name }}}'
+            "#,
+        )
+        .unwrap();
+        let error = samples(
+            &file,
+            &[root
+                .join("tests/fixtures/payloads/app-user-signed-up.json")
+                .display()
+                .to_string()],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("a trigger failed on a sample:")
+                && error.contains("trigger needs-a-field: actions[0].body: undefined value")
+                && !error.contains("trigger fine"),
+            "{error}"
         );
     }
 

@@ -77,6 +77,11 @@ pub fn preview(
     sample: &SampleEvent,
     limits: &Limits,
 ) -> Result<Preview, PreviewError> {
+    // What validation refuses (an unknown filter, a body that can never be JSON) is refused
+    // here too, even where this sample would not reach it.
+    if let Some(error) = CompiledTrigger::check(trigger, limits).into_iter().next() {
+        return Err(error.into());
+    }
     let compiled = CompiledTrigger::build(Arc::new(trigger.clone()), limits)?;
     let not_matched = |reason: String| Preview {
         matched: false,

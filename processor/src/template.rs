@@ -5,6 +5,7 @@
 //! rendered size. There is no loader: templates cannot read files or include each other.
 
 mod bounds;
+pub mod check;
 mod namespace;
 pub mod rewrite;
 

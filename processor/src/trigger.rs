@@ -101,6 +101,39 @@ fn url_name(action: usize) -> String {
     format!("actions[{action}].url")
 }
 
+/// What a trigger needs besides compiling templates: actions, sources, and `when.event_type`
+/// with `when.event_types`.
+fn structure(trigger: &Trigger) -> Vec<CompileError> {
+    let mut errors = Vec::new();
+    if trigger.actions.is_empty() {
+        errors.push(invalid("actions", "a trigger needs at least one action"));
+    }
+    if trigger.when.sources.is_empty() {
+        errors.push(invalid(
+            "when.sources",
+            "a trigger needs at least one source",
+        ));
+    }
+    if trigger.when.event_type.is_some() == trigger.when.event_types.is_empty() {
+        errors.push(invalid(
+            "when.event_types",
+            "set when.event_type (how to read an event's type) and when.event_types (the types to fire on) together",
+        ));
+    }
+    errors
+}
+
+fn findings(
+    field: &str,
+    findings: Vec<template::check::Finding>,
+) -> impl Iterator<Item = CompileError> + '_ {
+    findings.into_iter().map(move |finding| CompileError {
+        field: field.to_owned(),
+        position: finding.position,
+        reason: finding.reason,
+    })
+}
+
 fn invalid(field: &str, reason: &str) -> CompileError {
     CompileError {
         field: field.to_owned(),
@@ -112,20 +145,8 @@ fn invalid(field: &str, reason: &str) -> CompileError {
 impl CompiledTrigger {
     /// Compiles the trigger's expressions and templates with the given limits.
     pub fn build(trigger: Arc<Trigger>, limits: &Limits) -> Result<Self, CompileError> {
-        if trigger.actions.is_empty() {
-            return Err(invalid("actions", "a trigger needs at least one action"));
-        }
-        if trigger.when.sources.is_empty() {
-            return Err(invalid(
-                "when.sources",
-                "a trigger needs at least one source",
-            ));
-        }
-        if trigger.when.event_type.is_some() == trigger.when.event_types.is_empty() {
-            return Err(invalid(
-                "when.event_types",
-                "set when.event_type (how to read an event's type) and when.event_types (the types to fire on) together",
-            ));
+        if let Some(error) = structure(&trigger).into_iter().next() {
+            return Err(error);
         }
         let mut env = template::environment(limits);
         let mut maps = BTreeMap::new();
@@ -159,6 +180,48 @@ impl CompiledTrigger {
             maps,
             max_rendered_bytes: limits.max_rendered_bytes,
         })
+    }
+
+    /// Everything that would make `trigger` fail, for validation: what [`Self::build`] refuses,
+    /// in every field rather than the first, and what the static checks find in each
+    /// ([`template::check`]: unknown filters, tests and functions, bodies that can never be JSON).
+    /// The processor only builds: a trigger saved before a check existed still runs.
+    pub fn check(trigger: &Trigger, limits: &Limits) -> Vec<CompileError> {
+        let mut errors = structure(trigger);
+        let mut env = template::environment(limits);
+        let mut templates = Vec::new();
+        for (index, action) in trigger.actions.iter().enumerate() {
+            let field = format!("actions[{index}].body");
+            templates.push((body_name(index), field, action.body.as_str(), true));
+            for (header, value) in &action.headers {
+                let name = header_name(index, header);
+                templates.push((name.clone(), name, value.as_str(), false));
+            }
+            if let Some(url) = &action.url {
+                templates.push((url_name(index), url_name(index), url.as_str(), false));
+            }
+        }
+        for (name, field, source, json) in templates {
+            match template::add_template(&mut env, name, source) {
+                Err(error) => errors.push(compile_error(&field, source, &error)),
+                Ok(_) => errors.extend(findings(
+                    &field,
+                    template::check::template(&env, source, json),
+                )),
+            }
+        }
+        let expressions = [
+            ("when.event_type", trigger.when.event_type.as_deref()),
+            ("if", trigger.condition.as_deref()),
+        ];
+        for (field, source) in expressions {
+            let Some(source) = source else { continue };
+            match template::compile_expression(&env, source) {
+                Err(error) => errors.push(compile_error(field, source, &error)),
+                Ok(_) => errors.extend(findings(field, template::check::expression(&env, source))),
+            }
+        }
+        errors
     }
 
     /// The trigger as written.

@@ -405,6 +405,26 @@ async fn invalid_resources_are_refused_naming_the_field() {
         .as_str()
         .unwrap();
     assert!(message.contains("line 1"), "{message}");
+    // What would fail on every event is refused too, in every field at once.
+    let failing = app
+        .admin(
+            "PATCH",
+            "/api/v1/triggers/signups",
+            Some(json!({"if": "payload.x is nosuch", "actions": [
+                {"destination": "crm", "body": "{\"n\": {{ payload.n|nosuch }}"}]})),
+        )
+        .await;
+    assert_eq!(
+        failing.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        failing.body
+    );
+    assert_eq!(failing.problem_fields(), ["actions[0].body", "if"]);
+    let message = failing.body["error"]["problems"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("unknown filter `nosuch`"), "{message}");
 
     for (path, body, field) in [
         (
@@ -807,6 +827,29 @@ async fn preview_errors_name_the_field_line_and_column() {
     assert_eq!(problem["resource"], "trigger/draft");
     assert_eq!(problem["field"], "actions[0].body");
     assert_eq!(problem["line"], 2);
+    // So is one that would fail on every event, even where this sample would not reach it.
+    let unknown = app
+        .admin(
+            "POST",
+            "/api/v1/triggers/preview",
+            Some(with_body("{% if false %}{{ 1|nosuch }}{% endif %}{}")),
+        )
+        .await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unknown.body
+    );
+    let problem = &unknown.body["error"]["problems"][0];
+    assert_eq!(problem["field"], "actions[0].body");
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown filter `nosuch`"),
+        "{problem}"
+    );
     let typo = app
         .admin(
             "POST",
