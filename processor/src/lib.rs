@@ -4,6 +4,7 @@
 //! - [`template`]: the minijinja environment, its filters and its safety limits.
 //! - [`context`]: the variables templates see.
 //! - [`trigger`]: a trigger compiled once: its condition and templates.
+//! - [`evaluate`]: what one trigger does with one event, for the pipeline and every preview.
 //! - [`rules`]: the compiled triggers of a resource snapshot, indexed by source.
 //! - [`event`]: reading an event's metadata from its record headers.
 //! - [`job`]: building delivery jobs with deterministic ids.
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod evaluate;
 pub mod event;
 pub mod job;
 pub mod metrics;

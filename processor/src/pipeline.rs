@@ -30,10 +30,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::evaluate::{self, ActionResult, Outcome};
 use crate::metrics::Metrics;
 use crate::rules::Rules;
-use crate::trigger::Match;
-use crate::{Config, Error, context, event, job};
+use crate::{Config, Error, context, event};
 
 mod exactly_once;
 
@@ -273,7 +273,14 @@ impl State<'_> {
         let now = hookline_runtime::time::now_rfc3339();
         for compiled in triggers {
             let trigger = compiled.trigger();
-            let variables = context::for_trigger(&payload, &event, trigger, &now);
+            let outcome = evaluate::trigger(
+                compiled,
+                |id| self.rules.destination(id).map(AsRef::as_ref),
+                &payload,
+                &event,
+                metadata,
+                &now,
+            );
             let mut result = TriggerMatch {
                 trigger_id: trigger.id.clone(),
                 result: TriggerResult::Fired,
@@ -281,19 +288,24 @@ impl State<'_> {
                 skipped: Vec::new(),
                 error: None,
             };
-            match compiled.matches(&variables) {
-                Ok(Match::Fired) => self.processor.metrics.matches.inc(),
-                Ok(Match::OtherEventType(_)) => {
+            let actions = match outcome {
+                Outcome::Fired(actions) => {
+                    self.processor.metrics.matches.inc();
+                    actions
+                }
+                // The rules index triggers by source, so this one looks at it.
+                Outcome::OtherSource => continue,
+                Outcome::OtherEventType(_) => {
                     result.result = TriggerResult::OtherEventType;
                     record.triggers.push(result);
                     continue;
                 }
-                Ok(Match::ConditionFalse) => {
+                Outcome::ConditionFalse => {
                     result.result = TriggerResult::ConditionFalse;
                     record.triggers.push(result);
                     continue;
                 }
-                Err(error) => {
+                Outcome::Failed(error) => {
                     let reason = format!("trigger {}: {error}", trigger.id);
                     result.result = TriggerResult::Error;
                     result.error = Some(short(&reason));
@@ -307,35 +319,30 @@ impl State<'_> {
                     self.dead_letter(dead, pending);
                     continue;
                 }
-            }
-            for (index, action) in trigger.actions.iter().enumerate() {
+            };
+            for action in actions {
+                let index = action.index;
                 let skip = |reason| SkippedAction {
                     action: u32::try_from(index).unwrap_or(u32::MAX),
-                    destination_id: action.destination.clone(),
+                    destination_id: action.destination_id.clone(),
                     reason,
                 };
-                let Some(destination) = self.rules.destination(&action.destination) else {
-                    self.processor
-                        .metrics
-                        .skipped
-                        .with_label_values(&["destination_missing"])
-                        .inc();
-                    result.skipped.push(skip(SkipReason::DestinationMissing));
-                    continue;
-                };
-                if !destination.enabled {
-                    self.processor
-                        .metrics
-                        .skipped
-                        .with_label_values(&["destination_disabled"])
-                        .inc();
-                    result.skipped.push(skip(SkipReason::DestinationDisabled));
-                    continue;
-                }
-                match compiled.render(index, &variables) {
-                    Ok(rendered) => {
-                        let job =
-                            job::first_attempt(metadata, &trigger.id, index, destination, rendered);
+                match action.result {
+                    ActionResult::Skipped(reason) => {
+                        let label = match reason {
+                            SkipReason::DestinationMissing => "destination_missing",
+                            SkipReason::DestinationDisabled => "destination_disabled",
+                            SkipReason::RenderFailed => "render_failed",
+                            SkipReason::TooLarge => "too_large",
+                        };
+                        self.processor
+                            .metrics
+                            .skipped
+                            .with_label_values(&[label])
+                            .inc();
+                        result.skipped.push(skip(reason));
+                    }
+                    ActionResult::Job(job) => {
                         let payload = serde_json::to_vec(&job).unwrap_or_default();
                         let topic = &self.processor.deliveries_topic;
                         match self.produce(topic, job.destination_id.as_str(), payload, pending) {
@@ -364,7 +371,7 @@ impl State<'_> {
                             }
                         }
                     }
-                    Err(error) => {
+                    ActionResult::Failed(error) => {
                         let reason = format!("trigger {}: {error}", trigger.id);
                         warn!(trigger = %trigger.id, event_id = %metadata.event_id, %error, "Render failed; event dead-lettered.");
                         result.skipped.push(skip(SkipReason::RenderFailed));

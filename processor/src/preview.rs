@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hookline_runtime::resources::ResourceSet;
-use hookline_schemas::{EventMetadata, ResourceId, SCHEMA_VERSION, Trigger};
+use hookline_schemas::{EventMetadata, ResourceId, SCHEMA_VERSION, SkipReason, Trigger};
 use serde::Serialize;
 
+use crate::context;
+use crate::evaluate::{self, ActionResult, Outcome};
 use crate::template::Limits;
-use crate::trigger::{CompileError, CompiledTrigger, Match, RenderError};
-use crate::{context, job};
+use crate::trigger::{CompileError, CompiledTrigger, RenderError};
 
 /// A sample event.
 #[derive(Clone, Debug)]
@@ -89,12 +90,6 @@ pub fn preview(
         requests: Vec::new(),
         skipped: Vec::new(),
     };
-    if !trigger.when.sources.contains(&sample.source) {
-        return Ok(not_matched(format!(
-            "the trigger does not look at source {:?}",
-            sample.source.as_str()
-        )));
-    }
     let payload = context::payload(&sample.body)
         .map_err(|error| PreviewError::InvalidJson(error.to_string()))?;
     let metadata = EventMetadata {
@@ -110,44 +105,60 @@ pub fn preview(
             .collect(),
     };
     let event = context::event(&metadata);
-    let variables = context::for_trigger(&payload, &event, trigger, &metadata.received_at);
-    match compiled.matches(&variables)? {
-        Match::Fired => {}
-        Match::OtherEventType(kind) => {
+    let outcome = evaluate::trigger(
+        &compiled,
+        |id| resources.destinations.get(id).map(AsRef::as_ref),
+        &payload,
+        &event,
+        &metadata,
+        &metadata.received_at,
+    );
+    let actions = match outcome {
+        Outcome::Fired(actions) => actions,
+        Outcome::OtherSource => {
+            return Ok(not_matched(format!(
+                "the trigger does not look at source {:?}",
+                sample.source.as_str()
+            )));
+        }
+        Outcome::OtherEventType(kind) => {
             return Ok(not_matched(format!(
                 "event type {kind:?} is not in when.event_types"
             )));
         }
-        Match::ConditionFalse => return Ok(not_matched("the `if` condition is false".to_owned())),
-    }
+        Outcome::ConditionFalse => {
+            return Ok(not_matched("the `if` condition is false".to_owned()));
+        }
+        Outcome::Failed(error) => return Err(error.into()),
+    };
     let mut preview = Preview {
         matched: true,
         reason: None,
         requests: Vec::new(),
         skipped: Vec::new(),
     };
-    for (index, action) in trigger.actions.iter().enumerate() {
-        let rendered = compiled.render(index, &variables)?;
-        match resources.destinations.get(&action.destination) {
-            Some(destination) if destination.enabled => {
-                let job = job::first_attempt(&metadata, &trigger.id, index, destination, rendered);
-                preview.requests.push(PreviewRequest {
-                    action: index,
-                    destination: job.destination_id.to_string(),
-                    method: job.method,
-                    url: job.url,
-                    headers: job.headers,
-                    body: job.body,
-                });
+    for action in actions {
+        let index = action.index;
+        match action.result {
+            ActionResult::Job(job) => preview.requests.push(PreviewRequest {
+                action: index,
+                destination: job.destination_id.to_string(),
+                method: job.method,
+                url: job.url,
+                headers: job.headers,
+                body: job.body,
+            }),
+            ActionResult::Skipped(SkipReason::DestinationDisabled) => {
+                preview.skipped.push(format!(
+                    "actions[{index}]: destination {} is disabled",
+                    action.destination_id
+                ))
             }
-            Some(_) => preview.skipped.push(format!(
-                "actions[{index}]: destination {} is disabled",
-                action.destination
-            )),
-            None => preview.skipped.push(format!(
+            ActionResult::Skipped(_) => preview.skipped.push(format!(
                 "actions[{index}]: destination {} does not exist",
-                action.destination
+                action.destination_id
             )),
+            ActionResult::Failed(error) => return Err(error.into()),
         }
     }
     Ok(preview)
