@@ -328,38 +328,46 @@ fn headers(headers: &[String]) -> anyhow::Result<Value> {
     Ok(Value::Object(object))
 }
 
-/// Columns of a list: the header, and the fields that fill it (the first one present).
+/// Columns of a list: the header, and where in each item its value is (JSON pointers; the first
+/// one present).
 type Columns = &'static [(&'static str, &'static [&'static str])];
 
 /// The columns of a source's events and refused requests.
 const EVENT_COLUMNS: Columns = &[
-    ("AT", &["received_at", "at"]),
-    ("EVENT / REQUEST", &["event_id", "request_id"]),
-    ("KIND", &["kind"]),
-    ("MATCH", &["match_outcome"]),
-    ("FROM", &["client"]),
-    ("REFUSED", &["status"]),
-    ("WHY", &["message"]),
+    ("AT", &["/received_at", "/at"]),
+    ("EVENT / REQUEST", &["/event_id", "/request_id"]),
+    ("KIND", &["/kind"]),
+    ("MATCH", &["/match_outcome"]),
+    ("FROM", &["/client"]),
+    ("REFUSED", &["/status"]),
+    ("WHY", &["/message"]),
 ];
 
 /// The columns of attempts.
 const ATTEMPT_COLUMNS: Columns = &[
-    ("STARTED", &["started_at"]),
-    ("DELIVERY", &["delivery_id"]),
-    ("ATTEMPT", &["attempt"]),
-    ("OUTCOME", &["outcome"]),
-    ("STATUS", &["status"]),
-    ("SECONDS", &["latency_seconds"]),
-    ("ERROR", &["error"]),
+    ("STARTED", &["/started_at"]),
+    ("DELIVERY", &["/delivery_id"]),
+    ("ATTEMPT", &["/attempt"]),
+    ("OUTCOME", &["/outcome"]),
+    ("STATUS", &["/status"]),
+    ("SECONDS", &["/latency_seconds"]),
+    ("ERROR", &["/error"]),
 ];
 
-/// The columns of dead letters.
+/// The columns of dead letters: what died (a job names its delivery, event and destination; an
+/// event its id) and why.
 const DEAD_COLUMNS: Columns = &[
-    ("DEAD AT", &["dead_at"]),
-    ("ID", &["id"]),
-    ("REASON", &["reason"]),
-    ("ATTEMPTS", &["attempts"]),
-    ("ERROR", &["error"]),
+    ("DEAD AT", &["/dead_at"]),
+    ("ID", &["/id"]),
+    ("DELIVERY", &["/payload/job/delivery_id"]),
+    (
+        "EVENT",
+        &["/payload/job/event_id", "/payload/metadata/event_id"],
+    ),
+    ("DESTINATION", &["/payload/job/destination_id"]),
+    ("REASON", &["/reason"]),
+    ("ATTEMPTS", &["/attempts"]),
+    ("ERROR", &["/error"]),
 ];
 
 fn print_page(page: &Value, columns: Columns, what: &str) {
@@ -370,22 +378,25 @@ fn print_page(page: &Value, columns: Columns, what: &str) {
     }
     output::rows(
         columns.iter().map(|(header, _)| *header),
-        items.iter().map(|item| {
-            columns
-                .iter()
-                .map(|(_, fields)| {
-                    let value = fields
-                        .iter()
-                        .map(|field| &item[*field])
-                        .find(|v| !v.is_null());
-                    value.map(output::cell).unwrap_or_default()
-                })
-                .collect()
-        }),
+        items.iter().map(|item| page_row(item, columns)),
     );
     if page["next_cursor"].is_string() {
         println!("(more: raise --limit, or narrow --since/--until)");
     }
+}
+
+fn page_row(item: &Value, columns: Columns) -> Vec<String> {
+    columns
+        .iter()
+        .map(|(_, pointers)| {
+            pointers
+                .iter()
+                .filter_map(|pointer| item.pointer(pointer))
+                .find(|value| !value.is_null())
+                .map(output::cell)
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 fn print_journey(journey: &Value) {
@@ -404,47 +415,150 @@ fn print_journey(journey: &Value) {
         .into_iter()
         .map(|(field, value)| vec![field.to_owned(), output::cell(value)]),
     );
+    for replayed in journey["replays"].as_array().map_or(&[][..], Vec::as_slice) {
+        println!("Replayed at {}.", output::cell(replayed));
+    }
+    let triggers = trigger_rows(journey);
+    if triggers.is_empty() {
+        println!("No trigger looked at this event (yet).");
+    } else {
+        output::rows(
+            [
+                "TRIGGER",
+                "ACTION",
+                "DESTINATION",
+                "RESULT",
+                "DELIVERY",
+                "DETAIL",
+            ],
+            triggers,
+        );
+    }
+    let attempts = attempt_rows(journey);
+    if !attempts.is_empty() {
+        output::rows(
+            [
+                "DELIVERY", "ATTEMPT", "STARTED", "OUTCOME", "HTTP", "MS", "ANSWER", "ERROR",
+            ],
+            attempts,
+        );
+    }
+}
+
+/// One row per trigger that did not fire (and why), and per action of those that did: delivered
+/// (with the delivery's state) or skipped, and why.
+fn trigger_rows(journey: &Value) -> Vec<Vec<String>> {
     let deliveries = journey["deliveries"]
         .as_array()
         .map_or(&[][..], Vec::as_slice);
-    if deliveries.is_empty() {
-        println!("No deliveries.");
-        return;
-    }
-    let rows = deliveries.iter().flat_map(|delivery| {
-        let attempts = delivery["attempts"]
-            .as_array()
-            .map_or(&[][..], Vec::as_slice);
-        let head = vec![
-            output::cell(&delivery["delivery_id"]),
-            output::cell(&delivery["destination_id"]),
-            output::cell(&delivery["status"]),
-            String::new(),
-            String::new(),
-            String::new(),
-        ];
-        std::iter::once(head).chain(attempts.iter().map(|attempt| {
-            vec![
+    let state_of = |delivery_id: &Value| {
+        deliveries
+            .iter()
+            .find(|delivery| &delivery["delivery_id"] == delivery_id)
+            .map_or_else(
+                || "pending".to_owned(),
+                |delivery| output::cell(&delivery["status"]),
+            )
+    };
+    let mut rows = Vec::new();
+    for trigger in journey["match"]["triggers"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+    {
+        let id = output::cell(&trigger["trigger_id"]);
+        let error = output::cell(&trigger["error"]);
+        let not_fired = match trigger["result"].as_str() {
+            Some("fired") => None,
+            Some("other_event_type") => Some((
+                "no_match",
+                "the event type is not in when.event_types".to_owned(),
+            )),
+            Some("condition_false") => Some(("condition_false", String::new())),
+            _ => Some(("render_failed", error.clone())),
+        };
+        if let Some((result, detail)) = not_fired {
+            rows.push(vec![
+                id,
                 String::new(),
-                format!("attempt {}", output::cell(&attempt["attempt"])),
-                output::cell(&attempt["outcome"]),
-                output::cell(&attempt["status"]),
-                output::cell(&attempt["latency_seconds"]),
-                output::cell(&attempt["response_body"]) + &output::cell(&attempt["error"]),
-            ]
-        }))
-    });
-    output::rows(
-        [
-            "DELIVERY",
-            "DESTINATION",
-            "STATUS",
-            "HTTP",
-            "SECONDS",
-            "ANSWER",
-        ],
-        rows,
-    );
+                String::new(),
+                result.to_owned(),
+                String::new(),
+                detail,
+            ]);
+            continue;
+        }
+        let mut actions: Vec<(u64, Vec<String>)> = Vec::new();
+        for produced in trigger["deliveries"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice)
+        {
+            actions.push((
+                produced["action"].as_u64().unwrap_or_default(),
+                vec![
+                    output::cell(&produced["destination_id"]),
+                    state_of(&produced["delivery_id"]),
+                    output::cell(&produced["delivery_id"]),
+                    String::new(),
+                ],
+            ));
+        }
+        for skipped in trigger["skipped"].as_array().map_or(&[][..], Vec::as_slice) {
+            let reason = output::cell(&skipped["reason"]);
+            let detail = if matches!(reason.as_str(), "render_failed" | "too_large") {
+                error.clone()
+            } else {
+                String::new()
+            };
+            actions.push((
+                skipped["action"].as_u64().unwrap_or_default(),
+                vec![
+                    output::cell(&skipped["destination_id"]),
+                    reason,
+                    String::new(),
+                    detail,
+                ],
+            ));
+        }
+        actions.sort_by_key(|(action, _)| *action);
+        for (action, cells) in actions {
+            let mut row = vec![id.clone(), action.to_string()];
+            row.extend(cells);
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+/// One row per attempt of each delivery: the receiver's answer and our error apart, the duration
+/// in milliseconds.
+fn attempt_rows(journey: &Value) -> Vec<Vec<String>> {
+    let deliveries = journey["deliveries"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    deliveries
+        .iter()
+        .flat_map(|delivery| {
+            let attempts = delivery["attempts"]
+                .as_array()
+                .map_or(&[][..], Vec::as_slice);
+            attempts.iter().map(|attempt| {
+                let ms = attempt["latency_seconds"]
+                    .as_f64()
+                    .map(|seconds| format!("{:.0}", seconds * 1000.0))
+                    .unwrap_or_default();
+                vec![
+                    output::cell(&delivery["delivery_id"]),
+                    output::cell(&attempt["attempt"]),
+                    output::cell(&attempt["started_at"]),
+                    output::cell(&attempt["outcome"]),
+                    output::cell(&attempt["status"]),
+                    ms,
+                    output::cell(&attempt["response_body"]),
+                    output::cell(&attempt["error"]),
+                ]
+            })
+        })
+        .collect()
 }
 
 fn print_replay(result: &Value) {
@@ -509,6 +623,73 @@ mod tests {
         assert_eq!(
             filtered.request(),
             json!({"destination": "crm", "since": "2026-11-23T10:00:00Z"})
+        );
+    }
+
+    #[test]
+    fn the_journey_shows_every_trigger_and_action_and_each_attempt() {
+        let journey = json!({
+            "event_id": "evt_1",
+            "match": {"outcome": "partial", "triggers": [
+                {"trigger_id": "a", "result": "fired", "error": "trigger a: actions[1].body: undefined value (line 2, column 3)",
+                 "deliveries": [{"delivery_id": "msg_1", "action": 0, "destination_id": "crm"}],
+                 "skipped": [{"action": 2, "destination_id": "off", "reason": "destination_disabled"},
+                             {"action": 1, "destination_id": "crm", "reason": "render_failed"}]},
+                {"trigger_id": "b", "result": "condition_false", "deliveries": [], "skipped": []},
+                {"trigger_id": "c", "result": "other_event_type", "deliveries": [], "skipped": []},
+            ]},
+            "deliveries": [{"delivery_id": "msg_1", "status": "delivered", "attempts": [
+                {"attempt": 1, "started_at": "t1", "outcome": "failed", "status": 503, "latency_seconds": 0.0126, "response_body": "busy", "error": null},
+                {"attempt": 2, "started_at": "t2", "outcome": "delivered", "status": 200, "latency_seconds": 0.004, "response_body": "ok", "error": null},
+            ]}],
+        });
+        let row = |cells: &[&str]| cells.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            trigger_rows(&journey),
+            [
+                row(&["a", "0", "crm", "delivered", "msg_1", ""]),
+                row(&[
+                    "a",
+                    "1",
+                    "crm",
+                    "render_failed",
+                    "",
+                    "trigger a: actions[1].body: undefined value (line 2, column 3)"
+                ]),
+                row(&["a", "2", "off", "destination_disabled", "", ""]),
+                row(&["b", "", "", "condition_false", "", ""]),
+                row(&[
+                    "c",
+                    "",
+                    "",
+                    "no_match",
+                    "",
+                    "the event type is not in when.event_types"
+                ]),
+            ]
+        );
+        assert_eq!(
+            attempt_rows(&journey),
+            [
+                row(&["msg_1", "1", "t1", "failed", "503", "13", "busy", ""]),
+                row(&["msg_1", "2", "t2", "delivered", "200", "4", "ok", ""]),
+            ]
+        );
+    }
+
+    #[test]
+    fn dead_letters_show_what_died() {
+        let job = json!({"id": "3-14", "reason": "exhausted", "attempts": 5, "payload": {"kind": "job",
+            "job": {"delivery_id": "msg_1", "event_id": "evt_1", "destination_id": "crm"}}});
+        let event = json!({"id": "3-15", "reason": "render_failed", "payload": {"kind": "event",
+            "metadata": {"event_id": "evt_2"}, "body": "{}"}});
+        assert_eq!(
+            page_row(&job, DEAD_COLUMNS)[1..6],
+            ["3-14", "msg_1", "evt_1", "crm", "exhausted"]
+        );
+        assert_eq!(
+            page_row(&event, DEAD_COLUMNS)[1..6],
+            ["3-15", "", "evt_2", "", "render_failed"]
         );
     }
 
