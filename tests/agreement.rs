@@ -235,6 +235,7 @@ async fn preview_and_pipeline_agree_on_every_trigger_and_request() {
                             SkipReason::DestinationMissing => "skipped: destination_missing",
                             SkipReason::RenderFailed => "failed",
                             SkipReason::TooLarge => "too large",
+                            SkipReason::AlreadyDelivered => "already delivered",
                         };
                         actions.insert(skipped.action, did.to_owned());
                     }

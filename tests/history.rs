@@ -227,6 +227,26 @@ async fn dead_letters_are_listed_and_replayed_with_the_same_delivery_id() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{fixed}");
+    // A dry run lists the job as it would go, and sends nothing.
+    let (status, dry) = api
+        .call(
+            Method::POST,
+            "/api/v1/dead-letters/replay",
+            Some(json!({"destination": "crm", "since": "2020-01-01T00:00:00Z", "dry_run": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    let planned = &dry["would_send"][0];
+    assert_eq!(
+        (&planned["delivery_id"], &planned["url"], &planned["result"]),
+        (
+            &letter["payload"]["job"]["delivery_id"],
+            &json!(receiver.url("/hooks/crm")),
+            &json!("send")
+        ),
+        "{dry}"
+    );
+    assert_eq!(receiver.received().len(), 1, "nothing sent by the dry run");
     let (status, replayed) = api
         .call(
             Method::POST,
@@ -319,7 +339,29 @@ async fn an_event_that_failed_a_template_is_replayed_after_the_trigger_is_fixed(
     .await;
     assert_eq!(got.json(), json!({"seq": 7}));
 
-    // Replaying the event itself re-runs the triggers: the same delivery id comes again.
+    // Replaying the event again sends nothing: its one delivery succeeded. A dry run says so
+    // first, and sends nothing either.
+    let journey = api
+        .get_until(&format!("/api/v1/events/{id}"), |body| {
+            body["deliveries"][0]["status"] == "delivered"
+        })
+        .await;
+    let delivery_id = journey["deliveries"][0]["delivery_id"].clone();
+    let (status, dry) = api
+        .call(
+            Method::POST,
+            "/api/v1/events/replay",
+            Some(json!({"ids": [id], "dry_run": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        dry["would_send"],
+        json!([{"id": id, "event_id": id, "trigger_id": "signups", "action": 0,
+                "destination_id": "crm", "result": "already_delivered"}]),
+        "{dry}"
+    );
     let (status, again) = api
         .call(
             Method::POST,
@@ -328,15 +370,51 @@ async fn an_event_that_failed_a_template_is_replayed_after_the_trigger_is_fixed(
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{again}");
-    assert_eq!(again["replayed_events"], 1);
+    assert_eq!(
+        (
+            again["replayed_events"].clone(),
+            again["already_delivered"].clone()
+        ),
+        (json!(1), json!(1)),
+        "{again}"
+    );
+    let journey = api
+        .get_until(&format!("/api/v1/events/{id}"), |body| {
+            body["replays"].as_array().unwrap().len() == 2
+                && body["match"]["triggers"][0]["skipped"][0]["reason"] == "already_delivered"
+        })
+        .await;
+    assert!(
+        journey["replays"][1]["by"]
+            .as_str()
+            .is_some_and(|by| by.starts_with("token:")),
+        "{journey}"
+    );
+
+    // Asked for everything, the replay sends it again, under the same delivery id.
+    let (status, all) = api
+        .call(
+            Method::POST,
+            "/api/v1/events/replay",
+            Some(json!({"ids": [id], "all": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["already_delivered"], 0);
     let second = eventually("the second delivery", || async {
         receiver.received().get(1).cloned()
     })
     .await;
     assert_eq!(second.headers["webhook-id"], got.headers["webhook-id"]);
+    assert_eq!(second.headers["webhook-id"], delivery_id.as_str().unwrap());
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "the dry run and the plain replay sent nothing"
+    );
     let journey = api
         .get_until(&format!("/api/v1/events/{id}"), |body| {
-            body["replays"].as_array().unwrap().len() == 2
+            body["replays"].as_array().unwrap().len() == 3
         })
         .await;
     assert_eq!(journey["replayed_at"], Value::Null, "the original is shown");
@@ -346,7 +424,7 @@ async fn an_event_that_failed_a_template_is_replayed_after_the_trigger_is_fixed(
         .iter()
         .filter(|item| item["event_id"] == id.as_str() && item["replayed_at"].is_string())
         .count();
-    assert_eq!(replays, 2, "{log}");
+    assert_eq!(replays, 3, "{log}");
     pipeline.stop().await.unwrap();
 }
 

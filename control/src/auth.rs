@@ -75,6 +75,16 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// Who made a request, as a replay records it: `token:` and the first eight hex digits of the
+/// SHA-256 of the bearer token (`printf %s "$TOKEN" | sha256sum | cut -c1-8`), so a record
+/// names the token without holding it.
+pub fn fingerprint(headers: &HeaderMap) -> String {
+    match bearer(headers) {
+        Some(token) => format!("token:{}", &hex::encode(digest(token))[..8]),
+        None => "anonymous".to_owned(),
+    }
+}
+
 /// The credentials of `Authorization: Bearer <token>` (the scheme is case-insensitive).
 fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
     let value = headers.get(header::AUTHORIZATION)?.as_bytes();

@@ -118,7 +118,7 @@ pub fn journey(id: &str, records: &[Stored]) -> Value {
                 if !doc["replayed_at"].is_null() {
                     // A replay repeats the original; the journey shows the original, and when it
                     // was replayed. (Its match record and attempts are among the others.)
-                    replays.push(doc["replayed_at"].clone());
+                    replays.push(json!({"at": doc["replayed_at"], "by": doc["replayed_by"]}));
                     if event.get("source").is_some() {
                         continue;
                     }

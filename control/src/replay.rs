@@ -10,8 +10,17 @@
 //!   writes the stored events back to the events topic with their original id, source, time and
 //!   headers: every trigger sees them again, and the deliveries get the same ids as before.
 //!
-//! Both answer with what was sent and what was skipped, and why. At most
-//! `--control-max-replay` records go per request, oldest first; `truncated` says more matched.
+//! A replayed event carries the ids of its deliveries that already succeeded, and the processor
+//! does not produce them again: a replay re-runs only what did not deliver (and triggers added
+//! since), unless `"all": true` asks for everything. It also says when and by which token it was
+//! replayed, which the event's journey shows.
+//!
+//! Both answer with what was sent and what was skipped, and why; `"dry_run": true` lists exactly
+//! what would be sent (each job, or each trigger action of each event, as the processor would
+//! evaluate it now) and sends nothing. At most `--control-max-replay` records go per request,
+//! oldest first; `truncated` says more matched.
+
+mod plan;
 
 use std::collections::BTreeSet;
 
@@ -28,6 +37,7 @@ use serde_json::{Value, json};
 use crate::api::ApiState;
 use crate::error::ApiError;
 use crate::history::{dead_letter_id, store_failed};
+use crate::send::{Replay, StoredEvent};
 use crate::store::page::Window;
 use crate::store::query::{self, Filter, Stored};
 use crate::store::{RecordKind, StoreError};
@@ -49,15 +59,26 @@ pub struct ReplayRequest {
     pub since: Option<String>,
     /// Only records before this time (RFC 3339).
     pub until: Option<String>,
+    /// Replay every delivery of an event, the successful ones too.
+    #[serde(default)]
+    pub all: bool,
+    /// List what would be sent, and send nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
-/// What a replay did.
+/// What a replay did, or would do.
 #[derive(Debug, Default)]
 struct Outcome {
+    dry_run: bool,
     jobs: usize,
     events: usize,
+    /// Deliveries of the replayed events that had succeeded and are not sent again.
+    already_delivered: usize,
     skipped: Vec<Value>,
     truncated: bool,
+    /// With `dry_run`: what would be sent.
+    plan: Vec<Value>,
 }
 
 impl Outcome {
@@ -66,13 +87,18 @@ impl Outcome {
     }
 
     fn into_response(self) -> Response {
-        Json(json!({
+        let mut answer = json!({
+            "dry_run": self.dry_run,
             "replayed_jobs": self.jobs,
             "replayed_events": self.events,
+            "already_delivered": self.already_delivered,
             "skipped": self.skipped,
             "truncated": self.truncated,
-        }))
-        .into_response()
+        });
+        if self.dry_run {
+            answer["would_send"] = self.plan.into();
+        }
+        Json(answer).into_response()
     }
 }
 
@@ -134,7 +160,10 @@ pub async fn dead_letters(
 ) -> Result<Response, ApiError> {
     let request = read(&headers, body, state.max_body_bytes)?;
     let max = state.history.max_replay;
-    let mut outcome = Outcome::default();
+    let mut outcome = Outcome {
+        dry_run: request.dry_run,
+        ..Outcome::default()
+    };
     let letters = if request.ids.is_empty() {
         let filter = Filter {
             kinds: vec![RecordKind::Dead],
@@ -225,12 +254,17 @@ pub async fn dead_letters(
             }
         }
     }
-    let sender = &state.history.sender;
-    futures::future::try_join_all(jobs.iter().map(|job| sender.job(job)))
-        .await
-        .map_err(|error| ApiError::Unavailable(Some(error)))?;
     outcome.jobs = jobs.len();
-    replay_events(&state, events, &mut outcome).await?;
+    if request.dry_run {
+        outcome.plan.extend(jobs.iter().map(plan::job));
+    } else {
+        let sender = &state.history.sender;
+        futures::future::try_join_all(jobs.iter().map(|job| sender.job(job)))
+            .await
+            .map_err(|error| ApiError::Unavailable(Some(error)))?;
+    }
+    let by = crate::auth::fingerprint(&headers);
+    replay_events(&state, events, &request, &by, &mut outcome).await?;
     Ok(outcome.into_response())
 }
 
@@ -247,7 +281,10 @@ pub async fn events(
         ));
     }
     let max = state.history.max_replay;
-    let mut outcome = Outcome::default();
+    let mut outcome = Outcome {
+        dry_run: request.dry_run,
+        ..Outcome::default()
+    };
     let ids: Vec<String> = if request.ids.is_empty() {
         let filter = Filter {
             kinds: vec![RecordKind::Event],
@@ -265,7 +302,8 @@ pub async fn events(
         request.ids.iter().take(max).cloned().collect()
     };
     let ids = ids.into_iter().map(|id| (id.clone(), id)).collect();
-    replay_events(&state, ids, &mut outcome).await?;
+    let by = crate::auth::fingerprint(&headers);
+    replay_events(&state, ids, &request, &by, &mut outcome).await?;
     Ok(outcome.into_response())
 }
 
@@ -281,12 +319,15 @@ fn refresh(job: &mut DeliveryJob, destination: &Destination, url_overridden: boo
     }
 }
 
-/// Writes the stored events back to the events topic, all at once. `events` pairs the id a
-/// skip is reported under (a dead letter's, or the event's own) with the event id; events the
-/// store does not hold are skipped.
+/// Writes the stored events back to the events topic, all at once, each with the ids of its
+/// deliveries that already succeeded (none with `all`), or with `dry_run` lists what the
+/// processor would make of each now. `events` pairs the id a skip is reported under (a dead
+/// letter's, or the event's own) with the event id; events the store does not hold are skipped.
 async fn replay_events(
     state: &ApiState,
     events: Vec<(String, String)>,
+    request: &ReplayRequest,
+    by: &str,
     outcome: &mut Outcome,
 ) -> Result<(), ApiError> {
     let event_ids: Vec<String> = events.iter().map(|(_, event)| event.clone()).collect();
@@ -297,41 +338,79 @@ async fn replay_events(
         .run(move |connection| {
             event_ids
                 .iter()
-                .map(|id| query::event(connection, id))
+                .map(|id| Ok((query::event(connection, id)?, delivered(connection, id)?)))
                 .collect::<Result<Vec<_>, StoreError>>()
         })
         .await
         .map_err(store_failed)?;
     let mut sends = Vec::new();
-    for ((id, _), stored) in events.into_iter().zip(stored) {
+    for ((id, _), (stored, delivered)) in events.into_iter().zip(stored) {
         match stored.as_ref().and_then(readable) {
-            Some(event) => sends.push(event),
+            Some(event) => {
+                let delivered = if request.all {
+                    BTreeSet::new()
+                } else {
+                    delivered
+                };
+                outcome.already_delivered += delivered.len();
+                sends.push((id, event, delivered));
+            }
             None => outcome.skip(&id, "event_not_stored"),
         }
     }
+    outcome.events += sends.len();
+    if request.dry_run {
+        let mut planner = plan::Planner::new(state.store.snapshot());
+        for (id, event, delivered) in &sends {
+            outcome.plan.extend(planner.event(id, event, delivered));
+        }
+        return Ok(());
+    }
+    let at = hookline_runtime::time::now_rfc3339();
     let sender = &state.history.sender;
-    futures::future::try_join_all(
-        sends
-            .iter()
-            .map(|(metadata, client, payload)| sender.event(metadata, client.as_deref(), payload)),
-    )
+    futures::future::try_join_all(sends.iter().map(|(_, event, delivered)| {
+        let replay = Replay {
+            at: &at,
+            by,
+            delivered,
+        };
+        async move { sender.event(event, &replay).await }
+    }))
     .await
     .map_err(|error| ApiError::Unavailable(Some(error)))?;
-    outcome.events += sends.len();
     Ok(())
 }
 
+/// The ids of an event's deliveries that succeeded, from its stored attempts.
+fn delivered(
+    connection: &rusqlite::Connection,
+    event_id: &str,
+) -> Result<BTreeSet<String>, StoreError> {
+    Ok(query::journey(connection, event_id)?
+        .iter()
+        .filter(|record| record.kind == "attempt")
+        .map(Stored::json)
+        .filter(|attempt| attempt["outcome"] == "delivered")
+        .filter_map(|attempt| attempt["delivery_id"].as_str().map(str::to_owned))
+        .collect())
+}
+
 /// A stored event's metadata, client address and payload, as replay writes them.
-fn readable(stored: &Stored) -> Option<(EventMetadata, Option<String>, Vec<u8>)> {
+fn readable(stored: &Stored) -> Option<StoredEvent> {
     let mut doc = stored.json();
     let client = doc["client"].as_str().map(str::to_owned);
     if let Value::Object(object) = &mut doc {
         // Not metadata fields: the metadata type refuses unknown fields.
         object.remove("client");
         object.remove("replayed_at");
+        object.remove("replayed_by");
     }
     let metadata = serde_json::from_value::<EventMetadata>(doc).ok()?;
-    Some((metadata, client, stored.payload.clone().unwrap_or_default()))
+    Some(StoredEvent {
+        metadata,
+        client,
+        payload: stored.payload.clone().unwrap_or_default(),
+    })
 }
 
 /// The place (`<partition>-<offset>`) a dead letter id names.

@@ -2,13 +2,15 @@
 //! the deliveries topic, so they take the real dispatcher's path, and stored events back to the
 //! events topic, so they take the processor's. Each write is answered once Kafka acknowledged it.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use hookline_runtime::{Error, KafkaSettings, kafka};
 use hookline_schemas::DeliveryJob;
 use hookline_schemas::event::{
     HEADER_CLIENT, HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_INBOUND_PREFIX, HEADER_RECEIVED_AT,
-    HEADER_REPLAYED_AT, HEADER_SCHEMA_VERSION, HEADER_SOURCE,
+    HEADER_REPLAY_SKIP, HEADER_REPLAYED_AT, HEADER_REPLAYED_BY, HEADER_SCHEMA_VERSION,
+    HEADER_SOURCE,
 };
 use hookline_schemas::{EventMetadata, SCHEMA_VERSION};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -48,16 +50,16 @@ impl Sender {
 
     /// Writes an event back to the events topic with its original id, source, time and headers,
     /// keyed by its source like ingest's events.
-    pub async fn event(
-        &self,
-        metadata: &EventMetadata,
-        client: Option<&str>,
-        payload: &[u8],
-    ) -> Result<(), Error> {
-        let headers = event_headers(metadata, client, &hookline_runtime::time::now_rfc3339());
+    pub async fn event(&self, event: &StoredEvent, replay: &Replay<'_>) -> Result<(), Error> {
+        let StoredEvent {
+            metadata,
+            client,
+            payload,
+        } = event;
+        let headers = event_headers(metadata, client.as_deref(), replay);
         let record = FutureRecord::to(&self.events)
             .key(metadata.source.as_str())
-            .payload(payload)
+            .payload(payload.as_slice())
             .headers(headers);
         self.send(record, "write an event").await
     }
@@ -74,10 +76,44 @@ impl Sender {
     }
 }
 
-/// The record headers of a replayed event: what ingest wrote, and when it was replayed.
-fn event_headers(metadata: &EventMetadata, client: Option<&str>, now: &str) -> OwnedHeaders {
+/// A stored event, as a replay writes it back.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Its metadata.
+    pub metadata: EventMetadata,
+    /// The address ingest received it from.
+    pub client: Option<String>,
+    /// Its body.
+    pub payload: Vec<u8>,
+}
+
+/// Who replays an event, when, and what it must not send again.
+#[derive(Debug, Clone)]
+pub struct Replay<'a> {
+    /// When (RFC 3339).
+    pub at: &'a str,
+    /// Who ([`crate::auth::fingerprint`]).
+    pub by: &'a str,
+    /// Delivery ids that already succeeded (empty when every delivery is asked for).
+    pub delivered: &'a BTreeSet<String>,
+}
+
+/// The record headers of a replayed event: what ingest wrote, when and by whom it was
+/// replayed, and the deliveries not to repeat.
+fn event_headers(
+    metadata: &EventMetadata,
+    client: Option<&str>,
+    replay: &Replay<'_>,
+) -> OwnedHeaders {
     let version = SCHEMA_VERSION.to_string();
-    let mut headers = OwnedHeaders::new_with_capacity(7 + metadata.headers.len());
+    let delivered = replay
+        .delivered
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(",");
+    let delivered = (!delivered.is_empty()).then_some(delivered.as_str());
+    let mut headers = OwnedHeaders::new_with_capacity(9 + metadata.headers.len());
     for (key, value) in [
         (HEADER_EVENT_ID, Some(metadata.event_id.as_str())),
         (HEADER_SOURCE, Some(metadata.source.as_str())),
@@ -85,7 +121,9 @@ fn event_headers(metadata: &EventMetadata, client: Option<&str>, now: &str) -> O
         (HEADER_CONTENT_TYPE, Some(metadata.content_type.as_str())),
         (HEADER_SCHEMA_VERSION, Some(version.as_str())),
         (HEADER_CLIENT, client),
-        (HEADER_REPLAYED_AT, Some(now)),
+        (HEADER_REPLAYED_AT, Some(replay.at)),
+        (HEADER_REPLAYED_BY, Some(replay.by)),
+        (HEADER_REPLAY_SKIP, delivered),
     ] {
         if let Some(value) = value {
             headers = headers.insert(Header {
@@ -111,7 +149,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_replayed_event_keeps_its_id_source_time_and_headers() {
+    fn a_replayed_event_keeps_its_id_source_time_and_headers_and_says_who_and_what_not_to_repeat() {
         let metadata = EventMetadata {
             schema_version: SCHEMA_VERSION,
             event_id: "evt-1".into(),
@@ -120,7 +158,13 @@ mod tests {
             content_type: "application/json".into(),
             headers: [("x-env".to_owned(), "prod".to_owned())].into(),
         };
-        let headers = event_headers(&metadata, Some("127.0.0.1"), "2026-02-03T00:00:00Z");
+        let delivered = BTreeSet::from(["msg_1".to_owned(), "msg_2".to_owned()]);
+        let replay = Replay {
+            at: "2026-02-03T00:00:00Z",
+            by: "token:0123abcd",
+            delivered: &delivered,
+        };
+        let headers = event_headers(&metadata, Some("127.0.0.1"), &replay);
         let pairs: Vec<(String, String)> = headers
             .iter()
             .map(|h| {
@@ -136,6 +180,8 @@ mod tests {
             (HEADER_RECEIVED_AT, "2026-01-02T03:04:05Z"),
             (HEADER_CLIENT, "127.0.0.1"),
             (HEADER_REPLAYED_AT, "2026-02-03T00:00:00Z"),
+            (HEADER_REPLAYED_BY, "token:0123abcd"),
+            (HEADER_REPLAY_SKIP, "msg_1,msg_2"),
             ("hookline-h-x-env", "prod"),
         ] {
             assert!(

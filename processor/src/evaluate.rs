@@ -8,6 +8,8 @@
 //! It is pure: it produces jobs and says why nothing was produced, and leaves writing to Kafka,
 //! metrics and dead letters to the caller.
 
+use std::collections::BTreeSet;
+
 use hookline_schemas::{DeliveryJob, Destination, EventMetadata, ResourceId, SkipReason};
 use minijinja::Value;
 
@@ -40,28 +42,78 @@ pub struct ActionOutcome {
     pub result: ActionResult,
 }
 
+/// Why an action is not rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// The action names a destination that does not exist.
+    DestinationMissing,
+    /// The destination is disabled.
+    DestinationDisabled,
+    /// A replay, and this delivery already succeeded.
+    AlreadyDelivered,
+}
+
+impl Skip {
+    /// As the match record says it.
+    pub fn reason(self) -> SkipReason {
+        match self {
+            Self::DestinationMissing => SkipReason::DestinationMissing,
+            Self::DestinationDisabled => SkipReason::DestinationDisabled,
+            Self::AlreadyDelivered => SkipReason::AlreadyDelivered,
+        }
+    }
+
+    /// As the `reason` label of `hookline_processor_skipped_actions_total` says it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::DestinationMissing => "destination_missing",
+            Self::DestinationDisabled => "destination_disabled",
+            Self::AlreadyDelivered => "already_delivered",
+        }
+    }
+}
+
 /// The job an action produces, or why it produces none.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ActionResult {
     /// The first attempt's job.
     Job(Box<DeliveryJob>),
-    /// Not rendered: the destination is missing or disabled.
-    Skipped(SkipReason),
+    /// Not rendered.
+    Skipped(Skip),
     /// A template failed on the event.
     Failed(RenderError),
 }
 
-/// Evaluates `compiled` on an event: `payload` is its parsed body, `event` its
-/// [`context::event`] value, `now` the time templates see; `destination` finds a destination by
-/// id in the rule set the event is evaluated against.
+/// An event to evaluate: its metadata, its parsed body (`payload`), its [`context::event`] value,
+/// the time templates see, and, for a replay, the deliveries that already succeeded.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'e> {
+    /// Its metadata.
+    pub metadata: &'e EventMetadata,
+    /// Its parsed body.
+    pub payload: &'e Value,
+    /// Its [`context::event`] value.
+    pub event: &'e Value,
+    /// `now` in templates.
+    pub now: &'e str,
+    /// Delivery ids not to produce again (a replay's `hookline-replay-skip`).
+    pub delivered: &'e BTreeSet<String>,
+}
+
+/// Evaluates `compiled` on `event`; `destination` finds a destination by id in the rule set the
+/// event is evaluated against.
 pub fn trigger<'d>(
     compiled: &CompiledTrigger,
     destination: impl Fn(&ResourceId) -> Option<&'d Destination>,
-    payload: &Value,
-    event: &Value,
-    metadata: &EventMetadata,
-    now: &str,
+    event: &Event<'_>,
 ) -> Outcome {
+    let Event {
+        metadata,
+        payload,
+        event,
+        now,
+        delivered,
+    } = *event;
     let trigger = compiled.trigger();
     if !trigger.when.sources.contains(&metadata.source) {
         return Outcome::OtherSource;
@@ -75,9 +127,19 @@ pub fn trigger<'d>(
     }
     let actions = trigger.actions.iter().enumerate().map(|(index, action)| {
         let result = match destination(&action.destination) {
-            None => ActionResult::Skipped(SkipReason::DestinationMissing),
+            None => ActionResult::Skipped(Skip::DestinationMissing),
             Some(destination) if !destination.enabled => {
-                ActionResult::Skipped(SkipReason::DestinationDisabled)
+                ActionResult::Skipped(Skip::DestinationDisabled)
+            }
+            // A replay does not repeat a success (the id is known before rendering).
+            Some(_)
+                if delivered.contains(&job::delivery_id(
+                    &metadata.event_id,
+                    &trigger.id,
+                    index,
+                )) =>
+            {
+                ActionResult::Skipped(Skip::AlreadyDelivered)
             }
             Some(destination) => match compiled.render(index, &variables) {
                 Ok(rendered) => ActionResult::Job(Box::new(job::first_attempt(

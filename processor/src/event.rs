@@ -1,10 +1,11 @@
 //! Reading an event from its Kafka record: metadata from the headers, deriving what a direct
 //! producer left out, so every event has an id and a receive time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hookline_schemas::event::{
-    HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_INBOUND_PREFIX, HEADER_RECEIVED_AT, HEADER_SOURCE,
+    HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_INBOUND_PREFIX, HEADER_RECEIVED_AT,
+    HEADER_REPLAY_SKIP, HEADER_SOURCE,
 };
 use hookline_schemas::{EventMetadata, ResourceId, SCHEMA_VERSION};
 use rdkafka::Message;
@@ -64,6 +65,22 @@ pub fn metadata<M: Message>(message: &M) -> Result<EventMetadata, MetadataError>
     })
 }
 
+/// The delivery ids a replay of the event must not send again (`hookline-replay-skip`): those
+/// that had already succeeded. Empty for an original event, or a replay of every delivery.
+pub fn replay_skip<M: Message>(message: &M) -> BTreeSet<String> {
+    message
+        .headers()
+        .into_iter()
+        .flat_map(|headers| headers.iter())
+        .filter(|header| header.key == HEADER_REPLAY_SKIP)
+        .filter_map(|header| header.value.and_then(|v| std::str::from_utf8(v).ok()))
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A stable id for an event that came without one: the same record always gets the same id.
 fn derived_id<M: Message>(message: &M) -> String {
     let name = format!(
@@ -83,4 +100,48 @@ fn record_time<M: Message>(message: &M) -> String {
         .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
         .unwrap_or_else(OffsetDateTime::now_utc);
     hookline_runtime::time::rfc3339(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::Timestamp;
+    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+
+    use super::*;
+
+    fn message(headers: &[(&str, &str)]) -> OwnedMessage {
+        let headers = headers
+            .iter()
+            .fold(OwnedHeaders::new(), |all, (key, value)| {
+                all.insert(Header {
+                    key,
+                    value: Some(*value),
+                })
+            });
+        OwnedMessage::new(
+            Some(b"{}".to_vec()),
+            None,
+            "hookline.events".into(),
+            Timestamp::NotAvailable,
+            0,
+            7,
+            Some(headers),
+        )
+    }
+
+    #[test]
+    fn a_replay_names_the_deliveries_not_to_repeat() {
+        let replay = message(&[
+            (HEADER_SOURCE, "app"),
+            (HEADER_REPLAY_SKIP, "msg_a, msg_b,,msg_c"),
+        ]);
+        assert_eq!(
+            replay_skip(&replay),
+            BTreeSet::from(["msg_a".into(), "msg_b".into(), "msg_c".into()])
+        );
+        assert!(replay_skip(&message(&[(HEADER_SOURCE, "app")])).is_empty());
+        let metadata = metadata(&replay).unwrap();
+        assert_eq!(metadata.source.as_str(), "app");
+        assert!(metadata.headers.is_empty(), "not an inbound header");
+    }
 }

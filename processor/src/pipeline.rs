@@ -271,15 +271,20 @@ impl State<'_> {
         };
         let event = context::event(metadata);
         let now = hookline_runtime::time::now_rfc3339();
+        let delivered = event::replay_skip(message);
+        let evaluated = evaluate::Event {
+            metadata,
+            payload: &payload,
+            event: &event,
+            now: &now,
+            delivered: &delivered,
+        };
         for compiled in triggers {
             let trigger = compiled.trigger();
             let outcome = evaluate::trigger(
                 compiled,
                 |id| self.rules.destination(id).map(AsRef::as_ref),
-                &payload,
-                &event,
-                metadata,
-                &now,
+                &evaluated,
             );
             let mut result = TriggerMatch {
                 trigger_id: trigger.id.clone(),
@@ -328,19 +333,13 @@ impl State<'_> {
                     reason,
                 };
                 match action.result {
-                    ActionResult::Skipped(reason) => {
-                        let label = match reason {
-                            SkipReason::DestinationMissing => "destination_missing",
-                            SkipReason::DestinationDisabled => "destination_disabled",
-                            SkipReason::RenderFailed => "render_failed",
-                            SkipReason::TooLarge => "too_large",
-                        };
+                    ActionResult::Skipped(why) => {
                         self.processor
                             .metrics
                             .skipped
-                            .with_label_values(&[label])
+                            .with_label_values(&[why.label()])
                             .inc();
-                        result.skipped.push(skip(reason));
+                        result.skipped.push(skip(why.reason()));
                     }
                     ActionResult::Job(job) => {
                         let payload = serde_json::to_vec(&job).unwrap_or_default();

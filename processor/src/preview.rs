@@ -2,15 +2,15 @@
 //! so the requests it would send, or the error and where it is. The CLI's `hookline preview` and
 //! the control API use it, so what they show is what the processor would do.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use hookline_runtime::resources::ResourceSet;
-use hookline_schemas::{EventMetadata, ResourceId, SCHEMA_VERSION, SkipReason, Trigger};
+use hookline_schemas::{EventMetadata, ResourceId, SCHEMA_VERSION, Trigger};
 use serde::Serialize;
 
 use crate::context;
-use crate::evaluate::{self, ActionResult, Outcome};
+use crate::evaluate::{self, ActionResult, Outcome, Skip};
 use crate::template::Limits;
 use crate::trigger::{CompileError, CompiledTrigger, RenderError};
 
@@ -108,10 +108,13 @@ pub fn preview(
     let outcome = evaluate::trigger(
         &compiled,
         |id| resources.destinations.get(id).map(AsRef::as_ref),
-        &payload,
-        &event,
-        &metadata,
-        &metadata.received_at,
+        &evaluate::Event {
+            metadata: &metadata,
+            payload: &payload,
+            event: &event,
+            now: &metadata.received_at,
+            delivered: &BTreeSet::new(),
+        },
     );
     let actions = match outcome {
         Outcome::Fired(actions) => actions,
@@ -148,16 +151,20 @@ pub fn preview(
                 headers: job.headers,
                 body: job.body,
             }),
-            ActionResult::Skipped(SkipReason::DestinationDisabled) => {
-                preview.skipped.push(format!(
-                    "actions[{index}]: destination {} is disabled",
-                    action.destination_id
-                ))
+            ActionResult::Skipped(why) => {
+                let destination = &action.destination_id;
+                preview.skipped.push(match why {
+                    Skip::DestinationDisabled => {
+                        format!("actions[{index}]: destination {destination} is disabled")
+                    }
+                    Skip::DestinationMissing => {
+                        format!("actions[{index}]: destination {destination} does not exist")
+                    }
+                    Skip::AlreadyDelivered => {
+                        format!("actions[{index}]: already delivered to {destination}")
+                    }
+                });
             }
-            ActionResult::Skipped(_) => preview.skipped.push(format!(
-                "actions[{index}]: destination {} does not exist",
-                action.destination_id
-            )),
             ActionResult::Failed(error) => return Err(error.into()),
         }
     }

@@ -27,6 +27,13 @@ pub const HEADER_CLIENT: &str = "hookline-client";
 /// `hookline-replayed-at`: when the control API wrote this event back to the topic (RFC 3339);
 /// absent on the original. The processor ignores it; the event keeps its id.
 pub const HEADER_REPLAYED_AT: &str = "hookline-replayed-at";
+/// `hookline-replayed-by`: who replayed this event (the control API's token, by the first eight
+/// hex digits of its SHA-256); absent on the original.
+pub const HEADER_REPLAYED_BY: &str = "hookline-replayed-by";
+/// `hookline-replay-skip`: on a replayed event, the delivery ids (comma-separated) that were
+/// already delivered: the processor does not produce them again, so a replay never repeats a
+/// success. Absent when the replay asked for every delivery.
+pub const HEADER_REPLAY_SKIP: &str = "hookline-replay-skip";
 /// Prefix of the inbound HTTP headers a source keeps: `hookline-h-<lower-case name>`.
 pub const HEADER_INBOUND_PREFIX: &str = "hookline-h-";
 

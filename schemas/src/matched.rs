@@ -51,6 +51,8 @@ pub enum SkipReason {
     RenderFailed,
     /// The rendered job is larger than a record may be; dead-lettered.
     TooLarge,
+    /// A replay of the event, and this delivery had already succeeded: not sent again.
+    AlreadyDelivered,
 }
 
 /// A job produced for one action.

@@ -144,6 +144,13 @@ pub struct Selection {
     /// Before this time (RFC 3339).
     #[arg(long, conflicts_with = "ids")]
     pub until: Option<String>,
+    /// Replay every delivery of the events, also those that already succeeded (by default a
+    /// replay sends only what did not deliver).
+    #[arg(long)]
+    pub all: bool,
+    /// List exactly what would be sent, and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `hookline test DESTINATION`.
@@ -294,10 +301,16 @@ impl Window {
 impl Selection {
     /// The API's replay request: `{"ids": [...]}`, or the filter's fields that are set.
     fn request(&self) -> Value {
-        if !self.ids.is_empty() {
-            return json!({ "ids": self.ids });
-        }
         let mut request = Map::new();
+        for (name, set) in [("all", self.all), ("dry_run", self.dry_run)] {
+            if set {
+                request.insert(name.to_owned(), Value::Bool(true));
+            }
+        }
+        if !self.ids.is_empty() {
+            request.insert("ids".to_owned(), json!(self.ids));
+            return Value::Object(request);
+        }
         for (name, value) in [
             ("destination", &self.destination),
             ("source", &self.source),
@@ -415,8 +428,11 @@ fn print_journey(journey: &Value) {
         .into_iter()
         .map(|(field, value)| vec![field.to_owned(), output::cell(value)]),
     );
-    for replayed in journey["replays"].as_array().map_or(&[][..], Vec::as_slice) {
-        println!("Replayed at {}.", output::cell(replayed));
+    for replay in journey["replays"].as_array().map_or(&[][..], Vec::as_slice) {
+        match replay["by"].as_str() {
+            Some(by) => println!("Replayed at {} by {by}.", output::cell(&replay["at"])),
+            None => println!("Replayed at {}.", output::cell(&replay["at"])),
+        }
     }
     let triggers = trigger_rows(journey);
     if triggers.is_empty() {
@@ -562,18 +578,52 @@ fn attempt_rows(journey: &Value) -> Vec<Vec<String>> {
 }
 
 fn print_replay(result: &Value) {
+    let dry_run = result["dry_run"].as_bool() == Some(true);
     println!(
-        "Replayed {} jobs and {} events{}.",
+        "{} {} jobs and {} events{}; {} deliveries that had succeeded are not sent again{}.",
+        if dry_run { "Would replay" } else { "Replayed" },
         output::cell(&result["replayed_jobs"]),
         output::cell(&result["replayed_events"]),
         if result["truncated"].as_bool() == Some(true) {
             " (stopped at the limit: replay again for the rest)"
         } else {
             ""
-        }
+        },
+        output::cell(&result["already_delivered"]),
+        if dry_run { "; nothing was sent" } else { "" },
     );
     for skipped in result["skipped"].as_array().map_or(&[][..], Vec::as_slice) {
         println!("  skipped: {}", output::cell(skipped));
+    }
+    let plan = result["would_send"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    if !plan.is_empty() {
+        output::rows(
+            [
+                "EVENT",
+                "TRIGGER",
+                "ACTION",
+                "DESTINATION",
+                "RESULT",
+                "DELIVERY",
+                "DETAIL",
+            ],
+            plan.iter().map(|entry| {
+                [
+                    "event_id",
+                    "trigger_id",
+                    "action",
+                    "destination_id",
+                    "result",
+                    "delivery_id",
+                ]
+                .iter()
+                .map(|field| output::cell(&entry[*field]))
+                .chain([output::cell(&entry["error"]) + &output::cell(&entry["url"])])
+                .collect()
+            }),
+        );
     }
 }
 
@@ -606,6 +656,8 @@ mod tests {
             reason: None,
             since: None,
             until: None,
+            all: false,
+            dry_run: false,
         }
     }
 
@@ -623,6 +675,15 @@ mod tests {
         assert_eq!(
             filtered.request(),
             json!({"destination": "crm", "since": "2026-11-23T10:00:00Z"})
+        );
+        let dry = Selection {
+            dry_run: true,
+            all: true,
+            ..selection(&["e1"])
+        };
+        assert_eq!(
+            dry.request(),
+            json!({"ids": ["e1"], "all": true, "dry_run": true})
         );
     }
 

@@ -271,7 +271,8 @@ fn replay_events() -> Operation {
             .description(Some(
                 "By `ids`, or a source's events between `since` and `until`: written back to \
                  the events topic with their original ids, so every trigger sees them again and \
-                 their deliveries keep their ids.",
+                 their deliveries keep their ids. Deliveries that already succeeded are not sent \
+                 again unless `all` is set; `dry_run` lists what would be sent.",
             ))
             .request_body(Some(json_body("ReplayRequest", true))),
     )
@@ -370,16 +371,35 @@ pub(super) fn schemas(generator: &mut SchemaGenerator, schemas: &mut Map<String,
             "source": {"type": "string", "description": "Records of this source."},
             "reason": {"type": "string", "description": "Dead letters with this reason."},
             "since": {"type": "string", "format": "date-time"},
-            "until": {"type": "string", "format": "date-time"}
+            "until": {"type": "string", "format": "date-time"},
+            "all": {"type": "boolean", "default": false, "description": "Replay every delivery of the events, also those that already succeeded; by default a replay sends only what did not deliver."},
+            "dry_run": {"type": "boolean", "default": false, "description": "List what would be sent (`would_send`) and send nothing."}
         },
         "additionalProperties": false
     }));
     schemas.insert("ReplayResult".into(), json!({
         "type": "object",
-        "required": ["replayed_jobs", "replayed_events", "skipped", "truncated"],
+        "required": ["dry_run", "replayed_jobs", "replayed_events", "already_delivered", "skipped", "truncated"],
         "properties": {
+            "dry_run": {"type": "boolean"},
             "replayed_jobs": {"type": "integer", "minimum": 0},
             "replayed_events": {"type": "integer", "minimum": 0},
+            "already_delivered": {"type": "integer", "minimum": 0, "description": "Deliveries of the replayed events that had succeeded and are not sent again."},
+            "would_send": {"type": "array", "description": "With `dry_run`: one entry per dead job, and per trigger and action of each event as the processor would evaluate it now.", "items": {
+                "type": "object", "required": ["result"],
+                "properties": {
+                    "id": {"type": "string", "description": "The id the request named (an event's, or a dead letter's)."},
+                    "event_id": {"type": "string"},
+                    "trigger_id": {"type": "string"},
+                    "action": {"type": "integer", "minimum": 0},
+                    "destination_id": {"type": "string"},
+                    "delivery_id": {"type": "string"},
+                    "method": {"type": "string"},
+                    "url": {"type": "string", "description": "Credentials masked."},
+                    "result": {"type": "string", "description": "send, already_delivered, destination_disabled, destination_missing, render_failed, condition_false, no_match, does_not_compile, invalid_json."},
+                    "error": {"type": "string"}
+                }
+            }},
             "skipped": {"type": "array", "items": {
                 "type": "object", "required": ["id", "reason"],
                 "properties": {
@@ -407,7 +427,7 @@ fn journey() -> Value {
             "headers": {"type": "object", "additionalProperties": {"type": "string"}},
             "client": {"type": ["string", "null"]},
             "replayed_at": {"type": ["string", "null"], "format": "date-time"},
-            "replays": {"type": "array", "items": {"type": "string", "format": "date-time"}, "description": "When the event was replayed, oldest first."},
+            "replays": {"type": "array", "description": "When and by whom the event was replayed, oldest first.", "items": {"type": "object", "required": ["at", "by"], "properties": {"at": {"type": "string", "format": "date-time"}, "by": {"type": ["string", "null"], "description": "The token that replayed it: `token:` and the first eight hex digits of its SHA-256."}}}},
             "size_bytes": {"type": "integer", "minimum": 0},
             "payload": {"description": "The event's JSON, or {\"not_json\": text} when it is not JSON."},
             "match": {"oneOf": [{"$ref": "#/components/schemas/MatchRecord"}, {"type": "null"}]},

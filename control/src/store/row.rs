@@ -1,7 +1,7 @@
 //! Turning a Kafka record of one of the logged topics into the row the store keeps: the columns
 //! queries filter on, the record's JSON, and what it says about when resources were last active.
 
-use hookline_schemas::event::{HEADER_CLIENT, HEADER_REPLAYED_AT};
+use hookline_schemas::event::{HEADER_CLIENT, HEADER_REPLAYED_AT, HEADER_REPLAYED_BY};
 use hookline_schemas::{
     AttemptOutcome, AttemptRecord, DeadLetter, DeadPayload, MatchRecord, RejectedRequest,
     SCHEMA_VERSION,
@@ -158,6 +158,7 @@ pub fn parse<M: Message>(kind: RecordKind, message: &M) -> Result<Row, RowError>
         let mut doc = serde_json::to_value(&metadata).unwrap_or_default();
         doc["client"] = header(HEADER_CLIENT).unwrap_or_default();
         doc["replayed_at"] = header(HEADER_REPLAYED_AT).unwrap_or_default();
+        doc["replayed_by"] = header(HEADER_REPLAYED_BY).unwrap_or_default();
         row.doc = doc.to_string();
         row.payload = Some(message.payload().unwrap_or_default().to_vec());
         return Ok(row);

@@ -144,7 +144,10 @@ fn an_event_s_journey_has_its_payload_match_attempts_and_dead_letters() {
     assert_eq!(journey["received_at"], "2026-01-02T03:04:05Z");
     assert_eq!(journey["payload"]["type"], "user.signed_up");
     assert_eq!(journey["replayed_at"], Value::Null, "the original is shown");
-    assert_eq!(journey["replays"], json!(["2026-01-02T03:05:05Z"]));
+    assert_eq!(
+        journey["replays"],
+        json!([{"at": "2026-01-02T03:05:05Z", "by": null}])
+    );
     assert_eq!(journey["match"]["outcome"], "delivered");
     let delivery = &journey["deliveries"][0];
     assert_eq!(delivery["delivery_id"], "msg_1");
