@@ -190,9 +190,9 @@ async fn a_test_send_goes_through_the_dispatcher_and_answers_with_its_attempt() 
 async fn dead_letters_are_listed_and_replayed_with_the_same_delivery_id() {
     let World {
         kafka: _kafka,
+        settings,
         receiver,
         pipeline,
-        ..
     } = Stages::all().with_control().world().await;
     let api = Api::of(&pipeline);
     // The destination points at the wrong path, which answers 400: final, straight to the dead
@@ -214,6 +214,7 @@ async fn dead_letters_are_listed_and_replayed_with_the_same_delivery_id() {
         .await;
     let letter = &items(&dead)[0];
     assert_eq!(letter["reason"], "rejected");
+    assert_eq!(letter["state"], "open");
     assert_eq!(letter["payload"]["job"]["event_id"], id.as_str());
     let none = api.get("/api/v1/dead-letters?reason=exhausted").await;
     assert!(items(&none).is_empty());
@@ -276,6 +277,82 @@ async fn dead_letters_are_listed_and_replayed_with_the_same_delivery_id() {
         attempts[1]["attempt"], 1,
         "a replay starts over at attempt 1"
     );
+
+    // The letter is replayed, then delivered; the same replay again sends nothing.
+    let letter_id = letter["id"].as_str().unwrap().to_owned();
+    let listed = api
+        .get_until("/api/v1/dead-letters?destination=crm", |body| {
+            items(body)[0]["state"] == "delivered"
+        })
+        .await;
+    assert!(
+        items(&listed)[0]["state_by"]
+            .as_str()
+            .is_some_and(|by| by.starts_with("token:")),
+        "{listed}"
+    );
+    let (status, twice) = api
+        .call(
+            Method::POST,
+            "/api/v1/dead-letters/replay",
+            Some(json!({"destination": "crm", "since": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{twice}");
+    assert_eq!(twice["replayed_jobs"], 0);
+    assert_eq!(
+        twice["skipped"],
+        json!([{"id": letter_id, "reason": "already_replayed"}])
+    );
+
+    // A second failure is discarded: it stays listed, and is replayed only when forced.
+    receiver.answer(&[400]);
+    accepted_id(post(&pipeline, signup(2)).await).await;
+    let dead = api
+        .get_until("/api/v1/dead-letters?destination=crm", |body| {
+            items(body).len() == 2
+        })
+        .await;
+    let second = items(&dead)[0]["id"].as_str().unwrap().to_owned();
+    assert_ne!(second, letter_id);
+    let (status, discarded) = api
+        .call(
+            Method::POST,
+            "/api/v1/dead-letters/discard",
+            Some(json!({"ids": [second]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{discarded}");
+    assert_eq!(discarded["discarded"], json!([second]));
+    let (_, refused) = api
+        .call(
+            Method::POST,
+            "/api/v1/dead-letters/replay",
+            Some(json!({"ids": [second]})),
+        )
+        .await;
+    assert_eq!(refused["skipped"][0]["reason"], "discarded", "{refused}");
+    // Another control instance reads the same states from Kafka.
+    let fresh = Stages::control_only().start(&settings).await;
+    let states = Api::of(&fresh)
+        .get_until("/api/v1/dead-letters?destination=crm", |body| {
+            items(body).len() == 2
+        })
+        .await;
+    let states: Vec<_> = items(&states)
+        .iter()
+        .map(|item| item["state"].clone())
+        .collect();
+    assert_eq!(states, [json!("discarded"), json!("delivered")]);
+    fresh.stop().await.unwrap();
+    let (_, forced) = api
+        .call(
+            Method::POST,
+            "/api/v1/dead-letters/replay",
+            Some(json!({"ids": [second], "force": true})),
+        )
+        .await;
+    assert_eq!(forced["replayed_jobs"], 1, "{forced}");
 
     let (status, missing) = api
         .call(

@@ -14,7 +14,8 @@
 //! credential, the values of credential headers): it carries the destination's URL as stored, and
 //! any token may read the logs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
@@ -22,11 +23,13 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hookline_schemas::DeadState;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tracing::error;
 
 use crate::api::ApiState;
+use crate::dead_states::DeadStates;
 use crate::error::ApiError;
 use crate::mask;
 use crate::path::Id;
@@ -46,6 +49,8 @@ pub struct History {
     pub test_timeout: Duration,
     /// Most records one replay sends.
     pub max_replay: usize,
+    /// What operators did with dead letters.
+    pub dead_states: Arc<DeadStates>,
 }
 
 /// The log routes (behind the same authentication as the rest of the API).
@@ -64,6 +69,7 @@ pub fn routes() -> Router<ApiState> {
             "/api/v1/dead-letters/replay",
             post(crate::replay::dead_letters),
         )
+        .route("/api/v1/dead-letters/discard", post(crate::replay::discard))
 }
 
 /// The JSON of a store failure: logged, and a 500 without internals.
@@ -391,7 +397,63 @@ async fn dead_letters(
 ) -> Result<Response, ApiError> {
     let (filter, window) = query(params)?.parse()?;
     let page = page(&state, filter, window).await?;
-    Ok(page_json(&page, dead_letter))
+    let states = &state.history.dead_states;
+    let known: Vec<_> = page
+        .items
+        .iter()
+        .map(|record| states.get(&dead_letter_id(record)))
+        .collect();
+    // A replayed job reads as delivered once an attempt of its delivery succeeded since.
+    let checks: Vec<(usize, String, i64)> = known
+        .iter()
+        .enumerate()
+        .filter_map(|(index, known)| {
+            let known = known.as_ref()?;
+            let at_ms = crate::store::row::millis(&known.at)?;
+            (known.state == DeadState::Replayed)
+                .then(|| Some((index, known.delivery_id.clone()?, at_ms)))?
+        })
+        .collect();
+    let delivered: BTreeSet<usize> = state
+        .history
+        .logs
+        .store
+        .run(move |connection| {
+            let mut delivered = BTreeSet::new();
+            for (index, delivery_id, since_ms) in &checks {
+                if query::delivered_since(connection, delivery_id, *since_ms)? {
+                    delivered.insert(*index);
+                }
+            }
+            Ok(delivered)
+        })
+        .await
+        .map_err(store_failed)?;
+    let items = page
+        .items
+        .iter()
+        .zip(&known)
+        .enumerate()
+        .map(|(index, (record, known))| {
+            let mut letter = dead_letter(record);
+            let state = match known.as_ref().map(|known| known.state) {
+                None => "open",
+                Some(DeadState::Replayed) if delivered.contains(&index) => "delivered",
+                Some(DeadState::Replayed) => "replayed",
+                Some(DeadState::Discarded) => "discarded",
+            };
+            letter["state"] = state.into();
+            if let Some(known) = known {
+                letter["state_at"] = known.at.clone().into();
+                letter["state_by"] = known.by.clone().into();
+            }
+            letter
+        });
+    Ok(Json(json!({
+        "items": items.collect::<Vec<_>>(),
+        "next_cursor": page.next.as_ref().map(|cursor| cursor.encode()),
+    }))
+    .into_response())
 }
 
 /// Adds `last_triggered_at` and `last_delivered_at` to the view of a resource.

@@ -21,6 +21,7 @@
 //! - [`preview`]: what a saved or unsaved trigger would send for a sample event.
 //! - [`openapi`]: the OpenAPI document.
 //! - [`store`]: the embedded store of events, match records, attempts, refusals and dead letters.
+//! - [`dead_states`]: what operators did with dead letters (replayed, discarded), from Kafka.
 //! - [`history`]: the routes that read it: an event's journey, attempts, dead letters.
 //! - [`test_send`]: a test webhook through the real dispatcher.
 //! - [`replay`]: dead letters and events sent through the pipeline again.
@@ -32,6 +33,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod credentials;
+pub mod dead_states;
 pub mod error;
 pub mod history;
 pub mod kind;

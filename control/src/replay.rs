@@ -30,7 +30,10 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use hookline_schemas::{DeadLetter, DeadPayload, DeliveryJob, Destination, EventMetadata};
+use hookline_schemas::{
+    DeadLetter, DeadLetterState, DeadPayload, DeadState, DeliveryJob, Destination, EventMetadata,
+    SCHEMA_VERSION,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -65,6 +68,9 @@ pub struct ReplayRequest {
     /// List what would be sent, and send nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Replay (or discard) dead letters that are not open: already replayed or discarded.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// What a replay did, or would do.
@@ -159,58 +165,16 @@ pub async fn dead_letters(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request = read(&headers, body, state.max_body_bytes)?;
-    let max = state.history.max_replay;
     let mut outcome = Outcome {
         dry_run: request.dry_run,
         ..Outcome::default()
     };
-    let letters = if request.ids.is_empty() {
-        let filter = Filter {
-            kinds: vec![RecordKind::Dead],
-            destination_id: request.destination.clone(),
-            source_id: request.source.clone(),
-            outcome: request.reason.clone(),
-            ..Filter::default()
-        };
-        let (letters, truncated) = select(&state, filter, &request, max).await?;
-        outcome.truncated = truncated;
-        letters
-    } else {
-        let ids: Vec<String> = request.ids.iter().take(max).cloned().collect();
-        outcome.truncated = request.ids.len() > max;
-        let found = state
-            .history
-            .logs
-            .store
-            .run(move |connection| {
-                ids.iter()
-                    .map(|id| {
-                        let place = parse_id(id);
-                        let record = match place {
-                            Some((partition, position)) => {
-                                query::at(connection, RecordKind::Dead, partition, position)?
-                            }
-                            None => None,
-                        };
-                        Ok((id.clone(), record))
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()
-            })
-            .await
-            .map_err(store_failed)?;
-        let mut letters = Vec::new();
-        for (id, record) in found {
-            match record {
-                Some(record) => letters.push(record),
-                None => outcome.skip(&id, "not_found"),
-            }
-        }
-        letters
-    };
+    let letters = open_letters(&state, &request, &mut outcome).await?;
     // First decide, then send everything at once: Kafka acknowledges thousands of records in
     // the time one round trip per record would take.
     let snapshot = state.store.snapshot();
     let mut jobs = Vec::new();
+    let mut job_letters = Vec::new();
     let mut events = Vec::new();
     let mut seen_events = BTreeSet::new();
     for record in &letters {
@@ -238,6 +202,7 @@ pub async fn dead_letters(
                     .and_then(|trigger| trigger.actions.get(job.action as usize))
                     .is_some_and(|action| action.url.is_some());
                 refresh(&mut job, destination, overridden);
+                job_letters.push(id);
                 jobs.push(job);
             }
             DeadPayload::Event {
@@ -255,6 +220,7 @@ pub async fn dead_letters(
         }
     }
     outcome.jobs = jobs.len();
+    let by = crate::auth::fingerprint(&headers);
     if request.dry_run {
         outcome.plan.extend(jobs.iter().map(plan::job));
     } else {
@@ -262,10 +228,158 @@ pub async fn dead_letters(
         futures::future::try_join_all(jobs.iter().map(|job| sender.job(job)))
             .await
             .map_err(|error| ApiError::Unavailable(Some(error)))?;
+        let states = job_letters
+            .iter()
+            .zip(&jobs)
+            .map(|(id, job)| DeadLetterState {
+                delivery_id: Some(job.delivery_id.clone()),
+                ..new_state(id, DeadState::Replayed, &by)
+            });
+        record_states(&state, states).await?;
     }
-    let by = crate::auth::fingerprint(&headers);
+    let replayed_events = events.clone();
     replay_events(&state, events, &request, &by, &mut outcome).await?;
+    if !request.dry_run {
+        let states = replayed_events
+            .iter()
+            .map(|(id, event_id)| DeadLetterState {
+                event_id: Some(event_id.clone()),
+                ..new_state(id, DeadState::Replayed, &by)
+            });
+        record_states(&state, states).await?;
+    }
     Ok(outcome.into_response())
+}
+
+/// `POST /api/v1/dead-letters/discard`: marks the selected open letters discarded (they stay
+/// listed, and are not replayed unless forced); `dry_run` lists them and marks nothing.
+pub async fn discard(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request = read(&headers, body, state.max_body_bytes)?;
+    let mut outcome = Outcome {
+        dry_run: request.dry_run,
+        ..Outcome::default()
+    };
+    let letters = open_letters(&state, &request, &mut outcome).await?;
+    let ids: Vec<String> = letters.iter().map(dead_letter_id).collect();
+    if !request.dry_run {
+        let by = crate::auth::fingerprint(&headers);
+        record_states(
+            &state,
+            ids.iter()
+                .map(|id| new_state(id, DeadState::Discarded, &by)),
+        )
+        .await?;
+    }
+    Ok(Json(json!({
+        "dry_run": request.dry_run,
+        "discarded": ids,
+        "skipped": outcome.skipped,
+        "truncated": outcome.truncated,
+    }))
+    .into_response())
+}
+
+/// The dead letters a request selects (by ids, or by filter, at most `--control-max-replay`),
+/// without those already replayed or discarded unless `force` (they are reported as skipped).
+async fn open_letters(
+    state: &ApiState,
+    request: &ReplayRequest,
+    outcome: &mut Outcome,
+) -> Result<Vec<Stored>, ApiError> {
+    let states = &state.history.dead_states;
+    if !states.is_ready() {
+        return Err(ApiError::StoreNotReady);
+    }
+    let max = state.history.max_replay;
+    let letters = if request.ids.is_empty() {
+        let filter = Filter {
+            kinds: vec![RecordKind::Dead],
+            destination_id: request.destination.clone(),
+            source_id: request.source.clone(),
+            outcome: request.reason.clone(),
+            ..Filter::default()
+        };
+        let (letters, truncated) = select(state, filter, request, max).await?;
+        outcome.truncated = truncated;
+        letters
+    } else {
+        let ids: Vec<String> = request.ids.iter().take(max).cloned().collect();
+        outcome.truncated = request.ids.len() > max;
+        let found = state
+            .history
+            .logs
+            .store
+            .run(move |connection| {
+                ids.iter()
+                    .map(|id| {
+                        let record = match parse_id(id) {
+                            Some((partition, position)) => {
+                                query::at(connection, RecordKind::Dead, partition, position)?
+                            }
+                            None => None,
+                        };
+                        Ok((id.clone(), record))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .await
+            .map_err(store_failed)?;
+        let mut letters = Vec::new();
+        for (id, record) in found {
+            match record {
+                Some(record) => letters.push(record),
+                None => outcome.skip(&id, "not_found"),
+            }
+        }
+        letters
+    };
+    if request.force {
+        return Ok(letters);
+    }
+    Ok(letters
+        .into_iter()
+        .filter(|letter| {
+            let id = dead_letter_id(letter);
+            match states.get(&id).map(|known| known.state) {
+                None => true,
+                Some(DeadState::Replayed) => {
+                    outcome.skip(&id, "already_replayed");
+                    false
+                }
+                Some(DeadState::Discarded) => {
+                    outcome.skip(&id, "discarded");
+                    false
+                }
+            }
+        })
+        .collect())
+}
+
+fn new_state(id: &str, state: DeadState, by: &str) -> DeadLetterState {
+    DeadLetterState {
+        schema_version: SCHEMA_VERSION,
+        dead_letter_id: id.to_owned(),
+        state,
+        at: hookline_runtime::time::now_rfc3339(),
+        by: by.to_owned(),
+        delivery_id: None,
+        event_id: None,
+    }
+}
+
+async fn record_states(
+    state: &ApiState,
+    states: impl Iterator<Item = DeadLetterState>,
+) -> Result<(), ApiError> {
+    let dead_states = &state.history.dead_states;
+    futures::future::try_join_all(states.map(|known| dead_states.record(known)))
+        .await
+        .map_err(|error| ApiError::Unavailable(Some(error)))?;
+    Ok(())
 }
 
 /// `POST /api/v1/events/replay`.

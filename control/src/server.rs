@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::Config;
 use crate::api::{self, ApiState};
 use crate::auth::Tokens;
+use crate::dead_states::DeadStates;
 use crate::error::Error;
 use crate::history::History;
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ pub struct Control {
     router: Router,
     reader: Reader,
     history: Arc<History>,
+    dead_states: Arc<DeadStates>,
+    kafka: KafkaSettings,
 }
 
 impl Control {
@@ -64,11 +67,13 @@ impl Control {
             StoreMetrics::register(registry),
         )
         .await?;
+        let dead_states = DeadStates::new(kafka, config.write_timeout())?;
         let history = Arc::new(History {
             logs,
             sender: Sender::new(kafka, config.write_timeout())?,
             test_timeout: config.test_timeout(),
             max_replay: config.max_replay,
+            dead_states: dead_states.clone(),
         });
         let router = api::router(ApiState {
             writes: Arc::new(Writes::new(writer, store.clone(), config.write_timeout())),
@@ -84,6 +89,8 @@ impl Control {
             router,
             reader,
             history,
+            dead_states,
+            kafka: kafka.clone(),
         })
     }
 
@@ -104,8 +111,16 @@ impl Control {
         info!(addr = %self.local_addr(), "Control API listening.");
         let reader = self.reader.run(shutdown.clone());
         let serve = self.listener.serve(self.router, shutdown.clone());
+        let states = self.dead_states.run(self.kafka, shutdown.clone());
         tokio::select! {
             () = serve => Ok(()),
+            read = states => {
+                let result = read.map_err(Error::from);
+                if result.is_err() {
+                    shutdown.cancel();
+                }
+                result
+            }
             read = reader => {
                 let result = read.map_err(Error::from);
                 if result.is_err() {

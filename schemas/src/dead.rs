@@ -107,3 +107,37 @@ pub struct DeadLetter {
     /// The event or job itself.
     pub payload: DeadPayload,
 }
+
+/// What an operator did with a dead letter. A dead letter without a state record is open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadState {
+    /// Sent through the pipeline again (its job to the dispatcher, or its event to the
+    /// processor). It reads as `delivered` once the replayed delivery succeeds.
+    Replayed,
+    /// Dropped on purpose: it stays listed, and is not replayed unless forced.
+    Discarded,
+}
+
+/// A record on `hookline.dead-states`, keyed by the dead letter's id: the topic is compacted, so
+/// the newest record per letter is its state, and every control instance reads the same.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterState {
+    /// Version of this contract ([`crate::SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// The dead letter: `<partition>-<offset>` on the dead letter topic.
+    pub dead_letter_id: String,
+    /// What was done.
+    pub state: DeadState,
+    /// When (RFC 3339).
+    pub at: String,
+    /// By which API token: `token:` and the first eight hex digits of its SHA-256.
+    pub by: String,
+    /// For a replayed job, its delivery id: the replay's attempts carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
+    /// For a replayed event, its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}

@@ -7,8 +7,8 @@
 use schemars::{JsonSchema, Schema, schema_for};
 
 use crate::{
-    AttemptRecord, DeadLetter, DeliveryJob, DestinationHealth, EventMetadata, MatchRecord,
-    RejectedRequest, Resource,
+    AttemptRecord, DeadLetter, DeadLetterState, DeliveryJob, DestinationHealth, EventMetadata,
+    MatchRecord, RejectedRequest, Resource,
 };
 
 /// Every schema, by file name (under `schemas/json/`).
@@ -18,6 +18,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("delivery-job.json", generate::<DeliveryJob>()),
         ("attempt-record.json", generate::<AttemptRecord>()),
         ("dead-letter.json", generate::<DeadLetter>()),
+        ("dead-letter-state.json", generate::<DeadLetterState>()),
         ("resource.json", generate::<Resource>()),
         ("rejected-request.json", generate::<RejectedRequest>()),
         ("destination-health.json", generate::<DestinationHealth>()),

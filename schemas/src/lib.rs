@@ -35,7 +35,7 @@ pub mod topics;
 pub const SCHEMA_VERSION: u32 = 1;
 
 pub use attempt::{AttemptOutcome, AttemptRecord};
-pub use dead::{DeadLetter, DeadPayload, DeadReason, SourcePosition};
+pub use dead::{DeadLetter, DeadLetterState, DeadPayload, DeadReason, DeadState, SourcePosition};
 pub use delivery::DeliveryJob;
 pub use event::EventMetadata;
 pub use health::DestinationHealth;

@@ -25,11 +25,14 @@ pub enum TopicKind {
     DestinationHealth,
     /// The processor's match result for every event, for the control plane's timeline.
     Matches,
+    /// What operators did with dead letters (replayed, discarded); compacted, keyed by the dead
+    /// letter's id.
+    DeadStates,
 }
 
 impl TopicKind {
     /// Every topic, in the order they are created.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Resources,
         Self::Events,
         Self::Deliveries,
@@ -43,6 +46,7 @@ impl TopicKind {
         Self::Rejected,
         Self::DestinationHealth,
         Self::Matches,
+        Self::DeadStates,
     ];
 
     /// The name without the prefix.
@@ -57,12 +61,16 @@ impl TopicKind {
             Self::Rejected => "rejected",
             Self::DestinationHealth => "destination-health",
             Self::Matches => "matches",
+            Self::DeadStates => "dead-states",
         }
     }
 
     /// Whether the topic keeps only the latest record per key (`cleanup.policy=compact`).
     pub fn compacted(self) -> bool {
-        matches!(self, Self::Resources | Self::DestinationHealth)
+        matches!(
+            self,
+            Self::Resources | Self::DestinationHealth | Self::DeadStates
+        )
     }
 }
 
@@ -206,6 +214,11 @@ impl Topics {
         self.name(TopicKind::DestinationHealth)
     }
 
+    /// `<prefix>dead-states`.
+    pub fn dead_states(&self) -> String {
+        self.name(TopicKind::DeadStates)
+    }
+
     /// `<prefix>matches`.
     pub fn matches(&self) -> String {
         self.name(TopicKind::Matches)
@@ -266,7 +279,11 @@ mod tests {
             .collect();
         assert_eq!(
             compacted,
-            [TopicKind::Resources, TopicKind::DestinationHealth]
+            [
+                TopicKind::Resources,
+                TopicKind::DestinationHealth,
+                TopicKind::DeadStates
+            ]
         );
     }
 }

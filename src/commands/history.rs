@@ -103,9 +103,12 @@ pub enum DeadAction {
         #[command(flatten)]
         window: Window,
     },
-    /// Send dead jobs to their destinations again (new attempts, same delivery ids): by id, or
-    /// every one of a destination, source or reason in a time window.
+    /// Send dead jobs to their destinations again (new attempts, same delivery ids), and dead
+    /// events through the processor: by id, or every one of a destination, source or reason in a
+    /// time window. Letters already replayed or discarded are skipped unless `--force`.
     Replay(Selection),
+    /// Mark dead letters discarded: they stay listed, and are not replayed unless `--force`.
+    Discard(Selection),
 }
 
 /// A time window and a page size.
@@ -148,9 +151,12 @@ pub struct Selection {
     /// replay sends only what did not deliver).
     #[arg(long)]
     pub all: bool,
-    /// List exactly what would be sent, and send nothing.
+    /// List exactly what would be sent (or discarded), and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also dead letters that are not open (already replayed, or discarded).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `hookline test DESTINATION`.
@@ -245,6 +251,11 @@ pub async fn dead(args: DeadArgs) -> anyhow::Result<()> {
                 .send(&["dead-letters", "replay"], &selection.request())
                 .await?
         }
+        DeadAction::Discard(selection) => {
+            client
+                .send(&["dead-letters", "discard"], &selection.request())
+                .await?
+        }
     };
     if args.api.json {
         return output::json(&answer);
@@ -252,6 +263,7 @@ pub async fn dead(args: DeadArgs) -> anyhow::Result<()> {
     match &args.action {
         DeadAction::List { .. } => print_page(&answer, DEAD_COLUMNS, "dead letters"),
         DeadAction::Replay(_) => print_replay(&answer),
+        DeadAction::Discard(_) => print_discard(&answer),
     }
     Ok(())
 }
@@ -302,7 +314,11 @@ impl Selection {
     /// The API's replay request: `{"ids": [...]}`, or the filter's fields that are set.
     fn request(&self) -> Value {
         let mut request = Map::new();
-        for (name, set) in [("all", self.all), ("dry_run", self.dry_run)] {
+        for (name, set) in [
+            ("all", self.all),
+            ("dry_run", self.dry_run),
+            ("force", self.force),
+        ] {
             if set {
                 request.insert(name.to_owned(), Value::Bool(true));
             }
@@ -379,6 +395,7 @@ const DEAD_COLUMNS: Columns = &[
     ),
     ("DESTINATION", &["/payload/job/destination_id"]),
     ("REASON", &["/reason"]),
+    ("STATE", &["/state"]),
     ("ATTEMPTS", &["/attempts"]),
     ("ERROR", &["/error"]),
 ];
@@ -627,6 +644,27 @@ fn print_replay(result: &Value) {
     }
 }
 
+fn print_discard(result: &Value) {
+    let ids = result["discarded"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    let ids: Vec<String> = ids.iter().map(output::cell).collect();
+    println!(
+        "{} {} dead letters{}{}",
+        if result["dry_run"].as_bool() == Some(true) {
+            "Would discard"
+        } else {
+            "Discarded"
+        },
+        ids.len(),
+        if ids.is_empty() { "" } else { ": " },
+        ids.join(", ")
+    );
+    for skipped in result["skipped"].as_array().map_or(&[][..], Vec::as_slice) {
+        println!("  skipped: {}", output::cell(skipped));
+    }
+}
+
 fn print_test(result: &Value) {
     let attempt = &result["attempt"];
     output::rows(
@@ -658,6 +696,7 @@ mod tests {
             until: None,
             all: false,
             dry_run: false,
+            force: false,
         }
     }
 

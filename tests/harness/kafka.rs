@@ -73,7 +73,10 @@ pub async fn read_topic(
     let consumer: StreamConsumer =
         kafka::create_consumer(&kafka::reader_config(settings, "test-reader")).unwrap();
     let mut assignment = TopicPartitionList::new();
-    let partitions = if topic.ends_with("resources") || topic.ends_with("destination-health") {
+    let partitions = if topic.ends_with("resources")
+        || topic.ends_with("destination-health")
+        || topic.ends_with("dead-states")
+    {
         1
     } else {
         settings.topics.partitions

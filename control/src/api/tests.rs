@@ -82,6 +82,12 @@ async fn app_with(max_body_bytes: usize, ready: bool) -> App {
         sender: crate::send::Sender::new(&settings, Duration::from_secs(5)).unwrap(),
         test_timeout: Duration::from_millis(100),
         max_replay: 100,
+        dead_states: {
+            let states =
+                crate::dead_states::DeadStates::new(&settings, Duration::from_secs(5)).unwrap();
+            tokio::spawn(states.clone().run(settings.clone(), shutdown.clone()));
+            states
+        },
     });
     let router = router(ApiState {
         writes: Arc::new(Writes::new(writer, store.clone(), Duration::from_secs(20))),

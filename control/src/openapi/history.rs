@@ -49,6 +49,10 @@ pub(super) fn paths(paths: PathsBuilder) -> PathsBuilder {
             "/api/v1/dead-letters/replay",
             PathItem::new(HttpMethod::Post, replay_dead_letters()),
         )
+        .path(
+            "/api/v1/dead-letters/discard",
+            PathItem::new(HttpMethod::Post, discard_dead_letters()),
+        )
 }
 
 fn operation(id: &str, summary: &str) -> OperationBuilder {
@@ -265,6 +269,24 @@ fn replay_dead_letters() -> Operation {
     .build()
 }
 
+fn discard_dead_letters() -> Operation {
+    writes(
+        operation("discard_dead_letters", "Discard dead letters")
+            .description(Some(
+                "By `ids`, or every dead letter matching a filter: marked `discarded` on the \
+                 dead letter states topic, so every control instance sees it. They stay listed \
+                 and are not replayed unless `force` is set. Letters already replayed or \
+                 discarded are skipped unless `force`; `dry_run` lists what would be discarded.",
+            ))
+            .request_body(Some(json_body("ReplayRequest", true))),
+    )
+    .response(
+        "200",
+        body("What was discarded and skipped.", "DiscardResult"),
+    )
+    .build()
+}
+
 fn replay_events() -> Operation {
     writes(
         operation("replay_events", "Replay stored events")
@@ -325,6 +347,15 @@ pub(super) fn schemas(generator: &mut SchemaGenerator, schemas: &mut Map<String,
         &json!({"id": {"type": "string", "description": "`<partition>-<offset>` on the dead letter topic; what replay takes."}}),
         &["id"],
     );
+    add(
+        &mut dead_view,
+        &json!({
+            "state": {"enum": ["open", "replayed", "delivered", "discarded"], "description": "In lists: what operators did with it. `delivered` is a replayed job whose delivery has succeeded since."},
+            "state_at": {"type": "string", "format": "date-time", "description": "When it was replayed or discarded."},
+            "state_by": {"type": "string", "description": "By which token: `token:` and the first eight hex digits of its SHA-256."}
+        }),
+        &[],
+    );
     schemas.insert("StoredEventItem".into(), event_item);
     schemas.insert("RejectedRequestItem".into(), rejected_item);
     schemas.insert("DeadLetterView".into(), dead_view);
@@ -373,7 +404,25 @@ pub(super) fn schemas(generator: &mut SchemaGenerator, schemas: &mut Map<String,
             "since": {"type": "string", "format": "date-time"},
             "until": {"type": "string", "format": "date-time"},
             "all": {"type": "boolean", "default": false, "description": "Replay every delivery of the events, also those that already succeeded; by default a replay sends only what did not deliver."},
-            "dry_run": {"type": "boolean", "default": false, "description": "List what would be sent (`would_send`) and send nothing."}
+            "dry_run": {"type": "boolean", "default": false, "description": "List what would be sent (`would_send`) and send nothing."},
+            "force": {"type": "boolean", "default": false, "description": "Dead letters only: also those already replayed or discarded."}
+        },
+        "additionalProperties": false
+    }));
+    schemas.insert("DiscardResult".into(), json!({
+        "type": "object",
+        "required": ["dry_run", "discarded", "skipped", "truncated"],
+        "properties": {
+            "dry_run": {"type": "boolean"},
+            "discarded": {"type": "array", "items": {"type": "string"}, "description": "The ids of the letters discarded (or, with `dry_run`, that would be)."},
+            "skipped": {"type": "array", "items": {
+                "type": "object", "required": ["id", "reason"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "reason": {"type": "string", "description": "not_found, already_replayed, discarded."}
+                }
+            }},
+            "truncated": {"type": "boolean"}
         },
         "additionalProperties": false
     }));
@@ -404,7 +453,7 @@ pub(super) fn schemas(generator: &mut SchemaGenerator, schemas: &mut Map<String,
                 "type": "object", "required": ["id", "reason"],
                 "properties": {
                     "id": {"type": "string"},
-                    "reason": {"type": "string", "description": "not_found, unreadable, destination_missing, destination_disabled, event_not_stored, not_replayable."}
+                    "reason": {"type": "string", "description": "not_found, already_replayed, discarded, unreadable, destination_missing, destination_disabled, event_not_stored, not_replayable."}
                 }
             }},
             "truncated": {"type": "boolean", "description": "More matched than --control-max-replay; send the request again for the rest."}

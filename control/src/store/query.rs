@@ -217,6 +217,19 @@ pub fn at(
         .optional()?)
 }
 
+/// Whether an attempt of `delivery_id` that finished at or after `since_ms` delivered it.
+pub fn delivered_since(
+    connection: &Connection,
+    delivery_id: &str,
+    since_ms: i64,
+) -> Result<bool, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT 1 FROM records WHERE delivery_id = ?1 AND kind = 'attempt'
+         AND outcome = 'delivered' AND at_ms >= ?2 LIMIT 1",
+    )?;
+    Ok(statement.exists(rusqlite::params![delivery_id, since_ms])?)
+}
+
 /// The stored event with this id, with its payload.
 pub fn event(connection: &Connection, event_id: &str) -> Result<Option<Stored>, StoreError> {
     let mut statement = connection.prepare_cached(&format!(
