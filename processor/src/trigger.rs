@@ -101,6 +101,37 @@ fn url_name(action: usize) -> String {
     format!("actions[{action}].url")
 }
 
+/// The stack templates are compiled on: minijinja's parser and code generator recurse once per
+/// operator of a chain (`a + b + c ...`), so a long chain overflowed a thread's usual 2 MiB and
+/// aborted the process. The rewrite caps the tokens of a template (see
+/// [`template::rewrite::MAX_TOKENS`]); this stack holds the deepest chain that cap allows. It is
+/// only reserved address space: pages are used as the recursion reaches them.
+const COMPILE_STACK_BYTES: usize = 256 * 1024 * 1024;
+
+/// Runs `work` on a thread with [`COMPILE_STACK_BYTES`] of stack, and returns what it returns;
+/// on this thread if no thread can be started.
+fn on_large_stack<T: Send, F: FnOnce() -> T + Send>(work: F) -> T {
+    let mut work = Some(work);
+    let slot = &mut work;
+    let done = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("template-compile".into())
+            .stack_size(COMPILE_STACK_BYTES)
+            .spawn_scoped(scope, move || slot.take().map(|work| work()))
+            .ok()
+            .and_then(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+    });
+    match (done, work) {
+        (Some(done), _) => done,
+        (None, Some(work)) => work(),
+        (None, None) => unreachable!("the work ran on the compile thread or is still here"),
+    }
+}
+
 /// What a trigger needs besides compiling templates: actions, sources, and `when.event_type`
 /// with `when.event_types`.
 fn structure(trigger: &Trigger) -> Vec<CompileError> {
@@ -145,6 +176,10 @@ fn invalid(field: &str, reason: &str) -> CompileError {
 impl CompiledTrigger {
     /// Compiles the trigger's expressions and templates with the given limits.
     pub fn build(trigger: Arc<Trigger>, limits: &Limits) -> Result<Self, CompileError> {
+        on_large_stack(|| Self::build_here(trigger, limits))
+    }
+
+    fn build_here(trigger: Arc<Trigger>, limits: &Limits) -> Result<Self, CompileError> {
         if let Some(error) = structure(&trigger).into_iter().next() {
             return Err(error);
         }
@@ -187,6 +222,10 @@ impl CompiledTrigger {
     /// ([`template::check`]: unknown filters, tests and functions, bodies that can never be JSON).
     /// The processor only builds: a trigger saved before a check existed still runs.
     pub fn check(trigger: &Trigger, limits: &Limits) -> Vec<CompileError> {
+        on_large_stack(|| Self::check_here(trigger, limits))
+    }
+
+    fn check_here(trigger: &Trigger, limits: &Limits) -> Vec<CompileError> {
         let mut errors = structure(trigger);
         let mut env = template::environment(limits);
         let mut templates = Vec::new();

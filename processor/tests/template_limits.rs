@@ -126,12 +126,16 @@ fn a_lazily_repeated_list_is_refused_before_it_is_written_out() {
 
 #[test]
 fn a_list_sharing_its_items_many_times_over_is_refused_before_it_is_written_out() {
-    // Ten levels of ten: 10^10 numbers behind a value of 100 slots.
-    let mut body = String::from("{% set v = [1,1,1,1,1,1,1,1,1,1] %}");
+    // Ten levels of ten: 10^10 numbers behind a value of 100 slots. Built from list literals it
+    // is refused as it is built (each literal is checked); repeated, it is not, and every
+    // sink refuses it.
+    let mut literals = String::from("{% set v = [1,1,1,1,1,1,1,1,1,1] %}");
     for _ in 0..9 {
-        body.push_str("{% set v = [v,v,v,v,v,v,v,v,v,v] %}");
+        literals.push_str("{% set v = [v,v,v,v,v,v,v,v,v,v] %}");
     }
-    for sink in ["v", "v|string", "v|join", "v|sha256", "[v]|join(',')"] {
+    assert_refused(&format!("{literals}{{{{ 1 }}}}"), "items in all");
+    let body = "{% set v = [[1] * 99999] * 99999 %}";
+    for sink in ["v", "v|string", "v|join", "v|sha256", "v|join(',')"] {
         assert_refused(
             &format!("{body}{{{{ {sink} }}}}"),
             "text would be larger than the limit",
@@ -239,13 +243,10 @@ fn ordinary_templates_render_as_before() {
     allocated.assert_bounded();
 }
 
-/// Nine `set`s, each a list of ten references to the one before: a billion items, written out
-/// in 3 GB of text by `~` before anything was charged (the process aborted).
-const SHARED_LISTS: &str = "{% set a = [1,1,1,1,1,1,1,1,1,1] %}\
-    {% set b = [a,a,a,a,a,a,a,a,a,a] %}{% set c = [b,b,b,b,b,b,b,b,b,b] %}\
-    {% set d = [c,c,c,c,c,c,c,c,c,c] %}{% set e = [d,d,d,d,d,d,d,d,d,d] %}\
-    {% set f = [e,e,e,e,e,e,e,e,e,e] %}{% set g = [f,f,f,f,f,f,f,f,f,f] %}\
-    {% set h = [g,g,g,g,g,g,g,g,g,g] %}{% set i = [h,h,h,h,h,h,h,h,h,h] %}";
+/// A list of 99,999 references to one list of 99,999 numbers: ten billion items, which `~`
+/// wrote out in gigabytes of text before anything was charged (the process aborted). Built of
+/// nine nested literals instead, the same value is refused as it is built.
+const SHARED_LISTS: &str = "{% set i = [[1] * 99999] * 99999 %}";
 
 #[test]
 fn concatenating_a_list_larger_than_the_cap_is_refused_before_it_is_written() {
@@ -265,7 +266,7 @@ fn a_namespace_cannot_nest_values_deeper_than_anything_can_free() {
     assert_refused(
         "{% set ns = namespace(a=[1]) %}{% for i in range(20000) %}{% set ns.a = [ns.a] %}\
          {% endfor %}{{ ns.a ~ '' }}",
-        "cannot assign a value nested more than 200 levels deep",
+        "nested more than 200 levels deep",
     );
 }
 
@@ -298,10 +299,10 @@ fn a_namespace_cannot_hold_itself_or_another_namespace() {
 }
 
 #[test]
-fn assigning_a_huge_shared_list_to_a_namespace_runs_out_of_fuel() {
+fn assigning_a_huge_shared_list_to_a_namespace_is_refused() {
     assert_refused(
         &format!("{SHARED_LISTS}{{% set ns = namespace() %}}{{% set ns.i = i %}}"),
-        "fuel",
+        "items in all",
     );
 }
 
@@ -311,5 +312,89 @@ fn debug_is_not_available() {
     assert_refused(
         &format!("{SHARED_LISTS}{{{{ debug() }}}}"),
         "debug is unknown",
+    );
+}
+
+#[test]
+fn filter_and_test_arguments_turned_into_text_are_bounded() {
+    // 99,999 strings of 200 KB, held as one: minijinja wrote the list out as text (3 GB) where
+    // these filters and tests expect a string.
+    let huge = r#"{% set l = [("x" * 200000)] * 99999 %}"#;
+    for use_ in [
+        r#""a"|replace("a", l)"#,
+        r#"l|replace("a", "b")"#,
+        r#"[1, 2]|join(l)"#,
+        r#"[1, 2]|join(d=l)"#,
+        r#""abc"|trim(l)"#,
+        r#"l|indent"#,
+        r#""a,b"|split(l)|list"#,
+        r#""a" is startingwith(l)"#,
+        r#""a" is endingwith(l)"#,
+        r#"[1]|select(l)|list"#,
+        r#"[1]|selectattr(l)|list"#,
+        r#"l in "abc""#,
+    ] {
+        let (result, allocated) = allocations(|| render(&format!("{huge}{{{{ {use_} }}}}")));
+        let error = result.expect_err(use_);
+        assert!(
+            error.reason.contains("larger than the limit") || error.reason.contains("fuel"),
+            "{use_}: {error}"
+        );
+        allocated.assert_bounded();
+    }
+}
+
+#[test]
+fn nesting_built_one_set_at_a_time_is_refused_before_it_is_too_deep_to_free() {
+    // Freeing six hundred levels of ten overflowed the stack, without a namespace.
+    let body = format!(
+        "{{% set a = 1 %}}{}{{{{ 1 }}}}",
+        "{% set a = [[[[[[[[[[a]]]]]]]]]] %}".repeat(600)
+    );
+    assert_refused(&body, "nested more than 200 levels deep");
+}
+
+#[test]
+fn a_long_operator_chain_compiles_and_a_longer_one_is_refused() {
+    // Parsing and compiling recurse once per operator: 9,000 overflowed a test thread's stack.
+    let long = format!("{{{{ 1{} }}}}", " + 1".repeat(9_000));
+    assert_eq!(render(&long).unwrap().body, "9001");
+    let longer = format!("{{{{ 1{} }}}}", " + 1".repeat(20_000));
+    let error =
+        CompiledTrigger::build(support::trigger(&longer), &Limits::default()).expect_err("refused");
+    assert!(error.reason.contains("more than 20000 tokens"), "{error}");
+}
+
+#[test]
+fn lists_that_claim_millions_of_items_are_not_walked() {
+    assert_refused(
+        "{{ [[[1]*99999999]*99999999].count([[1]*99999999]*99999999) }}",
+        "items, more than 100000",
+    );
+}
+
+#[test]
+fn loop_changed_keeps_data_only() {
+    // The loop kept itself: a cycle that was never freed, 200 KB per render.
+    assert_refused(
+        r#"{% set big = "x" * 200000 %}{% for i in [1] %}{{ loop.changed(loop, big) }}{% endfor %}"#,
+        "loop.changed() compares data",
+    );
+    let body = r#"[{% for i in [1, 1, 2] %}{{ loop.changed(i) }}{% if not loop.last %},{% endif %}{% endfor %}]"#;
+    assert_eq!(render(body).unwrap().body, "[true,false,true]");
+}
+
+#[test]
+fn a_repeated_list_is_not_walked_to_its_end_by_an_index_or_a_slice() {
+    // Each `[-1]` took seconds: minijinja walks the repetition item by item, charging for one.
+    for sink in ["x[-1]", "x[99999990:]|length", "x[i]"] {
+        assert_refused(
+            &format!("{{% set x = [1] * 99999999 %}}{{% set i = -1 %}}{{{{ {sink} }}}}"),
+            "cannot index a repeated list",
+        );
+    }
+    assert_eq!(
+        render("{% set x = [1, 2] * 3 %}{{ x[-1] }}").unwrap().body,
+        "2"
     );
 }

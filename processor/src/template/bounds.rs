@@ -50,6 +50,12 @@ pub(super) fn install_bounds(env: &mut Environment<'static>, cap: usize) {
     // the requested width and precision before any fuel is charged, so `"{:>1000000000000000}"`
     // aborted the process; the widths are checked against the cap and paid for first.
     env.set_unknown_method_callback(move |state, value, method, args| {
+        // A list's `.count(x)` and `.index(x)` compare `x` with every item, charged by nothing.
+        if value.as_str().is_none() && matches!(method, "count" | "index") {
+            for compared in std::iter::once(value).chain(args) {
+                visit_items(state, compared, &mut |_, _| Ok(()))?;
+            }
+        }
         if let Some(text) = value.as_str() {
             if method == "format" {
                 charge_bytes(state, str_format_request(text, cap)?)?;
@@ -108,6 +114,66 @@ pub(super) fn install_bounds(env: &mut Environment<'static>, cap: usize) {
     // to compare. The walk charges for everything inside, then the value goes on unchanged.
     env.add_filter(rewrite::COMPARABLE, |state: &State, value: Value| {
         visit_items(state, &value, &mut |_, _| Ok(()))?;
+        Ok::<_, Error>(value)
+    });
+    // List, tuple and map literals that hold variables (see `rewrite`): every nesting is made by
+    // one, so refusing the deep ones bounds how deep any value gets, and freeing, printing and
+    // comparing it stays within the stack.
+    env.add_filter(rewrite::SHALLOW, |state: &State, value: Value| {
+        visit_items(state, &value, &mut |_, depth| {
+            if depth > MAX_TEXT_DEPTH {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("the value is nested more than {MAX_TEXT_DEPTH} levels deep"),
+                ));
+            }
+            Ok(())
+        })?;
+        Ok::<_, Error>(value)
+    });
+    // Containers indexed from their end or sliced (see `rewrite`): minijinja walks a lazily
+    // repeated list to its end for `[-1]`, charging for one item.
+    env.add_filter(rewrite::INDEXABLE, |value: Value| {
+        let lazy = value.downcast_object_ref::<Vec<Value>>().is_none()
+            && value.as_object().is_some()
+            && value.len().is_some_and(|items| items > MAX_WALK_ITEMS);
+        if lazy {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "cannot index a repeated list of more than {MAX_WALK_ITEMS} items from its \
+                     end or slice it"
+                ),
+            ));
+        }
+        Ok::<_, Error>(value)
+    });
+    // What `loop.changed(...)` keeps (see `rewrite`): data only, since the loop, a macro or a
+    // namespace inside it would make a cycle that is never freed.
+    env.add_filter(rewrite::DETACHED, |state: &State, value: Value| {
+        visit_items(state, &value, &mut |item, _| {
+            // Loops, macros and namespaces act like maps; the maps of data (literals, `dict()`,
+            // the event's JSON) are minijinja's own map type.
+            let holds_code = item.kind() == ValueKind::Plain
+                || (item.kind() == ValueKind::Map
+                    && item.as_object().is_some()
+                    && item
+                        .downcast_object_ref::<std::collections::BTreeMap<Value, Value>>()
+                        .is_none());
+            if holds_code {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "loop.changed() compares data: not loops, macros or namespaces",
+                ));
+            }
+            Ok(())
+        })?;
+        Ok::<_, Error>(value)
+    });
+    // Arguments that filters and tests turn into text (see `rewrite`): the value goes on
+    // unchanged once its text is known to fit the cap.
+    env.add_filter(rewrite::TEXT, move |value: Value| {
+        check_text(&value, cap)?;
         Ok::<_, Error>(value)
     });
     // Filters that turn their input into a string, and are registered as the public function
@@ -177,37 +243,78 @@ fn concat(state: &mut State, left: &Value, right: &Value, cap: usize) -> Result<
     })
 }
 
-/// Deepest nesting [`visit_items`] walks. Values are kept shallower than this by construction
-/// (namespaces refuse values nested deeper than [`MAX_TEXT_DEPTH`], the parser nests literals at
-/// most 150 levels, JSON payloads 128); this only keeps the walk itself from overflowing.
+/// Deepest nesting [`visit_items`] walks. Values are kept shallower than this where they are
+/// built (namespaces and list and map literals refuse values nested deeper than
+/// [`MAX_TEXT_DEPTH`], JSON payloads nest at most 128 levels); this keeps the walk itself from
+/// overflowing should one get through.
 const MAX_WALK_DEPTH: usize = 1024;
 
-/// One fuel pays for visiting this many items, as it pays for 64 bytes.
-const ITEMS_PER_FUEL: u64 = 64;
+/// Most items a list or map walked by [`visit_items`] may hold (minijinja's limit for `range`).
+const MAX_WALK_ITEMS: usize = 100_000;
 
-/// Visits `value` and every item and map entry inside it, depth first, charging one fuel per
-/// [`ITEMS_PER_FUEL`] items: a small value that stands for a huge one (a list holding the same
-/// list many times over) runs out of fuel instead of being walked for ever. `check` sees each
-/// value with its depth before what is inside it.
+/// Most items one walk visits in all: a JSON payload of 1 MiB holds fewer, while a list that
+/// holds the same list many times over stands for billions.
+const MAX_WALK_TOTAL: u64 = 1_000_000;
+
+/// One fuel pays for visiting this many lists and maps.
+const CONTAINERS_PER_FUEL: u64 = 16;
+
+/// One fuel pays for visiting this many strings, numbers and other items that hold nothing.
+const SCALARS_PER_FUEL: u64 = 1024;
+
+/// Visits `value` and every item and map entry inside it, depth first, charging fuel for what it
+/// visits: a small value that stands for a huge one (a list holding the same list many times
+/// over) runs out of fuel instead of being walked for ever. Lists and maps cost more than
+/// scalars, so a flat list of numbers built up one `set` at a time stays cheap; walks of fewer
+/// items than one fuel pays for cost nothing. `check` sees each value with its depth before
+/// what is inside it.
 pub(super) fn visit_items(
     state: &State,
     value: &Value,
     check: &mut dyn FnMut(&Value, usize) -> Result<(), Error>,
 ) -> Result<(), Error> {
+    /// Lists and maps, and scalars, visited so far.
+    #[derive(Default)]
+    struct Visited {
+        containers: u64,
+        scalars: u64,
+    }
     fn visit(
         state: &State,
         value: &Value,
         depth: usize,
-        visited: &mut u64,
+        visited: &mut Visited,
         check: &mut dyn FnMut(&Value, usize) -> Result<(), Error>,
     ) -> Result<(), Error> {
         check(value, depth)?;
+        if visited.containers + visited.scalars >= MAX_WALK_TOTAL {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("the value holds more than {MAX_WALK_TOTAL} items in all"),
+            ));
+        }
         let container = matches!(
             value.kind(),
             ValueKind::Seq | ValueKind::Map | ValueKind::Iterable
         );
         if value.as_object().is_none() || !container {
+            visited.scalars += 1;
+            if visited.scalars.is_multiple_of(SCALARS_PER_FUEL) {
+                state.consume_fuel(1)?;
+            }
             return Ok(());
+        }
+        visited.containers += 1;
+        if visited.containers.is_multiple_of(CONTAINERS_PER_FUEL) {
+            state.consume_fuel(1)?;
+        }
+        // `[x] * 99999999` is a small value that claims a hundred million items: refused before
+        // they are walked, as minijinja refuses such a `range`.
+        if let Some(items) = value.len().filter(|items| *items > MAX_WALK_ITEMS) {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("the value holds {items} items, more than {MAX_WALK_ITEMS}"),
+            ));
         }
         if depth >= MAX_WALK_DEPTH {
             return Err(Error::new(
@@ -216,10 +323,6 @@ pub(super) fn visit_items(
             ));
         }
         for item in value.try_iter()? {
-            *visited += 1;
-            if (*visited).is_multiple_of(ITEMS_PER_FUEL) {
-                state.consume_fuel(1)?;
-            }
             visit(state, &item, depth + 1, visited, check)?;
             if value.kind() == ValueKind::Map {
                 visit(state, &value.get_item(&item)?, depth + 1, visited, check)?;
@@ -227,7 +330,7 @@ pub(super) fn visit_items(
         }
         Ok(())
     }
-    visit(state, value, 0, &mut 0, check)
+    visit(state, value, 0, &mut Visited::default(), check)
 }
 
 /// Refuses a list, map or other object whose text (as printed, or as JSON) would be longer than

@@ -5,9 +5,10 @@
 //! twenty thousand deep, and freeing them (or comparing or printing them) overflowed the stack;
 //! `{% set ns.self = ns %}` made a namespace that no comparison or concatenation could finish.
 //! This one refuses, when a value is assigned (or passed to `namespace()`), a value that holds a
-//! namespace or is nested deeper than [`MAX_TEXT_DEPTH`]. Without namespaces inside namespaces
-//! nothing can reach itself, and every nesting is built bottom-up, so checking what is assigned
-//! bounds the depth of everything.
+//! namespace or is nested deeper than [`MAX_TEXT_DEPTH`]: a namespace cannot hold itself, even
+//! through a list, and chains of namespaces cannot grow one level per loop. (List and map
+//! literals are checked for depth where they are built, see `rewrite`; `loop.changed()`, which
+//! keeps its argument, refuses loops, macros and namespaces.)
 //!
 //! Assignments reach [`assign`] through the rewrite of `{% set ns.attr = ... %}`
 //! ([`super::rewrite`]); minijinja's `set` instruction only accepts its own namespace type.

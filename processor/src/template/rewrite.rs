@@ -68,6 +68,40 @@ const COMPARING: &[&str] = &[
     "sameas",
 ];
 
+/// List, tuple and map literals that hold variables pass through, to be refused when nested
+/// deeper than anything can free: `{% set a = [[a]] %}` repeated nests one more level each time.
+pub(super) const SHALLOW: &str = "__hookline_shallow";
+
+/// What `loop.changed(...)` keeps until the next iteration passes through, to be refused if it
+/// holds the loop itself, a macro or a namespace (which would make a cycle that is never freed).
+pub(super) const DETACHED: &str = "__hookline_detached";
+
+/// Lists indexed from their end or sliced pass through, to be refused when lazily repeated past
+/// what may be walked: minijinja walks `([1] * 99999999)[-1]` item by item, charging for one.
+pub(super) const INDEXABLE: &str = "__hookline_indexable";
+
+/// The filter arguments that minijinja turns into text pass through, to be refused (like printed
+/// values) before a list standing for gigabytes is written out.
+pub(super) const TEXT: &str = "__hookline_text";
+
+/// Filters and tests whose arguments minijinja turns into text: whether the input is text too,
+/// how many positional arguments are, and which keyword arguments.
+const TEXT_ARGUMENTS: &[(&str, bool, usize, &[&str])] = &[
+    ("replace", true, 2, &[]),
+    ("join", false, 1, &["d", "attribute"]),
+    ("trim", true, 1, &["chars"]),
+    ("indent", true, 0, &[]),
+    ("split", true, 1, &["sep"]),
+    ("attr", false, 1, &[]),
+    ("map", false, 1, &["attribute"]),
+    ("select", false, 1, &[]),
+    ("reject", false, 1, &[]),
+    ("selectattr", false, 2, &[]),
+    ("rejectattr", false, 2, &[]),
+    ("startingwith", true, 1, &[]),
+    ("endingwith", true, 1, &[]),
+];
+
 /// Binary operators that compare their operands (chains like `a < b < c` are `Compare` nodes).
 const COMPARING_OPERATORS: &[&str] = &["Eq", "Ne", "Lt", "Lte", "Gt", "Gte", "In"];
 
@@ -132,9 +166,30 @@ impl SourceMap {
     }
 }
 
+/// Most tokens a template's expressions and statements may hold (its literal text does not
+/// count). Parsing and compiling recurse once per operator of a chain, and the rewrite's tree
+/// takes memory per node: this bounds both, far above what a webhook body needs.
+pub const MAX_TOKENS: usize = 20_000;
+
+/// Refuses a source with more than [`MAX_TOKENS`] tokens outside its literal text.
+fn count_tokens(source: &str, in_expression: bool) -> Result<(), Error> {
+    let tokens = machinery::tokenize(source, in_expression, Default::default())
+        .filter(|token| !matches!(token, Ok((machinery::Token::TemplateData(_), _))))
+        .take(MAX_TOKENS + 1)
+        .count();
+    if tokens > MAX_TOKENS {
+        return Err(Error::new(
+            ErrorKind::SyntaxError,
+            format!("the template holds more than {MAX_TOKENS} tokens in its expressions"),
+        ));
+    }
+    Ok(())
+}
+
 /// Rewrites a template. A template that does not parse is returned as written, so that minijinja
 /// reports its syntax error against the source as written.
 pub fn template(source: &str) -> Result<Rewritten, Error> {
+    count_tokens(source, false)?;
     match machinery::parse(source, "<template>", Default::default()) {
         Ok(ast) => rewrite(source, &ast, |text| {
             machinery::parse(text, "<template>", Default::default()).is_ok()
@@ -145,6 +200,7 @@ pub fn template(source: &str) -> Result<Rewritten, Error> {
 
 /// Rewrites a standalone expression (`when.event_type`, `if`), like [`template`].
 pub fn expression(source: &str) -> Result<Rewritten, Error> {
+    count_tokens(source, true)?;
     match machinery::parse_expr(source) {
         Ok(ast) => rewrite(source, &ast, |text| machinery::parse_expr(text).is_ok()),
         Err(_) => Ok(unchanged(source)),
@@ -219,6 +275,11 @@ impl Rewriter<'_> {
                     (Some("BinOp"), Some(fields)) if fields["op"] == "Concat" => {
                         self.concat(&fields["left"], &fields["right"])
                     }
+                    // `a in "text"` turns `a` into text.
+                    (Some("BinOp"), Some(fields)) if fields["op"] == "In" => {
+                        self.wrap(&fields["left"], &[TEXT, COMPARABLE])?;
+                        self.comparable(&fields["right"])
+                    }
                     (Some("BinOp"), Some(fields))
                         if fields["op"]
                             .as_str()
@@ -232,27 +293,61 @@ impl Rewriter<'_> {
                         self.comparable_all(&fields["ops"])
                     }
                     (Some("Filter" | "Test"), Some(fields))
-                        if fields["name"]
-                            .as_str()
-                            .is_some_and(|name| COMPARING.contains(&name)) =>
+                        if fields["name"].as_str().is_some_and(|name| {
+                            COMPARING.contains(&name)
+                                || TEXT_ARGUMENTS.iter().any(|(text, ..)| *text == name)
+                        }) =>
                     {
-                        // A filter block's or a set block's filter has no input expression.
-                        if fields["expr"].is_object() {
-                            self.comparable(&fields["expr"])?;
-                        }
-                        self.comparable_all(&fields["args"])
+                        self.filter_call(fields)
                     }
                     (Some("Call"), Some(fields))
                         if fields["expr"]["inner"][0]["name"] == "changed" =>
                     {
-                        // `loop.changed(value)` compares the value with the last one.
+                        // `loop.changed(value)` keeps the value and compares it with the last.
                         self.visit(&fields["expr"])?;
-                        self.comparable_all(&fields["args"])
+                        for argument in fields["args"].as_array().map_or(&[][..], Vec::as_slice) {
+                            match argument.get("Pos") {
+                                Some(expression) => {
+                                    self.wrap(expression, &[DETACHED, COMPARABLE])?;
+                                }
+                                None => self.comparable_all(argument)?,
+                            }
+                        }
+                        Ok(())
                     }
-                    (Some("Map"), Some(fields)) => {
-                        // Keys are compared with each other to build the map.
-                        self.comparable_all(&fields["keys"])?;
-                        self.visit(&fields["values"])
+                    // `x[i]` with `i` not a constant key or index of zero or more, and `x[a:b]`.
+                    (Some("GetItem"), Some(fields))
+                        if !plain_subscript(&fields["subscript_expr"]) =>
+                    {
+                        self.indexed(&fields["expr"])?;
+                        self.visit(&fields["subscript_expr"])
+                    }
+                    (Some("Slice"), Some(fields)) => {
+                        self.indexed(&fields["expr"])?;
+                        for field in ["start", "stop", "step"] {
+                            self.visit(&fields[field])?;
+                        }
+                        Ok(())
+                    }
+                    (Some("List" | "Tuple" | "Map"), Some(fields)) if holds_variables(fields) => {
+                        self.literal(node, fields)
+                    }
+                    (Some("Map"), Some(fields)) => self.map_items(fields),
+                    // Assignment targets are names, not expressions: only what is assigned.
+                    (Some("ForLoop"), Some(fields)) => {
+                        for field in ["iter", "filter_expr", "body", "else_body"] {
+                            self.visit(&fields[field])?;
+                        }
+                        Ok(())
+                    }
+                    (Some("WithBlock"), Some(fields)) => {
+                        for pair in fields["assignments"]
+                            .as_array()
+                            .map_or(&[][..], Vec::as_slice)
+                        {
+                            self.visit(&pair[1])?;
+                        }
+                        self.visit(&fields["body"])
                     }
                     (Some("Set"), Some(fields)) => {
                         self.set(span(node).start, &fields["target"], &fields["expr"])
@@ -269,9 +364,16 @@ impl Rewriter<'_> {
     fn concat(&mut self, left: &Node, right: &Node) -> Result<(), Error> {
         let left_extent = extent(self.source, left);
         let right_extent = extent(self.source, right);
-        self.insert(left_extent.start, "(");
+        // A concatenation on the left is already a filter call, which chains without parentheses
+        // (`(a)|c(b)|c(c)`): a long chain must not nest them past the parser's limit.
+        let chained = left["expr"] == "BinOp" && left["inner"][0]["op"] == "Concat";
+        if !chained {
+            self.insert(left_extent.start, "(");
+        }
         self.visit(left)?;
-        self.insert(left_extent.end, ")");
+        if !chained {
+            self.insert(left_extent.end, ")");
+        }
         let tilde = self.source[left_extent.end..right_extent.start]
             .find('~')
             .map(|at| left_extent.end + at)
@@ -282,17 +384,94 @@ impl Rewriter<'_> {
         Ok(())
     }
 
-    /// `value` → `(value)|__hookline_comparable`, unless it is a constant.
-    fn comparable(&mut self, expression: &Node) -> Result<(), Error> {
-        // A constant is written in the template: it cannot stand for more than its text.
-        if expression["expr"] == "Const" {
-            return Ok(());
+    /// A filter or test that compares, or turns arguments into text: its input and arguments
+    /// pass through the filters that bound what it does with them.
+    fn filter_call(&mut self, fields: &Node) -> Result<(), Error> {
+        let name = fields["name"].as_str().unwrap_or_default();
+        let compares = COMPARING.contains(&name);
+        let (text_input, text_positions, text_keywords) = TEXT_ARGUMENTS
+            .iter()
+            .find(|(text, ..)| *text == name)
+            .map_or((false, 0, &[][..]), |(_, input, positions, keywords)| {
+                (*input, *positions, *keywords)
+            });
+        let filters = |text: bool| match (text, compares) {
+            (true, true) => &[TEXT, COMPARABLE][..],
+            (true, false) => &[TEXT][..],
+            (false, true) => &[COMPARABLE][..],
+            (false, false) => &[][..],
+        };
+        // A filter block's or a set block's filter has no input expression.
+        if fields["expr"].is_object() {
+            self.wrap(&fields["expr"], filters(text_input))?;
+        }
+        let mut position = 0;
+        for argument in fields["args"].as_array().map_or(&[][..], Vec::as_slice) {
+            if let Some(expression) = argument.get("Pos") {
+                self.wrap(expression, filters(position < text_positions))?;
+                position += 1;
+            } else if let Some(keyword) = argument.get("Kwarg") {
+                let text = keyword[0]
+                    .as_str()
+                    .is_some_and(|keyword| text_keywords.contains(&keyword));
+                self.wrap(&keyword[1], filters(text))?;
+            } else {
+                // `*args`, `**kwargs`: as they are, but still compared.
+                self.comparable_all(argument)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `value` → `((value)|f)|g` for `filters` `[f, g]`, unless it is a constant (written in the
+    /// template, it stands for no more than its text).
+    fn wrap(&mut self, expression: &Node, filters: &[&str]) -> Result<(), Error> {
+        if filters.is_empty() || expression["expr"] == "Const" {
+            return self.visit(expression);
         }
         let extent = extent(self.source, expression);
-        self.insert(extent.start, "(");
+        self.insert(extent.start, &"(".repeat(filters.len()));
         self.visit(expression)?;
-        self.insert(extent.end, &format!(")|{COMPARABLE}"));
+        let closers: String = filters.iter().map(|filter| format!(")|{filter}")).collect();
+        self.insert(extent.end, &closers);
         Ok(())
+    }
+
+    /// A list, tuple or map literal holding variables → `(literal)|__hookline_shallow`.
+    fn literal(&mut self, node: &Node, fields: &Node) -> Result<(), Error> {
+        let extent = extent(self.source, node);
+        self.insert(extent.start, "(");
+        if node["expr"] == "Map" {
+            self.map_items(fields)?;
+        } else {
+            self.visit(&fields["items"])?;
+        }
+        self.insert(extent.end, &format!(")|{SHALLOW}"));
+        Ok(())
+    }
+
+    /// The container of `x[i]` or `x[a:b]` → `((x)|__hookline_indexable)`, so the subscript
+    /// applies to the filter's result.
+    fn indexed(&mut self, container: &Node) -> Result<(), Error> {
+        if container["expr"] == "Const" {
+            return self.visit(container);
+        }
+        let extent = extent(self.source, container);
+        self.insert(extent.start, "((");
+        self.visit(container)?;
+        self.insert(extent.end, &format!(")|{INDEXABLE})"));
+        Ok(())
+    }
+
+    /// A map literal's keys are compared with each other to build the map.
+    fn map_items(&mut self, fields: &Node) -> Result<(), Error> {
+        self.comparable_all(&fields["keys"])?;
+        self.visit(&fields["values"])
+    }
+
+    /// `value` → `(value)|__hookline_comparable`, unless it is a constant.
+    fn comparable(&mut self, expression: &Node) -> Result<(), Error> {
+        self.wrap(expression, &[COMPARABLE])
     }
 
     /// [`Self::comparable`] for each expression in a list of them or of call arguments
@@ -315,9 +494,16 @@ impl Rewriter<'_> {
         let Some((namespace, attribute)) = self.attribute_target(target)? else {
             return self.visit(value);
         };
+        // Only `set ns.attr =` is replaced: parentheses the value starts with are outside its
+        // extent, and must stay.
+        let target_end = extent(self.source, target).end;
         let value_extent = extent(self.source, value);
+        let assign = self.source[target_end..value_extent.start]
+            .find('=')
+            .map(|at| target_end + at + 1)
+            .ok_or_else(|| unexpected("no `=` in a set statement"))?;
         self.replace(
-            keyword..value_extent.start,
+            keyword..assign,
             format!(r#"do {ASSIGN}({namespace}, "{attribute}", ("#),
         );
         self.visit(value)?;
@@ -458,6 +644,27 @@ fn extent(source: &str, node: &Node) -> Range<usize> {
     start.unwrap_or(own.start)..end.unwrap_or(own.end)
 }
 
+/// Whether a subscript is a constant string, or a constant index of zero or more (which
+/// minijinja charges for).
+fn plain_subscript(subscript: &Node) -> bool {
+    let value = &subscript["inner"][0]["value"];
+    subscript["expr"] == "Const" && (value.is_string() || value.is_u64())
+}
+
+/// Whether a list, tuple or map literal holds anything but constants and literals of constants
+/// (whose depth the template's text bounds).
+fn holds_variables(fields: &Node) -> bool {
+    ["items", "keys", "values"]
+        .iter()
+        .filter_map(|field| fields[*field].as_array())
+        .flatten()
+        .any(|item| match item["expr"].as_str() {
+            Some("Const") => false,
+            Some("List" | "Tuple" | "Map") => holds_variables(&item["inner"][0]),
+            _ => true,
+        })
+}
+
 fn contains_kind(node: &Node, kind: &str) -> bool {
     match node {
         Node::Array(items) => items.iter().any(|item| contains_kind(item, kind)),
@@ -495,8 +702,11 @@ mod tests {
         // keep their grouping.
         assert_eq!(
             rewritten("{{ a ~ b ~ c }}"),
-            "{{ ((a) |__hookline_concat( b)) |__hookline_concat( c) }}"
+            "{{ (a) |__hookline_concat( b) |__hookline_concat( c) }}"
         );
+        // However long the chain, it parses (minijinja nests at most 150 parentheses).
+        let chain = format!("{{{{ 'a'{} }}}}", " ~ 'a'".repeat(300));
+        assert!(machinery::parse(&rewritten(&chain), "t", Default::default()).is_ok());
         assert_eq!(
             rewritten("{{ (a) ~ (b ~ c)|upper }}"),
             "{{ ((a)) |__hookline_concat( ((b) |__hookline_concat( c))|upper) }}"
@@ -513,7 +723,7 @@ mod tests {
             rewritten("{{ a == b ~ c }}{{ 1 < x < 3 }}{{ k in {k: 1} }}"),
             "{{ (a)|__hookline_comparable == ((b) |__hookline_concat( c))|__hookline_comparable }}\
              {{ 1 < (x)|__hookline_comparable < 3 }}\
-             {{ (k)|__hookline_comparable in ({(k)|__hookline_comparable: 1})|__hookline_comparable }}"
+             {{ ((k)|__hookline_text)|__hookline_comparable in (({(k)|__hookline_comparable: 1})|__hookline_shallow)|__hookline_comparable }}"
         );
         assert_eq!(
             rewritten(
@@ -527,6 +737,28 @@ mod tests {
     }
 
     #[test]
+    fn literals_holding_variables_are_checked_but_targets_are_left_alone() {
+        assert_eq!(
+            rewritten("{% for a, b in [[x, 1]] %}{% set c, d = [a], 2 %}{% endfor %}"),
+            "{% for a, b in ([([x, 1])|__hookline_shallow])|__hookline_shallow %}\
+             {% set c, d = (([a])|__hookline_shallow, 2)|__hookline_shallow %}{% endfor %}"
+        );
+        assert_eq!(
+            rewritten("{{ [1, 'a', {'b': 2}] }}"),
+            "{{ [1, 'a', {'b': 2}] }}"
+        );
+    }
+
+    #[test]
+    fn lists_indexed_from_their_end_or_sliced_are_checked() {
+        assert_eq!(
+            rewritten("{{ x[-1] }}{{ x[i] }}{{ x[1:] }}{{ x[0] }}{{ x['k'] }}"),
+            "{{ ((x)|__hookline_indexable)[-1] }}{{ ((x)|__hookline_indexable)[i] }}\
+             {{ ((x)|__hookline_indexable)[1:] }}{{ x[0] }}{{ x['k'] }}"
+        );
+    }
+
+    #[test]
     fn text_that_only_looks_like_concatenation_is_left_alone() {
         let source = r#"{{ "a ~ b" }} ~ {# x ~ y #}{% raw %}{{ p ~ q }}{% endraw %}"#;
         assert_eq!(rewritten(source), source);
@@ -536,11 +768,16 @@ mod tests {
     fn namespace_assignment_becomes_a_call_and_keeps_line_breaks() {
         assert_eq!(
             rewritten("{% set ns.total = ns.total + 1 %}"),
-            r#"{% do __hookline_assign(ns, "total", (ns.total + 1)) %}"#
+            r#"{% do __hookline_assign(ns, "total", ( ns.total + 1)) %}"#
+        );
+        // A value in parentheses keeps them.
+        assert_eq!(
+            rewritten("{% set ns.x = (ns.x + 1) * 2 %}"),
+            r#"{% do __hookline_assign(ns, "x", ( (ns.x + 1) * 2)) %}"#
         );
         assert_eq!(
             rewritten("{% set ns.x =\n  a ~ b %}\n{{ ns.x }}"),
-            "{% do __hookline_assign(ns, \"x\", (\n(a) |__hookline_concat( b))) %}\n{{ ns.x }}"
+            "{% do __hookline_assign(ns, \"x\", (\n  (a) |__hookline_concat( b))) %}\n{{ ns.x }}"
         );
         // Plain names are minijinja's business.
         assert_eq!(rewritten("{% set a, b = 1, 2 %}"), "{% set a, b = 1, 2 %}");
@@ -578,6 +815,18 @@ mod tests {
         assert_eq!(rewritten.map.original(0..2), 0..2);
         let end = text.len();
         assert_eq!(rewritten.map.original(end - 2..end), 9..11);
+    }
+
+    #[test]
+    fn a_template_with_too_many_tokens_is_refused_before_it_is_parsed() {
+        let chain = format!("{{{{ 1{} }}}}", " + 1".repeat(MAX_TOKENS));
+        let error = template(&chain).unwrap_err();
+        assert!(
+            error.to_string().contains("more than 20000 tokens"),
+            "{error}"
+        );
+        // Literal text does not count.
+        assert!(template(&"x".repeat(100 * MAX_TOKENS)).is_ok());
     }
 
     #[test]
