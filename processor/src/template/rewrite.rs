@@ -23,6 +23,8 @@
 //! tokens, keeping every line break, so line numbers stay those of the source as written;
 //! [`SourceMap`] takes error positions back to it.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::ops::Range;
 
@@ -231,6 +233,7 @@ fn rewrite(
     let mut rewriter = Rewriter {
         source,
         edits: Vec::new(),
+        extents: RefCell::default(),
     };
     rewriter.visit(&tree)?;
     // Edits at the same offset keep the order they were made in: outer openings before inner
@@ -260,6 +263,8 @@ fn rewrite(
 struct Rewriter<'a> {
     source: &'a str,
     edits: Vec<Edit>,
+    /// Bounds of the subtrees seen, by node (see [`Rewriter::bounds`]).
+    extents: RefCell<HashMap<*const Node, Bounds>>,
 }
 
 impl Rewriter<'_> {
@@ -362,8 +367,8 @@ impl Rewriter<'_> {
 
     /// `left ~ right` → `(left)|__hookline_concat(right)`.
     fn concat(&mut self, left: &Node, right: &Node) -> Result<(), Error> {
-        let left_extent = extent(self.source, left);
-        let right_extent = extent(self.source, right);
+        let left_extent = self.extent(left);
+        let right_extent = self.extent(right);
         // A concatenation on the left is already a filter call, which chains without parentheses
         // (`(a)|c(b)|c(c)`): a long chain must not nest them past the parser's limit.
         let chained = left["expr"] == "BinOp" && left["inner"][0]["op"] == "Concat";
@@ -429,7 +434,7 @@ impl Rewriter<'_> {
         if filters.is_empty() || expression["expr"] == "Const" {
             return self.visit(expression);
         }
-        let extent = extent(self.source, expression);
+        let extent = self.extent(expression);
         self.insert(extent.start, &"(".repeat(filters.len()));
         self.visit(expression)?;
         let closers: String = filters.iter().map(|filter| format!(")|{filter}")).collect();
@@ -439,7 +444,7 @@ impl Rewriter<'_> {
 
     /// A list, tuple or map literal holding variables → `(literal)|__hookline_shallow`.
     fn literal(&mut self, node: &Node, fields: &Node) -> Result<(), Error> {
-        let extent = extent(self.source, node);
+        let extent = self.extent(node);
         self.insert(extent.start, "(");
         if node["expr"] == "Map" {
             self.map_items(fields)?;
@@ -456,7 +461,7 @@ impl Rewriter<'_> {
         if container["expr"] == "Const" {
             return self.visit(container);
         }
-        let extent = extent(self.source, container);
+        let extent = self.extent(container);
         self.insert(extent.start, "((");
         self.visit(container)?;
         self.insert(extent.end, &format!(")|{INDEXABLE})"));
@@ -496,8 +501,8 @@ impl Rewriter<'_> {
         };
         // Only `set ns.attr =` is replaced: parentheses the value starts with are outside its
         // extent, and must stay.
-        let target_end = extent(self.source, target).end;
-        let value_extent = extent(self.source, value);
+        let target_end = self.extent(target).end;
+        let value_extent = self.extent(value);
         let assign = self.source[target_end..value_extent.start]
             .find('=')
             .map(|at| target_end + at + 1)
@@ -516,7 +521,8 @@ impl Rewriter<'_> {
     fn set_block(&mut self, node: &Node, fields: &Node) -> Result<(), Error> {
         let target = &fields["target"];
         if let Some((namespace, attribute)) = self.attribute_target(target)? {
-            self.replace(extent(self.source, target), CAPTURE.to_owned());
+            let target = self.extent(target);
+            self.replace(target, CAPTURE.to_owned());
             // The statement's span ends after `endset`; the assignment goes after its `%}`, and
             // takes over its whitespace control (`-%}` trims what follows the block).
             let end = span(node).end;
@@ -554,7 +560,7 @@ impl Rewriter<'_> {
             }
         }
         if contains_kind(target, "GetAttr") {
-            let written = &self.source[extent(self.source, target)];
+            let written = &self.source[self.extent(target)];
             return Err(Error::new(
                 ErrorKind::SyntaxError,
                 format!(
@@ -601,20 +607,49 @@ fn span(node: &Node) -> Range<usize> {
     }
 }
 
-/// The source range an expression covers: from its first to its last token.
-///
-/// Spans in minijinja's tree are not that range: a filter's span is the filter's name and
-/// arguments, and a binary operator's span starts at the token before its left operand (the `,`
-/// in `f(a, b == c)`). So the range ends where the last span inside the expression ends, and
-/// starts where the first span of a node that starts with its own token does (a name, a
-/// constant, a unary operator, a list or map literal). Parentheses around the expression are
-/// outside the range; wrapping inside them keeps the same grouping.
-fn extent(source: &str, node: &Node) -> Range<usize> {
-    fn widen(source: &str, node: &Node, start: &mut Option<usize>, end: &mut Option<usize>) {
+/// The first and last offsets of a subtree (see [`Rewriter::extent`]), by node.
+type Bounds = (Option<usize>, Option<usize>);
+
+impl Rewriter<'_> {
+    /// The source range an expression covers: from its first to its last token.
+    ///
+    /// Spans in minijinja's tree are not that range: a filter's span is the filter's name and
+    /// arguments, and a binary operator's span starts at the token before its left operand (the
+    /// `,` in `f(a, b == c)`). So the range ends where the last span inside the expression ends,
+    /// and starts where the first span of a node that starts with its own token does (a name, a
+    /// constant, a unary operator, a list or map literal). Parentheses around the expression are
+    /// outside the range; wrapping inside them keeps the same grouping.
+    fn extent(&self, node: &Node) -> Range<usize> {
+        let (start, end) = self.bounds(node);
+        let own = span(node);
+        start.unwrap_or(own.start)..end.unwrap_or(own.end)
+    }
+
+    /// [`Self::extent`]'s walk, each subtree's bounds computed once: a chain of n operators asks
+    /// for the extent of every link, which would otherwise walk the chain n times (5,000 `~`
+    /// took minutes to compile).
+    fn bounds(&self, node: &Node) -> Bounds {
+        fn merge(into: &mut Bounds, (start, end): Bounds) {
+            into.0 = match (into.0, start) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            into.1 = match (into.1, end) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let key = std::ptr::from_ref(node);
+        if let Some(known) = self.extents.borrow().get(&key) {
+            return *known;
+        }
+        let mut bounds: Bounds = (None, None);
         match node {
-            Node::Array(items) => items
-                .iter()
-                .for_each(|item| widen(source, item, start, end)),
+            Node::Array(items) => {
+                for item in items {
+                    merge(&mut bounds, self.bounds(item));
+                }
+            }
             Node::Object(map) => {
                 if let Some(kind) = map.get("expr").and_then(Node::as_str) {
                     let own = span(node);
@@ -622,26 +657,25 @@ fn extent(source: &str, node: &Node) -> Range<usize> {
                         "Var" | "Const" | "List" | "Map" => true,
                         // `a not in b` is `not (a in b)`, a unary operator whose span starts
                         // before `a`: only a real `-`, `+` or `not` starts the expression.
-                        "UnaryOp" => source.get(own.start..).is_some_and(|text| {
+                        "UnaryOp" => self.source.get(own.start..).is_some_and(|text| {
                             text.starts_with(['-', '+']) || text.starts_with("not")
                         }),
                         _ => false,
                     };
-                    if starts_with_own_token {
-                        *start = Some(start.map_or(own.start, |start| start.min(own.start)));
-                    }
-                    *end = Some(end.map_or(own.end, |end| end.max(own.end)));
+                    merge(
+                        &mut bounds,
+                        (starts_with_own_token.then_some(own.start), Some(own.end)),
+                    );
                 }
-                map.values()
-                    .for_each(|value| widen(source, value, start, end));
+                for value in map.values() {
+                    merge(&mut bounds, self.bounds(value));
+                }
             }
-            Node::Null | Node::Bool(_) | Node::Number(_) | Node::String(_) => {}
+            Node::Null | Node::Bool(_) | Node::Number(_) | Node::String(_) => return bounds,
         }
+        self.extents.borrow_mut().insert(key, bounds);
+        bounds
     }
-    let (mut start, mut end) = (None, None);
-    widen(source, node, &mut start, &mut end);
-    let own = span(node);
-    start.unwrap_or(own.start)..end.unwrap_or(own.end)
 }
 
 /// Whether a subscript is a constant string, or a constant index of zero or more (which
