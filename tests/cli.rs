@@ -168,6 +168,33 @@ async fn the_cli_creates_lists_disables_and_deletes_resources() {
     admin(&pipeline, &["sources", "enable", "shop"]).await.ok();
     assert_eq!(post().await.unwrap().status(), 202);
 
+    // Pausing is for destinations, and shows in their list.
+    let paused = admin(&pipeline, &["destinations", "pause", "crm"])
+        .await
+        .ok();
+    assert!(
+        paused.starts_with("Paused destination crm: its jobs are held"),
+        "{paused}"
+    );
+    let table = admin(&pipeline, &["destinations", "list"]).await.ok();
+    let row = table.lines().find(|line| line.contains("crm")).unwrap();
+    assert!(row.contains("paused"), "{table}");
+    assert!(table.contains("HELD"), "{table}");
+    let resumed = admin(&pipeline, &["destinations", "resume", "crm", "--json"])
+        .await
+        .json();
+    assert!(resumed.get("paused").is_none(), "{resumed}");
+    assert_eq!(resumed["held_jobs"], 0);
+    let not_a_destination = admin(&pipeline, &["sources", "pause", "shop"]).await;
+    assert!(
+        !not_a_destination.success
+            && not_a_destination
+                .stderr
+                .contains("only destinations can be paused"),
+        "{}",
+        not_a_destination.stderr
+    );
+
     // Errors name the problem and fail the command.
     let in_use = admin(&pipeline, &["destinations", "delete", "crm"]).await;
     assert!(!in_use.success);
@@ -413,7 +440,9 @@ async fn the_cli_shows_a_journey_and_replays_a_dead_letter_after_the_fix() {
     let journey = eventually("the journey of the delivered event", || async {
         let run = admin(&pipeline, &["events", "get", &delivered, "--json"]).await;
         let journey: Value = serde_json::from_str(&run.stdout).ok()?;
-        (journey["deliveries"][0]["status"] == "delivered").then_some(journey)
+        // The match record and the attempt come from different topics: wait for both.
+        let both = journey["deliveries"][0]["status"] == "delivered" && !journey["match"].is_null();
+        both.then_some(journey)
     })
     .await;
     assert_eq!(journey["deliveries"][0]["attempts"][0]["status"], 200);
