@@ -172,6 +172,18 @@ impl ApiClient {
         .await
     }
 
+    /// Pauses (`true`) or resumes destination `id`.
+    pub async fn pause(&self, id: &str, paused: bool) -> Result<Value, ClientError> {
+        let verb = if paused { "pause" } else { "resume" };
+        self.call(
+            Method::POST,
+            &format!("{}/{verb}", one("destinations", id)),
+            &[],
+            None,
+        )
+        .await
+    }
+
     /// What a trigger would send for a sample event: the saved trigger `id`, or the unsaved one
     /// in `body["trigger"]` when `id` is `None`.
     pub async fn preview(&self, id: Option<&str>, body: &Value) -> Result<Value, ClientError> {

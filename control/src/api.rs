@@ -96,6 +96,15 @@ pub fn router(state: ApiState) -> Router {
                 post(move |state, id, headers| switch(state, kind, id, headers, false)),
             );
     }
+    api = api
+        .route(
+            "/api/v1/destinations/{id}/pause",
+            post(|state, id, headers| pause(state, id, headers, true)),
+        )
+        .route(
+            "/api/v1/destinations/{id}/resume",
+            post(|state, id, headers| pause(state, id, headers, false)),
+        );
     api = api.route(preview::SAVED, post(preview::saved)).route(
         preview::UNSAVED,
         // A trigger may be called `preview`: the other methods reach it as they would
@@ -301,6 +310,28 @@ async fn switch(
     respond(&state, &snapshot, &key, StatusCode::OK, Secrets::Masked)
 }
 
+/// Pauses a destination (its jobs are held, in order, until it resumes) or resumes it.
+async fn pause(
+    State(state): State<ApiState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    paused: bool,
+) -> Result<Response, ApiError> {
+    let key = key(ResourceKind::Destination, &id)?;
+    let preconditions = Preconditions::from_headers(&headers);
+    let snapshot = state
+        .writes
+        .change(&key, &preconditions, |current| {
+            let Some(Resource::Destination(mut destination)) = current else {
+                return Err(not_found(&key));
+            };
+            destination.paused = paused;
+            Ok(Change::Put(Box::new(Resource::Destination(destination))))
+        })
+        .await?;
+    respond(&state, &snapshot, &key, StatusCode::OK, Secrets::Masked)
+}
+
 async fn delete(
     State(state): State<ApiState>,
     kind: ResourceKind,
@@ -403,7 +434,8 @@ fn respond(
     Ok(response)
 }
 
-/// Adds when the resource was last triggered and delivered to, as this instance's store saw it.
+/// Adds when the resource was last triggered and delivered to, as this instance's store saw it,
+/// and for a destination the jobs it has on hold.
 fn annotate(state: &ApiState, resource: &Resource, view: &mut Value) {
     let last = state
         .history
@@ -411,6 +443,9 @@ fn annotate(state: &ApiState, resource: &Resource, view: &mut Value) {
         .activities
         .get(resource.key().kind.as_str(), kind::id(resource).as_str());
     history::annotate(view, last);
+    if let Resource::Destination(destination) = resource {
+        history::annotate_held(view, state.history.held.of(&destination.id));
+    }
 }
 
 /// The answer to a create: 201, the resource with its secrets shown this once, and its

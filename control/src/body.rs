@@ -15,13 +15,15 @@ use crate::error::ApiError;
 use crate::kind;
 
 /// Fields the API shows but never takes from a client.
-pub const READ_ONLY: [&str; 6] = [
+pub const READ_ONLY: [&str; 8] = [
     "created_at",
     "updated_at",
     "ingest_url",
     "schema_version",
     "last_triggered_at",
     "last_delivered_at",
+    "held_jobs",
+    "oldest_held_at",
 ];
 
 /// The body as a JSON object, after checking its size and type.

@@ -51,6 +51,8 @@ pub struct History {
     pub max_replay: usize,
     /// What operators did with dead letters.
     pub dead_states: Arc<DeadStates>,
+    /// The jobs paused destinations have on hold.
+    pub held: Arc<crate::held::Held>,
 }
 
 /// The log routes (behind the same authentication as the rest of the API).
@@ -97,7 +99,27 @@ async fn event(State(state): State<ApiState>, Id(id): Id) -> Result<Response, Ap
     if records.is_empty() {
         return Err(missing_event(&state, id));
     }
-    Ok(Json(journey(&id, &records)).into_response())
+    let mut journey = journey(&id, &records);
+    mark_held(&mut journey, &state.history.held);
+    Ok(Json(journey).into_response())
+}
+
+/// A delivery without an attempt that waits on hold, its destination paused, says so.
+fn mark_held(journey: &mut Value, held: &crate::held::Held) {
+    let deliveries = journey
+        .get_mut("deliveries")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten();
+    for delivery in deliveries {
+        let waiting = delivery["status"] == "pending"
+            && delivery["delivery_id"]
+                .as_str()
+                .is_some_and(|id| held.holds(id));
+        if waiting {
+            delivery["status"] = "held".into();
+        }
+    }
 }
 
 /// Why event `id` is not in the store: not read yet while the store is still reading the topics
@@ -454,6 +476,22 @@ async fn dead_letters(
         "next_cursor": page.next.as_ref().map(|cursor| cursor.encode()),
     }))
     .into_response())
+}
+
+/// Adds the jobs a destination has on hold: how many, and since when the oldest waits.
+pub fn annotate_held(view: &mut Value, held: Option<crate::held::HeldJobs>) {
+    if let Value::Object(object) = view {
+        let oldest = held
+            .and_then(|held| {
+                time::OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(held.oldest_ms) * 1_000_000,
+                )
+                .ok()
+            })
+            .map_or(Value::Null, |at| hookline_runtime::time::rfc3339(at).into());
+        object.insert("held_jobs".into(), held.map_or(0, |held| held.jobs).into());
+        object.insert("oldest_held_at".into(), oldest);
+    }
 }
 
 /// Adds `last_triggered_at` and `last_delivered_at` to the view of a resource.

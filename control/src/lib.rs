@@ -1,6 +1,6 @@
 //! Control: the operator's API, on its own address (ingest never serves it).
 //!
-//! Creates, reads, lists, changes, enables, disables and deletes sources, destinations and
+//! Creates, reads, lists, changes, enables, disables, pauses and deletes sources, destinations and
 //! triggers behind bearer tokens. Writes go to the compacted resources topic, are validated as
 //! `hookline apply` validates, and are answered once this process reads them back.
 //!
@@ -22,6 +22,7 @@
 //! - [`openapi`]: the OpenAPI document.
 //! - [`store`]: the embedded store of events, match records, attempts, refusals and dead letters.
 //! - [`dead_states`]: what operators did with dead letters (replayed, discarded), from Kafka.
+//! - [`held`]: the jobs paused destinations have on hold, from Kafka.
 //! - [`history`]: the routes that read it: an event's journey, attempts, dead letters.
 //! - [`test_send`]: a test webhook through the real dispatcher.
 //! - [`replay`]: dead letters and events sent through the pipeline again.
@@ -35,6 +36,7 @@ pub mod config;
 pub mod credentials;
 pub mod dead_states;
 pub mod error;
+pub mod held;
 pub mod history;
 pub mod kind;
 pub mod list;

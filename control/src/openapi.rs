@@ -75,6 +75,15 @@ pub fn document() -> Value {
     }
     paths = paths
         .path(
+            "/api/v1/destinations/{id}/pause",
+            PathItem::new(HttpMethod::Post, pause(true)),
+        )
+        .path(
+            "/api/v1/destinations/{id}/resume",
+            PathItem::new(HttpMethod::Post, pause(false)),
+        );
+    paths = paths
+        .path(
             preview::SAVED,
             PathItem::new(HttpMethod::Post, preview_saved()),
         )
@@ -326,6 +335,36 @@ fn switch(kind: ResourceKind, enable: bool) -> Operation {
         .build()
 }
 
+fn pause(pause: bool) -> Operation {
+    let kind = ResourceKind::Destination;
+    let (verb, summary) = if pause {
+        (
+            "pause",
+            "Pause one: its jobs are held, in arrival order, until it resumes (nothing is dropped)",
+        )
+    } else {
+        (
+            "resume",
+            "Resume one: its held jobs are delivered, in the order they were held, with their original delivery ids",
+        )
+    };
+    operation(kind, format!("{verb}_destination"), summary)
+        .parameter(id())
+        .parameter(condition(
+            "If-Match",
+            "Only if the resource still has this `ETag`.",
+        ))
+        .response("200", shown(kind, "The destination as written."))
+        .response("401", unauthorized())
+        .response("403", error("The token may only read."))
+        .response("404", error("No such destination."))
+        .response("409", error("The resource names a missing one."))
+        .response("412", error("The resource changed since it was read."))
+        .response("422", error("The resource is invalid."))
+        .response("503", unavailable())
+        .build()
+}
+
 fn preview_saved() -> Operation {
     operation(
         ResourceKind::Trigger,
@@ -462,6 +501,12 @@ fn created(kind: ResourceKind) -> ResponseBuilder {
         .to_vec();
     if kind == ResourceKind::Trigger {
         operations.push("preview_trigger".to_owned());
+    }
+    if kind == ResourceKind::Destination {
+        operations.extend([
+            "pause_destination".to_owned(),
+            "resume_destination".to_owned(),
+        ]);
     }
     operations.into_iter().fold(created, |response, operation| {
         let link = LinkBuilder::new()

@@ -16,6 +16,7 @@ use crate::api::{self, ApiState};
 use crate::auth::Tokens;
 use crate::dead_states::DeadStates;
 use crate::error::Error;
+use crate::held::Held;
 use crate::history::History;
 use crate::metrics::Metrics;
 use crate::send::Sender;
@@ -31,6 +32,7 @@ pub struct Control {
     reader: Reader,
     history: Arc<History>,
     dead_states: Arc<DeadStates>,
+    held: Arc<Held>,
     kafka: KafkaSettings,
 }
 
@@ -68,12 +70,14 @@ impl Control {
         )
         .await?;
         let dead_states = DeadStates::new(kafka, config.write_timeout())?;
+        let held = Held::new();
         let history = Arc::new(History {
             logs,
             sender: Sender::new(kafka, config.write_timeout())?,
             test_timeout: config.test_timeout(),
             max_replay: config.max_replay,
             dead_states: dead_states.clone(),
+            held: held.clone(),
         });
         let router = api::router(ApiState {
             writes: Arc::new(Writes::new(writer, store.clone(), config.write_timeout())),
@@ -90,6 +94,7 @@ impl Control {
             reader,
             history,
             dead_states,
+            held,
             kafka: kafka.clone(),
         })
     }
@@ -111,9 +116,17 @@ impl Control {
         info!(addr = %self.local_addr(), "Control API listening.");
         let reader = self.reader.run(shutdown.clone());
         let serve = self.listener.serve(self.router, shutdown.clone());
-        let states = self.dead_states.run(self.kafka, shutdown.clone());
+        let states = self.dead_states.run(self.kafka.clone(), shutdown.clone());
+        let held = self.held.run(self.kafka, shutdown.clone());
         tokio::select! {
             () = serve => Ok(()),
+            read = held => {
+                let result = read.map_err(Error::from);
+                if result.is_err() {
+                    shutdown.cancel();
+                }
+                result
+            }
             read = states => {
                 let result = read.map_err(Error::from);
                 if result.is_err() {

@@ -15,7 +15,7 @@ MAX_RECORD_BYTES=2097152
 # The retry topics have one tier per fixed delay (schemas::RetryTier).
 TOPICS="events deliveries retry.5s retry.30s retry.5m retry.30m retry.2h dead attempts rejected matches"
 # Compacted topics, one partition so every reader sees every change in order.
-COMPACTED_TOPICS="resources destination-health dead-states"
+COMPACTED_TOPICS="resources destination-health dead-states held"
 
 kafka_topics=/opt/kafka/bin/kafka-topics.sh
 

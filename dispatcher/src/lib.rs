@@ -5,6 +5,7 @@
 //! - [`retry`]: the pure retry decision.
 //! - [`deliver`]: one HTTP attempt, with a deadline and a capped response body.
 //! - [`pipeline`]: the consume → deliver → record loop.
+//! - [`hold`]: jobs of paused destinations, held until they resume.
 //! - [`metrics`]: what it counts.
 
 pub mod config;
@@ -12,6 +13,7 @@ pub mod deliver;
 pub mod error;
 pub mod guard;
 pub mod health;
+pub mod hold;
 pub mod isolation;
 pub mod metrics;
 pub mod pipeline;

@@ -1,7 +1,9 @@
 //! What the dispatcher counts. Labels are bounded sets (outcomes, reasons), never ids or URLs.
 
 use hookline_runtime::telemetry::register;
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Attempts by outcome: `delivered`, `http_4xx`, `http_5xx`, `http_other`, `timeout`,
 /// `connect_error`, `blocked`, `invalid_request`, `destination_unavailable`.
@@ -22,6 +24,15 @@ pub const DISABLED: &str = "hookline_dispatcher_destinations_disabled_total";
 pub const DEAD: &str = "hookline_dispatcher_dead_letters_total";
 /// Jobs in progress.
 pub const IN_FLIGHT: &str = "hookline_dispatcher_in_flight";
+/// Jobs put on hold because their destination was paused.
+pub const HELD: &str = "hookline_dispatcher_held_total";
+/// Held jobs handed back to the deliveries topic after their destination resumed (or was
+/// deleted, in which case delivery dead-letters them).
+pub const RELEASED: &str = "hookline_dispatcher_released_total";
+/// Jobs on hold in the held partitions this dispatcher owns.
+pub const HELD_JOBS: &str = "hookline_dispatcher_held_jobs";
+/// Age of the oldest job on hold in the held partitions this dispatcher owns; 0 when none.
+pub const HELD_OLDEST_AGE: &str = "hookline_dispatcher_held_oldest_age_seconds";
 
 /// The dispatcher's metrics.
 #[derive(Clone, Debug)]
@@ -44,6 +55,14 @@ pub struct Metrics {
     pub dead: IntCounterVec,
     /// See [`IN_FLIGHT`].
     pub in_flight: IntGauge,
+    /// See [`HELD`].
+    pub held: IntCounter,
+    /// See [`RELEASED`].
+    pub released: IntCounter,
+    /// See [`HELD_JOBS`].
+    pub held_jobs: IntGauge,
+    /// See [`HELD_OLDEST_AGE`].
+    pub held_oldest_age: Gauge,
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -101,6 +120,26 @@ impl Metrics {
             .expect("valid metric"),
             in_flight: IntGauge::new(IN_FLIGHT, "Delivery jobs in progress.")
                 .expect("valid metric"),
+            held: IntCounter::new(
+                HELD,
+                "Jobs put on hold because their destination was paused.",
+            )
+            .expect("valid metric"),
+            released: IntCounter::new(
+                RELEASED,
+                "Held jobs handed back for delivery after their destination resumed.",
+            )
+            .expect("valid metric"),
+            held_jobs: IntGauge::new(
+                HELD_JOBS,
+                "Jobs on hold in the held partitions this dispatcher owns.",
+            )
+            .expect("valid metric"),
+            held_oldest_age: Gauge::new(
+                HELD_OLDEST_AGE,
+                "Age of the oldest job on hold in the held partitions this dispatcher owns.",
+            )
+            .expect("valid metric"),
         };
         register(registry, metrics.attempts.clone());
         register(registry, metrics.attempt_duration.clone());
@@ -111,6 +150,10 @@ impl Metrics {
         register(registry, metrics.disabled.clone());
         register(registry, metrics.dead.clone());
         register(registry, metrics.in_flight.clone());
+        register(registry, metrics.held.clone());
+        register(registry, metrics.released.clone());
+        register(registry, metrics.held_jobs.clone());
+        register(registry, metrics.held_oldest_age.clone());
         metrics
     }
 }

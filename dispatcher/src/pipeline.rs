@@ -28,6 +28,7 @@ use tracing::{info, warn};
 use crate::deliver::{Attempt, Deliverer};
 use crate::guard::{self, Guard};
 use crate::health::{Health, Verdict};
+use crate::hold::Releaser;
 use crate::isolation::{BreakerSettings, Held, Isolation};
 use crate::metrics::Metrics;
 use crate::retry::{self, Decision, Outcome};
@@ -59,6 +60,7 @@ pub struct Dispatcher {
     settings: KafkaSettings,
     consumer: StreamConsumer<ObservedContext>,
     retry_consumer: StreamConsumer<ObservedContext>,
+    releaser: Releaser,
     shared: Arc<Shared>,
 }
 
@@ -76,6 +78,7 @@ struct Shared {
     retry_topics: Vec<(RetryTier, String)>,
     attempts_topic: String,
     dead_topic: String,
+    held_topic: String,
     metrics: Metrics,
     shutdown: CancellationToken,
 }
@@ -111,10 +114,18 @@ impl Dispatcher {
             settings,
             Duration::from_secs(config.disable_after_failing_seconds),
         )?;
+        let releaser = Releaser::build(
+            settings,
+            consumers,
+            producer.clone(),
+            store.clone(),
+            metrics.clone(),
+        )?;
         Ok(Self {
             settings: settings.clone(),
             consumer,
             retry_consumer,
+            releaser,
             shared: Arc::new(Shared {
                 config,
                 store,
@@ -130,6 +141,7 @@ impl Dispatcher {
                     .collect(),
                 attempts_topic: settings.topics().attempts(),
                 dead_topic: settings.topics().dead(),
+                held_topic: settings.topics().held(),
                 metrics,
                 shutdown,
             }),
@@ -195,8 +207,13 @@ impl Dispatcher {
             stop.cancel();
             result
         };
-        let (fresh, retried) = tokio::join!(fresh, retried);
-        fresh.and(retried)
+        let released = async {
+            let result = self.releaser.run(&stop).await;
+            stop.cancel();
+            result
+        };
+        let (fresh, retried, released) = tokio::join!(fresh, retried, released);
+        fresh.and(retried).and(released)
     }
 }
 
@@ -407,6 +424,9 @@ impl Shared {
                 }
                 Err(()) => return Settled::Abandoned,
             };
+            if destination.paused {
+                return self.hold(job, acks).await;
+            }
             let pass = match self.isolation.admit(&destination).await {
                 Ok(pass) => pass,
                 Err((held, wait)) => {
@@ -503,6 +523,15 @@ impl Shared {
         // `retry_topics` follows `RetryTier::ALL`, the tiers' declaration order.
         let (_, topic) = &self.retry_topics[tier as usize];
         self.produce(topic, job.destination_id.as_str(), &payload, acks)
+            .await;
+        Settled::Done
+    }
+
+    /// Puts `job` on hold until its destination resumes (see [`crate::hold`]).
+    async fn hold(&self, job: DeliveryJob, acks: &mut Acks) -> Settled {
+        self.metrics.held.inc();
+        let payload = serde_json::to_vec(&job).unwrap_or_default();
+        self.produce(&self.held_topic, &job.delivery_id, &payload, acks)
             .await;
         Settled::Done
     }

@@ -2,6 +2,7 @@
 //! statistics, so no separate lag exporter is needed) and rebalances.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
@@ -76,6 +77,7 @@ impl ConsumerMetrics {
             metrics: self.clone(),
             behind: Mutex::default(),
             in_flight: InFlight::new(),
+            rebalances: AtomicU64::new(0),
         }
     }
 }
@@ -88,6 +90,17 @@ pub struct ObservedContext {
     behind: Mutex<HashMap<(String, i32), i64>>,
     /// The consume loop's work, waited for before partitions are revoked.
     in_flight: Arc<InFlight>,
+    /// Rebalances seen (assignments and revocations), so a loop that keeps state per partition
+    /// can tell its partitions may have changed hands since it last looked.
+    rebalances: AtomicU64,
+}
+
+impl ObservedContext {
+    /// How many rebalances this consumer has seen; it changes whenever partitions were assigned
+    /// or revoked.
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(Ordering::Acquire)
+    }
 }
 
 /// What the consume loop tells its consumer's context about progress.
@@ -219,6 +232,7 @@ impl ConsumerContext for ObservedContext {
             }
             Rebalance::Error(_) => return,
         }
+        self.rebalances.fetch_add(1, Ordering::AcqRel);
         self.metrics
             .rebalances
             .with_label_values(&[self.group.as_str()])

@@ -187,6 +187,10 @@ pub struct Destination {
     /// A disabled destination gets no new jobs.
     #[serde(default = "enabled")]
     pub enabled: bool,
+    /// A paused destination's jobs are held, in arrival order, until it is resumed; they are then
+    /// delivered with their original delivery ids. Unlike disabling, nothing is dropped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
     /// The URL requests go to (http or https).
     pub url: String,
     /// HTTP method; `POST` unless set.
@@ -229,6 +233,7 @@ impl Destination {
             id,
             name: String::new(),
             enabled: true,
+            paused: false,
             url: url.into(),
             method: post(),
             headers: BTreeMap::new(),

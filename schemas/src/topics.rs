@@ -28,11 +28,14 @@ pub enum TopicKind {
     /// What operators did with dead letters (replayed, discarded); compacted, keyed by the dead
     /// letter's id.
     DeadStates,
+    /// Jobs of paused destinations, in arrival order, until their destination resumes; compacted,
+    /// keyed by delivery id, and a released job's tombstone removes it.
+    Held,
 }
 
 impl TopicKind {
     /// Every topic, in the order they are created.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Resources,
         Self::Events,
         Self::Deliveries,
@@ -47,6 +50,7 @@ impl TopicKind {
         Self::DestinationHealth,
         Self::Matches,
         Self::DeadStates,
+        Self::Held,
     ];
 
     /// The name without the prefix.
@@ -62,6 +66,7 @@ impl TopicKind {
             Self::DestinationHealth => "destination-health",
             Self::Matches => "matches",
             Self::DeadStates => "dead-states",
+            Self::Held => "held",
         }
     }
 
@@ -69,7 +74,7 @@ impl TopicKind {
     pub fn compacted(self) -> bool {
         matches!(
             self,
-            Self::Resources | Self::DestinationHealth | Self::DeadStates
+            Self::Resources | Self::DestinationHealth | Self::DeadStates | Self::Held
         )
     }
 }
@@ -219,6 +224,11 @@ impl Topics {
         self.name(TopicKind::DeadStates)
     }
 
+    /// `<prefix>held`.
+    pub fn held(&self) -> String {
+        self.name(TopicKind::Held)
+    }
+
     /// `<prefix>matches`.
     pub fn matches(&self) -> String {
         self.name(TopicKind::Matches)
@@ -282,7 +292,8 @@ mod tests {
             [
                 TopicKind::Resources,
                 TopicKind::DestinationHealth,
-                TopicKind::DeadStates
+                TopicKind::DeadStates,
+                TopicKind::Held
             ]
         );
     }

@@ -1,7 +1,8 @@
 //! Commands that work through the control API rather than Kafka: what an operator types to
 //! manage a running installation.
 //!
-//! - [`resources`]: `hookline sources|destinations|triggers list|get|create|delete|enable|disable`.
+//! - [`resources`]: `hookline sources|destinations|triggers list|get|create|delete|enable|disable`,
+//!   and `hookline destinations pause|resume`.
 //! - [`triggers`]: those for triggers, and `hookline triggers preview`.
 //! - [`history`]: `hookline events|attempts|dead …` and `hookline test`, on the event store.
 //! - [`output`]: tables for people, JSON for scripts.

@@ -91,6 +91,14 @@ fn columns(kind: ResourceKind) -> Vec<(&'static str, Cell)> {
         }
         ResourceKind::Destination => {
             columns.push(("URL", |item| text(&item["url"])));
+            columns.push(("PAUSED", |item| {
+                if item["paused"] == Value::Bool(true) {
+                    "paused".to_owned()
+                } else {
+                    String::new()
+                }
+            }));
+            columns.push(("HELD", |item| text(&item["held_jobs"])));
             columns.push(("DISABLED BECAUSE", |item| text(&item["disabled_reason"])));
         }
         ResourceKind::Trigger => {

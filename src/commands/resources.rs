@@ -1,4 +1,5 @@
-//! `hookline sources|destinations|triggers list|get|create|delete|enable|disable`.
+//! `hookline sources|destinations|triggers list|get|create|delete|enable|disable`, and
+//! `hookline destinations pause|resume`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,18 @@ pub enum Action {
     /// Disable one: a source's URL answers 403, a trigger stops firing, a destination stops
     /// receiving.
     Disable {
+        /// The id.
+        id: String,
+    },
+    /// Pause a destination: its jobs are held, in arrival order, until it is resumed; nothing
+    /// is dropped (unlike `disable`).
+    Pause {
+        /// The id.
+        id: String,
+    },
+    /// Resume a paused destination: its held jobs are delivered, in the order they were held,
+    /// with their original delivery ids.
+    Resume {
         /// The id.
         id: String,
     },
@@ -135,7 +148,31 @@ pub async fn run(kind: ResourceKind, args: ResourceArgs) -> anyhow::Result<()> {
         }
         Action::Enable { id } => switch(json, &client.switch(collection, &id, true).await?, kind),
         Action::Disable { id } => switch(json, &client.switch(collection, &id, false).await?, kind),
+        Action::Pause { id } | Action::Resume { id } if kind != ResourceKind::Destination => {
+            bail!(
+                "only destinations can be paused or resumed ({id} is a {})",
+                kind.as_str()
+            )
+        }
+        Action::Pause { id } => paused(json, &client.pause(&id, true).await?),
+        Action::Resume { id } => paused(json, &client.pause(&id, false).await?),
     }
+}
+
+fn paused(json: bool, destination: &Value) -> anyhow::Result<()> {
+    if json {
+        return output::json(destination);
+    }
+    let id = destination["id"].as_str().unwrap_or_default();
+    let held = destination["held_jobs"].as_u64().unwrap_or_default();
+    if destination["paused"] == Value::Bool(true) {
+        println!(
+            "Paused destination {id}: its jobs are held until it is resumed ({held} held now)."
+        );
+    } else {
+        println!("Resumed destination {id}: {held} held jobs are being delivered, in order.");
+    }
+    Ok(())
 }
 
 fn show(json: bool, resource: &Value) -> anyhow::Result<()> {

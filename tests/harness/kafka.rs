@@ -76,6 +76,7 @@ pub async fn read_topic(
     let partitions = if topic.ends_with("resources")
         || topic.ends_with("destination-health")
         || topic.ends_with("dead-states")
+        || topic.ends_with(".held")
     {
         1
     } else {

@@ -88,6 +88,11 @@ async fn app_with(max_body_bytes: usize, ready: bool) -> App {
             tokio::spawn(states.clone().run(settings.clone(), shutdown.clone()));
             states
         },
+        held: {
+            let held = crate::held::Held::new();
+            tokio::spawn(held.clone().run(settings.clone(), shutdown.clone()));
+            held
+        },
     });
     let router = router(ApiState {
         writes: Arc::new(Writes::new(writer, store.clone(), Duration::from_secs(20))),

@@ -488,7 +488,7 @@ fn journey() -> Value {
                     "trigger_id": {"type": "string"},
                     "action": {"type": "integer"},
                     "destination_id": {"type": "string"},
-                    "status": {"enum": ["pending", "delivered", "retrying", "dead", "blocked"]},
+                    "status": {"enum": ["pending", "held", "delivered", "retrying", "dead", "blocked"], "description": "pending: no attempt yet; held: waiting on hold while its destination is paused."},
                     "attempts": {"type": "array", "items": {"$ref": "#/components/schemas/AttemptRecord"}}
                 }
             }},

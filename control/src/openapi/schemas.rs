@@ -74,6 +74,18 @@ fn shown_fields(kind: ResourceKind) -> Vec<(&'static str, Value)> {
                    "description": "The last successful delivery of an event of the source, of the trigger, or to the destination that this control instance's store holds; null if none."}),
         ),
     ];
+    if kind == ResourceKind::Destination {
+        fields.push((
+            "held_jobs",
+            json!({"type": "integer", "minimum": 0, "readOnly": true,
+                   "description": "Jobs on hold while the destination is paused (or being released after it resumed), as this control instance read them from the held topic."}),
+        ));
+        fields.push((
+            "oldest_held_at",
+            json!({"type": ["string", "null"], "format": "date-time", "readOnly": true,
+                   "description": "When the oldest job on hold was held (RFC 3339); null if none."}),
+        ));
+    }
     if kind == ResourceKind::Source {
         fields.push((
             "ingest_url",
@@ -110,6 +122,8 @@ fn input_schema(kind: ResourceKind, resource: Map<String, Value>) -> Value {
         "ingest_url",
         "last_triggered_at",
         "last_delivered_at",
+        "held_jobs",
+        "oldest_held_at",
     ];
     if let Some(Value::Array(required)) = input.get_mut("required") {
         required.retain(|field| {
