@@ -47,6 +47,12 @@ impl DeadStates {
         *self.ready.borrow()
     }
 
+    /// Resolves once [`Self::is_ready`] (true), or when the reader stopped before (false).
+    pub fn when_ready(&self) -> impl Future<Output = bool> + Send + 'static + use<> {
+        let mut ready = self.ready.subscribe();
+        async move { ready.wait_for(|ready| *ready).await.is_ok() }
+    }
+
     /// The state of dead letter `id`, if an operator acted on it.
     pub fn get(&self, id: &str) -> Option<DeadLetterState> {
         self.states

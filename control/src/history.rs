@@ -418,8 +418,12 @@ async fn dead_letters(
     params: Result<Query<DeadLettersQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let (filter, window) = query(params)?.parse()?;
-    let page = page(&state, filter, window).await?;
     let states = &state.history.dead_states;
+    // Until the states are read, every letter would read as open.
+    if !states.is_ready() {
+        return Err(ApiError::StoreNotReady);
+    }
+    let page = page(&state, filter, window).await?;
     let known: Vec<_> = page
         .items
         .iter()

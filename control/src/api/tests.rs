@@ -1301,6 +1301,8 @@ async fn dead_letters_show_the_job_s_url_password_and_credential_headers_masked(
         ),
     ];
     app.history.logs.store.insert(&rows).unwrap();
+    // Lists answer 503 until the dead letters' states are read from Kafka.
+    assert!(app.history.dead_states.when_ready().await);
 
     let listed = app
         .call("GET", "/api/v1/dead-letters", Some(VIEWER), &[], None)
