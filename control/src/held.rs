@@ -9,6 +9,7 @@ use hookline_runtime::{Error, KafkaSettings, kafka};
 use hookline_schemas::{DeliveryJob, ResourceId};
 use rdkafka::consumer::Consumer;
 use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -61,15 +62,25 @@ impl Book {
 }
 
 /// The jobs on hold, by destination.
-#[derive(Default)]
 pub struct Held {
     book: RwLock<Book>,
+    ready: watch::Sender<bool>,
 }
 
 impl Held {
     /// Nothing is known until [`Self::run`] reads the topic.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Arc::new(Self {
+            book: RwLock::default(),
+            ready: watch::Sender::new(false),
+        })
+    }
+
+    /// Resolves once every job the topic held when control started has been read (true), or
+    /// when the reader stopped before (false).
+    pub fn when_ready(&self) -> impl Future<Output = bool> + Send + 'static + use<> {
+        let mut ready = self.ready.subscribe();
+        async move { ready.wait_for(|ready| *ready).await.is_ok() }
     }
 
     /// The jobs `destination` has on hold; `None` when it has none.
@@ -96,13 +107,23 @@ impl Held {
         shutdown: CancellationToken,
     ) -> Result<(), Error> {
         let topic = settings.topics().held();
-        let consumer = tokio::task::spawn_blocking(move || {
+        let (consumer, mut ends) = tokio::task::spawn_blocking(move || {
             let consumer =
                 kafka::create_consumer(&kafka::reader_config(&settings, "control-held"))?;
             let partitions = hookline_runtime::topics::partition_count(&consumer, &topic)?;
             let mut assignment = TopicPartitionList::new();
+            // Where each partition ended when control started: read up to there, it is ready.
+            let mut ends = HashMap::new();
             for partition in 0..partitions {
                 let partition = i32::try_from(partition).unwrap_or(i32::MAX);
+                let (_, high) = hookline_runtime::topics::watermarks(&consumer, &topic, partition)
+                    .map_err(|source| Error::Kafka {
+                        context: format!("fetch watermarks of {topic}"),
+                        source,
+                    })?;
+                if high > 0 {
+                    ends.insert(partition, high);
+                }
                 assignment
                     .add_partition_offset(&topic, partition, Offset::Beginning)
                     .map_err(|source| Error::Kafka {
@@ -116,13 +137,16 @@ impl Held {
                     context: format!("assign {topic}"),
                     source,
                 })?;
-            Ok::<_, Error>(consumer)
+            Ok::<_, Error>((consumer, ends))
         })
         .await
         .map_err(|_| Error::Kafka {
             context: "start reading held jobs".to_owned(),
             source: rdkafka::error::KafkaError::Canceled,
         })??;
+        if ends.is_empty() {
+            self.ready.send_replace(true);
+        }
         loop {
             let message = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -146,6 +170,16 @@ impl Held {
                 }
                 Some(Err(error)) => {
                     warn!(%error, offset = message.offset(), "Unreadable held job skipped.")
+                }
+            }
+            drop(book);
+            if ends
+                .get(&message.partition())
+                .is_some_and(|end| message.offset() + 1 >= *end)
+            {
+                ends.remove(&message.partition());
+                if ends.is_empty() {
+                    self.ready.send_replace(true);
                 }
             }
         }

@@ -105,13 +105,14 @@ impl Control {
     }
 
     /// Resolves once the store of what happened holds every record the logged topics had when
-    /// control started, and the dead letters' states are read (true), or when a reader stopped
-    /// before that (false): the condition for `/readyz`, since timelines and lists answer 503
-    /// until then.
+    /// control started, and the dead letters' states and held jobs are read (true), or when a
+    /// reader stopped before that (false): the condition for `/readyz`, since timelines and
+    /// lists answer 503 until then.
     pub fn history_ready(&self) -> impl Future<Output = bool> + Send + 'static + use<> {
         let logs = self.history.logs.when_ready();
         let states = self.dead_states.when_ready();
-        async move { logs.await && states.await }
+        let held = self.held.when_ready();
+        async move { logs.await && states.await && held.await }
     }
 
     /// Serves and fills the store until `shutdown`; a store that fails stops control.
