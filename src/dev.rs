@@ -78,6 +78,16 @@ pub struct DevArgs {
     )]
     pub allow_cidrs: Vec<ipnet::IpNet>,
 
+    /// Read-only tokens of the control API, comma separated (the admin token is
+    /// `dev-admin-token`): they may list, get and preview, and get 403 on every write.
+    #[arg(
+        long = "control-read-token",
+        env = "HOOKLINE_CONTROL_READ_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub control_read_tokens: Vec<String>,
+
     /// The end-to-end canary (`--canary` turns it on).
     #[command(flatten)]
     pub canary: crate::canary::CanaryConfig,
@@ -126,6 +136,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     config.control = runs(Role::Control).then(|| hookline_control::Config {
         addr: args.control_addr,
         tokens: vec![DEV_CONTROL_TOKEN.to_owned()],
+        read_tokens: args.control_read_tokens.clone(),
         ..hookline_control::Config::default()
     });
     config.canary = args.canary.enabled.then(|| args.canary.clone());
@@ -155,6 +166,11 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
          metrics http://{}/metrics, echo receiver http://{echo_addr}. \
          The embedded broker keeps events in memory only: they are gone when this process stops.",
         pipeline.admin_addr
+    );
+    println!(
+        "Its embedded Kafka broker listens on {brokers}, for `hookline apply --kafka-brokers {brokers}` \
+         and any Kafka client.",
+        brokers = kafka.brokers
     );
     println!("Try it:\n{}", sample_curl(ingest));
     if pipeline.control_addr.is_some() {

@@ -507,3 +507,113 @@ async fn the_cli_shows_a_journey_and_replays_a_dead_letter_after_the_fix() {
     assert!(outcomes.contains(&"dead"), "{outcomes:?}");
     pipeline.stop().await.unwrap();
 }
+
+/// A `hookline dev` child process, killed when dropped (also when the test fails).
+struct Dev(std::process::Child);
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hookline_dev_prints_its_broker_and_takes_a_read_only_token() {
+    use std::io::BufRead as _;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args([
+            "dev",
+            "--ingest-addr",
+            "127.0.0.1:0",
+            "--control-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--echo-addr",
+            "127.0.0.1:0",
+            "--control-read-token",
+            "dashboard-token",
+        ])
+        .env_remove("HOOKLINE_KAFKA_BROKERS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _dev = Dev(child);
+    // Everything up to the line that names the control URL (the last one it prints at start).
+    let printed = tokio::task::spawn_blocking(move || {
+        let mut printed = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            printed.push_str(&line);
+            printed.push('\n');
+            if line.starts_with("export HOOKLINE_API_URL=") {
+                break;
+            }
+        }
+        printed
+    });
+    let printed = tokio::time::timeout(harness::PATIENCE, printed)
+        .await
+        .expect("hookline dev did not get ready")
+        .unwrap();
+    let after = |marker: &str| {
+        let start = printed
+            .find(marker)
+            .unwrap_or_else(|| panic!("no {marker:?} in\n{printed}"))
+            + marker.len();
+        printed[start..]
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let brokers = after("Its embedded Kafka broker listens on ");
+    let control = after("export HOOKLINE_API_URL=");
+
+    // The printed broker takes a `hookline apply` from another process.
+    let file = file(
+        "crm.toml",
+        "[[destinations]]\nid = \"elsewhere\"\nurl = \"https://example.com/hooks\"\n",
+    );
+    let apply = tokio::task::spawn_blocking({
+        let path = file.to_path_buf();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_hookline"))
+                .args(["apply", "--kafka-brokers", &brokers, "-f"])
+                .arg(path)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+
+    // The read-only token reads (and sees what was applied), and may not write.
+    let client = reqwest::Client::new();
+    eventually("the applied destination through the API", || async {
+        let response = client
+            .get(format!("{control}/api/v1/destinations/elsewhere"))
+            .bearer_auth("dashboard-token")
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+    let write = client
+        .post(format!("{control}/api/v1/destinations/elsewhere/pause"))
+        .bearer_auth("dashboard-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 403);
+}
