@@ -41,13 +41,19 @@ pub enum ClientError {
     /// The API answered with an error.
     #[error("{0}")]
     Api(ApiFailure),
-    /// The API answered something that is not the JSON it documents.
-    #[error("the control API answered {status} with a body that is not JSON: {body}")]
-    NotJson {
+    /// Something answered that is not a Hookline control API (a web server, a proxy's error
+    /// page, another service on that port).
+    #[error(
+        "{url} does not look like a Hookline control API: it answered {status} with {what} \
+         (check --api-url / HOOKLINE_API_URL)"
+    )]
+    NotHookline {
+        /// The URL called.
+        url: String,
         /// The status of the answer.
         status: StatusCode,
-        /// The start of the body.
-        body: String,
+        /// What was wrong with it.
+        what: String,
     },
 }
 
@@ -236,20 +242,71 @@ impl ApiClient {
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let text = response.text().await.map_err(unreachable)?;
         if status == StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
-        let body: Value = serde_json::from_str(&text).map_err(|_| ClientError::NotJson {
-            status,
-            body: text.chars().take(200).collect(),
-        })?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            Err(ClientError::Api(failure(status, &body)))
-        }
+        answer(status, &content_type, &text).map_err(|what| match what {
+            Answer::Failure(failure) => ClientError::Api(failure),
+            Answer::Foreign(what) => ClientError::NotHookline {
+                url: url.to_string(),
+                status,
+                what,
+            },
+        })
     }
+}
+
+/// Why an answer is not a result.
+enum Answer {
+    /// The API's documented error.
+    Failure(ApiFailure),
+    /// Not what a Hookline control API sends, and how it differs.
+    Foreign(String),
+}
+
+/// The result in an answer: the API answers JSON objects only, and its errors as
+/// `{"error": {"code", "message"}}`; anything else comes from something else.
+fn answer(status: StatusCode, content_type: &str, text: &str) -> Result<Value, Answer> {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json" {
+        let shown = if essence.is_empty() {
+            "no content type".to_owned()
+        } else {
+            format!("content type {essence}")
+        };
+        let start: String = text.chars().take(120).collect();
+        return Err(Answer::Foreign(format!("{shown}: {start:?}")));
+    }
+    let body = match serde_json::from_str::<Value>(text) {
+        Ok(body @ Value::Object(_)) => body,
+        Ok(_) | Err(_) => {
+            let start: String = text.chars().take(120).collect();
+            return Err(Answer::Foreign(format!(
+                "a body that is not a JSON object: {start:?}"
+            )));
+        }
+    };
+    if status.is_success() {
+        return Ok(body);
+    }
+    if !body["error"]["code"].is_string() {
+        return Err(Answer::Foreign(format!(
+            "an error body without the documented {{\"error\": {{\"code\", \"message\"}}}}: {body}"
+        )));
+    }
+    Err(Answer::Failure(failure(status, &body)))
 }
 
 /// The path of one resource; the id is percent-encoded as a path segment.
@@ -290,6 +347,35 @@ fn failure(status: StatusCode, body: &Value) -> ApiFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_api_s_own_json_is_taken_for_an_answer() {
+        let ok = answer(StatusCode::OK, "application/json", r#"{"items": []}"#);
+        assert!(matches!(ok, Ok(Value::Object(_))));
+        let error = r#"{"error": {"code": "not_found", "message": "no source x"}}"#;
+        let refused = answer(
+            StatusCode::NOT_FOUND,
+            "application/json; charset=utf-8",
+            error,
+        );
+        assert!(matches!(refused, Err(Answer::Failure(f)) if f.code == "not_found"));
+        let foreign = |status, content_type, text| match answer(status, content_type, text) {
+            Err(Answer::Foreign(what)) => what,
+            Ok(_) | Err(Answer::Failure(_)) => panic!("taken for the API: {text}"),
+        };
+        let page = foreign(StatusCode::OK, "text/html", "<html>It works!</html>");
+        assert!(page.starts_with("content type text/html"), "{page}");
+        assert!(foreign(StatusCode::OK, "", "{}").starts_with("no content type"));
+        assert!(
+            foreign(StatusCode::OK, "application/json", "[1, 2]").contains("not a JSON object")
+        );
+        let other = foreign(
+            StatusCode::BAD_GATEWAY,
+            "application/json",
+            r#"{"message": "upstream down"}"#,
+        );
+        assert!(other.contains("without the documented"), "{other}");
+    }
 
     #[test]
     fn ids_are_encoded_as_one_path_segment() {

@@ -617,3 +617,33 @@ async fn hookline_dev_prints_its_broker_and_takes_a_read_only_token() {
         .unwrap();
     assert_eq!(write.status(), 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_without_a_broker_names_the_brokers_and_the_flag() {
+    // A loopback port nothing listens on any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let file = file(
+        "one.toml",
+        "[[destinations]]\nid = \"a\"\nurl = \"https://example.com/hooks\"\n",
+    );
+    let path = file.to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .args(["apply", "--kafka-brokers", &closed.to_string(), "-f"])
+            .arg(path)
+            .env_remove("HOOKLINE_KAFKA_BROKERS")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&closed.to_string()) && stderr.contains("--kafka-brokers"),
+        "{stderr}"
+    );
+}

@@ -168,7 +168,11 @@ async fn usable_topics(settings: &KafkaSettings) -> Result<Vec<String>, Error> {
         let metadata = consumer
             .fetch_metadata(None, METADATA_TIMEOUT)
             .map_err(|source| Error::Kafka {
-                context: "fetch metadata".to_owned(),
+                context: format!(
+                    "fetch metadata from {} (the brokers set by --kafka-brokers or \
+                     HOOKLINE_KAFKA_BROKERS)",
+                    settings.brokers
+                ),
                 source,
             })?;
         Ok(metadata
