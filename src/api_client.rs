@@ -143,6 +143,44 @@ impl ApiClient {
             .await
     }
 
+    /// One resource and its `ETag`, for a change that must not overwrite someone else's.
+    pub async fn get_tagged(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<(Value, Option<String>), ClientError> {
+        self.call_tagged(Method::GET, &one(collection, id), None, None)
+            .await
+    }
+
+    /// Merges a JSON merge patch (RFC 7396) into a resource, only if it still has `etag`.
+    pub async fn patch(
+        &self,
+        collection: &str,
+        id: &str,
+        patch: &Value,
+        etag: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let (value, _) = self
+            .call_tagged(Method::PATCH, &one(collection, id), Some(patch), etag)
+            .await?;
+        Ok(value)
+    }
+
+    /// Replaces a resource, only if it still has `etag`.
+    pub async fn replace(
+        &self,
+        collection: &str,
+        id: &str,
+        resource: &Value,
+        etag: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let (value, _) = self
+            .call_tagged(Method::PUT, &one(collection, id), Some(resource), etag)
+            .await?;
+        Ok(value)
+    }
+
     /// Creates a resource; the answer shows generated tokens and secrets this once.
     pub async fn create(&self, collection: &str, body: &Value) -> Result<Value, ClientError> {
         self.call(
@@ -222,6 +260,29 @@ impl ApiClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
+        let (value, _) = self.request(method, path, query, body, None).await?;
+        Ok(value)
+    }
+
+    async fn call_tagged(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<(Value, Option<String>), ClientError> {
+        self.request(method, path, &[], body, if_match).await
+    }
+
+    /// The answer's JSON and its `ETag`.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<(Value, Option<String>), ClientError> {
         let mut url = self
             .base
             .join(path)
@@ -236,12 +297,20 @@ impl ApiClient {
         if let Some(body) = body {
             request = request.json(body);
         }
+        if let Some(tag) = if_match {
+            request = request.header(reqwest::header::IF_MATCH, tag);
+        }
         let unreachable = |source| ClientError::Unreachable {
             url: url.to_string(),
             source,
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
+        let etag = response
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -250,16 +319,17 @@ impl ApiClient {
             .to_owned();
         let text = response.text().await.map_err(unreachable)?;
         if status == StatusCode::NO_CONTENT {
-            return Ok(Value::Null);
+            return Ok((Value::Null, etag));
         }
-        answer(status, &content_type, &text).map_err(|what| match what {
+        let value = answer(status, &content_type, &text).map_err(|what| match what {
             Answer::Failure(failure) => ClientError::Api(failure),
             Answer::Foreign(what) => ClientError::NotHookline {
                 url: url.to_string(),
                 status,
                 what,
             },
-        })
+        })?;
+        Ok((value, etag))
     }
 }
 

@@ -37,14 +37,30 @@ impl Run {
 
 /// Runs `hookline ARGS` with the API's URL and `token` in the environment.
 async fn hookline(pipeline: &Pipeline, token: &str, args: &[&str]) -> Run {
+    hookline_with(pipeline, token, args, &[]).await
+}
+
+/// [`hookline`] with more variables in the environment.
+async fn hookline_with(
+    pipeline: &Pipeline,
+    token: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let url = format!("http://{}", pipeline.control_addr.unwrap());
     let token = token.to_owned();
     let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect();
     tokio::task::spawn_blocking(move || {
         let output = Command::new(env!("CARGO_BIN_EXE_hookline"))
             .args(&args)
             .env("HOOKLINE_API_URL", url)
             .env("HOOKLINE_API_TOKEN", token)
+            .env_remove("VISUAL")
+            .envs(env)
             .output()
             .unwrap();
         Run {
@@ -185,6 +201,40 @@ async fn the_cli_creates_lists_disables_and_deletes_resources() {
         .json();
     assert!(resumed.get("paused").is_none(), "{resumed}");
     assert_eq!(resumed["held_jobs"], 0);
+    // Update merges fields; edit goes through $EDITOR; both keep what they do not touch.
+    let updated = admin(
+        &pipeline,
+        &["destinations", "update", "crm", "--name", "CRM", "--json"],
+    )
+    .await
+    .json();
+    assert_eq!(updated["name"], "CRM");
+    assert!(updated["url"].as_str().unwrap().ends_with("/hooks/crm"));
+    let nothing = admin(&pipeline, &["destinations", "update", "crm"]).await;
+    assert!(
+        !nothing.success && nothing.stderr.contains("nothing to change"),
+        "{}",
+        nothing.stderr
+    );
+    let edited = hookline_with(
+        &pipeline,
+        CONTROL_TOKEN,
+        &["destinations", "edit", "crm", "--json"],
+        &[("EDITOR", "sed -i s/CRM/Renamed/")],
+    )
+    .await
+    .json();
+    assert_eq!(edited["name"], "Renamed");
+    assert!(edited["url"].as_str().unwrap().ends_with("/hooks/crm"));
+    let untouched = hookline_with(
+        &pipeline,
+        CONTROL_TOKEN,
+        &["destinations", "edit", "crm"],
+        &[("EDITOR", "true")],
+    )
+    .await
+    .ok();
+    assert_eq!(untouched.trim(), "No change to destination crm.");
     let not_a_destination = admin(&pipeline, &["sources", "pause", "shop"]).await;
     assert!(
         !not_a_destination.success

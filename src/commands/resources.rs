@@ -1,5 +1,5 @@
-//! `hookline sources|destinations|triggers list|get|create|delete|enable|disable`, and
-//! `hookline destinations pause|resume`.
+//! `hookline sources|destinations|triggers list|get|create|update|edit|delete|enable|disable`,
+//! and `hookline destinations pause|resume`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,15 @@ pub enum Action {
     /// Create one from a JSON or TOML file and/or flags; generated tokens and secrets are shown
     /// this once.
     Create(CreateArgs),
+    /// Change fields of one: a JSON or TOML file of the fields to change (a JSON merge patch:
+    /// `null` removes a field) and/or flags. Refused if someone changed it since it was read.
+    Update(UpdateArgs),
+    /// Open one in $VISUAL or $EDITOR (secrets masked: leave them as they are to keep them) and
+    /// replace it with what was saved. Refused if someone changed it meanwhile.
+    Edit {
+        /// The id.
+        id: String,
+    },
     /// Delete one.
     Delete {
         /// The id.
@@ -99,6 +108,26 @@ pub struct CreateArgs {
     pub url: Option<String>,
 }
 
+/// `update`'s input: the id, then a file of fields and/or flags (flags win).
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The id.
+    pub id: String,
+    /// The fields to change, as a JSON or TOML object (a JSON merge patch); `-` reads standard
+    /// input.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// A new name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A destination's new URL.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Enable (true) or disable (false) it.
+    #[arg(long)]
+    pub enabled: Option<bool>,
+}
+
 /// Runs one command on resources of `kind`.
 pub async fn run(kind: ResourceKind, args: ResourceArgs) -> anyhow::Result<()> {
     let client = args.api.client()?;
@@ -137,6 +166,22 @@ pub async fn run(kind: ResourceKind, args: ResourceArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Action::Update(input) => {
+            let patch = patch(&input)?;
+            let (_, etag) = client.get_tagged(collection, &input.id).await?;
+            let updated = client
+                .patch(collection, &input.id, &patch, etag.as_deref())
+                .await?;
+            show(json, &updated)
+        }
+        Action::Edit { id } => match edit(&client, collection, &id).await? {
+            Some(updated) => show(json, &updated),
+            None if json => output::json(&serde_json::json!({ "id": id, "changed": false })),
+            None => {
+                println!("No change to {} {id}.", kind.as_str());
+                Ok(())
+            }
+        },
         Action::Delete { id } => {
             client.delete(collection, &id).await?;
             if json {
@@ -196,6 +241,92 @@ fn switch(json: bool, resource: &Value, kind: ResourceKind) -> anyhow::Result<()
     };
     println!("{state} {} {id}.", kind.as_str());
     Ok(())
+}
+
+/// The merge patch of an `update`: the file's object, with the flags set on top.
+fn patch(input: &UpdateArgs) -> anyhow::Result<Value> {
+    let mut object = match &input.file {
+        Some(path) => read_object(path)?,
+        None => Map::new(),
+    };
+    for (field, value) in [("name", &input.name), ("url", &input.url)] {
+        if let Some(value) = value {
+            object.insert(field.to_owned(), Value::String(value.clone()));
+        }
+    }
+    if let Some(enabled) = input.enabled {
+        object.insert("enabled".to_owned(), Value::Bool(enabled));
+    }
+    if object.is_empty() {
+        bail!(
+            "nothing to change: give -f FILE with the fields to change, or --name, --url, --enabled"
+        );
+    }
+    Ok(Value::Object(object))
+}
+
+/// Opens resource `id` in the user's editor and, if it changed, replaces it with what was
+/// saved, only if nobody changed it meanwhile; `None` when nothing changed.
+async fn edit(
+    client: &crate::api_client::ApiClient,
+    collection: &str,
+    id: &str,
+) -> anyhow::Result<Option<Value>> {
+    let (mut resource, etag) = client.get_tagged(collection, id).await?;
+    if let Value::Object(object) = &mut resource {
+        for field in hookline_control::body::READ_ONLY {
+            object.remove(field);
+        }
+    }
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!("hookline-{collection}-"))
+        .suffix(".json")
+        .tempfile()
+        .context("could not create a temporary file to edit")?;
+    let before = serde_json::to_string_pretty(&resource)? + "\n";
+    std::io::Write::write_all(&mut file, before.as_bytes())?;
+    let path = file.path().to_owned();
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".to_owned());
+    // Through the shell, as git does, so an editor with arguments (`code --wait`) works.
+    let status = tokio::task::spawn_blocking({
+        let (editor, path) = (editor.clone(), path.clone());
+        move || {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{editor} \"$@\""))
+                .arg(&editor)
+                .arg(&path)
+                .status()
+        }
+    })
+    .await?
+    .with_context(|| format!("could not run the editor {editor:?} (set VISUAL or EDITOR)"))?;
+    if !status.success() {
+        bail!("the editor {editor:?} exited with {status}; nothing was changed");
+    }
+    let after = std::fs::read_to_string(&path)
+        .with_context(|| format!("could not read back {}", path.display()))?;
+    let edited: Value = serde_json::from_str(&after).map_err(|error| {
+        // Kept, so the edit is not lost.
+        let kept = file.keep().map(|(_, path)| path).ok();
+        match kept {
+            Some(kept) => anyhow::anyhow!(
+                "the edited resource is not JSON ({error}); nothing was changed, your edit is in {}",
+                kept.display()
+            ),
+            None => anyhow::anyhow!("the edited resource is not JSON ({error}); nothing was changed"),
+        }
+    })?;
+    if edited == resource {
+        return Ok(None);
+    }
+    Ok(Some(
+        client
+            .replace(collection, id, &edited, etag.as_deref())
+            .await?,
+    ))
 }
 
 /// The body to create: the file's object, with the flags set on top.
