@@ -224,6 +224,9 @@ pub async fn dead_letters(
     if request.dry_run {
         outcome.plan.extend(jobs.iter().map(plan::job));
     } else {
+        // Taken before the jobs go: a letter reads as delivered once its delivery succeeds after
+        // this, and the dispatcher may deliver before the state below is written.
+        let sent_at = hookline_runtime::time::now_rfc3339();
         let sender = &state.history.sender;
         futures::future::try_join_all(jobs.iter().map(|job| sender.job(job)))
             .await
@@ -233,6 +236,7 @@ pub async fn dead_letters(
             .zip(&jobs)
             .map(|(id, job)| DeadLetterState {
                 delivery_id: Some(job.delivery_id.clone()),
+                at: sent_at.clone(),
                 ..new_state(id, DeadState::Replayed, &by)
             });
         record_states(&state, states).await?;
