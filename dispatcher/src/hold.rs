@@ -18,13 +18,14 @@
 //! jobs: it first reads to the end learning them, then goes back and releases.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hookline_runtime::observe::{ConsumerMetrics, ObservedContext};
 use hookline_runtime::resources::ResourceStore;
 use hookline_runtime::{KafkaSettings, kafka};
 use hookline_schemas::{DeliveryJob, ResourceId};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -52,6 +53,10 @@ const UNACKNOWLEDGED: i64 = i64::MAX;
 
 /// How long a rewind may take; it is local unless the partition was just revoked.
 const SEEK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How often a partition still learning while no record comes is checked against its end, in
+/// case librdkafka's end-of-partition event did not reach the loop.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The jobs on hold of one destination in one partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +155,8 @@ struct Pending {
 /// Reads the held topic and releases the jobs of destinations that are not paused.
 pub struct Releaser {
     consumer: StreamConsumer<ObservedContext>,
+    /// Asks the brokers where partitions end (see [`PROBE_INTERVAL`]); in no group.
+    prober: Arc<BaseConsumer>,
     producer: FutureProducer,
     store: ResourceStore,
     metrics: Metrics,
@@ -173,8 +180,12 @@ impl Releaser {
             consumers,
             &[("enable.partition.eof", "true")],
         )?;
+        let prober = kafka::client_config(settings, HOLD_ROLE)
+            .create()
+            .map_err(hookline_runtime::Error::ClientConfig)?;
         Ok(Self {
             consumer,
+            prober: Arc::new(prober),
             producer,
             store,
             metrics,
@@ -197,6 +208,7 @@ impl Releaser {
         let mut rebalances = self.consumer.context().rebalances();
         let mut report = tokio::time::interval(REPORT);
         report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut probed = tokio::time::Instant::now();
         loop {
             let now = self.consumer.context().rebalances();
             if now != rebalances {
@@ -216,7 +228,13 @@ impl Releaser {
                     self.rewind_resumed(&mut partitions);
                 }
                 received = tokio::time::timeout(IDLE, self.consumer.recv()) => match received {
-                    Err(_idle) => self.settle(&mut partitions, &mut pending).await?,
+                    Err(_idle) => {
+                        self.settle(&mut partitions, &mut pending).await?;
+                        if probed.elapsed() >= PROBE_INTERVAL {
+                            probed = tokio::time::Instant::now();
+                            self.probe_ends(&mut partitions).await;
+                        }
+                    }
                     Ok(Ok(message)) => {
                         self.read(&message, &mut partitions, &mut pending);
                         if pending.len() >= BATCH {
@@ -344,6 +362,36 @@ impl Releaser {
             }
         }
         Ok(())
+    }
+
+    /// Ends the learning of partitions whose reader is at their end, which the end-of-partition
+    /// event normally says first.
+    async fn probe_ends(&self, partitions: &mut HashMap<i32, Partition>) {
+        let learning: Vec<(i32, i64)> = partitions
+            .iter()
+            .filter(|(_, state)| state.learning_from.is_some())
+            .filter_map(|(partition, state)| Some((*partition, state.next?)))
+            .collect();
+        if learning.is_empty() {
+            return;
+        }
+        let (prober, topic) = (self.prober.clone(), self.held_topic.clone());
+        let ends = tokio::task::spawn_blocking(move || {
+            learning
+                .into_iter()
+                .filter_map(|(partition, next)| {
+                    let (_, high) = prober
+                        .fetch_watermarks(&topic, partition, SEEK_TIMEOUT)
+                        .ok()?;
+                    (next >= high).then_some(partition)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for partition in ends {
+            self.reached_end(partition, partitions);
+        }
     }
 
     /// Learning reached the end of `partition`: go back and release.

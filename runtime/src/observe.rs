@@ -136,6 +136,21 @@ impl Progress for ObservedContext {
 }
 
 impl ClientContext for ObservedContext {
+    /// librdkafka's errors, as the default does, except the end of a partition: a consumer that
+    /// asked for it (`enable.partition.eof`) reads it as an event, and it is no error.
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(
+            error,
+            KafkaError::PartitionEOF(_)
+                | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+                | KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF)
+        ) {
+            tracing::debug!(%error, reason, "End of a partition.");
+        } else {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+
     /// Reads only the figures used here from librdkafka's statistics JSON, so a field a newer
     /// librdkafka adds or drops elsewhere cannot make the whole report unreadable.
     fn stats_raw(&self, statistics: &[u8]) {
