@@ -138,6 +138,8 @@ pub struct PreviewArgs {
 
 /// Runs the command and turns its outcome into an exit code.
 pub fn main(cli: Cli) -> ExitCode {
+    // Single-threaded still: the only time the local offset can be read.
+    crate::commands::output::remember_local_offset();
     if let Err(error) = hookline_runtime::telemetry::init_logging(&cli.log) {
         eprintln!("error: {error}");
         return ExitCode::from(2);

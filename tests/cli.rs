@@ -195,6 +195,16 @@ async fn the_cli_creates_lists_disables_and_deletes_resources() {
     let table = admin(&pipeline, &["destinations", "list"]).await.ok();
     let row = table.lines().find(|line| line.contains("crm")).unwrap();
     assert!(row.contains("paused"), "{table}");
+    // Times in tables are at the local offset (a POSIX TZ needs no time zone database).
+    let local = hookline_with(
+        &pipeline,
+        CONTROL_TOKEN,
+        &["destinations", "list"],
+        &[("TZ", "XYZ-2")],
+    )
+    .await
+    .ok();
+    assert!(local.contains("+02:00"), "{local}");
     assert!(table.contains("HELD"), "{table}");
     let resumed = admin(&pipeline, &["destinations", "resume", "crm", "--json"])
         .await

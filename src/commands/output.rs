@@ -1,11 +1,35 @@
 //! How the API commands print: tables with the columns that tell resources apart, one resource
-//! as a field/value table, or the API's JSON as it is for scripts (`--json`).
+//! as a field/value table, or the API's JSON as it is for scripts (`--json`). Times in tables are
+//! RFC 3339 at the local offset; `--json` keeps the API's UTC.
+
+use std::sync::OnceLock;
 
 use comfy_table::Table;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use hookline_control::kind::plural;
 use hookline_schemas::ResourceKind;
 use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+/// The local offset, read once at start (see [`remember_local_offset`]).
+static LOCAL_OFFSET: OnceLock<UtcOffset> = OnceLock::new();
+
+/// Reads the local time zone's offset for the tables. Call it while the process has a single
+/// thread, before the async runtime starts: the `time` crate refuses to read it otherwise (the
+/// C library's time zone functions are not thread-safe). Times then show at this offset, the
+/// one in effect now; without it they stay in UTC.
+pub fn remember_local_offset() {
+    if let Ok(offset) = UtcOffset::current_local_offset() {
+        let _ = LOCAL_OFFSET.set(offset);
+    }
+}
+
+/// `text` at the local offset when it is an RFC 3339 time.
+fn local_time(text: &str, offset: Option<UtcOffset>) -> Option<String> {
+    let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    at.to_offset(offset?).format(&Rfc3339).ok()
+}
 
 /// Prints `value` as pretty JSON.
 pub fn json(value: &Value) -> anyhow::Result<()> {
@@ -116,7 +140,9 @@ fn columns(kind: ResourceKind) -> Vec<(&'static str, Cell)> {
 fn text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
-        Value::String(text) => text.clone(),
+        Value::String(text) => {
+            local_time(text, LOCAL_OFFSET.get().copied()).unwrap_or_else(|| text.clone())
+        }
         Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_) => value.to_string(),
     }
 }
@@ -133,6 +159,17 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn times_show_at_the_local_offset_and_other_text_as_it_is() {
+        let paris = UtcOffset::from_hms(1, 0, 0).unwrap();
+        assert_eq!(
+            local_time("2026-12-04T12:21:13.5Z", Some(paris)).as_deref(),
+            Some("2026-12-04T13:21:13.5+01:00")
+        );
+        assert_eq!(local_time("crm", Some(paris)), None);
+        assert_eq!(local_time("2026-12-04T12:21:13Z", None), None);
+    }
 
     #[test]
     fn trigger_rows_show_their_sources_and_destinations() {
