@@ -1,7 +1,7 @@
 //! Resource files (`hookline apply -f hooks.toml`): load, validate everything, then write only
 //! what changed. Nothing is written when anything is invalid.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
@@ -75,6 +75,9 @@ pub struct Plan {
     pub unchanged: Vec<ResourceKey>,
     /// Resources absent from the file that stay (no `--prune`).
     pub kept: Vec<Resource>,
+    /// For each changed resource, in [`Self::update`]'s order, a line per field that changes
+    /// (see [`field_changes`]).
+    pub changes: Vec<Vec<String>>,
 }
 
 impl Plan {
@@ -87,7 +90,10 @@ impl Plan {
             match current.get(&key) {
                 None => plan.create.push(resource.clone()),
                 Some(existing) if existing == *resource => plan.unchanged.push(key.clone()),
-                Some(_) => plan.update.push(resource.clone()),
+                Some(existing) => {
+                    plan.changes.push(field_changes(&existing, resource));
+                    plan.update.push(resource.clone());
+                }
             }
             in_file.insert(key);
         }
@@ -117,8 +123,11 @@ impl Plan {
         for resource in &self.create {
             let _ = writeln!(text, "created   {}", resource.key());
         }
-        for resource in &self.update {
+        for (resource, changes) in self.update.iter().zip(&self.changes) {
             let _ = writeln!(text, "changed   {}", resource.key());
+            for change in changes {
+                let _ = writeln!(text, "            {change}");
+            }
         }
         for key in &self.delete {
             let _ = writeln!(text, "deleted   {key}");
@@ -142,6 +151,66 @@ impl Plan {
             self.unchanged.len()
         );
         text
+    }
+}
+
+/// What changes from `old` to `new`, a line per field (`url: "a" → "b"`, `headers.x: (absent)
+/// → "1"`, `actions[0].body: …`), with secrets masked as the API shows them: a secret that
+/// changes reads `(secret changed)`.
+pub fn field_changes(old: &Resource, new: &Resource) -> Vec<String> {
+    let flat = |resource: &Resource| {
+        let mut fields = BTreeMap::new();
+        flatten("", &hookline_control::view::fields(resource), &mut fields);
+        fields
+    };
+    let (old_fields, new_fields) = (flat(old), flat(new));
+    let (old_shown, new_shown) = (
+        flat(&hookline_control::mask::masked(old.clone())),
+        flat(&hookline_control::mask::masked(new.clone())),
+    );
+    let paths: BTreeSet<&String> = old_fields.keys().chain(new_fields.keys()).collect();
+    paths
+        .into_iter()
+        .filter(|path| old_fields.get(*path) != new_fields.get(*path))
+        .map(|path| {
+            let shown = |fields: &BTreeMap<String, serde_json::Value>| {
+                fields
+                    .get(path)
+                    .map_or_else(|| "(absent)".to_owned(), serde_json::Value::to_string)
+            };
+            let (before, after) = (shown(&old_shown), shown(&new_shown));
+            if before == after {
+                format!("{path}: (secret changed)")
+            } else {
+                format!("{path}: {before} → {after}")
+            }
+        })
+        .collect()
+}
+
+/// Every leaf of `value` by its path (`a.b`, `a[0]`); an empty object or list has none, as if
+/// absent (which is what it means in a resource).
+fn flatten(path: &str, value: &serde_json::Value, into: &mut BTreeMap<String, serde_json::Value>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(object) => {
+            for (key, value) in object {
+                let path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                flatten(&path, value, into);
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                flatten(&format!("{path}[{index}]"), item, into);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {
+            into.insert(path.to_owned(), value.clone());
+        }
     }
 }
 
@@ -252,6 +321,39 @@ mod tests {
             text.contains("actions[0].body") && text.contains("line 2"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_change_is_shown_field_by_field_with_secrets_masked() {
+        let old = ResourceFile::parse(
+            "[[destinations]]\nid = \"crm\"\nurl = \"https://a.example.com/hooks\"\n\
+             secrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]\n",
+        )
+        .unwrap()
+        .resources();
+        let new = ResourceFile::parse(
+            "[[destinations]]\nid = \"crm\"\nurl = \"https://b.example.com/hooks\"\n\
+             headers = { \"x-team\" = \"ops\" }\n\
+             secrets = [\"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\"]\n",
+        )
+        .unwrap()
+        .resources();
+        let changes = field_changes(&old[0], &new[0]);
+        let text = changes.join("\n");
+        assert!(
+            text.contains(r#"url: "https://a.example.com/hooks" → "https://b.example.com/hooks""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"headers.x-team: (absent) → "ops""#),
+            "{text}"
+        );
+        assert!(
+            !text.contains("MfKQ9r8G") && !text.contains("C2FVsBQI"),
+            "{text}"
+        );
+        assert!(text.contains("secrets[0]: (secret changed)"), "{text}");
+        assert_eq!(changes.len(), 3, "{text}");
     }
 
     #[test]
