@@ -216,6 +216,26 @@ impl ApiClient {
         .await
     }
 
+    /// Gives source `id` a new bearer token; the current ones stay valid for `grace_seconds`
+    /// (the API's default, a day, when `None`).
+    pub async fn rotate_token(
+        &self,
+        id: &str,
+        grace_seconds: Option<u64>,
+    ) -> Result<Value, ClientError> {
+        let query: Vec<(&str, String)> = grace_seconds
+            .map(|grace| ("grace_seconds", grace.to_string()))
+            .into_iter()
+            .collect();
+        self.call(
+            Method::POST,
+            &format!("{}/rotate-token", one("sources", id)),
+            &query,
+            None,
+        )
+        .await
+    }
+
     /// Pauses (`true`) or resumes destination `id`.
     pub async fn pause(&self, id: &str, paused: bool) -> Result<Value, ClientError> {
         let verb = if paused { "pause" } else { "resume" };

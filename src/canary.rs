@@ -280,6 +280,7 @@ fn resources(receiver_url: &str, token: &str) -> anyhow::Result<Vec<Resource>> {
         id.clone(),
         vec![SourceAuth::Bearer {
             tokens: vec![token.to_owned()],
+            expires_at: None,
         }],
     );
     source.name = "Hookline canary".to_owned();

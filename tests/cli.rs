@@ -184,6 +184,72 @@ async fn the_cli_creates_lists_disables_and_deletes_resources() {
     admin(&pipeline, &["sources", "enable", "shop"]).await.ok();
     assert_eq!(post().await.unwrap().status(), 202);
 
+    // Rotating a token: the new one works at once, the old one for the grace period; a
+    // rotation with no grace ends the tokens in use at once.
+    let status_with = |bearer: String| {
+        let url = ingest_url.clone();
+        async move {
+            reqwest::Client::new()
+                .post(&url)
+                .bearer_auth(bearer)
+                .json(&json!({"order": 1}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let rotated = admin(&pipeline, &["sources", "rotate-token", "shop", "--json"])
+        .await
+        .json();
+    let second = rotated["token"].as_str().unwrap().to_owned();
+    assert_ne!(second, token);
+    assert!(
+        rotated["previous_tokens_expire_at"].is_string(),
+        "{rotated}"
+    );
+    eventually("ingest to accept the new token", || async {
+        (status_with(second.clone()).await == 202).then_some(())
+    })
+    .await;
+    assert_eq!(
+        status_with(token.clone()).await,
+        202,
+        "the old one, in its grace"
+    );
+    let ended = admin(
+        &pipeline,
+        &["sources", "rotate-token", "shop", "--grace-seconds", "0"],
+    )
+    .await
+    .ok();
+    assert!(ended.contains("no longer accepted"), "{ended}");
+    let third = ended.lines().nth(1).unwrap().trim().to_owned();
+    assert!(third.starts_with("hl_"), "{ended}");
+    eventually("ingest to refuse the token ended at once", || async {
+        (status_with(second.clone()).await == 401).then_some(())
+    })
+    .await;
+    assert_eq!(status_with(third.clone()).await, 202);
+    assert_eq!(
+        status_with(token.clone()).await,
+        202,
+        "the first token's grace still runs"
+    );
+    let shown = admin(&pipeline, &["sources", "get", "shop", "--json"])
+        .await
+        .json()
+        .to_string();
+    for secret in [&token, &second, &third] {
+        assert!(!shown.contains(secret.as_str()), "{shown}");
+    }
+    let not_a_source = admin(&pipeline, &["destinations", "rotate-token", "crm"]).await;
+    assert!(
+        !not_a_source.success && not_a_source.stderr.contains("only sources"),
+        "{}",
+        not_a_source.stderr
+    );
+
     // Pausing is for destinations, and shows in their list.
     let paused = admin(&pipeline, &["destinations", "pause", "crm"])
         .await

@@ -308,6 +308,7 @@ impl ResourceFile {
                 id(spec.id)?,
                 vec![SourceAuth::Bearer {
                     tokens: vec![spec.token.to_owned()],
+                    expires_at: None,
                 }],
             );
             source.name = format!("Benchmark source {}", spec.id);

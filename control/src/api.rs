@@ -31,7 +31,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookline_runtime::resources::{ResourceSet, ResourceStore};
 use hookline_runtime::validate::Problem;
-use hookline_schemas::{Resource, ResourceId, ResourceKey, ResourceKind};
+use hookline_schemas::{Resource, ResourceId, ResourceKey, ResourceKind, SourceAuth};
 use serde_json::{Value, json};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
@@ -104,7 +104,8 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/destinations/{id}/resume",
             post(|state, id, headers| pause(state, id, headers, false)),
-        );
+        )
+        .route("/api/v1/sources/{id}/rotate-token", post(rotate_token));
     api = api.route(preview::SAVED, post(preview::saved)).route(
         preview::UNSAVED,
         // A trigger may be called `preview`: the other methods reach it as they would
@@ -330,6 +331,112 @@ async fn pause(
         })
         .await?;
     respond(&state, &snapshot, &key, StatusCode::OK, Secrets::Masked)
+}
+
+/// How long the old tokens of a rotation stay valid unless asked otherwise: a day.
+pub const ROTATE_GRACE_SECONDS: u64 = 86_400;
+/// The longest grace a rotation may give: 30 days.
+pub const ROTATE_GRACE_MAX_SECONDS: u64 = 30 * 86_400;
+
+/// `rotate-token`'s query.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateQuery {
+    /// How long the current tokens stay valid; [`ROTATE_GRACE_SECONDS`] when absent, 0 ends
+    /// them now.
+    grace_seconds: Option<u64>,
+}
+
+/// Gives a source a new bearer token: its current tokens get an `expires_at` a grace period
+/// away (or go at once with a grace of 0), tokens whose expiry passed are removed, and the new
+/// one, shown this once, is accepted from now on.
+async fn rotate_token(
+    State(state): State<ApiState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    query: Result<Query<RotateQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))?;
+    let grace = query.grace_seconds.unwrap_or(ROTATE_GRACE_SECONDS);
+    if grace > ROTATE_GRACE_MAX_SECONDS {
+        return Err(ApiError::InvalidQuery(format!(
+            "grace_seconds: at most {ROTATE_GRACE_MAX_SECONDS} (30 days)"
+        )));
+    }
+    let key = key(ResourceKind::Source, &id)?;
+    let token = credentials::token()?;
+    let now = time::OffsetDateTime::now_utc();
+    let until = (grace > 0)
+        .then(|| hookline_runtime::time::rfc3339(now + std::time::Duration::from_secs(grace)));
+    let preconditions = Preconditions::from_headers(&headers);
+    let snapshot = state
+        .writes
+        .change(&key, &preconditions, |current| {
+            let Some(Resource::Source(mut source)) = current else {
+                return Err(not_found(&key));
+            };
+            let mut rotated = false;
+            let mut auth = Vec::with_capacity(source.auth.len() + 1);
+            for entry in source.auth.drain(..) {
+                match entry {
+                    SourceAuth::Bearer {
+                        tokens,
+                        expires_at: None,
+                    } => {
+                        rotated = true;
+                        if let Some(until) = &until {
+                            auth.push(SourceAuth::Bearer {
+                                tokens,
+                                expires_at: Some(until.clone()),
+                            });
+                        }
+                    }
+                    SourceAuth::Bearer {
+                        expires_at: Some(at),
+                        ..
+                    } if hookline_runtime::time::parse_rfc3339(&at).is_some_and(|at| at <= now) => {
+                    }
+                    other @ (SourceAuth::Bearer { .. }
+                    | SourceAuth::SharedSecret { .. }
+                    | SourceAuth::Github { .. }
+                    | SourceAuth::Stripe { .. }
+                    | SourceAuth::Standard { .. }
+                    | SourceAuth::Hmac { .. }
+                    | SourceAuth::Open) => auth.push(other),
+                }
+            }
+            if !rotated {
+                return Err(ApiError::invalid_field(
+                    key.to_string(),
+                    "auth",
+                    "has no bearer token without an expiry to rotate; add one with PATCH",
+                ));
+            }
+            auth.insert(
+                0,
+                SourceAuth::Bearer {
+                    tokens: vec![token.clone()],
+                    expires_at: None,
+                },
+            );
+            source.auth = auth;
+            Ok(Change::Put(Box::new(Resource::Source(source))))
+        })
+        .await?;
+    let resource = snapshot.get(&key).ok_or_else(|| not_found(&key))?;
+    let record = snapshot.record(&key);
+    let mut view = render(&resource, record, &state.ingest_base, Secrets::Masked);
+    annotate(&state, &resource, &mut view);
+    let mut response = Json(json!({
+        "token": token,
+        "previous_tokens_expire_at": until,
+        "source": view,
+    }))
+    .into_response();
+    if let Ok(tag) = HeaderValue::from_str(&etag(&resource, record)) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    Ok(response)
 }
 
 async fn delete(

@@ -74,7 +74,7 @@ pub fn sensitive_header(name: &str) -> bool {
 /// The tokens or secrets of one way to authenticate, with their field name.
 fn auth_secrets(auth: &SourceAuth) -> Option<(&'static str, &Vec<String>)> {
     match auth {
-        SourceAuth::Bearer { tokens } => Some(("tokens", tokens)),
+        SourceAuth::Bearer { tokens, .. } => Some(("tokens", tokens)),
         SourceAuth::SharedSecret { secrets }
         | SourceAuth::Github { secrets }
         | SourceAuth::Stripe { secrets, .. }
@@ -86,7 +86,7 @@ fn auth_secrets(auth: &SourceAuth) -> Option<(&'static str, &Vec<String>)> {
 
 fn auth_secrets_mut(auth: &mut SourceAuth) -> Option<(&'static str, &mut Vec<String>)> {
     match auth {
-        SourceAuth::Bearer { tokens } => Some(("tokens", tokens)),
+        SourceAuth::Bearer { tokens, .. } => Some(("tokens", tokens)),
         SourceAuth::SharedSecret { secrets }
         | SourceAuth::Github { secrets }
         | SourceAuth::Stripe { secrets, .. }
@@ -259,6 +259,7 @@ mod tests {
             vec![
                 SourceAuth::Bearer {
                     tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
+                    expires_at: None,
                 },
                 SourceAuth::Open,
             ],
@@ -269,7 +270,7 @@ mod tests {
         let Resource::Source(source) = resource else {
             panic!("not a source");
         };
-        let SourceAuth::Bearer { tokens } = &source.auth[0] else {
+        let SourceAuth::Bearer { tokens, .. } = &source.auth[0] else {
             panic!("not bearer");
         };
         tokens.clone()
@@ -287,7 +288,7 @@ mod tests {
         let stored = source(&[LONG, "short"]);
         let mut sent = masked(stored.clone());
         if let Resource::Source(source) = &mut sent
-            && let SourceAuth::Bearer { tokens } = &mut source.auth[0]
+            && let SourceAuth::Bearer { tokens, .. } = &mut source.auth[0]
         {
             tokens.push("brand-new".into());
         }

@@ -81,6 +81,10 @@ pub fn document() -> Value {
         .path(
             "/api/v1/destinations/{id}/resume",
             PathItem::new(HttpMethod::Post, pause(false)),
+        )
+        .path(
+            "/api/v1/sources/{id}/rotate-token",
+            PathItem::new(HttpMethod::Post, rotate_token()),
         );
     paths = paths
         .path(
@@ -365,6 +369,51 @@ fn pause(pause: bool) -> Operation {
         .build()
 }
 
+fn rotate_token() -> Operation {
+    operation(
+        ResourceKind::Source,
+        "rotate_source_token".to_owned(),
+        "Give a source a new bearer token; the current ones stay valid for a grace period",
+    )
+    .parameter(id())
+    .parameter(
+        ParameterBuilder::new()
+            .name("grace_seconds")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(
+                "How long the current tokens stay valid: a day when absent, 0 ends them now.",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(crate::api::ROTATE_GRACE_MAX_SECONDS as f64)),
+            )),
+    )
+    .parameter(condition(
+        "If-Match",
+        "Only if the resource still has this `ETag`.",
+    ))
+    .response(
+        "200",
+        body(
+            "The new token, shown in full this once, and the source as written.",
+            "RotatedToken",
+        )
+        .header("ETag", string_header("The version, for `If-Match`.")),
+    )
+    .response("400", error("An unknown or invalid query parameter."))
+    .response("401", unauthorized())
+    .response("403", error("The token may only read."))
+    .response("404", error("No such source."))
+    .response("409", error("The resource names a missing one."))
+    .response("412", error("The resource changed since it was read."))
+    .response("422", error("The source has no bearer token to rotate."))
+    .response("503", unavailable())
+    .build()
+}
+
 fn preview_saved() -> Operation {
     operation(
         ResourceKind::Trigger,
@@ -507,6 +556,9 @@ fn created(kind: ResourceKind) -> ResponseBuilder {
             "pause_destination".to_owned(),
             "resume_destination".to_owned(),
         ]);
+    }
+    if kind == ResourceKind::Source {
+        operations.push("rotate_source_token".to_owned());
     }
     operations.into_iter().fold(created, |response, operation| {
         let link = LinkBuilder::new()

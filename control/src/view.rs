@@ -93,6 +93,7 @@ mod tests {
             ResourceId::parse("app").unwrap(),
             vec![SourceAuth::Bearer {
                 tokens: vec![token.into()],
+                expires_at: None,
             }],
         ))
     }

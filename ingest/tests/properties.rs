@@ -73,6 +73,7 @@ fn router() -> Router {
             "app",
             SourceAuth::Bearer {
                 tokens: vec!["s3cret".into()],
+                expires_at: None,
             },
         ),
         ("open", SourceAuth::Open),

@@ -68,7 +68,7 @@ pub fn resources(resources: &[Resource]) -> Vec<Problem> {
                 }
                 for (index, auth) in source.auth.iter().enumerate() {
                     let (field, secrets) = match auth {
-                        SourceAuth::Bearer { tokens } => ("tokens", tokens),
+                        SourceAuth::Bearer { tokens, .. } => ("tokens", tokens),
                         SourceAuth::SharedSecret { secrets }
                         | SourceAuth::Github { secrets }
                         | SourceAuth::Stripe { secrets, .. }
@@ -90,6 +90,17 @@ pub fn resources(resources: &[Resource]) -> Vec<Problem> {
                         report(
                             &format!("auth[{index}].{field}"),
                             "needs at least one non-empty value",
+                        );
+                    }
+                    if let SourceAuth::Bearer {
+                        expires_at: Some(at),
+                        ..
+                    } = auth
+                        && crate::time::parse_rfc3339(at).is_none()
+                    {
+                        report(
+                            &format!("auth[{index}].expires_at"),
+                            "is not an RFC 3339 time such as 2026-12-31T00:00:00Z",
                         );
                     }
                     if let SourceAuth::Standard { secrets, .. } = auth {

@@ -105,6 +105,10 @@ pub enum SourceAuth {
     Bearer {
         /// The accepted tokens.
         tokens: Vec<String>,
+        /// When these tokens stop being accepted (RFC 3339); never when absent. A rotation
+        /// (`hookline sources rotate-token`) gives the old tokens one, a grace period away.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<String>,
     },
     /// The secret itself in the `X-Webhook-Secret` header.
     SharedSecret {
@@ -508,7 +512,8 @@ mod tests {
             source.auth,
             [
                 SourceAuth::Bearer {
-                    tokens: vec!["t".into()]
+                    tokens: vec!["t".into()],
+                    expires_at: None,
                 },
                 SourceAuth::Open
             ]

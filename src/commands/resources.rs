@@ -74,6 +74,16 @@ pub enum Action {
         /// The id.
         id: String,
     },
+    /// Give a source a new bearer token (shown this once); the tokens in use now stay valid for
+    /// a grace period, so senders can switch, and are removed at the next rotation after it.
+    RotateToken {
+        /// The id.
+        id: String,
+        /// How long the current tokens stay valid, in seconds: a day by default, at most 30
+        /// days; 0 ends them now.
+        #[arg(long)]
+        grace_seconds: Option<u64>,
+    },
 }
 
 /// `list`'s filters.
@@ -198,6 +208,30 @@ pub async fn run(kind: ResourceKind, args: ResourceArgs) -> anyhow::Result<()> {
                 "only destinations can be paused or resumed ({id} is a {})",
                 kind.as_str()
             )
+        }
+        Action::RotateToken { id, .. } if kind != ResourceKind::Source => {
+            bail!(
+                "only sources have tokens to rotate ({id} is a {})",
+                kind.as_str()
+            )
+        }
+        Action::RotateToken { id, grace_seconds } => {
+            let rotated = client.rotate_token(&id, grace_seconds).await?;
+            if json {
+                return output::json(&rotated);
+            }
+            println!(
+                "New token for source {id} (shown this once; store it now):\n{}",
+                rotated["token"].as_str().unwrap_or_default()
+            );
+            match rotated["previous_tokens_expire_at"].as_str() {
+                Some(until) => println!(
+                    "The tokens in use before stay valid until {}.",
+                    output::cell(&Value::String(until.to_owned()))
+                ),
+                None => println!("The tokens in use before are no longer accepted."),
+            }
+            Ok(())
         }
         Action::Pause { id } => paused(json, &client.pause(&id, true).await?),
         Action::Resume { id } => paused(json, &client.pause(&id, false).await?),

@@ -49,6 +49,20 @@ pub(super) fn all() -> Map<String, Value> {
         );
     }
     schemas.insert("Error".into(), error_schema());
+    schemas.insert(
+        "RotatedToken".into(),
+        json!({
+            "type": "object",
+            "required": ["token", "previous_tokens_expire_at", "source"],
+            "properties": {
+                "token": {"type": "string", "description": "The new bearer token, in full this once."},
+                "previous_tokens_expire_at": {"type": ["string", "null"], "format": "date-time",
+                    "description": "When the tokens in use before stop being accepted; null when they ended at once."},
+                "source": {"$ref": "#/components/schemas/SourceView"}
+            },
+            "additionalProperties": false
+        }),
+    );
     schemas.extend(preview_schemas());
     super::history::schemas(&mut generator, &mut schemas);
     schemas

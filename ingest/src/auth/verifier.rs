@@ -24,7 +24,8 @@ pub struct Verifier {
 #[derive(Clone)]
 enum Check {
     Open,
-    Bearer(Tokens),
+    /// The tokens, and when they stop being accepted (unix seconds).
+    Bearer(Tokens, Option<i64>),
     SharedSecret(Tokens),
     Github(Github),
     Stripe(Stripe),
@@ -62,7 +63,17 @@ impl Check {
     fn new(entry: &SourceAuth) -> Result<Self, String> {
         Ok(match entry {
             SourceAuth::Open => Self::Open,
-            SourceAuth::Bearer { tokens } => Self::Bearer(Tokens::new("tokens", tokens)?),
+            SourceAuth::Bearer { tokens, expires_at } => {
+                let until = expires_at
+                    .as_deref()
+                    .map(|at| {
+                        hookline_runtime::time::parse_rfc3339(at)
+                            .map(time::OffsetDateTime::unix_timestamp)
+                            .ok_or_else(|| format!("expires_at: {at:?} is not an RFC 3339 time"))
+                    })
+                    .transpose()?;
+                Self::Bearer(Tokens::new("tokens", tokens)?, until)
+            }
             SourceAuth::SharedSecret { secrets } => {
                 Self::SharedSecret(Tokens::new("secrets", secrets)?)
             }
@@ -90,7 +101,10 @@ impl Check {
     fn verify(&self, headers: &HeaderMap, body: &[u8], now: i64) -> bool {
         match self {
             Self::Open => true,
-            Self::Bearer(tokens) => tokens.verify_bearer(headers),
+            // An expired entry is still compared, so the time taken does not tell it apart.
+            Self::Bearer(tokens, until) => {
+                tokens.verify_bearer(headers) & until.is_none_or(|until| now < until)
+            }
             Self::SharedSecret(secrets) => secrets.verify_shared_secret(headers),
             Self::Github(github) => github.verify(headers, body),
             Self::Stripe(stripe) => stripe.verify(headers, body, now),
@@ -103,7 +117,7 @@ impl Check {
     fn kind(&self) -> &'static str {
         match self {
             Self::Open => "open",
-            Self::Bearer(_) => "bearer",
+            Self::Bearer(..) => "bearer",
             Self::SharedSecret(_) => "shared_secret",
             Self::Github(_) => "github",
             Self::Stripe(_) => "stripe",
@@ -136,6 +150,7 @@ mod tests {
     fn tokens(tokens: &[&str]) -> SourceAuth {
         SourceAuth::Bearer {
             tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
+            expires_at: None,
         }
     }
 
@@ -171,6 +186,28 @@ mod tests {
         assert!(verifier.verify(&shared, b"{}", NOW));
         assert!(!verifier.verify(&bearer("Bearer shared"), b"{}", NOW));
         assert!(!verifier.verify(&HeaderMap::new(), b"{}", NOW));
+    }
+
+    #[test]
+    fn tokens_with_an_expiry_are_accepted_until_it_and_refused_from_it() {
+        let until = time::OffsetDateTime::from_unix_timestamp(NOW + 60).unwrap();
+        let auth = [
+            tokens(&["new"]),
+            SourceAuth::Bearer {
+                tokens: vec!["old".into()],
+                expires_at: Some(hookline_runtime::time::rfc3339(until)),
+            },
+        ];
+        let verifier = Verifier::new(&auth).unwrap();
+        assert!(verifier.verify(&bearer("Bearer old"), b"{}", NOW + 59));
+        assert!(!verifier.verify(&bearer("Bearer old"), b"{}", NOW + 60));
+        assert!(verifier.verify(&bearer("Bearer new"), b"{}", NOW + 60));
+        let bad = SourceAuth::Bearer {
+            tokens: vec!["old".into()],
+            expires_at: Some("tomorrow".into()),
+        };
+        let error = Verifier::new(&[bad]).unwrap_err();
+        assert!(error.contains("auth[0].expires_at"), "{error}");
     }
 
     #[test]

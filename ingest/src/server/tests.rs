@@ -17,6 +17,7 @@ fn source(id: &str, enabled: bool) -> Resource {
             hookline_schemas::ResourceId::parse(id).unwrap(),
             vec![SourceAuth::Bearer {
                 tokens: vec!["s3cret".into()],
+                expires_at: None,
             }],
         )
     })
