@@ -236,6 +236,21 @@ impl ApiClient {
         .await
     }
 
+    /// Applies a resource file's resources (`{"sources": [...], ...}`) through the API.
+    pub async fn apply(
+        &self,
+        body: &Value,
+        prune: bool,
+        dry_run: bool,
+    ) -> Result<Value, ClientError> {
+        let query = [
+            ("prune", prune.to_string()),
+            ("dry_run", dry_run.to_string()),
+        ];
+        self.call(Method::POST, "api/v1/apply", &query, Some(body))
+            .await
+    }
+
     /// Pauses (`true`) or resumes destination `id`.
     pub async fn pause(&self, id: &str, paused: bool) -> Result<Value, ClientError> {
         let verb = if paused { "pause" } else { "resume" };

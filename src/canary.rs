@@ -32,7 +32,7 @@ pub const PROBES: &str = "hookline_canary_probes_total";
 pub const ROUND_TRIP: &str = "hookline_canary_round_trip_seconds";
 
 /// The id of the canary's source, destination and trigger.
-pub const ID: &str = "hookline-canary";
+pub const ID: &str = hookline_control::plan::CANARY_ID;
 
 /// Canary settings.
 #[derive(Clone, Debug, Args)]

@@ -96,6 +96,18 @@ pub struct ApplyArgs {
     /// Show what would change without writing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Apply through this control API (`POST /api/v1/apply`) instead of writing to Kafka: for a
+    /// job that has a control token but no Kafka credentials.
+    #[arg(id = "apply-api-url", long = "api-url")]
+    pub api_url: Option<String>,
+    /// The control API's admin token, with `--api-url`.
+    #[arg(
+        id = "apply-api-token",
+        long = "api-token",
+        env = "HOOKLINE_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<String>,
     /// Kafka.
     #[command(flatten)]
     pub kafka: KafkaSettings,
@@ -190,6 +202,18 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let mut config = role(&args.kafka, &args.admin, &args.canary);
             config.control = Some(args.role);
             serve(config, shutdown).await
+        }
+        Command::Apply(args) if args.api_url.is_some() => {
+            let file = ResourceFile::load(&args.file)?;
+            let url = args.api_url.as_deref().unwrap_or_default();
+            let client = crate::api_client::ApiClient::new(url, args.api_token.clone())?;
+            let body = serde_json::to_value(&file)?;
+            let answer = client.apply(&body, args.prune, args.dry_run).await?;
+            println!("{}", resource_file::summary_of_answer(&answer));
+            if args.dry_run {
+                println!("(dry run: nothing was written)");
+            }
+            Ok(())
         }
         Command::Apply(args) => {
             let file = ResourceFile::load(&args.file)?;

@@ -1,8 +1,6 @@
 //! Resource files (`hookline apply -f hooks.toml`): load, validate everything, then write only
 //! what changed. Nothing is written when anything is invalid.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,15 +9,15 @@ use hookline_processor::template::Limits;
 use hookline_runtime::resources::{ResourceSet, ResourceStore, ResourceWriter};
 use hookline_runtime::validate::Problem;
 use hookline_runtime::{KafkaSettings, topics};
-use hookline_schemas::{Destination, Resource, ResourceKey, Source, TopicKind, Trigger};
-use serde::Deserialize;
+use hookline_schemas::{Destination, Resource, Source, TopicKind, Trigger};
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 /// How long `apply` waits to read the current resources.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The contents of a resource file.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceFile {
     /// `[[sources]]`: inbound webhooks.
@@ -62,156 +60,57 @@ pub fn validate(resources: &[Resource], limits: &Limits) -> Vec<Problem> {
     hookline_processor::validate::resources(resources, limits)
 }
 
-/// What `apply` does.
-#[derive(Debug, Default)]
-pub struct Plan {
-    /// New resources.
-    pub create: Vec<Resource>,
-    /// Changed resources.
-    pub update: Vec<Resource>,
-    /// Resources to delete (absent from the file, with `--prune`).
-    pub delete: Vec<ResourceKey>,
-    /// Resources in the file that are already as written.
-    pub unchanged: Vec<ResourceKey>,
-    /// Resources absent from the file that stay (no `--prune`).
-    pub kept: Vec<Resource>,
-    /// For each changed resource, in [`Self::update`]'s order, a line per field that changes
-    /// (see [`field_changes`]).
-    pub changes: Vec<Vec<String>>,
-}
+pub use hookline_control::plan::{Plan, field_changes};
 
-impl Plan {
-    /// Compares what exists with what the file wants.
-    pub fn new(current: &ResourceSet, wanted: &[Resource], prune: bool) -> Self {
-        let mut plan = Self::default();
-        let mut in_file = BTreeSet::new();
-        for resource in wanted {
-            let key = resource.key();
-            match current.get(&key) {
-                None => plan.create.push(resource.clone()),
-                Some(existing) if existing == *resource => plan.unchanged.push(key.clone()),
-                Some(existing) => {
-                    plan.changes.push(field_changes(&existing, resource));
-                    plan.update.push(resource.clone());
-                }
-            }
-            in_file.insert(key);
-        }
-        for existing in current.all() {
-            let key = existing.key();
-            if in_file.contains(&key) {
-                continue;
-            }
-            // The canary's resources are Hookline's own, rewritten at each start: never pruned.
-            if prune && key.id.as_str() != crate::canary::ID {
-                plan.delete.push(key);
-            } else {
-                plan.kept.push(existing);
-            }
-        }
-        plan
-    }
-
-    /// Whether nothing would be written.
-    pub fn is_empty(&self) -> bool {
-        self.create.is_empty() && self.update.is_empty() && self.delete.is_empty()
-    }
-
-    /// A line per change, for people.
-    pub fn summary(&self) -> String {
-        let mut text = String::new();
-        for resource in &self.create {
-            let _ = writeln!(text, "created   {}", resource.key());
-        }
-        for (resource, changes) in self.update.iter().zip(&self.changes) {
-            let _ = writeln!(text, "changed   {}", resource.key());
-            for change in changes {
-                let _ = writeln!(text, "            {change}");
-            }
-        }
-        for key in &self.delete {
-            let _ = writeln!(text, "deleted   {key}");
-        }
-        for key in &self.unchanged {
-            let _ = writeln!(text, "unchanged {key}");
-        }
-        for resource in &self.kept {
-            let _ = writeln!(
-                text,
-                "kept      {} (not in the file; --prune deletes it)",
-                resource.key()
-            );
-        }
-        let _ = write!(
-            text,
-            "{} created, {} changed, {} deleted, {} unchanged",
-            self.create.len(),
-            self.update.len(),
-            self.delete.len(),
-            self.unchanged.len()
-        );
-        text
-    }
-}
-
-/// What changes from `old` to `new`, a line per field (`url: "a" → "b"`, `headers.x: (absent)
-/// → "1"`, `actions[0].body: …`), with secrets masked as the API shows them: a secret that
-/// changes reads `(secret changed)`.
-pub fn field_changes(old: &Resource, new: &Resource) -> Vec<String> {
-    let flat = |resource: &Resource| {
-        let mut fields = BTreeMap::new();
-        flatten("", &hookline_control::view::fields(resource), &mut fields);
-        fields
+/// `POST /api/v1/apply`'s answer in the words of [`Plan::summary`].
+pub fn summary_of_answer(answer: &serde_json::Value) -> String {
+    let list = |field: &str| -> Vec<String> {
+        answer[field]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
-    let (old_fields, new_fields) = (flat(old), flat(new));
-    let (old_shown, new_shown) = (
-        flat(&hookline_control::mask::masked(old.clone())),
-        flat(&hookline_control::mask::masked(new.clone())),
-    );
-    let paths: BTreeSet<&String> = old_fields.keys().chain(new_fields.keys()).collect();
-    paths
-        .into_iter()
-        .filter(|path| old_fields.get(*path) != new_fields.get(*path))
-        .map(|path| {
-            let shown = |fields: &BTreeMap<String, serde_json::Value>| {
-                fields
-                    .get(path)
-                    .map_or_else(|| "(absent)".to_owned(), serde_json::Value::to_string)
-            };
-            let (before, after) = (shown(&old_shown), shown(&new_shown));
-            if before == after {
-                format!("{path}: (secret changed)")
-            } else {
-                format!("{path}: {before} → {after}")
-            }
-        })
-        .collect()
-}
-
-/// Every leaf of `value` by its path (`a.b`, `a[0]`); an empty object or list has none, as if
-/// absent (which is what it means in a resource).
-fn flatten(path: &str, value: &serde_json::Value, into: &mut BTreeMap<String, serde_json::Value>) {
-    use serde_json::Value;
-    match value {
-        Value::Object(object) => {
-            for (key, value) in object {
-                let path = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                flatten(&path, value, into);
-            }
-        }
-        Value::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                flatten(&format!("{path}[{index}]"), item, into);
-            }
-        }
-        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {
-            into.insert(path.to_owned(), value.clone());
+    let mut lines = Vec::new();
+    for key in list("created") {
+        lines.push(format!("created   {key}"));
+    }
+    let changed = answer["changed"].as_array().cloned().unwrap_or_default();
+    for change in &changed {
+        lines.push(format!(
+            "changed   {}",
+            change["resource"].as_str().unwrap_or_default()
+        ));
+        for field in change["fields"].as_array().into_iter().flatten() {
+            lines.push(format!(
+                "            {}",
+                field.as_str().unwrap_or_default()
+            ));
         }
     }
+    for key in list("deleted") {
+        lines.push(format!("deleted   {key}"));
+    }
+    for key in list("unchanged") {
+        lines.push(format!("unchanged {key}"));
+    }
+    for key in list("kept") {
+        lines.push(format!(
+            "kept      {key} (not in the file; --prune deletes it)"
+        ));
+    }
+    lines.push(format!(
+        "{} created, {} changed, {} deleted, {} unchanged",
+        list("created").len(),
+        changed.len(),
+        list("deleted").len(),
+        list("unchanged").len()
+    ));
+    lines.join("\n")
 }
 
 /// Formats validation problems, one per line.

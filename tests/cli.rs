@@ -773,3 +773,79 @@ async fn apply_without_a_broker_names_the_brokers_and_the_flag() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_through_the_api_sees_changed_secrets_and_writes_only_what_changed() {
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let pipeline = Stages::ingest_and_control().start(&settings).await;
+    let url = format!("http://{}", pipeline.control_addr.unwrap());
+    let resources = |host: &str, secret: &str| {
+        format!(
+            "[[sources]]\nid = \"shop\"\nauth = [{{ type = \"bearer\", tokens = [\"tok-1\"] }}]\n\n\
+             [[destinations]]\nid = \"crm\"\nurl = \"https://{host}/hooks\"\nsecrets = [\"{secret}\"]\n"
+        )
+    };
+    let first = file(
+        "first.toml",
+        &resources("a.example.com", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    );
+    let apply = |path: &tempfile::TempPath, extra: &[&str]| {
+        let mut args = vec!["apply", "-f", path.to_str().unwrap(), "--api-url", &url];
+        args.extend_from_slice(extra);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let pipeline = &pipeline;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            admin(pipeline, &args).await.ok()
+        }
+    };
+    let created = apply(&first, &[]).await;
+    assert!(
+        created.contains("created   source/shop")
+            && created.contains("created   destination/crm")
+            && created.contains("2 created, 0 changed"),
+        "{created}"
+    );
+    let again = apply(&first, &[]).await;
+    assert!(
+        again.contains("0 created, 0 changed, 0 deleted, 2 unchanged"),
+        "{again}"
+    );
+
+    // Another URL and another secret: the dry run sees both, the secret masked, and writes nothing.
+    let second = file(
+        "second.toml",
+        &resources("b.example.com", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
+    );
+    let planned = apply(&second, &["--dry-run"]).await;
+    assert!(
+        planned.contains(r#"url: "https://a.example.com/hooks" → "https://b.example.com/hooks""#)
+            && planned.contains("secrets[0]: (secret changed)")
+            && planned.contains("(dry run: nothing was written)"),
+        "{planned}"
+    );
+    assert!(!planned.contains("C2FVsBQI"), "{planned}");
+    let shown = admin(&pipeline, &["destinations", "get", "crm", "--json"])
+        .await
+        .json();
+    assert_eq!(shown["url"], "https://a.example.com/hooks");
+    let applied = apply(&second, &[]).await;
+    assert!(applied.contains("0 created, 1 changed"), "{applied}");
+    let shown = admin(&pipeline, &["destinations", "get", "crm", "--json"])
+        .await
+        .json();
+    assert_eq!(shown["url"], "https://b.example.com/hooks");
+
+    // A read-only token may not apply.
+    let path = first.to_str().unwrap().to_owned();
+    let refused = hookline(
+        &pipeline,
+        CONTROL_READ_TOKEN,
+        &["apply", "-f", &path, "--api-url", &url],
+    )
+    .await;
+    assert!(!refused.success, "{}", refused.stdout);
+    pipeline.stop().await.unwrap();
+}

@@ -105,7 +105,8 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/destinations/{id}/resume",
             post(|state, id, headers| pause(state, id, headers, false)),
         )
-        .route("/api/v1/sources/{id}/rotate-token", post(rotate_token));
+        .route("/api/v1/sources/{id}/rotate-token", post(rotate_token))
+        .route(crate::apply::PATH, post(crate::apply::apply));
     api = api.route(preview::SAVED, post(preview::saved)).route(
         preview::UNSAVED,
         // A trigger may be called `preview`: the other methods reach it as they would

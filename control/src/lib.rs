@@ -7,6 +7,7 @@
 //! - [`config`]: listen address, tokens, the public ingest URL, limits.
 //! - [`server`]: binding and serving.
 //! - [`api`]: the routes and their handlers.
+//! - [`apply`]: `hookline apply` through the API.
 //! - [`auth`]: admin and read-only tokens.
 //! - [`path`]: the `{id}` of a route, refused in JSON when it does not decode.
 //! - [`error`]: why a request failed, as one JSON shape with stable codes.
@@ -19,6 +20,7 @@
 //! - [`list`]: filters and pages.
 //! - [`kind`]: the three kinds and the fields they share.
 //! - [`preview`]: what a saved or unsaved trigger would send for a sample event.
+//! - [`plan`]: what an apply changes, field by field.
 //! - [`openapi`]: the OpenAPI document.
 //! - [`store`]: the embedded store of events, match records, attempts, refusals and dead letters.
 //! - [`dead_states`]: what operators did with dead letters (replayed, discarded), from Kafka.
@@ -30,6 +32,7 @@
 //! - [`metrics`]: requests by route and status, and their duration.
 
 pub mod api;
+pub mod apply;
 pub mod auth;
 pub mod body;
 pub mod config;
@@ -44,6 +47,7 @@ pub mod mask;
 pub mod metrics;
 pub mod openapi;
 pub mod path;
+pub mod plan;
 pub mod precondition;
 pub mod preview;
 pub mod replay;

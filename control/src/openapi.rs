@@ -85,7 +85,8 @@ pub fn document() -> Value {
         .path(
             "/api/v1/sources/{id}/rotate-token",
             PathItem::new(HttpMethod::Post, rotate_token()),
-        );
+        )
+        .path(crate::apply::PATH, PathItem::new(HttpMethod::Post, apply()));
     paths = paths
         .path(
             preview::SAVED,
@@ -366,6 +367,42 @@ fn pause(pause: bool) -> Operation {
         .response("412", error("The resource changed since it was read."))
         .response("422", error("The resource is invalid."))
         .response("503", unavailable())
+        .build()
+}
+
+fn apply() -> Operation {
+    let flag = |name: &str, description: &str| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::Boolean)))
+    };
+    OperationBuilder::new()
+        .tag("apply")
+        .operation_id(Some("apply"))
+        .summary(Some(
+            "Apply a resource file's resources: validate the whole result, then write what changed",
+        ))
+        .parameter(flag(
+            "prune",
+            "Also delete the resources the body does not name.",
+        ))
+        .parameter(flag("dry_run", "Only say what would change."))
+        .request_body(Some(json_body("ApplyRequest")))
+        .response(
+            "200",
+            body(
+                "What was (or, in a dry run, would be) created, changed field by field, deleted, left unchanged or kept.",
+                "ApplyResult",
+            ),
+        )
+        .response(
+            "409",
+            error("A reference names a missing resource; `problems` says which."),
+        )
+        .with_write_errors()
         .build()
 }
 

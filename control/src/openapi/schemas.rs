@@ -49,6 +49,45 @@ pub(super) fn all() -> Map<String, Value> {
         );
     }
     schemas.insert("Error".into(), error_schema());
+    let list_of = |input: &str| json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{input}")}});
+    schemas.insert(
+        "ApplyRequest".into(),
+        json!({
+            "type": "object",
+            "description": "A resource file as JSON; the API's views are accepted too (read-only fields are ignored, masked secrets keep the stored ones).",
+            "properties": {
+                "sources": list_of("SourceInput"),
+                "destinations": list_of("DestinationInput"),
+                "triggers": list_of("TriggerInput")
+            },
+            "additionalProperties": false
+        }),
+    );
+    let keys = json!({"type": "array", "items": {"type": "string"}});
+    schemas.insert(
+        "ApplyResult".into(),
+        json!({
+            "type": "object",
+            "required": ["dry_run", "created", "changed", "deleted", "unchanged", "kept"],
+            "properties": {
+                "dry_run": {"type": "boolean"},
+                "created": keys,
+                "changed": {"type": "array", "items": {
+                    "type": "object", "required": ["resource", "fields"],
+                    "properties": {
+                        "resource": {"type": "string"},
+                        "fields": {"type": "array", "items": {"type": "string"},
+                            "description": "A line per changed field, secrets masked (`(secret changed)`)."}
+                    },
+                    "additionalProperties": false
+                }},
+                "deleted": keys,
+                "unchanged": keys,
+                "kept": keys
+            },
+            "additionalProperties": false
+        }),
+    );
     schemas.insert(
         "RotatedToken".into(),
         json!({
