@@ -337,8 +337,11 @@ impl Releaser {
     ) -> Result<(), Error> {
         let released = pending.len() as u64;
         for release in pending.drain(..) {
-            acknowledged(&self.deliveries_topic, release.job).await?;
-            let offset = acknowledged(&self.held_topic, release.tombstone).await?;
+            self.acknowledged(&self.deliveries_topic, release.job)
+                .await?;
+            let offset = self
+                .acknowledged(&self.held_topic, release.tombstone)
+                .await?;
             if let Some(state) = partitions.get_mut(&release.partition) {
                 state.released.insert(release.delivery_id, offset);
             }
@@ -459,6 +462,25 @@ impl Releaser {
         }
     }
 
+    /// The offset the broker gave a record, waiting through an outage (see
+    /// [`hookline_runtime::produce`]).
+    async fn acknowledged(
+        &self,
+        topic: &str,
+        ack: Result<DeliveryFuture, KafkaError>,
+    ) -> Result<i64, Error> {
+        let result = match ack {
+            Ok(ack) => hookline_runtime::produce::acknowledged(&self.producer, topic, ack)
+                .await
+                .map(|delivery| delivery.offset),
+            Err(error) => Err(error),
+        };
+        result.map_err(|source| Error::Produce {
+            topic: topic.to_owned(),
+            source,
+        })
+    }
+
     fn report(&self, partitions: &HashMap<i32, Partition>) {
         let runs = partitions
             .values()
@@ -476,21 +498,6 @@ impl Releaser {
         let age = oldest.map_or(0.0, |oldest| (now_ms() - oldest).max(0) as f64 / 1000.0);
         self.metrics.held_oldest_age.set(age);
     }
-}
-
-async fn acknowledged(topic: &str, ack: Result<DeliveryFuture, KafkaError>) -> Result<i64, Error> {
-    let result = match ack {
-        Ok(ack) => match ack.await {
-            Ok(Ok(delivery)) => Ok(delivery.offset),
-            Ok(Err((error, _))) => Err(error),
-            Err(_canceled) => Err(KafkaError::Canceled),
-        },
-        Err(error) => Err(error),
-    };
-    result.map_err(|source| Error::Produce {
-        topic: topic.to_owned(),
-        source,
-    })
 }
 
 fn now_ms() -> i64 {

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hookline_runtime::consume::{self, Next, Settled};
 use hookline_runtime::observe::{ConsumerMetrics, ObservedContext, Progress};
+use hookline_runtime::produce;
 use hookline_runtime::resources::{ResourceStore, ResourceWriter};
 use hookline_runtime::{KafkaSettings, kafka};
 use hookline_schemas::{
@@ -341,11 +342,11 @@ impl Shared {
         };
         self.metrics.in_flight.dec();
         for (topic, ack) in acks {
+            // Through a Kafka outage of any length: the job's offset waits, nothing is lost.
             let result = match ack {
-                Ok(ack) => match ack.await {
-                    Ok(result) => result.map(drop).map_err(|(error, _)| error),
-                    Err(_canceled) => Err(KafkaError::Canceled),
-                },
+                Ok(ack) => produce::acknowledged(&self.producer, &topic, ack)
+                    .await
+                    .map(drop),
                 Err(error) => Err(error),
             };
             result.map_err(|source| Error::Produce { topic, source })?;

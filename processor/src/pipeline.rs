@@ -25,7 +25,6 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -149,8 +148,8 @@ struct Pending {
 }
 
 enum Ack {
-    /// Enqueued; the broker's answer will arrive.
-    Queued(DeliveryFuture),
+    /// Enqueued; the broker's answer will arrive (sent again through an outage).
+    Queued(FutureProducer, DeliveryFuture),
     /// The producer queue was full; send when there is room.
     Unsent(FutureProducer, OwnedRecord),
     /// The record could not be enqueued at all.
@@ -166,25 +165,43 @@ impl Pending {
     async fn wait(self) -> Result<Settled, Error> {
         for (topic, ack) in self.acks {
             let result = match ack {
-                Ack::Queued(future) => match future.await {
-                    Ok(result) => result.map(drop).map_err(|(error, _)| error),
-                    Err(_canceled) => Err(KafkaError::Canceled),
-                },
-                Ack::Unsent(producer, record) => producer
-                    .send(
-                        FutureRecord::to(&topic)
-                            .key(record.key.as_str())
-                            .payload(record.payload.as_slice()),
-                        Timeout::Never,
-                    )
-                    .await
-                    .map(drop)
-                    .map_err(|(error, _)| error),
+                // Through a Kafka outage of any length: the event's offset waits.
+                Ack::Queued(producer, future) => {
+                    hookline_runtime::produce::acknowledged(&producer, &topic, future)
+                        .await
+                        .map(drop)
+                }
+                Ack::Unsent(producer, record) => enqueue(&producer, &topic, &record).await,
                 Ack::Failed(error) => Err(error),
             };
             result.map_err(|source| Error::Produce { topic, source })?;
         }
         Ok(Settled::Done)
+    }
+}
+
+/// Sends a record the full producer queue refused, once there is room, and waits for its
+/// acknowledgement as [`Ack::Queued`] does.
+async fn enqueue(
+    producer: &FutureProducer,
+    topic: &str,
+    record: &OwnedRecord,
+) -> Result<(), KafkaError> {
+    loop {
+        let sent = FutureRecord::to(topic)
+            .key(record.key.as_str())
+            .payload(record.payload.as_slice());
+        match producer.send_result(sent) {
+            Ok(future) => {
+                return hookline_runtime::produce::acknowledged(producer, topic, future)
+                    .await
+                    .map(drop);
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            Err((error, _)) => return Err(error),
+        }
     }
 }
 
@@ -445,7 +462,7 @@ impl State<'_> {
     ) -> Result<(), KafkaError> {
         let record = FutureRecord::to(topic).key(key).payload(payload.as_slice());
         let ack = match self.processor.producer.send_result(record) {
-            Ok(future) => Ack::Queued(future),
+            Ok(future) => Ack::Queued(self.processor.producer.clone(), future),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 debug!("Producer queue full; sending when there is room.");
                 Ack::Unsent(

@@ -9,6 +9,7 @@
 //! - [`observe`]: consumer lag and rebalance metrics.
 //! - [`offsets`]: which offset may be committed while records finish out of order.
 //! - [`consume`]: the at-least-once consume loop every consuming stage runs.
+//! - [`produce`]: waiting for a record's acknowledgement through a Kafka outage.
 //! - [`admin`]: `/metrics`, `/healthz` and `/readyz`.
 //! - [`serve`]: serving HTTP with header and idle timeouts and a connection cap.
 //! - [`telemetry`]: logs and the metrics registry.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod kafka;
 pub mod observe;
 pub mod offsets;
+pub mod produce;
 pub mod rate;
 pub mod resources;
 pub mod secrets;
