@@ -37,6 +37,13 @@ pub async fn acknowledged(
     ack: DeliveryFuture,
 ) -> Result<Delivery, KafkaError> {
     let mut outcome = settle(ack).await;
+    if let Ok(delivery) = outcome {
+        // The common case costs one load, no shared write.
+        if RESENDING.load(Ordering::Relaxed) && RESENDING.swap(false, Ordering::AcqRel) {
+            info!(topic, "Kafka acknowledges records again.");
+        }
+        return Ok(delivery);
+    }
     let mut pauses = ExponentialBuilder::default()
         .with_min_delay(FIRST_PAUSE)
         .with_max_delay(LONGEST_PAUSE)
