@@ -209,7 +209,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let client = crate::api_client::ApiClient::new(url, args.api_token.clone())?;
             let body = serde_json::to_value(&file)?;
             let answer = client.apply(&body, args.prune, args.dry_run).await?;
-            println!("{}", resource_file::summary_of_answer(&answer));
+            let plan: resource_file::PlanView =
+                serde_json::from_value(answer).map_err(|error| {
+                    anyhow::anyhow!("the control API's answer to apply is not a plan: {error}")
+                })?;
+            println!("{}", plan.summary());
             if args.dry_run {
                 println!("(dry run: nothing was written)");
             }

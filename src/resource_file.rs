@@ -60,58 +60,7 @@ pub fn validate(resources: &[Resource], limits: &Limits) -> Vec<Problem> {
     hookline_processor::validate::resources(resources, limits)
 }
 
-pub use hookline_control::plan::{Plan, field_changes};
-
-/// `POST /api/v1/apply`'s answer in the words of [`Plan::summary`].
-pub fn summary_of_answer(answer: &serde_json::Value) -> String {
-    let list = |field: &str| -> Vec<String> {
-        answer[field]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|item| item.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut lines = Vec::new();
-    for key in list("created") {
-        lines.push(format!("created   {key}"));
-    }
-    let changed = answer["changed"].as_array().cloned().unwrap_or_default();
-    for change in &changed {
-        lines.push(format!(
-            "changed   {}",
-            change["resource"].as_str().unwrap_or_default()
-        ));
-        for field in change["fields"].as_array().into_iter().flatten() {
-            lines.push(format!(
-                "            {}",
-                field.as_str().unwrap_or_default()
-            ));
-        }
-    }
-    for key in list("deleted") {
-        lines.push(format!("deleted   {key}"));
-    }
-    for key in list("unchanged") {
-        lines.push(format!("unchanged {key}"));
-    }
-    for key in list("kept") {
-        lines.push(format!(
-            "kept      {key} (not in the file; --prune deletes it)"
-        ));
-    }
-    lines.push(format!(
-        "{} created, {} changed, {} deleted, {} unchanged",
-        list("created").len(),
-        changed.len(),
-        list("deleted").len(),
-        list("unchanged").len()
-    ));
-    lines.join("\n")
-}
+pub use hookline_control::plan::{Plan, PlanView, field_changes};
 
 /// Formats validation problems, one per line.
 pub fn describe(problems: &[Problem]) -> String {

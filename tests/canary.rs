@@ -22,16 +22,11 @@ fn quick_canary() -> CanaryConfig {
     }
 }
 
-/// The value of the sample of `name` with these labels (as they appear in the text format).
+/// The value of the sample of `name` with these labels (as they appear in the text format); 0
+/// while a labelled counter has not appeared yet.
 async fn sample(pipeline: &Pipeline, series: &str) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", pipeline.admin_addr))
+    harness::stages::metric(pipeline, series)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)
 }
 

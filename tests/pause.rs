@@ -80,19 +80,6 @@ async fn held_topic(
     .collect()
 }
 
-/// A gauge's value on the admin address's `/metrics`.
-async fn gauge(pipeline: &Pipeline, name: &str) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", pipeline.admin_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_destination_s_jobs_survive_restarts_and_are_delivered_in_order_once() {
     const EVENTS: u64 = 500;
@@ -136,7 +123,8 @@ async fn a_paused_destination_s_jobs_survive_restarts_and_are_delivered_in_order
     })
     .await;
     eventually("the dispatcher's gauge to count them", || async {
-        (gauge(&pipeline, "hookline_dispatcher_held_jobs").await == EVENTS as f64).then_some(())
+        let held = harness::stages::metric(&pipeline, "hookline_dispatcher_held_jobs").await;
+        (held == Some(EVENTS as f64)).then_some(())
     })
     .await;
     assert!(

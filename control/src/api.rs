@@ -424,17 +424,14 @@ async fn rotate_token(
             Ok(Change::Put(Box::new(Resource::Source(source))))
         })
         .await?;
-    let resource = snapshot.get(&key).ok_or_else(|| not_found(&key))?;
-    let record = snapshot.record(&key);
-    let mut view = render(&resource, record, &state.ingest_base, Secrets::Masked);
-    annotate(&state, &resource, &mut view);
+    let (view, tag) = shown(&state, &snapshot, &key, Secrets::Masked)?;
     let mut response = Json(json!({
         "token": token,
         "previous_tokens_expire_at": until,
         "source": view,
     }))
     .into_response();
-    if let Ok(tag) = HeaderValue::from_str(&etag(&resource, record)) {
+    if let Some(tag) = tag {
         response.headers_mut().insert(header::ETAG, tag);
     }
     Ok(response)
@@ -531,15 +528,27 @@ fn respond(
     status: StatusCode,
     secrets: Secrets,
 ) -> Result<Response, ApiError> {
+    let (view, tag) = shown(state, snapshot, key, secrets)?;
+    let mut response = (status, Json(view)).into_response();
+    if let Some(tag) = tag {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    Ok(response)
+}
+
+/// How the API shows `key` as `snapshot` has it, and its `ETag`.
+fn shown(
+    state: &ApiState,
+    snapshot: &ResourceSet,
+    key: &ResourceKey,
+    secrets: Secrets,
+) -> Result<(Value, Option<HeaderValue>), ApiError> {
     let resource = snapshot.get(key).ok_or_else(|| not_found(key))?;
     let record = snapshot.record(key);
     let mut view = render(&resource, record, &state.ingest_base, secrets);
     annotate(state, &resource, &mut view);
-    let mut response = (status, Json(view)).into_response();
-    if let Ok(tag) = HeaderValue::from_str(&etag(&resource, record)) {
-        response.headers_mut().insert(header::ETAG, tag);
-    }
-    Ok(response)
+    let tag = HeaderValue::from_str(&etag(&resource, record)).ok();
+    Ok((view, tag))
 }
 
 /// Adds when the resource was last triggered and delivered to, as this instance's store saw it,

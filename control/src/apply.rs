@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use hookline_processor::template::Limits;
 use hookline_runtime::validate::Problem;
 use hookline_schemas::{Resource, ResourceKind};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::api::{ApiState, BodyResult};
 use crate::error::ApiError;
@@ -121,30 +121,9 @@ pub async fn apply(
                 .await?;
         }
     }
-    Ok(Json(answer(&plan, query.dry_run)).into_response())
+    Ok(Json(plan.view(query.dry_run)).into_response())
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid_field("apply".to_owned(), field, message)
-}
-
-/// The plan as the API answers it.
-fn answer(plan: &Plan, dry_run: bool) -> Value {
-    let keys = |resources: &[Resource]| -> Vec<String> {
-        resources.iter().map(|r| r.key().to_string()).collect()
-    };
-    let changed: Vec<Value> = plan
-        .update
-        .iter()
-        .zip(&plan.changes)
-        .map(|(resource, fields)| json!({"resource": resource.key().to_string(), "fields": fields}))
-        .collect();
-    json!({
-        "dry_run": dry_run,
-        "created": keys(&plan.create),
-        "changed": changed,
-        "deleted": plan.delete.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "unchanged": plan.unchanged.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "kept": keys(&plan.kept),
-    })
 }

@@ -10,12 +10,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use hookline_runtime::{Error, KafkaSettings, kafka};
+use hookline_runtime::{Error, KafkaSettings, compacted, kafka};
 use hookline_schemas::DeadLetterState;
-use rdkafka::consumer::Consumer;
+use rdkafka::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -93,47 +92,13 @@ impl DeadStates {
         shutdown: CancellationToken,
     ) -> Result<(), Error> {
         let topic = self.topic.clone();
-        let (consumer, end) = tokio::task::spawn_blocking(move || {
-            let consumer =
-                kafka::create_consumer(&kafka::reader_config(&settings, "control-dead-states"))?;
-            let (_, high) =
-                hookline_runtime::topics::watermarks(&consumer, &topic, 0).map_err(|source| {
-                    Error::Kafka {
-                        context: format!("fetch watermarks of {topic}"),
-                        source,
-                    }
-                })?;
-            let mut assignment = TopicPartitionList::new();
-            assignment
-                .add_partition_offset(&topic, 0, Offset::Beginning)
-                .and_then(|()| consumer.assign(&assignment))
-                .map_err(|source| Error::Kafka {
-                    context: format!("assign {topic}"),
-                    source,
-                })?;
-            Ok::<_, Error>((consumer, high))
-        })
-        .await
-        .map_err(|_| Error::Kafka {
-            context: "start reading dead letter states".to_owned(),
-            source: rdkafka::error::KafkaError::Canceled,
-        })??;
-        if end <= 0 {
-            self.ready.send_replace(true);
-        }
-        loop {
-            let message = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                message = consumer.recv() => message,
-            };
-            let message = match message {
-                Ok(message) => message,
-                Err(error) => {
-                    warn!(%error, "Reading dead letter states failed; retrying.");
-                    continue;
-                }
-            };
-            match message
+        compacted::follow(
+            &settings,
+            &topic,
+            "control-dead-states",
+            &self.ready,
+            &shutdown,
+            |message| match message
                 .payload()
                 .map(serde_json::from_slice::<DeadLetterState>)
             {
@@ -142,10 +107,8 @@ impl DeadStates {
                     warn!(%error, offset = message.offset(), "Unreadable dead letter state skipped.")
                 }
                 None => {}
-            }
-            if message.offset() + 1 >= end {
-                self.ready.send_replace(true);
-            }
-        }
+            },
+        )
+        .await
     }
 }

@@ -5,10 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use hookline_runtime::{Error, KafkaSettings, kafka};
-use hookline_schemas::{DeliveryJob, ResourceId};
-use rdkafka::consumer::Consumer;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use hookline_runtime::{Error, KafkaSettings, compacted};
+use hookline_schemas::ResourceId;
+use rdkafka::Message;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -107,83 +106,36 @@ impl Held {
         shutdown: CancellationToken,
     ) -> Result<(), Error> {
         let topic = settings.topics().held();
-        let (consumer, mut ends) = tokio::task::spawn_blocking(move || {
-            let consumer =
-                kafka::create_consumer(&kafka::reader_config(&settings, "control-held"))?;
-            let partitions = hookline_runtime::topics::partition_count(&consumer, &topic)?;
-            let mut assignment = TopicPartitionList::new();
-            // Where each partition ended when control started: read up to there, it is ready.
-            let mut ends = HashMap::new();
-            for partition in 0..partitions {
-                let partition = i32::try_from(partition).unwrap_or(i32::MAX);
-                let (_, high) = hookline_runtime::topics::watermarks(&consumer, &topic, partition)
-                    .map_err(|source| Error::Kafka {
-                        context: format!("fetch watermarks of {topic}"),
-                        source,
-                    })?;
-                if high > 0 {
-                    ends.insert(partition, high);
+        compacted::follow(
+            &settings,
+            &topic,
+            "control-held",
+            &self.ready,
+            &shutdown,
+            |message| {
+                let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+                let mut book = self.book.write().unwrap_or_else(PoisonError::into_inner);
+                match message.payload().map(serde_json::from_slice::<HeldJob>) {
+                    None => book.release(&key),
+                    Some(Ok(job)) => {
+                        let held_ms = message.timestamp().to_millis().unwrap_or_default();
+                        let at = (message.partition(), message.offset());
+                        book.hold(key, job.destination_id, at, held_ms);
+                    }
+                    Some(Err(error)) => {
+                        warn!(%error, offset = message.offset(), "Unreadable held job skipped.")
+                    }
                 }
-                assignment
-                    .add_partition_offset(&topic, partition, Offset::Beginning)
-                    .map_err(|source| Error::Kafka {
-                        context: format!("assign {topic}"),
-                        source,
-                    })?;
-            }
-            consumer
-                .assign(&assignment)
-                .map_err(|source| Error::Kafka {
-                    context: format!("assign {topic}"),
-                    source,
-                })?;
-            Ok::<_, Error>((consumer, ends))
-        })
+            },
+        )
         .await
-        .map_err(|_| Error::Kafka {
-            context: "start reading held jobs".to_owned(),
-            source: rdkafka::error::KafkaError::Canceled,
-        })??;
-        if ends.is_empty() {
-            self.ready.send_replace(true);
-        }
-        loop {
-            let message = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                message = consumer.recv() => message,
-            };
-            let message = match message {
-                Ok(message) => message,
-                Err(error) => {
-                    warn!(%error, "Reading held jobs failed; retrying.");
-                    continue;
-                }
-            };
-            let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-            let mut book = self.book.write().unwrap_or_else(PoisonError::into_inner);
-            match message.payload().map(serde_json::from_slice::<DeliveryJob>) {
-                None => book.release(&key),
-                Some(Ok(job)) => {
-                    let held_ms = message.timestamp().to_millis().unwrap_or_default();
-                    let at = (message.partition(), message.offset());
-                    book.hold(key, job.destination_id, at, held_ms);
-                }
-                Some(Err(error)) => {
-                    warn!(%error, offset = message.offset(), "Unreadable held job skipped.")
-                }
-            }
-            drop(book);
-            if ends
-                .get(&message.partition())
-                .is_some_and(|end| message.offset() + 1 >= *end)
-            {
-                ends.remove(&message.partition());
-                if ends.is_empty() {
-                    self.ready.send_replace(true);
-                }
-            }
-        }
     }
+}
+
+/// The part of a held job control counts: not its body.
+#[derive(serde::Deserialize)]
+struct HeldJob {
+    destination_id: ResourceId,
 }
 
 #[cfg(test)]

@@ -69,35 +69,90 @@ impl Plan {
 
     /// A line per change, for people.
     pub fn summary(&self) -> String {
-        let mut text = String::new();
-        for resource in &self.create {
-            let _ = writeln!(text, "created   {}", resource.key());
+        self.view(false).summary()
+    }
+
+    /// The plan by resource key, as `POST /api/v1/apply` answers it.
+    pub fn view(&self, dry_run: bool) -> PlanView {
+        let keys = |resources: &[Resource]| resources.iter().map(|r| r.key().to_string()).collect();
+        PlanView {
+            dry_run,
+            created: keys(&self.create),
+            changed: self
+                .update
+                .iter()
+                .zip(&self.changes)
+                .map(|(resource, fields)| Changed {
+                    resource: resource.key().to_string(),
+                    fields: fields.clone(),
+                })
+                .collect(),
+            deleted: self.delete.iter().map(ToString::to_string).collect(),
+            unchanged: self.unchanged.iter().map(ToString::to_string).collect(),
+            kept: keys(&self.kept),
         }
-        for (resource, changes) in self.update.iter().zip(&self.changes) {
-            let _ = writeln!(text, "changed   {}", resource.key());
-            for change in changes {
-                let _ = writeln!(text, "            {change}");
+    }
+}
+
+/// A plan by resource key (`destination/crm`): what the API answers and the CLI prints.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanView {
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// New resources.
+    pub created: Vec<String>,
+    /// Changed resources, each with a line per changed field.
+    pub changed: Vec<Changed>,
+    /// Deleted resources.
+    pub deleted: Vec<String>,
+    /// Resources already as written.
+    pub unchanged: Vec<String>,
+    /// Resources absent from the file that stay.
+    pub kept: Vec<String>,
+}
+
+/// A changed resource in a [`PlanView`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Changed {
+    /// Its key.
+    pub resource: String,
+    /// A line per changed field (see [`field_changes`]).
+    pub fields: Vec<String>,
+}
+
+impl PlanView {
+    /// A line per change, for people.
+    pub fn summary(&self) -> String {
+        let mut text = String::new();
+        for key in &self.created {
+            let _ = writeln!(text, "created   {key}");
+        }
+        for changed in &self.changed {
+            let _ = writeln!(text, "changed   {}", changed.resource);
+            for field in &changed.fields {
+                let _ = writeln!(text, "            {field}");
             }
         }
-        for key in &self.delete {
+        for key in &self.deleted {
             let _ = writeln!(text, "deleted   {key}");
         }
         for key in &self.unchanged {
             let _ = writeln!(text, "unchanged {key}");
         }
-        for resource in &self.kept {
+        for key in &self.kept {
             let _ = writeln!(
                 text,
-                "kept      {} (not in the file; --prune deletes it)",
-                resource.key()
+                "kept      {key} (not in the file; --prune deletes it)"
             );
         }
         let _ = write!(
             text,
             "{} created, {} changed, {} deleted, {} unchanged",
-            self.create.len(),
-            self.update.len(),
-            self.delete.len(),
+            self.created.len(),
+            self.changed.len(),
+            self.deleted.len(),
             self.unchanged.len()
         );
         text

@@ -23,8 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hookline_runtime::observe::{ConsumerMetrics, ObservedContext};
 use hookline_runtime::resources::ResourceStore;
-use hookline_runtime::{KafkaSettings, kafka};
-use hookline_schemas::{DeliveryJob, ResourceId};
+use hookline_runtime::{KafkaSettings, kafka, produce};
+use hookline_schemas::ResourceId;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
@@ -80,6 +80,12 @@ struct Partition {
     held: HashMap<ResourceId, Run>,
     /// The next offset to read.
     next: Option<i64>,
+}
+
+/// The part of a held job the releaser reads: not its body.
+#[derive(serde::Deserialize)]
+struct HeldJob {
+    destination_id: ResourceId,
 }
 
 /// What to do with a job read from the held topic.
@@ -236,7 +242,7 @@ impl Releaser {
                         }
                     }
                     Ok(Ok(message)) => {
-                        self.read(&message, &mut partitions, &mut pending);
+                        self.read(&message, &mut partitions, &mut pending).await;
                         if pending.len() >= BATCH {
                             self.settle(&mut partitions, &mut pending).await?;
                         }
@@ -270,7 +276,7 @@ impl Releaser {
         }
     }
 
-    fn read(
+    async fn read(
         &self,
         message: &BorrowedMessage<'_>,
         partitions: &mut HashMap<i32, Partition>,
@@ -294,7 +300,7 @@ impl Releaser {
         if state.learning_from.is_some() {
             return;
         }
-        let job = serde_json::from_slice::<DeliveryJob>(payload).ok();
+        let job = serde_json::from_slice::<HeldJob>(payload).ok();
         let destination = job.as_ref().map(|job| &job.destination_id);
         let held_at_ms = message.timestamp().to_millis().unwrap_or_else(now_ms);
         match state.judge(offset, &key, destination, held_at_ms, self.paused()) {
@@ -306,17 +312,11 @@ impl Releaser {
                 let record = FutureRecord::to(&self.deliveries_topic)
                     .key(job_key)
                     .payload(payload);
-                let job = self
-                    .producer
-                    .send_result(record)
-                    .map_err(|(error, _)| error);
+                let job = produce::enqueue(&self.producer, record).await;
                 let tombstone = FutureRecord::<str, [u8]>::to(&self.held_topic)
                     .key(key.as_str())
                     .partition(message.partition());
-                let tombstone = self
-                    .producer
-                    .send_result(tombstone)
-                    .map_err(|(error, _)| error);
+                let tombstone = produce::enqueue(&self.producer, tombstone).await;
                 pending.push(Pending {
                     partition: message.partition(),
                     delivery_id: key,
@@ -470,7 +470,7 @@ impl Releaser {
         ack: Result<DeliveryFuture, KafkaError>,
     ) -> Result<i64, Error> {
         let result = match ack {
-            Ok(ack) => hookline_runtime::produce::acknowledged(&self.producer, topic, ack)
+            Ok(ack) => produce::acknowledged(&self.producer, topic, ack)
                 .await
                 .map(|delivery| delivery.offset),
             Err(error) => Err(error),

@@ -18,7 +18,7 @@ use hookline_schemas::{
 use prometheus::Registry;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use time::OffsetDateTime;
@@ -34,9 +34,6 @@ use crate::isolation::{BreakerSettings, Held, Isolation};
 use crate::metrics::Metrics;
 use crate::retry::{self, Decision, Outcome};
 use crate::{Config, Error};
-
-/// How long to wait before enqueueing again when the producer's local queue is full.
-const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
 
 /// Waits for a destination this process has not read yet (the processor knew it), before the
 /// job is dead-lettered as having none.
@@ -673,19 +670,10 @@ impl Shared {
     }
 
     async fn produce(&self, topic: &str, key: &str, payload: &[u8], acks: &mut Acks) {
-        let mut record = FutureRecord::to(topic).key(key).payload(payload);
-        // A full local queue drains as the broker answers; any other refusal is final and stops
-        // the dispatcher with the job unfinished.
-        let ack = loop {
-            match self.producer.send_result(record) {
-                Ok(ack) => break Ok(ack),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    record = returned;
-                    tokio::time::sleep(QUEUE_FULL_PAUSE).await;
-                }
-                Err((error, _)) => break Err(error),
-            }
-        };
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        // A refusal other than a full queue is final and stops the dispatcher with the job
+        // unfinished.
+        let ack = produce::enqueue(&self.producer, record).await;
         acks.push((topic.to_owned(), ack));
     }
 }

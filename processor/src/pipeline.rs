@@ -13,7 +13,7 @@ use std::time::Instant;
 use hookline_runtime::consume::{self, Settled};
 use hookline_runtime::observe::{ConsumerMetrics, ObservedContext};
 use hookline_runtime::resources::{ResourceSet, ResourceStore};
-use hookline_runtime::{KafkaSettings, kafka};
+use hookline_runtime::{KafkaSettings, kafka, produce};
 use hookline_schemas::{
     DeadLetter, DeadPayload, DeadReason, EventMetadata, MatchOutcome, MatchRecord,
     ProducedDelivery, SCHEMA_VERSION, SkipReason, SkippedAction, SourcePosition, TriggerMatch,
@@ -144,14 +144,16 @@ struct State<'p> {
 
 /// The acknowledgements an event waits for before its offset may be stored.
 struct Pending {
+    /// What sends records again through an outage, or once the queue has room.
+    producer: FutureProducer,
     acks: Vec<(String, Ack)>,
 }
 
 enum Ack {
     /// Enqueued; the broker's answer will arrive (sent again through an outage).
-    Queued(FutureProducer, DeliveryFuture),
+    Queued(DeliveryFuture),
     /// The producer queue was full; send when there is room.
-    Unsent(FutureProducer, OwnedRecord),
+    Unsent(OwnedRecord),
     /// The record could not be enqueued at all.
     Failed(KafkaError),
 }
@@ -163,15 +165,14 @@ struct OwnedRecord {
 
 impl Pending {
     async fn wait(self) -> Result<Settled, Error> {
+        let producer = &self.producer;
         for (topic, ack) in self.acks {
             let result = match ack {
                 // Through a Kafka outage of any length: the event's offset waits.
-                Ack::Queued(producer, future) => {
-                    hookline_runtime::produce::acknowledged(&producer, &topic, future)
-                        .await
-                        .map(drop)
-                }
-                Ack::Unsent(producer, record) => enqueue(&producer, &topic, &record).await,
+                Ack::Queued(future) => produce::acknowledged(producer, &topic, future)
+                    .await
+                    .map(drop),
+                Ack::Unsent(record) => enqueue(producer, &topic, &record).await,
                 Ack::Failed(error) => Err(error),
             };
             result.map_err(|source| Error::Produce { topic, source })?;
@@ -187,22 +188,13 @@ async fn enqueue(
     topic: &str,
     record: &OwnedRecord,
 ) -> Result<(), KafkaError> {
-    loop {
-        let sent = FutureRecord::to(topic)
-            .key(record.key.as_str())
-            .payload(record.payload.as_slice());
-        match producer.send_result(sent) {
-            Ok(future) => {
-                return hookline_runtime::produce::acknowledged(producer, topic, future)
-                    .await
-                    .map(drop);
-            }
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-            Err((error, _)) => return Err(error),
-        }
-    }
+    let sent = FutureRecord::to(topic)
+        .key(record.key.as_str())
+        .payload(record.payload.as_slice());
+    let future = produce::enqueue(producer, sent).await?;
+    produce::acknowledged(producer, topic, future)
+        .await
+        .map(drop)
 }
 
 impl State<'_> {
@@ -213,7 +205,10 @@ impl State<'_> {
         let started = Instant::now();
         self.refresh_rules();
         self.processor.metrics.events.inc();
-        let mut pending = Pending { acks: Vec::new() };
+        let mut pending = Pending {
+            producer: self.processor.producer.clone(),
+            acks: Vec::new(),
+        };
         self.process(message, &mut pending);
         self.processor
             .metrics
@@ -462,16 +457,13 @@ impl State<'_> {
     ) -> Result<(), KafkaError> {
         let record = FutureRecord::to(topic).key(key).payload(payload.as_slice());
         let ack = match self.processor.producer.send_result(record) {
-            Ok(future) => Ack::Queued(self.processor.producer.clone(), future),
+            Ok(future) => Ack::Queued(future),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 debug!("Producer queue full; sending when there is room.");
-                Ack::Unsent(
-                    self.processor.producer.clone(),
-                    OwnedRecord {
-                        key: key.to_owned(),
-                        payload,
-                    },
-                )
+                Ack::Unsent(OwnedRecord {
+                    key: key.to_owned(),
+                    payload,
+                })
             }
             Err((error, _)) => return Err(error),
         };

@@ -29,6 +29,32 @@ const FIRST_PAUSE: Duration = Duration::from_millis(200);
 /// The longest pause between two sends of a record.
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 
+/// How long to wait before enqueueing again when the producer's local queue is full: it drains
+/// as the broker answers.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
+
+/// Enqueues `record`, waiting while the producer's local queue is full; any other refusal is
+/// final (a record too large, say).
+pub async fn enqueue<K, P>(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, K, P>,
+) -> Result<DeliveryFuture, KafkaError>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send_result(record) {
+            Ok(ack) => return Ok(ack),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                record = returned;
+                tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
+}
+
 /// Waits until the broker acknowledged the record behind `ack`, written to `topic` by `producer`,
 /// sending it again while the broker is unavailable (see the module documentation).
 pub async fn acknowledged(
@@ -86,8 +112,7 @@ async fn settle(ack: DeliveryFuture) -> Result<Delivery, (KafkaError, Option<Own
     }
 }
 
-/// Enqueues `message` again, to the partition it was meant for, waiting while the local queue
-/// is full.
+/// Enqueues `message` again, to the partition it was meant for.
 async fn resend(
     producer: &FutureProducer,
     topic: &str,
@@ -97,28 +122,20 @@ async fn resend(
         // The producer itself went away: nothing to send again.
         return Err(KafkaError::Canceled);
     };
-    loop {
-        let mut record = FutureRecord::<[u8], [u8]>::to(topic);
-        if let Some(key) = message.key() {
-            record = record.key(key);
-        }
-        if let Some(payload) = message.payload() {
-            record = record.payload(payload);
-        }
-        if let Some(headers) = message.headers() {
-            record = record.headers(headers.clone());
-        }
-        if message.partition() >= 0 {
-            record = record.partition(message.partition());
-        }
-        match producer.send_result(record) {
-            Ok(ack) => return Ok(ack),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                tokio::time::sleep(FIRST_PAUSE).await;
-            }
-            Err((error, _)) => return Err(error),
-        }
+    let mut record = FutureRecord::<[u8], [u8]>::to(topic);
+    if let Some(key) = message.key() {
+        record = record.key(key);
     }
+    if let Some(payload) = message.payload() {
+        record = record.payload(payload);
+    }
+    if let Some(headers) = message.headers() {
+        record = record.headers(headers.clone());
+    }
+    if message.partition() >= 0 {
+        record = record.partition(message.partition());
+    }
+    enqueue(producer, record).await
 }
 
 /// Whether waiting for the broker can cure `error`.

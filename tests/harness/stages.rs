@@ -223,6 +223,19 @@ pub async fn seen(pipeline: &Pipeline, file: &ResourceFile) {
     .await;
 }
 
+/// The value of one sample on `pipeline`'s `/metrics`, `series` being its name and labels as the
+/// text format writes them (`name{label="value"}`); `None` when it is not there.
+pub async fn metric(pipeline: &Pipeline, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{}/metrics", pipeline.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// A request to the `app` source with its token and `X-Env: prod`, ready for a body.
 pub fn post_request(pipeline: &Pipeline) -> reqwest::RequestBuilder {
     let url = format!(

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_schemas::{Resource, ResourceKey, SCHEMA_VERSION};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{BorrowedMessage, Headers};
-use rdkafka::{Message, Offset, TopicPartitionList};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::ResourceSet;
 use super::set::RecordInfo;
 use super::writer::{CREATED_AT_HEADER, Written};
-use crate::{Error, KafkaSettings, kafka};
+use crate::{Error, KafkaSettings};
 
 /// How often the reader checks its position while caught up with nothing to read.
 const IDLE_CHECK: Duration = Duration::from_millis(200);
@@ -42,7 +42,8 @@ impl ResourceStore {
         shutdown: CancellationToken,
     ) -> Result<(Self, JoinHandle<Result<(), Error>>), Error> {
         let topic = settings.topics().resources();
-        let (consumer, high_watermarks) = open(settings.clone(), topic.clone()).await?;
+        let (consumer, high_watermarks) =
+            crate::compacted::open(settings.clone(), topic.clone(), "resources").await?;
         let (snapshot_tx, snapshot) = watch::channel(Arc::new(ResourceSet::default()));
         let (ready_tx, ready) = watch::channel(false);
         let reader = Reader {
@@ -105,55 +106,6 @@ impl ResourceStore {
             .map(drop)
             .map_err(|_| StoreStopped)
     }
-}
-
-/// Creates the reader, assigns every partition of the topic from its beginning and returns the
-/// high watermarks to catch up to. librdkafka's metadata calls block, so this runs off the async
-/// workers.
-pub(crate) async fn open(
-    settings: KafkaSettings,
-    topic: String,
-) -> Result<(StreamConsumer, Vec<i64>), Error> {
-    tokio::task::spawn_blocking(move || {
-        let consumer = kafka::create_consumer(&kafka::reader_config(&settings, "resources"))?;
-        let kafka_error = |context: &str| {
-            let context = format!("{context} of {topic}");
-            move |source| Error::Kafka { context, source }
-        };
-        let partitions = crate::topics::partition_count(&consumer, &topic)?;
-        let mut assignment = TopicPartitionList::new();
-        let mut high_watermarks = Vec::with_capacity(partitions);
-        for partition in 0..partitions as i32 {
-            let (low, high) = crate::topics::watermarks(&consumer, &topic, partition)
-                .map_err(kafka_error("fetch watermarks"))?;
-            // An empty partition (low == high) has nothing to catch up to.
-            high_watermarks.push(if low == high { 0 } else { high });
-            assignment
-                .add_partition_offset(&topic, partition, Offset::Beginning)
-                .map_err(kafka_error("assign"))?;
-        }
-        consumer
-            .assign(&assignment)
-            .map_err(kafka_error("assign"))?;
-        Ok((consumer, high_watermarks))
-    })
-    .await
-    .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
-}
-
-/// Whether `consumer` has read every partition of `topic` up to the high watermarks [`open`]
-/// returned.
-pub(crate) fn caught_up(consumer: &StreamConsumer, topic: &str, high_watermarks: &[i64]) -> bool {
-    let Ok(positions) = consumer.position() else {
-        return false;
-    };
-    high_watermarks.iter().enumerate().all(|(partition, high)| {
-        *high == 0
-            || positions
-                .find_partition(topic, partition as i32)
-                .and_then(|p| p.offset().to_raw())
-                .is_some_and(|position| position >= *high)
-    })
 }
 
 struct Reader {
@@ -265,7 +217,7 @@ impl Reader {
         if *self.ready_tx.borrow() {
             return;
         }
-        if caught_up(&self.consumer, &self.topic, &self.high_watermarks) {
+        if crate::compacted::caught_up(&self.consumer, &self.topic, &self.high_watermarks) {
             self.publish();
             self.ready_tx.send_replace(true);
             info!(resources = self.set.len(), topic = %self.topic, "Resources loaded.");
