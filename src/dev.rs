@@ -137,6 +137,8 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
         addr: args.control_addr,
         tokens: vec![DEV_CONTROL_TOKEN.to_owned()],
         read_tokens: args.control_read_tokens.clone(),
+        // A laptop's history: in memory, rebuilt from the embedded broker at each start.
+        store_memory: true,
         ..hookline_control::Config::default()
     });
     config.canary = args.canary.enabled.then(|| args.canary.clone());

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use url::Url;
 
+use crate::store::Location;
 use crate::store::reader::Retention;
 
 /// Where inbound URLs point when nothing says otherwise: ingest's default address.
@@ -97,8 +98,8 @@ pub struct Config {
     pub write_timeout_ms: u64,
 
     /// How long the store keeps events, attempts, match records, refusals and dead letters, in
-    /// hours. The store is rebuilt from the topics at start, so it can only show what the topics
-    /// still hold: keep their `retention.ms` at least this long.
+    /// hours. The store can only show what the topics held when it read them: keep their
+    /// `retention.ms` at least this long, so a store rebuilt from them is whole.
     #[arg(
         long = "control-store-retention-hours",
         env = "HOOKLINE_CONTROL_STORE_RETENTION_HOURS",
@@ -106,20 +107,45 @@ pub struct Config {
     )]
     pub store_retention_hours: u64,
 
-    /// Most records the store keeps; beyond it the oldest are deleted before the retention window
-    /// ends (and counted in hookline_control_store_deleted_records_total{reason="size"}). A
-    /// record takes about the size of its event or attempt plus a few hundred bytes.
+    /// The store's size budget in bytes. Above it the oldest records are deleted before the
+    /// retention window ends (counted in
+    /// hookline_control_store_deleted_records_total{reason="size"}); README's "Control's history"
+    /// gives the bytes per event to size it.
     #[arg(
-        long = "control-store-max-records",
-        env = "HOOKLINE_CONTROL_STORE_MAX_RECORDS",
-        default_value_t = 1_000_000
+        long = "control-store-max-bytes",
+        env = "HOOKLINE_CONTROL_STORE_MAX_BYTES",
+        default_value_t = DEFAULT_STORE_MAX_BYTES
     )]
-    pub store_max_records: u64,
+    pub store_max_bytes: u64,
 
-    /// A file for the store (deleted and rebuilt at start). In memory when unset, which is fine
-    /// for modest volumes: the store holds what the retention window keeps of the topics.
+    /// Most bytes of one event's payload the store keeps; a larger payload keeps its first bytes
+    /// and its size (replays and previews read it from the events topic instead).
+    #[arg(
+        long = "control-store-max-payload-bytes",
+        env = "HOOKLINE_CONTROL_STORE_MAX_PAYLOAD_BYTES",
+        default_value_t = 64 * 1024
+    )]
+    pub store_max_payload_bytes: usize,
+
+    /// Where Hookline keeps its files: control's store is `control/history.sqlite3` under it.
+    #[arg(
+        long = "data-dir",
+        env = "HOOKLINE_DATA_DIR",
+        default_value = "hookline-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// The store's file, instead of the one under --data-dir.
     #[arg(long = "control-store-path", env = "HOOKLINE_CONTROL_STORE_PATH")]
     pub store_path: Option<PathBuf>,
+
+    /// Keep the store in memory, rebuilt from the topics at every start (`hookline dev` does).
+    #[arg(
+        long = "control-store-memory",
+        env = "HOOKLINE_CONTROL_STORE_MEMORY",
+        conflicts_with = "store_path"
+    )]
+    pub store_memory: bool,
 
     /// How long `POST /api/v1/destinations/{id}/test` waits for the attempt, in milliseconds;
     /// after that it answers 202 with the delivery id to look up later.
@@ -139,6 +165,10 @@ pub struct Config {
     pub max_replay: usize,
 }
 
+/// The store's default size budget: 64 GiB, a day at 1,000 events/s (see README's "Control's
+/// history" for the bytes per event this rests on).
+pub const DEFAULT_STORE_MAX_BYTES: u64 = 64 * 1024 * 1024 * 1024;
+
 /// Default cap on the API's open connections: operators, the CLI and dashboards need few.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
@@ -156,8 +186,11 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             write_timeout_ms: 10_000,
             store_retention_hours: 168,
-            store_max_records: 1_000_000,
+            store_max_bytes: DEFAULT_STORE_MAX_BYTES,
+            store_max_payload_bytes: 64 * 1024,
+            data_dir: PathBuf::from("hookline-data"),
             store_path: None,
+            store_memory: false,
             test_timeout_ms: 20_000,
             max_replay: 10_000,
         }
@@ -186,8 +219,20 @@ impl Config {
     pub fn store_retention(&self) -> Retention {
         Retention {
             window: Duration::from_secs(self.store_retention_hours.saturating_mul(3_600)),
-            max_records: self.store_max_records,
+            max_bytes: self.store_max_bytes,
         }
+    }
+
+    /// Where the store lives.
+    pub fn store_location(&self) -> Location {
+        if self.store_memory {
+            return Location::Memory;
+        }
+        Location::File(
+            self.store_path
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("control").join("history.sqlite3")),
+        )
     }
 
     /// How long a test send waits for its attempt.

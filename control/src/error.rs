@@ -91,6 +91,10 @@ pub enum ApiError {
     /// The resources are still being read at start-up.
     #[error("resources are still loading; retry shortly")]
     NotReady,
+    /// A stored event's payload was larger than the store keeps, and the events topic no
+    /// longer holds it.
+    #[error("{0}")]
+    PayloadGone(String),
     /// The store of what happened is still reading its topics.
     #[error("the event log is still loading; retry shortly")]
     StoreNotReady,
@@ -117,6 +121,7 @@ impl ApiError {
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             Self::InvalidPath(_) => (StatusCode::BAD_REQUEST, "invalid_path"),
+            Self::PayloadGone(_) => (StatusCode::GONE, "payload_gone"),
             Self::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }

@@ -185,10 +185,15 @@ async fn stored(state: &ApiState, id: String) -> Result<SampleEvent, ApiError> {
         .flatten()
         .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_owned())))
         .collect();
+    let body = state.history.logs.payload(&found).await.map_err(|error| {
+        ApiError::PayloadGone(format!(
+            "the event was larger than the store keeps and {error}; send its payload as the sample"
+        ))
+    })?;
     Ok(SampleEvent {
         source,
         headers,
-        body: found.payload.unwrap_or_default(),
+        body,
     })
 }
 

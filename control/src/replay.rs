@@ -322,7 +322,7 @@ async fn open_letters(
                     .map(|id| {
                         let record = match parse_id(id) {
                             Some((partition, position)) => {
-                                query::at(connection, RecordKind::Dead, partition, position)?
+                                query::dead_at(connection, partition, position)?
                             }
                             None => None,
                         };
@@ -463,7 +463,18 @@ async fn replay_events(
         .map_err(store_failed)?;
     let mut sends = Vec::new();
     for ((id, _), (stored, delivered)) in events.into_iter().zip(stored) {
-        match stored.as_ref().and_then(readable) {
+        let event = match stored {
+            Some(stored) => match state.history.logs.payload(&stored).await {
+                Ok(payload) => readable(&stored, payload),
+                Err(error) => {
+                    tracing::warn!(%error, event = %id, "A replayed event's whole payload is gone.");
+                    outcome.skip(&id, "payload_gone");
+                    continue;
+                }
+            },
+            None => None,
+        };
+        match event {
             Some(event) => {
                 let delivered = if request.all {
                     BTreeSet::new()
@@ -514,7 +525,7 @@ fn delivered(
 }
 
 /// A stored event's metadata, client address and payload, as replay writes them.
-fn readable(stored: &Stored) -> Option<StoredEvent> {
+fn readable(stored: &Stored, payload: Vec<u8>) -> Option<StoredEvent> {
     let mut doc = stored.json();
     let client = doc["client"].as_str().map(str::to_owned);
     if let Value::Object(object) = &mut doc {
@@ -527,7 +538,7 @@ fn readable(stored: &Stored) -> Option<StoredEvent> {
     Some(StoredEvent {
         metadata,
         client,
-        payload: stored.payload.clone().unwrap_or_default(),
+        payload,
     })
 }
 

@@ -58,10 +58,11 @@ impl Control {
             registry,
         )
         .await?;
-        let database = match &config.store_path {
-            Some(path) => Store::in_file(path)?,
-            None => Store::in_memory()?,
-        };
+        let location = config.store_location();
+        let max_payload = config.store_max_payload_bytes;
+        let database = tokio::task::spawn_blocking(move || Store::open(&location, max_payload))
+            .await
+            .map_err(|_| crate::store::StoreError::Panicked)??;
         let (reader, logs) = Reader::open(
             kafka,
             database,

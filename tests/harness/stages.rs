@@ -120,6 +120,7 @@ impl Stages {
         self.control = Some(hookline_control::Config {
             tokens: vec![CONTROL_TOKEN.to_owned()],
             read_tokens: vec![CONTROL_READ_TOKEN.to_owned()],
+            store_memory: true,
             ..hookline_control::Config::default()
         });
         self

@@ -965,7 +965,7 @@ async fn the_logs_show_an_event_s_journey_attempts_and_dead_letters() {
         attempt(1, "evt-1", "delivered", T0 + 20),
         dead(0, "evt-1", "exhausted", T0 + 30),
     ];
-    app.history.logs.store.insert(&rows).unwrap();
+    app.history.logs.store.insert(&rows, &[]).unwrap();
     app.history.logs.activities.note(&rows);
 
     let journey = app.admin("GET", "/api/v1/events/evt-1", None).await;
@@ -1088,7 +1088,7 @@ async fn previews_render_a_stored_event_by_id() {
     let app = app().await;
     app.seed().await;
     let rows = [event(0, "evt-1", T0)];
-    app.history.logs.store.insert(&rows).unwrap();
+    app.history.logs.store.insert(&rows, &[]).unwrap();
 
     // The stored payload ({"type": "user.signed_up"}) and source (app) are the sample.
     let unsaved = json!({
@@ -1300,7 +1300,7 @@ async fn dead_letters_show_the_job_s_url_password_and_credential_headers_masked(
             json!({"Authorization": "Bearer receiver-key", "content-type": "application/json"}),
         ),
     ];
-    app.history.logs.store.insert(&rows).unwrap();
+    app.history.logs.store.insert(&rows, &[]).unwrap();
     // Lists answer 503 until the dead letters' states are read from Kafka.
     assert!(app.history.dead_states.when_ready().await);
 

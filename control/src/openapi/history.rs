@@ -453,7 +453,7 @@ pub(super) fn schemas(generator: &mut SchemaGenerator, schemas: &mut Map<String,
                 "type": "object", "required": ["id", "reason"],
                 "properties": {
                     "id": {"type": "string"},
-                    "reason": {"type": "string", "description": "not_found, already_replayed, discarded, unreadable, destination_missing, destination_disabled, event_not_stored, not_replayable."}
+                    "reason": {"type": "string", "description": "not_found, already_replayed, discarded, unreadable, destination_missing, destination_disabled, event_not_stored, payload_gone (larger than the store keeps, and no longer on the events topic), not_replayable."}
                 }
             }},
             "truncated": {"type": "boolean", "description": "More matched than --control-max-replay; send the request again for the rest."}

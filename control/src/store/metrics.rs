@@ -2,9 +2,9 @@
 //! record kind (a fixed set of five) and why records were deleted (two).
 
 use hookline_runtime::telemetry::register;
-use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-use super::RecordKind;
+use super::{RecordKind, Size};
 
 /// Records the store holds, by kind.
 pub const STORE_RECORDS: &str = "hookline_control_store_records";
@@ -16,6 +16,12 @@ pub const STORE_SKIPPED: &str = "hookline_control_store_skipped_records_total";
 pub const STORE_DELETED: &str = "hookline_control_store_deleted_records_total";
 /// Whether the store has read the topics up to where they ended at start.
 pub const STORE_READY: &str = "hookline_control_store_ready";
+/// The bytes the store's data takes (its pages in use).
+pub const STORE_SIZE_BYTES: &str = "hookline_control_store_size_bytes";
+/// The store's size budget.
+pub const STORE_BUDGET_BYTES: &str = "hookline_control_store_budget_bytes";
+/// The time of the oldest record the store holds: how far back history reaches.
+pub const STORE_OLDEST: &str = "hookline_control_store_oldest_record_timestamp_seconds";
 
 /// The store's metrics.
 #[derive(Clone, Debug)]
@@ -25,6 +31,9 @@ pub struct StoreMetrics {
     skipped: IntCounterVec,
     deleted: IntCounterVec,
     ready: IntGauge,
+    size_bytes: IntGauge,
+    budget_bytes: IntGauge,
+    oldest: Gauge,
 }
 
 impl StoreMetrics {
@@ -70,6 +79,22 @@ impl StoreMetrics {
                 "1 once the control store has read its topics up to where they ended at start.",
             )
             .expect("valid metric"),
+            size_bytes: IntGauge::new(
+                STORE_SIZE_BYTES,
+                "Bytes the control store's data takes (database pages in use).",
+            )
+            .expect("valid metric"),
+            budget_bytes: IntGauge::new(
+                STORE_BUDGET_BYTES,
+                "The control store's size budget (--control-store-max-bytes).",
+            )
+            .expect("valid metric"),
+            oldest: Gauge::new(
+                STORE_OLDEST,
+                "Unix time of the oldest record the control store holds: how far back history \
+                 reaches. 0 while it is empty.",
+            )
+            .expect("valid metric"),
         };
         for kind in RecordKind::ALL {
             metrics.records.with_label_values(&[kind.as_str()]).set(0);
@@ -86,6 +111,9 @@ impl StoreMetrics {
         }
         register(registry, metrics.deleted.clone());
         register(registry, metrics.ready.clone());
+        register(registry, metrics.size_bytes.clone());
+        register(registry, metrics.budget_bytes.clone());
+        register(registry, metrics.oldest.clone());
         metrics
     }
 
@@ -111,6 +139,16 @@ impl StoreMetrics {
         self.deleted
             .with_label_values(&[reason])
             .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+    }
+
+    /// Sets the store's size, its budget and the time of its oldest record (Unix milliseconds).
+    pub fn size(&self, size: Size, budget: u64, oldest_ms: Option<i64>) {
+        self.size_bytes
+            .set(i64::try_from(size.used_bytes).unwrap_or(i64::MAX));
+        self.budget_bytes
+            .set(i64::try_from(budget).unwrap_or(i64::MAX));
+        self.oldest
+            .set(oldest_ms.map_or(0.0, |ms| ms as f64 / 1000.0));
     }
 
     /// Says whether the store is loaded.

@@ -1,10 +1,13 @@
 //! The control plane's embedded store of what happened: events (metadata and payload), refused
-//! requests, match records, attempts and dead letters, kept for a retention window and rebuilt
-//! from their topics at every start.
+//! requests, match records, attempts and dead letters, kept for a retention window and within a
+//! size budget.
 //!
+//! - [`schema`]: the tables, their indexes, and how a file is recognised as a store of this layout.
+//! - [`codec`]: record bodies as zstd frames.
 //! - [`row`]: a Kafka record as the row the store keeps.
 //! - [`activity`]: when each resource was last triggered and delivered to.
 //! - [`metrics`]: the store's size, lag and readiness.
+//! - [`origin`]: whole payloads read back from the events topic when the store kept their start.
 //! - [`reader`]: the task that reads the topics into the store and reports its lag.
 //! - [`query`]: the questions the API asks (an event's journey, pages of attempts, ...).
 //! - [`page`]: time filters and cursors shared by the lists.
@@ -14,23 +17,34 @@
 //! event and delivery id. That is what a relational engine with secondary indexes answers well;
 //! a key-value store (sled, redb, fjall) would need hand-built indexes for every filter. SQLite is
 //! the most used and tested embedded database, maintained for decades; `bundled` compiles the
-//! library into the binary, so no system package is needed. The store is derived data: Kafka holds
-//! the truth, so the database lives in memory by default (or in a file that is deleted and
-//! rebuilt at start, `--control-store-path`), and a lost store costs a re-read, nothing more.
+//! library into the binary, so no system package is needed.
+//!
+//! **On disk by default.** `hookline control` keeps the store in a file (WAL mode: one writer, and
+//! readers that never wait for it), which survives restarts: every batch of records is written in
+//! one transaction with the next offset of each partition it came from, so a restart resumes
+//! where the last run stopped, and history answers at once. A file of another layout, or one that
+//! SQLite finds corrupt, is deleted and rebuilt from the topics (the store is derived data: Kafka
+//! holds the truth). `hookline dev` keeps it in memory.
 //!
 //! Each control instance keeps its own copy; two instances agree once both have read the topics.
 
 pub mod activity;
+pub mod codec;
 pub mod metrics;
+pub mod origin;
 pub mod page;
 pub mod query;
 pub mod reader;
 pub mod row;
+pub mod schema;
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use tokio::sync::Semaphore;
+use tracing::info;
 
 pub use activity::{Activities, LastActivity};
 pub use row::{Activity, RecordKind, Row};
@@ -41,8 +55,8 @@ pub enum StoreError {
     /// SQLite refused an operation.
     #[error("store database error: {0}")]
     Database(#[from] rusqlite::Error),
-    /// The database file could not be replaced at start.
-    #[error("cannot replace the store file {path}: {source}")]
+    /// The database file or its directory could not be made or replaced.
+    #[error("cannot prepare the store file {path}: {source}")]
     File {
         /// The file.
         path: String,
@@ -50,155 +64,349 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A stored body could not be packed or unpacked.
+    #[error("store body codec failed: {0}")]
+    Codec(#[source] std::io::Error),
     /// A blocking task of the store panicked.
     #[error("a store task panicked")]
     Panicked,
 }
 
-const SCHEMA: &str = "
-PRAGMA journal_mode = MEMORY;
-PRAGMA synchronous = OFF;
-PRAGMA temp_store = MEMORY;
-CREATE TABLE records (
-    seq INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    position INTEGER NOT NULL,
-    at_ms INTEGER NOT NULL,
-    source_id TEXT,
-    destination_id TEXT,
-    trigger_id TEXT,
-    event_id TEXT,
-    delivery_id TEXT,
-    outcome TEXT,
-    doc TEXT NOT NULL,
-    payload BLOB,
-    UNIQUE (kind, partition, position)
-);
-CREATE INDEX records_by_source ON records (source_id, kind, at_ms);
-CREATE INDEX records_by_destination ON records (destination_id, kind, at_ms);
-CREATE INDEX records_by_kind ON records (kind, at_ms);
-CREATE INDEX records_by_event ON records (event_id);
-CREATE INDEX records_by_delivery ON records (delivery_id);
-CREATE INDEX records_by_time ON records (at_ms);
-";
+impl StoreError {
+    /// Whether SQLite found the file damaged: then it is rebuilt at the next start.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(
+            self,
+            Self::Database(rusqlite::Error::SqliteFailure(error, _))
+                if matches!(error.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+        )
+    }
+}
+
+/// Where the store lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// In memory: rebuilt from the topics at every start.
+    Memory,
+    /// In this file, kept across restarts.
+    File(PathBuf),
+}
+
+/// Connections that answer queries beside the writer (file stores only).
+const READERS: usize = 4;
+/// Most records deleted in one transaction, so inserts and queries never wait long.
+const DELETE_CHUNK: i64 = 20_000;
+
+/// The space the store takes, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Size {
+    /// Pages that hold data.
+    pub used_bytes: u64,
+    /// The whole database (used and free pages, not counting the WAL).
+    pub file_bytes: u64,
+}
 
 /// The store. Cheap to clone; every clone is the same database.
 #[derive(Clone)]
 pub struct Store {
-    connection: Arc<Mutex<Connection>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Option<Readers>,
+    file: Option<PathBuf>,
+    max_payload_bytes: usize,
+}
+
+/// A few read-only connections, lent one per query.
+struct Readers {
+    idle: Mutex<Vec<Connection>>,
+    free: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("file", &self.inner.file)
+            .finish_non_exhaustive()
     }
 }
 
+const MEMORY_PRAGMAS: &str = "
+PRAGMA journal_mode = MEMORY;
+PRAGMA synchronous = OFF;
+PRAGMA temp_store = MEMORY;
+";
+
+// WAL: queries read beside the writer. `synchronous = NORMAL` may lose the last transactions on
+// a power cut, never consistency: positions are in the same transactions as their records, so
+// the lost ones are read again.
+const FILE_PRAGMAS: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA journal_size_limit = 67108864;
+PRAGMA cache_size = -32768;
+PRAGMA temp_store = MEMORY;
+PRAGMA busy_timeout = 10000;
+";
+
+const READER_PRAGMAS: &str = "
+PRAGMA cache_size = -16384;
+PRAGMA temp_store = MEMORY;
+PRAGMA busy_timeout = 10000;
+PRAGMA query_only = ON;
+";
+
 impl Store {
-    /// An empty store in memory.
+    /// An empty store in memory, keeping payloads whole.
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::with(Connection::open_in_memory()?)
+        Self::open(&Location::Memory, usize::MAX)
     }
 
-    /// An empty store in the file at `path`; a file left from an earlier run is deleted first,
-    /// since the store is rebuilt from the topics anyway.
-    pub fn in_file(path: &Path) -> Result<Self, StoreError> {
-        for stale in [path.to_owned(), path.with_extension("db-journal")] {
-            match std::fs::remove_file(&stale) {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(StoreError::File {
-                        path: stale.display().to_string(),
-                        source,
-                    });
-                }
+    /// The store at `location`. A file of this layout is opened as it is, to resume where it
+    /// stopped; a file of another layout, or one SQLite cannot read, is deleted and made anew (and
+    /// a log line says why). Payloads above `max_payload_bytes` keep only their first bytes.
+    pub fn open(location: &Location, max_payload_bytes: usize) -> Result<Self, StoreError> {
+        let (writer, readers, file) = match location {
+            Location::Memory => {
+                let connection = Connection::open_in_memory()?;
+                connection.execute_batch(MEMORY_PRAGMAS)?;
+                schema::create(&connection)?;
+                (connection, None, None)
             }
-        }
-        Self::with(Connection::open(path)?)
-    }
-
-    fn with(connection: Connection) -> Result<Self, StoreError> {
-        connection.execute_batch(SCHEMA)?;
+            Location::File(path) => {
+                let writer = open_file(path)?;
+                let readers = (0..READERS)
+                    .map(|_| {
+                        let reader = Connection::open_with_flags(
+                            path,
+                            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                        )?;
+                        reader.execute_batch(READER_PRAGMAS)?;
+                        Ok(reader)
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let readers = Readers {
+                    idle: Mutex::new(readers),
+                    free: Arc::new(Semaphore::new(READERS)),
+                };
+                (writer, Some(readers), Some(path.clone()))
+            }
+        };
         Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                file,
+                max_payload_bytes,
+            }),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    /// The writer's connection (the only one of a store in memory).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (statements are atomic).
-        self.connection
+        self.inner
+            .writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `work` on the database off the async workers.
+    /// Runs the query `work` off the async workers, on a reader connection when the store has
+    /// them (so it never waits for a write), else on the writer's.
     pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || work(&store.lock()))
-            .await
-            .map_err(|_| StoreError::Panicked)?
+        let permit = match &self.inner.readers {
+            Some(readers) => Some(
+                readers
+                    .free
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| StoreError::Panicked)?,
+            ),
+            None => None,
+        };
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            match &store.inner.readers {
+                Some(readers) => {
+                    let lent = Lent::take(readers);
+                    work(lent.connection())
+                }
+                None => work(&store.lock()),
+            }
+        })
+        .await
+        .map_err(|_| StoreError::Panicked)?
     }
 
-    /// Adds `rows` in one transaction; rows read before (same topic, partition and offset) are
-    /// ignored, so reading a record twice stores it once.
-    pub fn insert(&self, rows: &[Row]) -> Result<(), StoreError> {
+    /// Adds `rows` and moves each partition's position to the offset after the last record
+    /// read from it (`positions`: topic, partition, next offset), in one transaction.
+    pub fn insert(&self, rows: &[Row], positions: &[(&str, i32, i64)]) -> Result<(), StoreError> {
+        let max_payload = self.inner.max_payload_bytes;
         let mut connection = self.lock();
         let transaction = connection.transaction()?;
-        {
-            let mut insert = transaction.prepare_cached(
-                "INSERT OR IGNORE INTO records (kind, partition, position, at_ms, source_id,
-                 destination_id, trigger_id, event_id, delivery_id, outcome, doc, payload)
+        let mut added: HashMap<RecordKind, i64> = HashMap::new();
+        for row in rows {
+            let mut insert = transaction.prepare_cached(&format!(
+                "INSERT INTO {} (partition, position, at_ms, source_id, destination_id, trigger_id,
+                 event_id, delivery_id, outcome, doc, payload, payload_bytes)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                schema::table(row.kind)
+            ))?;
+            let payload = row
+                .payload
+                .as_deref()
+                .map(|payload| codec::pack(&payload[..payload.len().min(max_payload)]))
+                .transpose()?;
+            insert.execute(params![
+                row.partition,
+                row.offset,
+                row.at_ms,
+                row.source_id,
+                row.destination_id,
+                row.trigger_id,
+                row.event_id,
+                row.delivery_id,
+                row.outcome,
+                codec::pack(row.doc.as_bytes())?,
+                payload,
+                row.payload.as_ref().map(|payload| payload.len() as i64),
+            ])?;
+            *added.entry(row.kind).or_default() += 1;
+        }
+        for (kind, records) in added {
+            count(&transaction, kind, records)?;
+        }
+        {
+            let mut position = transaction.prepare_cached(
+                "INSERT INTO positions VALUES (?1, ?2, ?3)
+                 ON CONFLICT (topic, partition) DO UPDATE SET next = excluded.next",
             )?;
-            for row in rows {
-                insert.execute(params![
-                    row.kind.as_str(),
-                    row.partition,
-                    row.offset,
-                    row.at_ms,
-                    row.source_id,
-                    row.destination_id,
-                    row.trigger_id,
-                    row.event_id,
-                    row.delivery_id,
-                    row.outcome,
-                    row.doc,
-                    row.payload,
-                ])?;
+            for (topic, partition, next) in positions {
+                position.execute(params![topic, partition, next])?;
+            }
+            let mut activity = transaction.prepare_cached(
+                "INSERT INTO activity VALUES (?1, ?2, ?3, ?4) ON CONFLICT (resource, id) DO UPDATE SET
+                 triggered_ms = max(coalesce(triggered_ms, excluded.triggered_ms),
+                                    coalesce(excluded.triggered_ms, triggered_ms)),
+                 delivered_ms = max(coalesce(delivered_ms, excluded.delivered_ms),
+                                    coalesce(excluded.delivered_ms, delivered_ms))",
+            )?;
+            for ((resource, id), last) in Activities::latest(rows) {
+                activity.execute(params![resource, id, last.triggered_ms, last.delivered_ms])?;
             }
         }
         transaction.commit()?;
         Ok(())
     }
 
-    /// Deletes the records older than `cutoff_ms`; returns how many.
-    pub fn purge(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
-        Ok(self
-            .lock()
-            .execute("DELETE FROM records WHERE at_ms < ?1", [cutoff_ms])?)
+    /// The next offset to read of every partition read before: (topic, partition) to offset.
+    pub fn positions(&self) -> Result<HashMap<(String, i32), i64>, StoreError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare("SELECT topic, partition, next FROM positions")?;
+        let positions = statement
+            .query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(positions)
     }
 
-    /// Deletes the oldest records (in the order they were stored) beyond the newest `max`;
-    /// returns how many.
-    pub fn cap(&self, max: u64) -> Result<usize, StoreError> {
-        let max = i64::try_from(max).unwrap_or(i64::MAX);
-        Ok(self.lock().execute(
-            "DELETE FROM records WHERE seq <= (SELECT max(seq) FROM records) - ?1",
-            [max],
-        )?)
+    /// The last activity of every resource, as stored: (resource, id, activity).
+    pub fn activities(&self) -> Result<Vec<(String, String, LastActivity)>, StoreError> {
+        let connection = self.lock();
+        let mut statement =
+            connection.prepare("SELECT resource, id, triggered_ms, delivered_ms FROM activity")?;
+        let activities = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    LastActivity {
+                        triggered_ms: row.get(2)?,
+                        delivered_ms: row.get(3)?,
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(activities)
+    }
+
+    /// Deletes, in each table, the records stored before its first one at or after `cutoff_ms`;
+    /// returns how many. (Records are stored in about the order of their times; one that came
+    /// late goes with the records stored around it.)
+    pub fn purge(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for kind in RecordKind::ALL {
+            let table = schema::table(kind);
+            let bounds = self.lock().query_row(
+                &format!(
+                    "SELECT (SELECT seq FROM {table} NOT INDEXED WHERE at_ms >= ?1 ORDER BY seq LIMIT 1),
+                            (SELECT max(seq) + 1 FROM {table})"
+                ),
+                [cutoff_ms],
+                |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?)),
+            )?;
+            if let Some(first_kept) = bounds.0.or(bounds.1) {
+                deleted += self.delete_before(kind, first_kept)?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes the oldest `fraction` (0 to 1) of each table's records; returns how many.
+    pub fn shrink(&self, fraction: f64) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for kind in RecordKind::ALL {
+            let table = schema::table(kind);
+            let (first, last) = self.lock().query_row(
+                &format!("SELECT min(seq), max(seq) FROM {table}"),
+                [],
+                |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?)),
+            )?;
+            if let (Some(first), Some(last)) = (first, last) {
+                // Sequence numbers are dense: each record takes the next, and deletes take the
+                // oldest. So the fraction of the range is the fraction of the records.
+                let span = (last - first + 1) as f64;
+                let boundary = first + (span * fraction.clamp(0.0, 1.0)).ceil() as i64;
+                deleted += self.delete_before(kind, boundary)?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes the records of `kind` stored before `seq`, a chunk per transaction.
+    fn delete_before(&self, kind: RecordKind, seq: i64) -> Result<usize, StoreError> {
+        let table = schema::table(kind);
+        let mut deleted = 0;
+        loop {
+            let mut connection = self.lock();
+            let transaction = connection.transaction()?;
+            let chunk = transaction.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE seq < min(?1, (SELECT min(seq) FROM {table}) + ?2)"
+                ),
+                [seq, DELETE_CHUNK],
+            )?;
+            count(&transaction, kind, -(chunk as i64))?;
+            transaction.commit()?;
+            deleted += chunk;
+            if chunk == 0 {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// How many records of each kind the store holds.
     pub fn counts(&self) -> Result<Vec<(RecordKind, i64)>, StoreError> {
         let connection = self.lock();
         let mut statement =
-            connection.prepare_cached("SELECT count(*) FROM records WHERE kind = ?1")?;
+            connection.prepare_cached("SELECT records FROM counts WHERE kind = ?1")?;
         RecordKind::ALL
             .into_iter()
             .map(|kind| {
@@ -206,6 +414,163 @@ impl Store {
                 Ok((kind, count))
             })
             .collect()
+    }
+
+    /// The space the store takes.
+    pub fn size(&self) -> Result<Size, StoreError> {
+        let connection = self.lock();
+        let pragma = |name: &str| {
+            connection
+                .query_row(&format!("PRAGMA {name}"), [], |row| row.get::<_, i64>(0))
+                .map(|value| u64::try_from(value).unwrap_or_default())
+        };
+        let page_size = pragma("page_size")?;
+        let pages = pragma("page_count")?;
+        let free = pragma("freelist_count")?;
+        Ok(Size {
+            used_bytes: pages.saturating_sub(free) * page_size,
+            file_bytes: pages * page_size,
+        })
+    }
+
+    /// The time of the oldest record stored, Unix milliseconds.
+    pub fn oldest_ms(&self) -> Result<Option<i64>, StoreError> {
+        let connection = self.lock();
+        let mut oldest: Option<i64> = None;
+        for kind in RecordKind::ALL {
+            let first: Option<i64> = connection
+                .query_row(
+                    &format!(
+                        "SELECT at_ms FROM {} ORDER BY seq LIMIT 1",
+                        schema::table(kind)
+                    ),
+                    [],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            oldest = match (oldest, first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(oldest)
+    }
+
+    /// Deletes the database files (a damaged store), so the next start rebuilds it. The open
+    /// connections go on working on the deleted file until the process ends.
+    pub fn discard(&self) -> Result<(), StoreError> {
+        match &self.inner.file {
+            Some(path) => remove_database(path),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Adds `records` (negative: takes away) to the count of `kind`.
+fn count(connection: &Connection, kind: RecordKind, records: i64) -> Result<(), StoreError> {
+    connection
+        .prepare_cached("UPDATE counts SET records = records + ?2 WHERE kind = ?1")?
+        .execute(params![kind.as_str(), records])?;
+    Ok(())
+}
+
+/// Opens the writer's connection on the store file at `path`: the file as it is when it is a
+/// store of this layout, else a new one.
+fn open_file(path: &Path) -> Result<Connection, StoreError> {
+    let file_error = |source| StoreError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(directory) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(directory).map_err(file_error)?;
+    }
+    if path.exists() {
+        let reason = match Connection::open(path) {
+            Ok(connection) => match schema::unusable(&connection) {
+                None => {
+                    connection.execute_batch(FILE_PRAGMAS)?;
+                    info!(path = %path.display(), "Control store opened; resuming where it stopped.");
+                    return Ok(connection);
+                }
+                Some(reason) => reason,
+            },
+            Err(error) => format!("it cannot be opened ({error})"),
+        };
+        info!(path = %path.display(), %reason,
+              "Control store rebuilt from the topics: the file there is not one this version can use.");
+        remove_database(path)?;
+    } else {
+        info!(path = %path.display(), "Control store created; it is filled from the topics.");
+    }
+    let connection = Connection::open(path)?;
+    connection.execute_batch(FILE_PRAGMAS)?;
+    schema::create(&connection)?;
+    Ok(connection)
+}
+
+/// Deletes a database file and its WAL and shared-memory files.
+fn remove_database(path: &Path) -> Result<(), StoreError> {
+    let mut files = vec![path.to_owned()];
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(PathBuf::from(name));
+    }
+    for file in files {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StoreError::File {
+                    path: file.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A reader connection lent to one query; it goes back to the idle ones when dropped, even if
+/// the query panicked.
+struct Lent<'a> {
+    readers: &'a Readers,
+    connection: Option<Connection>,
+}
+
+impl<'a> Lent<'a> {
+    /// Takes an idle connection; the caller holds a permit, so there is one.
+    fn take(readers: &'a Readers) -> Self {
+        let connection = readers
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        Self {
+            readers,
+            connection,
+        }
+    }
+
+    fn connection(&self) -> &Connection {
+        self.connection
+            .as_ref()
+            .expect("a permit guarantees an idle reader connection")
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            self.readers
+                .idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(connection);
+        }
     }
 }
 

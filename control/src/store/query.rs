@@ -1,11 +1,11 @@
 //! The questions the API asks the store. Each runs on one connection, off the async workers
 //! ([`super::Store::run`]).
 
-use rusqlite::types::Value as SqlValue;
+use rusqlite::types::{Type, Value as SqlValue};
 use rusqlite::{Connection, OptionalExtension, Row as SqlRow, params, params_from_iter};
 
 use super::page::{Cursor, Window};
-use super::{RecordKind, StoreError};
+use super::{RecordKind, StoreError, codec, schema};
 
 /// A stored record, as queries return it.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,8 +20,11 @@ pub struct Stored {
     pub at_ms: i64,
     /// The record as JSON.
     pub doc: String,
-    /// The event's raw value, when asked for.
+    /// The event's raw value when asked for: whole, or its first bytes when it was larger than
+    /// the store keeps (see [`Self::payload_complete`]).
     pub payload: Option<Vec<u8>>,
+    /// The size of the event's raw value as received.
+    pub payload_bytes: Option<usize>,
 }
 
 impl Stored {
@@ -39,12 +42,25 @@ impl Stored {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.doc).unwrap_or_default()
     }
+
+    /// Whether [`Self::payload`] holds the whole value.
+    pub fn payload_complete(&self) -> bool {
+        match (&self.payload, self.payload_bytes) {
+            (Some(payload), Some(size)) => payload.len() >= size,
+            (Some(_) | None, None) | (None, Some(_)) => false,
+        }
+    }
+
+    /// The order of lists, newest first: time, kind, place on the topic.
+    fn key(&self) -> (i64, &str, i32, i64) {
+        (self.at_ms, &self.kind, self.partition, self.position)
+    }
 }
 
 /// Which records a list shows.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
-    /// Of these kinds.
+    /// Of these kinds (every kind when empty).
     pub kinds: Vec<RecordKind>,
     /// Of this source.
     pub source_id: Option<String>,
@@ -65,35 +81,80 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
-const COLUMNS: &str = "kind, partition, position, at_ms, doc";
+const COLUMNS: &str = "partition, position, at_ms, doc, payload_bytes";
+const WITH_PAYLOAD: &str = "partition, position, at_ms, doc, payload_bytes, payload";
 
-fn stored(row: &SqlRow<'_>) -> rusqlite::Result<Stored> {
+/// Reads a row of [`COLUMNS`] (and `payload` when `with_payload`) of a table of `kind`.
+fn stored(kind: RecordKind, row: &SqlRow<'_>, with_payload: bool) -> rusqlite::Result<Stored> {
+    let unpack = |index: usize, frame: Vec<u8>| {
+        codec::unpack(&frame).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(index, Type::Blob, Box::new(error))
+        })
+    };
+    let doc = unpack(3, row.get(3)?)?;
+    let payload = if with_payload {
+        row.get::<_, Option<Vec<u8>>>(5)?
+            .map(|frame| unpack(5, frame))
+            .transpose()?
+    } else {
+        None
+    };
     Ok(Stored {
-        kind: row.get(0)?,
-        partition: row.get(1)?,
-        position: row.get(2)?,
-        at_ms: row.get(3)?,
-        doc: row.get(4)?,
-        payload: None,
+        kind: kind.as_str().to_owned(),
+        partition: row.get(0)?,
+        position: row.get(1)?,
+        at_ms: row.get(2)?,
+        doc: String::from_utf8_lossy(&doc).into_owned(),
+        payload,
+        payload_bytes: row
+            .get::<_, Option<i64>>(4)?
+            .and_then(|size| usize::try_from(size).ok()),
     })
 }
 
-/// The page of records `filter` and `window` select, newest first.
+/// The page of records `filter` and `window` select, newest first: the newest of each kind
+/// asked for, merged.
 pub fn page(connection: &Connection, filter: &Filter, window: &Window) -> Result<Page, StoreError> {
-    let mut conditions = Vec::new();
-    if !filter.kinds.is_empty() {
-        // Fixed names from the code, never from the client.
-        let kinds: Vec<String> = filter
-            .kinds
-            .iter()
-            .map(|kind| format!("'{}'", kind.as_str()))
-            .collect();
-        conditions.push(format!("kind IN ({})", kinds.join(", ")));
+    let kinds = if filter.kinds.is_empty() {
+        RecordKind::ALL.to_vec()
+    } else {
+        filter.kinds.clone()
+    };
+    let mut items = Vec::new();
+    for kind in kinds {
+        items.extend(page_of(connection, kind, filter, window)?);
     }
+    items.sort_by(|a, b| b.key().cmp(&a.key()));
+    let more = items.len() > window.limit;
+    items.truncate(window.limit);
+    let next = items.last().filter(|_| more).map(Stored::cursor);
+    Ok(Page { items, next })
+}
+
+/// Up to one more than a page of records of `kind`, newest first. Each filter names a column
+/// that leads an index of the kind's table, so the page is read from the index in order.
+fn page_of(
+    connection: &Connection,
+    kind: RecordKind,
+    filter: &Filter,
+    window: &Window,
+) -> Result<Vec<Stored>, StoreError> {
+    let mut conditions = Vec::new();
     let mut values: Vec<SqlValue> = Vec::new();
-    let mut bind = |condition: &str, value: SqlValue| {
-        values.push(value);
-        conditions.push(condition.replace('?', &format!("?{}", values.len())));
+    // Each `#` of a condition becomes the number of the next value bound.
+    let mut bind = |condition: &str, bound: Vec<SqlValue>| {
+        let mut numbered = String::new();
+        let mut bound = bound.into_iter();
+        for (index, part) in condition.split('#').enumerate() {
+            if index > 0
+                && let Some(value) = bound.next()
+            {
+                values.push(value);
+                numbered.push_str(&format!("?{}", values.len()));
+            }
+            numbered.push_str(part);
+        }
+        conditions.push(numbered);
     };
     for (column, value) in [
         ("source_id", &filter.source_id),
@@ -102,31 +163,35 @@ pub fn page(connection: &Connection, filter: &Filter, window: &Window) -> Result
         ("event_id", &filter.event_id),
     ] {
         if let Some(value) = value {
-            bind(&format!("{column} = ?"), SqlValue::Text(value.clone()));
+            bind(
+                &format!("{column} = #"),
+                vec![SqlValue::Text(value.clone())],
+            );
         }
     }
     if let Some(since) = window.since_ms {
-        bind("at_ms >= ?", SqlValue::Integer(since));
+        bind("at_ms >= #", vec![SqlValue::Integer(since)]);
     }
     if let Some(until) = window.until_ms {
-        bind("at_ms < ?", SqlValue::Integer(until));
+        bind("at_ms < #", vec![SqlValue::Integer(until)]);
     }
     if let Some(after) = &window.after {
-        values.extend([
-            SqlValue::Integer(after.at_ms),
-            SqlValue::Text(after.kind.clone()),
-            SqlValue::Integer(i64::from(after.partition)),
-            SqlValue::Integer(after.position),
-        ]);
-        let n = values.len();
-        conditions.push(format!(
-            "(at_ms, kind, partition, position) < (?{}, ?{}, ?{}, ?{n})",
-            n - 3,
-            n - 2,
-            n - 1
-        ));
+        // Records after the cursor in (time, kind, partition, offset) order, newest first.
+        let at = SqlValue::Integer(after.at_ms);
+        match kind.as_str().cmp(after.kind.as_str()) {
+            std::cmp::Ordering::Less => bind("at_ms <= #", vec![at]),
+            std::cmp::Ordering::Greater => bind("at_ms < #", vec![at]),
+            std::cmp::Ordering::Equal => bind(
+                "(at_ms, partition, position) < (#, #, #)",
+                vec![
+                    at,
+                    SqlValue::Integer(i64::from(after.partition)),
+                    SqlValue::Integer(after.position),
+                ],
+            ),
+        }
     }
-    let mut sql = format!("SELECT {COLUMNS} FROM records");
+    let mut sql = format!("SELECT {COLUMNS} FROM {}", schema::table(kind));
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" AND "));
@@ -136,32 +201,39 @@ pub fn page(connection: &Connection, filter: &Filter, window: &Window) -> Result
         i64::try_from(window.limit).unwrap_or(i64::MAX) + 1,
     ));
     sql.push_str(&format!(
-        " ORDER BY at_ms DESC, kind DESC, partition DESC, position DESC LIMIT ?{}",
+        " ORDER BY at_ms DESC, partition DESC, position DESC LIMIT ?{}",
         values.len()
     ));
     let mut statement = connection.prepare_cached(&sql)?;
-    let mut items = statement
-        .query_map(params_from_iter(values), stored)?
+    let items = statement
+        .query_map(params_from_iter(values), |row| stored(kind, row, false))?
         .collect::<Result<Vec<_>, _>>()?;
-    let more = items.len() > window.limit;
-    items.truncate(window.limit);
-    let next = items.last().filter(|_| more).map(Stored::cursor);
-    Ok(Page { items, next })
+    Ok(items)
 }
 
 /// Every record of an event's journey (the event, its match record, attempts and dead
 /// letters), oldest first, with the event's payload.
 pub fn journey(connection: &Connection, event_id: &str) -> Result<Vec<Stored>, StoreError> {
-    let mut statement = connection.prepare_cached(&format!(
-        "SELECT {COLUMNS}, payload FROM records WHERE event_id = ?1
-         ORDER BY at_ms, kind, partition, position"
-    ))?;
-    let rows = statement.query_map([event_id], |row| {
-        let mut record = stored(row)?;
-        record.payload = row.get(5)?;
-        Ok(record)
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut records = Vec::new();
+    for kind in [
+        RecordKind::Event,
+        RecordKind::Match,
+        RecordKind::Attempt,
+        RecordKind::Dead,
+    ] {
+        let with_payload = kind == RecordKind::Event;
+        let columns = if with_payload { WITH_PAYLOAD } else { COLUMNS };
+        let mut statement = connection.prepare_cached(&format!(
+            "SELECT {columns} FROM {} WHERE event_id = ?1",
+            schema::table(kind)
+        ))?;
+        let rows = statement.query_map([event_id], |row| stored(kind, row, with_payload))?;
+        for record in rows {
+            records.push(record?);
+        }
+    }
+    records.sort_by(|a, b| a.key().cmp(&b.key()));
+    Ok(records)
 }
 
 /// The match outcome (`delivered`, `no_trigger`, ...) of each of these events that has a match
@@ -171,8 +243,7 @@ pub fn match_outcomes(
     event_ids: &[String],
 ) -> Result<std::collections::HashMap<String, String>, StoreError> {
     let mut statement = connection.prepare_cached(
-        "SELECT outcome FROM records WHERE event_id = ?1 AND kind = 'match'
-         ORDER BY at_ms DESC LIMIT 1",
+        "SELECT outcome FROM matches WHERE event_id = ?1 ORDER BY at_ms DESC LIMIT 1",
     )?;
     let mut outcomes = std::collections::HashMap::new();
     for id in event_ids {
@@ -192,27 +263,26 @@ pub fn latest_attempt(
     delivery_id: &str,
 ) -> Result<Option<Stored>, StoreError> {
     let mut statement = connection.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM records WHERE delivery_id = ?1 AND kind = 'attempt'
+        "SELECT {COLUMNS} FROM attempts WHERE delivery_id = ?1
          ORDER BY at_ms DESC, partition DESC, position DESC LIMIT 1"
     ))?;
-    Ok(statement.query_row([delivery_id], stored).optional()?)
+    Ok(statement
+        .query_row([delivery_id], |row| stored(RecordKind::Attempt, row, false))
+        .optional()?)
 }
 
-/// The record of `kind` at this place on its topic.
-pub fn at(
+/// The record of `kind` at this place on its topic (dead letters, which are named by it).
+pub fn dead_at(
     connection: &Connection,
-    kind: RecordKind,
     partition: i32,
     position: i64,
 ) -> Result<Option<Stored>, StoreError> {
     let mut statement = connection.prepare_cached(&format!(
-        "SELECT {COLUMNS}, payload FROM records WHERE kind = ?1 AND partition = ?2 AND position = ?3"
+        "SELECT {COLUMNS} FROM dead WHERE partition = ?1 AND position = ?2"
     ))?;
     Ok(statement
-        .query_row(params![kind.as_str(), partition, position], |row| {
-            let mut record = stored(row)?;
-            record.payload = row.get(5)?;
-            Ok(record)
+        .query_row(params![partition, position], |row| {
+            stored(RecordKind::Dead, row, false)
         })
         .optional()?)
 }
@@ -224,8 +294,8 @@ pub fn delivered_since(
     since_ms: i64,
 ) -> Result<bool, StoreError> {
     let mut statement = connection.prepare_cached(
-        "SELECT 1 FROM records WHERE delivery_id = ?1 AND kind = 'attempt'
-         AND outcome = 'delivered' AND at_ms >= ?2 LIMIT 1",
+        "SELECT 1 FROM attempts WHERE delivery_id = ?1 AND at_ms >= ?2
+         AND outcome = 'delivered' LIMIT 1",
     )?;
     Ok(statement.exists(rusqlite::params![delivery_id, since_ms])?)
 }
@@ -233,14 +303,9 @@ pub fn delivered_since(
 /// The stored event with this id, with its payload.
 pub fn event(connection: &Connection, event_id: &str) -> Result<Option<Stored>, StoreError> {
     let mut statement = connection.prepare_cached(&format!(
-        "SELECT {COLUMNS}, payload FROM records WHERE event_id = ?1 AND kind = 'event'
-         ORDER BY at_ms LIMIT 1"
+        "SELECT {WITH_PAYLOAD} FROM events WHERE event_id = ?1 ORDER BY at_ms LIMIT 1"
     ))?;
     Ok(statement
-        .query_row([event_id], |row| {
-            let mut record = stored(row)?;
-            record.payload = row.get(5)?;
-            Ok(record)
-        })
+        .query_row([event_id], |row| stored(RecordKind::Event, row, true))
         .optional()?)
 }

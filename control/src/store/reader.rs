@@ -2,14 +2,17 @@
 //! the start of the retention window, and keeps following them.
 //!
 //! The reader belongs to no consumer group: every control instance reads every partition, so each
-//! has the whole picture. At start it asks Kafka for the first offset at or after
-//! `now - retention` (`offsets_for_times`); where Kafka cannot say (the embedded broker never can,
-//! and Kafka answers "end" for a partition whose records are all older), it reads from the
-//! beginning and skips the old records. It is ready once it has read up to the ends the topics had
-//! at start. Records are stored in batches, one transaction each; older ones are purged every
-//! minute.
+//! has the whole picture. A partition the store has read before resumes at the position stored
+//! with its records. Any other starts at the first offset at or after `now - retention`
+//! (`offsets_for_times`); where Kafka cannot say (the embedded broker never can, and Kafka answers
+//! "end" for a partition whose records are all older), it reads from the beginning and skips the
+//! old records. It is ready once it has read up to the ends the topics had at start. Records are
+//! stored in batches, one transaction each with their partitions' positions; every few seconds
+//! the records past the retention window are deleted, and the oldest ones while the store is
+//! above its size budget.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt as _;
@@ -20,8 +23,10 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use rusqlite::Connection;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
+use super::origin::{Origin, OriginError};
+use super::query::Stored;
 use super::row::{self, RecordKind, Row};
 use super::{Activities, Store, StoreError};
 use crate::store::metrics::StoreMetrics;
@@ -40,10 +45,14 @@ const TIDY_INTERVAL: Duration = Duration::from_secs(5);
 pub struct Retention {
     /// Records older than this are not stored, and deleted once they get this old.
     pub window: Duration,
-    /// At most this many records are kept; the oldest stored go first. A guard against a volume
-    /// the window alone would let outgrow the memory (or disk) the store has.
-    pub max_records: u64,
+    /// The store's size budget: above it the oldest records are deleted until it takes at most
+    /// [`SHRINK_TO`] of it, whatever the window says.
+    pub max_bytes: u64,
 }
+
+/// What the store is shrunk to once it is above its budget, as a share of the budget: some
+/// room, so it is not shrunk again at every tidy.
+pub const SHRINK_TO: f64 = 0.9;
 
 /// The store and what tells of its progress. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -54,6 +63,7 @@ pub struct Logs {
     pub activities: Activities,
     applied: watch::Receiver<u64>,
     ready: watch::Receiver<bool>,
+    origin: Option<Origin>,
 }
 
 impl Logs {
@@ -66,6 +76,7 @@ impl Logs {
             activities: Activities::default(),
             applied,
             ready,
+            origin: None,
         }
     }
 
@@ -79,7 +90,26 @@ impl Logs {
             activities: Activities::default(),
             applied,
             ready,
+            origin: None,
         }
+    }
+
+    /// The whole payload of the stored event `event`: the stored one, or, when the store kept
+    /// only its first bytes, its record's value on the events topic.
+    pub async fn payload(&self, event: &Stored) -> Result<Vec<u8>, OriginError> {
+        if event.payload_complete() {
+            return Ok(event.payload.clone().unwrap_or_default());
+        }
+        let Some(origin) = self.origin.clone() else {
+            return Err(OriginError::Gone {
+                partition: event.partition,
+                offset: event.position,
+            });
+        };
+        let event = event.clone();
+        tokio::task::spawn_blocking(move || origin.payload(&event))
+            .await
+            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
     }
 
     /// Whether the store holds every record the topics had when it started.
@@ -131,6 +161,8 @@ pub struct Reader {
     metrics: StoreMetrics,
     applied: watch::Sender<u64>,
     ready: watch::Sender<bool>,
+    /// Whether the size budget has deleted records (said once in the log).
+    budget_reached: AtomicBool,
 }
 
 impl Reader {
@@ -141,7 +173,7 @@ impl Reader {
         store: Store,
         retention: Retention,
         metrics: StoreMetrics,
-    ) -> Result<(Self, Logs), Error> {
+    ) -> Result<(Self, Logs), crate::error::Error> {
         let topics = settings.topics();
         let kinds: HashMap<String, RecordKind> = [
             (topics.events(), RecordKind::Event),
@@ -153,20 +185,28 @@ impl Reader {
         .into_iter()
         .collect();
         let since_ms = now_ms() - i64::try_from(retention.window.as_millis()).unwrap_or(i64::MAX);
-        let settings = settings.clone();
+        let kafka = settings.clone();
         let names: Vec<String> = kinds.keys().cloned().collect();
-        let (consumer, ends) =
-            tokio::task::spawn_blocking(move || assign(&settings, &names, since_ms))
-                .await
-                .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))?;
+        let stored = store.clone();
+        let (consumer, ends, activities) = tokio::task::spawn_blocking(move || {
+            let positions = stored.positions()?;
+            let activities = stored.activities()?;
+            let (consumer, ends) = assign(&kafka, &names, since_ms, &positions)?;
+            Ok::<_, crate::error::Error>((consumer, ends, activities))
+        })
+        .await
+        .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))?;
         let (applied, applied_rx) = watch::channel(0);
         let (ready, ready_rx) = watch::channel(false);
-        let activities = Activities::default();
+        let loaded = Activities::default();
+        loaded.load(activities);
+        let activities = loaded;
         let logs = Logs {
             store: store.clone(),
             activities: activities.clone(),
             applied: applied_rx,
             ready: ready_rx,
+            origin: Some(Origin::new(settings)),
         };
         Ok((
             Self {
@@ -179,18 +219,33 @@ impl Reader {
                 metrics,
                 applied,
                 ready,
+                budget_reached: AtomicBool::new(false),
             },
             logs,
         ))
     }
 
     /// Reads until `shutdown`. A database error stops it (and with it the process): a store that
-    /// silently stops filling would show a false picture.
+    /// silently stops filling would show a false picture. A store SQLite finds damaged is deleted
+    /// first, so the next start rebuilds it.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        let result = self.read(shutdown).await;
+        if let Err(error) = &result
+            && error.is_corrupt()
+        {
+            error!(%error, "The control store is damaged; it is deleted and will be rebuilt from \
+                   the topics when control starts again.");
+            store.discard()?;
+        }
+        result
+    }
+
+    async fn read(self, shutdown: CancellationToken) -> Result<(), StoreError> {
         let mut last_tidy = tokio::time::Instant::now();
-        let mut batch = Vec::new();
-        let mut newest: HashMap<RecordKind, i64> = HashMap::new();
+        let mut batch = Batch::default();
         self.check_ready();
+        self.tidy().await?;
         loop {
             let received = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -198,11 +253,11 @@ impl Reader {
             };
             match received {
                 Ok(Ok(message)) => {
-                    self.take(&message, &mut batch, &mut newest);
+                    self.take(&message, &mut batch);
                     // Whatever else is already here joins the same transaction.
-                    while batch.len() < BATCH {
+                    while batch.rows.len() < BATCH {
                         match self.consumer.recv().now_or_never() {
-                            Some(Ok(message)) => self.take(&message, &mut batch, &mut newest),
+                            Some(Ok(message)) => self.take(&message, &mut batch),
                             Some(Err(_)) | None => break,
                         }
                     }
@@ -218,15 +273,25 @@ impl Reader {
                     }
                 }
             }
-            if !batch.is_empty() {
-                let rows = std::mem::take(&mut batch);
+            if !batch.positions.is_empty() {
+                let Batch {
+                    rows,
+                    positions,
+                    newest,
+                } = std::mem::take(&mut batch);
                 let store = self.store.clone();
-                let rows = tokio::task::spawn_blocking(move || store.insert(&rows).map(|()| rows))
-                    .await
-                    .map_err(|_| StoreError::Panicked)??;
+                let rows = tokio::task::spawn_blocking(move || {
+                    let positions: Vec<(&str, i32, i64)> = positions
+                        .iter()
+                        .map(|((topic, partition), next)| (topic.as_str(), *partition, *next))
+                        .collect();
+                    store.insert(&rows, &positions).map(|()| rows)
+                })
+                .await
+                .map_err(|_| StoreError::Panicked)??;
                 self.activities.note(&rows);
                 let now = now_ms();
-                for (kind, at_ms) in newest.drain() {
+                for (kind, at_ms) in newest {
                     self.metrics.lag(kind, (now - at_ms).max(0) as f64 / 1000.0);
                 }
                 self.applied.send_modify(|generation| *generation += 1);
@@ -244,24 +309,24 @@ impl Reader {
         }
     }
 
-    /// Parses one record into `batch`, unless it is past the retention window or invalid.
-    fn take(
-        &self,
-        message: &BorrowedMessage<'_>,
-        batch: &mut Vec<Row>,
-        newest: &mut HashMap<RecordKind, i64>,
-    ) {
+    /// Takes one record into `batch` (its row, unless it is past the retention window or
+    /// invalid; its position in any case).
+    fn take(&self, message: &BorrowedMessage<'_>, batch: &mut Batch) {
         let Some(kind) = self.kinds.get(message.topic()).copied() else {
             return;
         };
+        batch.positions.insert(
+            (message.topic().to_owned(), message.partition()),
+            message.offset() + 1,
+        );
         match row::parse(kind, message) {
             Ok(row) => {
                 if let Some(record_ms) = message.timestamp().to_millis() {
-                    let entry = newest.entry(kind).or_insert(record_ms);
+                    let entry = batch.newest.entry(kind).or_insert(record_ms);
                     *entry = (*entry).max(record_ms);
                 }
                 if row.at_ms >= self.cutoff_ms() {
-                    batch.push(row);
+                    batch.rows.push(row);
                 }
             }
             Err(error) => {
@@ -276,23 +341,43 @@ impl Reader {
         now_ms() - i64::try_from(self.retention.window.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// Deletes the records past the retention window, then those beyond the size limit.
+    /// Deletes the records past the retention window, then, while the store is above its
+    /// budget, the oldest ones; exports the store's size and reach.
     async fn tidy(&self) -> Result<(), StoreError> {
         let cutoff = self.cutoff_ms();
-        let max = self.retention.max_records;
+        let budget = self.retention.max_bytes;
         let store = self.store.clone();
-        let (expired, evicted) = tokio::task::spawn_blocking(move || {
-            Ok::<_, StoreError>((store.purge(cutoff)?, store.cap(max)?))
+        let (expired, evicted, size, oldest) = tokio::task::spawn_blocking(move || {
+            let expired = store.purge(cutoff)?;
+            let mut evicted = 0;
+            let mut size = store.size()?;
+            // Deleting frees pages for reuse, so the used size falls at once; a few rounds at
+            // most, since each deletes the share the budget calls for.
+            for _ in 0..4 {
+                if size.used_bytes <= budget {
+                    break;
+                }
+                let keep = SHRINK_TO * budget as f64 / size.used_bytes as f64;
+                evicted += store.shrink(1.0 - keep)?;
+                size = store.size()?;
+            }
+            Ok::<_, StoreError>((expired, evicted, size, store.oldest_ms()?))
         })
         .await
         .map_err(|_| StoreError::Panicked)??;
         self.metrics.deleted("retention", expired);
         self.metrics.deleted("size", evicted);
-        if evicted > 0 {
+        self.metrics.size(size, budget, oldest);
+        if evicted > 0 && !self.budget_reached.swap(true, Ordering::Relaxed) {
+            let reach_hours = oldest.map(|oldest| (now_ms() - oldest) as f64 / 3_600_000.0);
             warn!(
-                evicted,
-                max_records = max,
-                "The store is full; its oldest records were deleted before the retention window ended."
+                budget_bytes = budget,
+                reach_hours,
+                retention = ?self.retention.window,
+                "The control store reached its size budget: from now on its oldest records are \
+                 deleted before the retention window ends (counted in \
+                 hookline_control_store_deleted_records_total{{reason=\"size\"}}). Raise \
+                 --control-store-max-bytes to keep the whole window."
             );
         }
         Ok(())
@@ -330,20 +415,36 @@ impl Reader {
     }
 }
 
+/// Records read and not stored yet.
+#[derive(Default)]
+struct Batch {
+    /// The rows to store.
+    rows: Vec<Row>,
+    /// The next offset of each partition read: (topic, partition) to offset.
+    positions: HashMap<(String, i32), i64>,
+    /// The newest record time of each kind (for the lag).
+    newest: HashMap<RecordKind, i64>,
+}
+
 /// Where each non-empty partition ended when the reader started, by topic and partition.
 type Ends = HashMap<(String, i32), i64>;
 
-/// Creates the consumer and assigns every partition of `topics` from the first offset at or
-/// after `since_ms`; returns the ends (high watermarks) of the non-empty partitions. Blocking.
+/// Creates the consumer and assigns every partition of `topics`: where the store stopped when
+/// it has read the partition before (`positions`) and Kafka still holds that offset, else from
+/// the first offset at or after `since_ms`. Returns the ends (high watermarks) of the non-empty
+/// partitions. Blocking.
 fn assign(
     settings: &KafkaSettings,
     topics: &[String],
     since_ms: i64,
+    positions: &HashMap<(String, i32), i64>,
 ) -> Result<(StreamConsumer, Ends), Error> {
     let consumer = kafka::create_consumer(&kafka::reader_config(settings, "control-store"))?;
     let kafka_error = |context: String| move |source| Error::Kafka { context, source };
+    let mut assignment = TopicPartitionList::new();
     let mut by_time = TopicPartitionList::new();
     let mut ends = HashMap::new();
+    let mut resumed = 0;
     for topic in topics {
         let partitions = hookline_runtime::topics::partition_count(&consumer, topic)?;
         for partition in 0..partitions as i32 {
@@ -352,18 +453,47 @@ fn assign(
             if high > low {
                 ends.insert((topic.clone(), partition), high);
             }
-            by_time
-                .add_partition_offset(topic, partition, Offset::Offset(since_ms))
-                .map_err(kafka_error(format!("assign {topic}")))?;
+            match positions.get(&(topic.clone(), partition)) {
+                // Kafka still holds what comes next: go on from there.
+                Some(&next) if (low..=high).contains(&next) => {
+                    resumed += 1;
+                    if next == high {
+                        // Nothing to read there: caught up already.
+                        ends.remove(&(topic.clone(), partition));
+                    }
+                    assignment
+                        .add_partition_offset(topic, partition, Offset::Offset(next))
+                        .map_err(kafka_error(format!("assign {topic}")))?;
+                }
+                // Never read, deleted by Kafka's retention meanwhile, or a topic made anew.
+                Some(_) | None => {
+                    by_time
+                        .add_partition_offset(topic, partition, Offset::Offset(since_ms))
+                        .map_err(kafka_error(format!("assign {topic}")))?;
+                }
+            }
         }
     }
-    let found = consumer
-        .offsets_for_times(by_time.clone(), METADATA_TIMEOUT)
-        .unwrap_or(by_time);
-    let mut assignment = TopicPartitionList::new();
+    if resumed > 0 {
+        info!(
+            partitions = resumed,
+            "Control store resumes reading where it stopped."
+        );
+    }
+    let found = if by_time.count() == 0 {
+        by_time
+    } else {
+        consumer
+            .offsets_for_times(by_time.clone(), METADATA_TIMEOUT)
+            .unwrap_or(by_time)
+    };
     for element in found.elements() {
         let offset = match element.offset() {
             Offset::Offset(offset) if element.error().is_ok() && offset >= 0 => {
+                let key = (element.topic().to_owned(), element.partition());
+                if ends.get(&key).is_some_and(|end| offset >= *end) {
+                    ends.remove(&key);
+                }
                 Offset::Offset(offset)
             }
             // Unknown (or "end" from a broker that cannot look up times): read it all, skipping

@@ -121,15 +121,18 @@ pub(crate) fn dead(offset: i64, event: &str, reason: &str, ms: i64) -> Row {
 fn an_event_s_journey_has_its_payload_match_attempts_and_dead_letters() {
     let store = Store::in_memory().unwrap();
     store
-        .insert(&[
-            event(0, "evt-1", T0),
-            matched(0, "evt-1", T0 + 1),
-            attempt(0, "evt-1", "retrying", T0 + 10),
-            attempt(1, "evt-1", "delivered", T0 + 20),
-            dead(0, "evt-1", "exhausted", T0 + 30),
-            event(1, "evt-2", T0 + 40),
-            replayed(2, "evt-1", T0, T0 + 60_000),
-        ])
+        .insert(
+            &[
+                event(0, "evt-1", T0),
+                matched(0, "evt-1", T0 + 1),
+                attempt(0, "evt-1", "retrying", T0 + 10),
+                attempt(1, "evt-1", "delivered", T0 + 20),
+                dead(0, "evt-1", "exhausted", T0 + 30),
+                event(1, "evt-2", T0 + 40),
+                replayed(2, "evt-1", T0, T0 + 60_000),
+            ],
+            &[],
+        )
         .unwrap();
     let records = query::journey(&store.lock(), "evt-1").unwrap();
     let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
@@ -168,7 +171,7 @@ fn pages_run_newest_first_filtered_and_resume_at_the_cursor() {
             attempt(n, "evt-1", outcome, T0 + n * 1000)
         })
         .collect();
-    store.insert(&rows).unwrap();
+    store.insert(&rows, &[]).unwrap();
     let filter = Filter {
         kinds: vec![RecordKind::Attempt],
         destination_id: Some("crm".into()),
@@ -207,44 +210,154 @@ fn pages_run_newest_first_filtered_and_resume_at_the_cursor() {
     );
 }
 
-#[test]
-fn a_record_read_twice_is_stored_once_and_old_ones_are_purged() {
-    let store = Store::in_memory().unwrap();
-    store.insert(&[event(0, "evt-1", T0)]).unwrap();
+fn count(store: &Store, kind: RecordKind) -> i64 {
     store
-        .insert(&[event(0, "evt-1", T0), event(1, "evt-2", T0 + 60_000)])
-        .unwrap();
-    let count = |store: &Store| {
-        store
-            .counts()
-            .unwrap()
-            .into_iter()
-            .find(|(kind, _)| *kind == RecordKind::Event)
-            .map(|(_, count)| count)
-    };
-    assert_eq!(count(&store), Some(2));
-    assert_eq!(store.purge(T0 + 1).unwrap(), 1);
-    assert_eq!(count(&store), Some(1));
-    assert!(query::event(&store.lock(), "evt-1").unwrap().is_none());
-    assert!(query::event(&store.lock(), "evt-2").unwrap().is_some());
+        .counts()
+        .unwrap()
+        .into_iter()
+        .find(|(counted, _)| *counted == kind)
+        .map_or(0, |(_, count)| count)
 }
 
 #[test]
-fn beyond_its_size_limit_the_store_forgets_the_oldest_records() {
+fn records_past_the_window_are_purged_and_counted() {
     let store = Store::in_memory().unwrap();
-    let rows: Vec<Row> = (0..5)
-        .map(|n| event(n, &format!("evt-{n}"), T0 + n))
+    store
+        .insert(
+            &[
+                event(0, "evt-1", T0),
+                attempt(0, "evt-1", "delivered", T0 + 10),
+                event(1, "evt-2", T0 + 60_000),
+            ],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(count(&store, RecordKind::Event), 2);
+    assert_eq!(store.oldest_ms().unwrap(), Some(T0));
+    assert_eq!(store.purge(T0 + 11).unwrap(), 2);
+    assert_eq!(count(&store, RecordKind::Event), 1);
+    assert_eq!(count(&store, RecordKind::Attempt), 0);
+    assert!(query::event(&store.lock(), "evt-1").unwrap().is_none());
+    assert!(query::event(&store.lock(), "evt-2").unwrap().is_some());
+    assert_eq!(store.oldest_ms().unwrap(), Some(T0 + 60_000));
+    assert_eq!(store.purge(T0 + 11).unwrap(), 0);
+}
+
+#[test]
+fn shrinking_forgets_the_oldest_share_of_each_kind() {
+    let store = Store::in_memory().unwrap();
+    let rows: Vec<Row> = (0..10)
+        .flat_map(|n| {
+            [
+                event(n, &format!("evt-{n}"), T0 + n),
+                attempt(n, &format!("evt-{n}"), "delivered", T0 + n),
+            ]
+        })
         .collect();
-    store.insert(&rows).unwrap();
-    assert_eq!(store.cap(10).unwrap(), 0);
-    assert_eq!(store.cap(2).unwrap(), 3);
-    let kept: Vec<i64> = query::page(&store.lock(), &Filter::default(), &Window::latest(10))
+    store.insert(&rows, &[]).unwrap();
+    let before = store.size().unwrap();
+    assert!(before.used_bytes > 0 && before.file_bytes >= before.used_bytes);
+    assert_eq!(store.shrink(0.3).unwrap(), 6);
+    let kept: Vec<i64> = query::page(&store.lock(), &Filter::default(), &Window::latest(20))
         .unwrap()
         .items
         .iter()
+        .filter(|record| record.kind == "event")
         .map(|record| record.position)
         .collect();
-    assert_eq!(kept, [4, 3]);
+    assert_eq!(kept, [9, 8, 7, 6, 5, 4, 3]);
+    assert_eq!(count(&store, RecordKind::Attempt), 7);
+}
+
+#[test]
+fn payloads_above_the_cap_keep_their_first_bytes_and_size() {
+    let store = Store::open(&super::Location::Memory, 8).unwrap();
+    store.insert(&[event(0, "evt-1", T0)], &[]).unwrap();
+    let stored = query::event(&store.lock(), "evt-1").unwrap().unwrap();
+    assert_eq!(stored.payload.as_deref(), Some(&br#"{"type":"#[..]));
+    assert_eq!(stored.payload_bytes, Some(26));
+    assert!(!stored.payload_complete());
+    let whole = Store::in_memory().unwrap();
+    whole.insert(&[event(0, "evt-1", T0)], &[]).unwrap();
+    assert!(
+        query::event(&whole.lock(), "evt-1")
+            .unwrap()
+            .unwrap()
+            .payload_complete()
+    );
+}
+
+#[test]
+fn a_file_store_resumes_with_its_records_positions_and_activity() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("control").join("history.sqlite3");
+    let location = super::Location::File(path.clone());
+    {
+        let store = Store::open(&location, usize::MAX).unwrap();
+        store
+            .insert(
+                &[
+                    event(0, "evt-1", T0),
+                    attempt(0, "evt-1", "delivered", T0 + 50),
+                ],
+                &[("t.events", 0, 1), ("t.attempts", 2, 7)],
+            )
+            .unwrap();
+        store.insert(&[], &[("t.attempts", 2, 9)]).unwrap();
+    }
+    let store = Store::open(&location, usize::MAX).unwrap();
+    let positions = store.positions().unwrap();
+    assert_eq!(positions.get(&("t.events".to_owned(), 0)), Some(&1));
+    assert_eq!(positions.get(&("t.attempts".to_owned(), 2)), Some(&9));
+    assert_eq!(positions.len(), 2);
+    assert_eq!(count(&store, RecordKind::Event), 1);
+    let activities = Activities::default();
+    activities.load(store.activities().unwrap());
+    assert_eq!(activities.get("source", "app").triggered_ms, Some(T0));
+    assert_eq!(
+        activities.get("destination", "crm").delivered_ms,
+        Some(T0 + 50)
+    );
+    // Queries run on the reader connections, beside the writer.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let found = runtime
+        .block_on(store.run(|connection| query::event(connection, "evt-1")))
+        .unwrap();
+    assert_eq!(found.unwrap().position, 0);
+}
+
+#[test]
+fn a_file_of_another_layout_or_no_database_is_rebuilt() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("history.sqlite3");
+    std::fs::write(
+        &path,
+        b"this is not a database, and far too short to look like one",
+    )
+    .unwrap();
+    let store = Store::open(&super::Location::File(path.clone()), usize::MAX).unwrap();
+    store
+        .insert(&[event(0, "evt-1", T0)], &[("t.events", 0, 1)])
+        .unwrap();
+    drop(store);
+
+    let older = rusqlite::Connection::open(&path).unwrap();
+    older
+        .execute_batch(&format!(
+            "PRAGMA user_version = {};",
+            super::schema::LAYOUT - 1
+        ))
+        .unwrap();
+    drop(older);
+    let store = Store::open(&super::Location::File(path), usize::MAX).unwrap();
+    assert!(
+        store.positions().unwrap().is_empty(),
+        "rebuilt from nothing"
+    );
+    assert_eq!(count(&store, RecordKind::Event), 0);
 }
 
 #[test]
