@@ -583,3 +583,91 @@ async fn a_new_control_instance_rebuilds_the_store_from_the_topics_within_the_re
     assert!(metrics.contains("hookline_control_store_deleted_records_total{reason=\"size\"} 0"));
     fresh.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_control_resumes_its_store_file_where_it_stopped() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("control").join("history.sqlite3");
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver: _receiver,
+        pipeline,
+    } = Stages::all()
+        .with_control()
+        .control_store_at(&path)
+        .world()
+        .await;
+    let api = Api::of(&pipeline);
+    let id = accepted_id(post(&pipeline, signup(1)).await).await;
+    api.get_until(&format!("/api/v1/events/{id}"), |body| {
+        body["deliveries"][0]["status"] == "delivered"
+    })
+    .await;
+    pipeline.stop().await.unwrap();
+    assert!(path.exists(), "the store is a file");
+
+    // While control is down, one more event arrives.
+    let producer = hookline_runtime::kafka::create_producer(
+        &hookline_runtime::kafka::producer_config(&settings, "test"),
+    )
+    .unwrap();
+    let now = hookline_runtime::time::now_rfc3339();
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "hookline-source",
+            value: Some("app"),
+        })
+        .insert(Header {
+            key: "hookline-event-id",
+            value: Some("while-away"),
+        })
+        .insert(Header {
+            key: "hookline-received-at",
+            value: Some(now.as_str()),
+        });
+    producer
+        .send(
+            FutureRecord::to(&settings.topics().events())
+                .key("app")
+                .payload(r#"{"type": "user.deleted"}"#)
+                .headers(headers),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+
+    let restarted = Stages::control_only()
+        .control_store_at(&path)
+        .start(&settings)
+        .await;
+    let api = Api::of(&restarted);
+    // What the last run stored is there at once, and what came meanwhile is read.
+    let journey = api.get(&format!("/api/v1/events/{id}")).await;
+    assert_eq!(journey["deliveries"][0]["status"], "delivered");
+    assert_eq!(journey["payload"], signup(1));
+    api.get_until("/api/v1/events/while-away", |body| {
+        body["payload"]["type"] == "user.deleted"
+    })
+    .await;
+    let crm = api.get("/api/v1/destinations/crm").await;
+    assert!(
+        crm["last_delivered_at"].is_string(),
+        "activity is kept: {crm}"
+    );
+    // Two events, each once: the restart resumed, it did not read the topics again.
+    let metrics_url = format!("http://{}/metrics", restarted.admin_addr);
+    let metrics = eventually("the store metrics", || async {
+        let text = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
+        (text.contains("hookline_control_store_ready 1")
+            && text.contains("hookline_control_store_records{record=\"event\"} 2"))
+        .then_some(text)
+    })
+    .await;
+    assert!(metrics.contains("hookline_control_store_records{record=\"match\"} 1"));
+    assert!(!metrics.contains("hookline_control_store_size_bytes 0\n"));
+    restarted.stop().await.unwrap();
+}

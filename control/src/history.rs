@@ -430,14 +430,18 @@ async fn dead_letters(
         .map(|record| states.get(&dead_letter_id(record)))
         .collect();
     // A replayed job reads as delivered once an attempt of its delivery succeeded since.
-    let checks: Vec<(usize, String, i64)> = known
+    let checks: Vec<(usize, String, String, i64)> = known
         .iter()
+        .zip(&page.items)
         .enumerate()
-        .filter_map(|(index, known)| {
+        .filter_map(|(index, (known, record))| {
             let known = known.as_ref()?;
             let at_ms = crate::store::row::millis(&known.at)?;
+            let event_id = record.json()["payload"]["job"]["event_id"]
+                .as_str()?
+                .to_owned();
             (known.state == DeadState::Replayed)
-                .then(|| Some((index, known.delivery_id.clone()?, at_ms)))?
+                .then(|| Some((index, event_id, known.delivery_id.clone()?, at_ms)))?
         })
         .collect();
     let delivered: BTreeSet<usize> = state
@@ -446,8 +450,8 @@ async fn dead_letters(
         .store
         .run(move |connection| {
             let mut delivered = BTreeSet::new();
-            for (index, delivery_id, since_ms) in &checks {
-                if query::delivered_since(connection, delivery_id, *since_ms)? {
+            for (index, event_id, delivery_id, since_ms) in &checks {
+                if query::delivered_since(connection, event_id, delivery_id, *since_ms)? {
                     delivered.insert(*index);
                 }
             }

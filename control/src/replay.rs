@@ -512,7 +512,7 @@ async fn replay_events(
 
 /// The ids of an event's deliveries that succeeded, from its stored attempts.
 fn delivered(
-    connection: &rusqlite::Connection,
+    connection: &crate::store::Database<'_>,
     event_id: &str,
 ) -> Result<BTreeSet<String>, StoreError> {
     Ok(query::journey(connection, event_id)?

@@ -70,12 +70,12 @@ pub async fn send(
         .job(&job)
         .await
         .map_err(|error| ApiError::Unavailable(Some(error)))?;
-    let delivery_id = job.delivery_id.clone();
+    let (event_id, delivery_id) = (job.event_id.clone(), job.delivery_id.clone());
     let attempt = state
         .history
         .logs
         .wait_for(state.history.test_timeout, move |connection| {
-            query::latest_attempt(connection, &delivery_id)
+            query::latest_attempt(connection, &event_id, &delivery_id)
         })
         .await
         .map_err(store_failed)?;

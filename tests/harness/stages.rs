@@ -126,6 +126,15 @@ impl Stages {
         self
     }
 
+    /// With control's store in the file at `path` (kept across restarts) instead of memory.
+    pub fn control_store_at(mut self, path: &std::path::Path) -> Self {
+        if let Some(control) = &mut self.control {
+            control.store_memory = false;
+            control.store_path = Some(path.to_owned());
+        }
+        self
+    }
+
     /// Only ingest and the control API: enough to manage sources and post to them.
     pub fn ingest_and_control() -> Self {
         Self {

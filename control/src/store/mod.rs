@@ -47,6 +47,7 @@ use tokio::sync::Semaphore;
 use tracing::info;
 
 pub use activity::{Activities, LastActivity};
+use codec::{Codec, Family};
 pub use row::{Activity, RecordKind, Row};
 
 /// Why the store failed.
@@ -113,6 +114,7 @@ pub struct Store {
 }
 
 struct Inner {
+    codec: Codec,
     writer: Mutex<Connection>,
     readers: Option<Readers>,
     file: Option<PathBuf>,
@@ -196,6 +198,7 @@ impl Store {
         };
         Ok(Self {
             inner: Arc::new(Inner {
+                codec: Codec::load(&writer)?,
                 writer: Mutex::new(writer),
                 readers,
                 file,
@@ -218,7 +221,7 @@ impl Store {
     pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Database<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.clone();
         let permit = match &self.inner.readers {
@@ -237,19 +240,35 @@ impl Store {
             match &store.inner.readers {
                 Some(readers) => {
                     let lent = Lent::take(readers);
-                    work(lent.connection())
+                    work(&store.database(lent.connection()))
                 }
-                None => work(&store.lock()),
+                None => work(&store.database(&store.lock())),
             }
         })
         .await
         .map_err(|_| StoreError::Panicked)?
     }
 
+    /// Runs the query `work` on the writer's connection, in this thread.
+    pub fn ask<T>(
+        &self,
+        work: impl FnOnce(&Database<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        work(&self.database(&self.lock()))
+    }
+
+    fn database<'a>(&'a self, connection: &'a Connection) -> Database<'a> {
+        Database {
+            connection,
+            codec: &self.inner.codec,
+        }
+    }
+
     /// Adds `rows` and moves each partition's position to the offset after the last record
     /// read from it (`positions`: topic, partition, next offset), in one transaction.
     pub fn insert(&self, rows: &[Row], positions: &[(&str, i32, i64)]) -> Result<(), StoreError> {
         let max_payload = self.inner.max_payload_bytes;
+        let codec = &self.inner.codec;
         let mut connection = self.lock();
         let transaction = connection.transaction()?;
         let mut added: HashMap<RecordKind, i64> = HashMap::new();
@@ -263,8 +282,12 @@ impl Store {
             let payload = row
                 .payload
                 .as_deref()
-                .map(|payload| codec::pack(&payload[..payload.len().min(max_payload)]))
+                .map(|payload| {
+                    let kept = &payload[..payload.len().min(max_payload)];
+                    codec.pack(&transaction, Family::Payload, kept)
+                })
                 .transpose()?;
+            let doc = codec.pack(&transaction, Family::Doc(row.kind), row.doc.as_bytes())?;
             insert.execute(params![
                 row.partition,
                 row.offset,
@@ -272,10 +295,10 @@ impl Store {
                 row.source_id,
                 row.destination_id,
                 row.trigger_id,
-                row.event_id,
-                row.delivery_id,
+                row.event_id.as_deref().map(schema::id_key),
+                row.delivery_id.as_deref().map(schema::id_key),
                 row.outcome,
-                codec::pack(row.doc.as_bytes())?,
+                doc,
                 payload,
                 row.payload.as_ref().map(|payload| payload.len() as i64),
             ])?;
@@ -463,6 +486,28 @@ impl Store {
             Some(path) => remove_database(path),
             None => Ok(()),
         }
+    }
+}
+
+/// A connection of the store and its codec: what queries run on. Dereferences to the
+/// connection.
+pub struct Database<'a> {
+    connection: &'a Connection,
+    codec: &'a Codec,
+}
+
+impl Database<'_> {
+    /// The bytes of a body the store packed.
+    pub fn unpack(&self, frame: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.codec.unpack(self.connection, frame)
+    }
+}
+
+impl std::ops::Deref for Database<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.connection
     }
 }
 

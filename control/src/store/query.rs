@@ -2,10 +2,10 @@
 //! ([`super::Store::run`]).
 
 use rusqlite::types::{Type, Value as SqlValue};
-use rusqlite::{Connection, OptionalExtension, Row as SqlRow, params, params_from_iter};
+use rusqlite::{OptionalExtension, Row as SqlRow, params, params_from_iter};
 
 use super::page::{Cursor, Window};
-use super::{RecordKind, StoreError, codec, schema};
+use super::{Database, RecordKind, StoreError, schema};
 
 /// A stored record, as queries return it.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,9 +85,14 @@ const COLUMNS: &str = "partition, position, at_ms, doc, payload_bytes";
 const WITH_PAYLOAD: &str = "partition, position, at_ms, doc, payload_bytes, payload";
 
 /// Reads a row of [`COLUMNS`] (and `payload` when `with_payload`) of a table of `kind`.
-fn stored(kind: RecordKind, row: &SqlRow<'_>, with_payload: bool) -> rusqlite::Result<Stored> {
+fn stored(
+    database: &Database<'_>,
+    kind: RecordKind,
+    row: &SqlRow<'_>,
+    with_payload: bool,
+) -> rusqlite::Result<Stored> {
     let unpack = |index: usize, frame: Vec<u8>| {
-        codec::unpack(&frame).map_err(|error| {
+        database.unpack(&frame).map_err(|error| {
             rusqlite::Error::FromSqlConversionFailure(index, Type::Blob, Box::new(error))
         })
     };
@@ -114,7 +119,11 @@ fn stored(kind: RecordKind, row: &SqlRow<'_>, with_payload: bool) -> rusqlite::R
 
 /// The page of records `filter` and `window` select, newest first: the newest of each kind
 /// asked for, merged.
-pub fn page(connection: &Connection, filter: &Filter, window: &Window) -> Result<Page, StoreError> {
+pub fn page(
+    connection: &Database<'_>,
+    filter: &Filter,
+    window: &Window,
+) -> Result<Page, StoreError> {
     let kinds = if filter.kinds.is_empty() {
         RecordKind::ALL.to_vec()
     } else {
@@ -134,7 +143,7 @@ pub fn page(connection: &Connection, filter: &Filter, window: &Window) -> Result
 /// Up to one more than a page of records of `kind`, newest first. Each filter names a column
 /// that leads an index of the kind's table, so the page is read from the index in order.
 fn page_of(
-    connection: &Connection,
+    connection: &Database<'_>,
     kind: RecordKind,
     filter: &Filter,
     window: &Window,
@@ -160,7 +169,6 @@ fn page_of(
         ("source_id", &filter.source_id),
         ("destination_id", &filter.destination_id),
         ("outcome", &filter.outcome),
-        ("event_id", &filter.event_id),
     ] {
         if let Some(value) = value {
             bind(
@@ -168,6 +176,9 @@ fn page_of(
                 vec![SqlValue::Text(value.clone())],
             );
         }
+    }
+    if let Some(event_id) = &filter.event_id {
+        bind("event_id = #", vec![schema::id_key(event_id)]);
     }
     if let Some(since) = window.since_ms {
         bind("at_ms >= #", vec![SqlValue::Integer(since)]);
@@ -206,14 +217,16 @@ fn page_of(
     ));
     let mut statement = connection.prepare_cached(&sql)?;
     let items = statement
-        .query_map(params_from_iter(values), |row| stored(kind, row, false))?
+        .query_map(params_from_iter(values), |row| {
+            stored(connection, kind, row, false)
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(items)
 }
 
 /// Every record of an event's journey (the event, its match record, attempts and dead
 /// letters), oldest first, with the event's payload.
-pub fn journey(connection: &Connection, event_id: &str) -> Result<Vec<Stored>, StoreError> {
+pub fn journey(connection: &Database<'_>, event_id: &str) -> Result<Vec<Stored>, StoreError> {
     let mut records = Vec::new();
     for kind in [
         RecordKind::Event,
@@ -227,7 +240,9 @@ pub fn journey(connection: &Connection, event_id: &str) -> Result<Vec<Stored>, S
             "SELECT {columns} FROM {} WHERE event_id = ?1",
             schema::table(kind)
         ))?;
-        let rows = statement.query_map([event_id], |row| stored(kind, row, with_payload))?;
+        let rows = statement.query_map([schema::id_key(event_id)], |row| {
+            stored(connection, kind, row, with_payload)
+        })?;
         for record in rows {
             records.push(record?);
         }
@@ -239,7 +254,7 @@ pub fn journey(connection: &Connection, event_id: &str) -> Result<Vec<Stored>, S
 /// The match outcome (`delivered`, `no_trigger`, ...) of each of these events that has a match
 /// record.
 pub fn match_outcomes(
-    connection: &Connection,
+    connection: &Database<'_>,
     event_ids: &[String],
 ) -> Result<std::collections::HashMap<String, String>, StoreError> {
     let mut statement = connection.prepare_cached(
@@ -248,7 +263,7 @@ pub fn match_outcomes(
     let mut outcomes = std::collections::HashMap::new();
     for id in event_ids {
         if let Some(outcome) = statement
-            .query_row([id], |row| row.get::<_, String>(0))
+            .query_row([schema::id_key(id)], |row| row.get::<_, String>(0))
             .optional()?
         {
             outcomes.insert(id.clone(), outcome);
@@ -257,23 +272,28 @@ pub fn match_outcomes(
     Ok(outcomes)
 }
 
-/// The newest attempt record of a delivery.
+/// The newest attempt record of delivery `delivery_id` of event `event_id`. (Attempts are
+/// found by their event, which has few; no index by delivery id is kept.)
 pub fn latest_attempt(
-    connection: &Connection,
+    connection: &Database<'_>,
+    event_id: &str,
     delivery_id: &str,
 ) -> Result<Option<Stored>, StoreError> {
     let mut statement = connection.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM attempts WHERE delivery_id = ?1
+        "SELECT {COLUMNS} FROM attempts WHERE event_id = ?1 AND delivery_id = ?2
          ORDER BY at_ms DESC, partition DESC, position DESC LIMIT 1"
     ))?;
     Ok(statement
-        .query_row([delivery_id], |row| stored(RecordKind::Attempt, row, false))
+        .query_row(
+            [schema::id_key(event_id), schema::id_key(delivery_id)],
+            |row| stored(connection, RecordKind::Attempt, row, false),
+        )
         .optional()?)
 }
 
 /// The record of `kind` at this place on its topic (dead letters, which are named by it).
 pub fn dead_at(
-    connection: &Connection,
+    connection: &Database<'_>,
     partition: i32,
     position: i64,
 ) -> Result<Option<Stored>, StoreError> {
@@ -282,30 +302,38 @@ pub fn dead_at(
     ))?;
     Ok(statement
         .query_row(params![partition, position], |row| {
-            stored(RecordKind::Dead, row, false)
+            stored(connection, RecordKind::Dead, row, false)
         })
         .optional()?)
 }
 
-/// Whether an attempt of `delivery_id` that finished at or after `since_ms` delivered it.
+/// Whether an attempt of delivery `delivery_id` of event `event_id` that finished at or after
+/// `since_ms` delivered it.
 pub fn delivered_since(
-    connection: &Connection,
+    connection: &Database<'_>,
+    event_id: &str,
     delivery_id: &str,
     since_ms: i64,
 ) -> Result<bool, StoreError> {
     let mut statement = connection.prepare_cached(
-        "SELECT 1 FROM attempts WHERE delivery_id = ?1 AND at_ms >= ?2
+        "SELECT 1 FROM attempts WHERE event_id = ?1 AND delivery_id = ?2 AND at_ms >= ?3
          AND outcome = 'delivered' LIMIT 1",
     )?;
-    Ok(statement.exists(rusqlite::params![delivery_id, since_ms])?)
+    Ok(statement.exists(params![
+        schema::id_key(event_id),
+        schema::id_key(delivery_id),
+        since_ms
+    ])?)
 }
 
 /// The stored event with this id, with its payload.
-pub fn event(connection: &Connection, event_id: &str) -> Result<Option<Stored>, StoreError> {
+pub fn event(connection: &Database<'_>, event_id: &str) -> Result<Option<Stored>, StoreError> {
     let mut statement = connection.prepare_cached(&format!(
         "SELECT {WITH_PAYLOAD} FROM events WHERE event_id = ?1 ORDER BY at_ms LIMIT 1"
     ))?;
     Ok(statement
-        .query_row([event_id], |row| stored(RecordKind::Event, row, true))
+        .query_row([schema::id_key(event_id)], |row| {
+            stored(connection, RecordKind::Event, row, true)
+        })
         .optional()?)
 }

@@ -20,7 +20,7 @@ use hookline_runtime::{Error, KafkaSettings, kafka};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use rusqlite::Connection;
+
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -28,7 +28,7 @@ use tracing::{debug, error, info, warn};
 use super::origin::{Origin, OriginError};
 use super::query::Stored;
 use super::row::{self, RecordKind, Row};
-use super::{Activities, Store, StoreError};
+use super::{Activities, Database, Store, StoreError};
 use crate::store::metrics::StoreMetrics;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -132,7 +132,7 @@ impl Logs {
     ) -> Result<Option<T>, StoreError>
     where
         T: Send + 'static,
-        F: Fn(&Connection) -> Result<Option<T>, StoreError> + Clone + Send + 'static,
+        F: Fn(&Database<'_>) -> Result<Option<T>, StoreError> + Clone + Send + 'static,
     {
         let mut applied = self.applied.clone();
         let deadline = tokio::time::Instant::now() + timeout;

@@ -134,7 +134,7 @@ fn an_event_s_journey_has_its_payload_match_attempts_and_dead_letters() {
             &[],
         )
         .unwrap();
-    let records = query::journey(&store.lock(), "evt-1").unwrap();
+    let records = store.ask(|db| query::journey(db, "evt-1")).unwrap();
     let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
     assert_eq!(
         kinds,
@@ -178,12 +178,14 @@ fn pages_run_newest_first_filtered_and_resume_at_the_cursor() {
         outcome: Some("delivered".into()),
         ..Filter::default()
     };
-    let first = query::page(&store.lock(), &filter, &Window::latest(2)).unwrap();
+    let first = store
+        .ask(|db| query::page(db, &filter, &Window::latest(2)))
+        .unwrap();
     let offsets = |page: &query::Page| page.items.iter().map(|r| r.position).collect::<Vec<_>>();
     assert_eq!(offsets(&first), [4, 2]);
     let mut window = Window::latest(2);
     window.after = first.next.clone();
-    let second = query::page(&store.lock(), &filter, &window).unwrap();
+    let second = store.ask(|db| query::page(db, &filter, &window)).unwrap();
     assert_eq!(offsets(&second), [0]);
     assert!(second.next.is_none());
 
@@ -195,7 +197,7 @@ fn pages_run_newest_first_filtered_and_resume_at_the_cursor() {
         ..Filter::default()
     };
     assert_eq!(
-        offsets(&query::page(&store.lock(), &all, &recent).unwrap()),
+        offsets(&store.ask(|db| query::page(db, &all, &recent)).unwrap()),
         [3, 2]
     );
     let other = Filter {
@@ -203,7 +205,8 @@ fn pages_run_newest_first_filtered_and_resume_at_the_cursor() {
         ..all
     };
     assert!(
-        query::page(&store.lock(), &other, &recent)
+        store
+            .ask(|db| query::page(db, &other, &recent))
             .unwrap()
             .items
             .is_empty()
@@ -237,8 +240,8 @@ fn records_past_the_window_are_purged_and_counted() {
     assert_eq!(store.purge(T0 + 11).unwrap(), 2);
     assert_eq!(count(&store, RecordKind::Event), 1);
     assert_eq!(count(&store, RecordKind::Attempt), 0);
-    assert!(query::event(&store.lock(), "evt-1").unwrap().is_none());
-    assert!(query::event(&store.lock(), "evt-2").unwrap().is_some());
+    assert!(store.ask(|db| query::event(db, "evt-1")).unwrap().is_none());
+    assert!(store.ask(|db| query::event(db, "evt-2")).unwrap().is_some());
     assert_eq!(store.oldest_ms().unwrap(), Some(T0 + 60_000));
     assert_eq!(store.purge(T0 + 11).unwrap(), 0);
 }
@@ -258,7 +261,8 @@ fn shrinking_forgets_the_oldest_share_of_each_kind() {
     let before = store.size().unwrap();
     assert!(before.used_bytes > 0 && before.file_bytes >= before.used_bytes);
     assert_eq!(store.shrink(0.3).unwrap(), 6);
-    let kept: Vec<i64> = query::page(&store.lock(), &Filter::default(), &Window::latest(20))
+    let kept: Vec<i64> = store
+        .ask(|db| query::page(db, &Filter::default(), &Window::latest(20)))
         .unwrap()
         .items
         .iter()
@@ -273,14 +277,15 @@ fn shrinking_forgets_the_oldest_share_of_each_kind() {
 fn payloads_above_the_cap_keep_their_first_bytes_and_size() {
     let store = Store::open(&super::Location::Memory, 8).unwrap();
     store.insert(&[event(0, "evt-1", T0)], &[]).unwrap();
-    let stored = query::event(&store.lock(), "evt-1").unwrap().unwrap();
+    let stored = store.ask(|db| query::event(db, "evt-1")).unwrap().unwrap();
     assert_eq!(stored.payload.as_deref(), Some(&br#"{"type":"#[..]));
     assert_eq!(stored.payload_bytes, Some(26));
     assert!(!stored.payload_complete());
     let whole = Store::in_memory().unwrap();
     whole.insert(&[event(0, "evt-1", T0)], &[]).unwrap();
     assert!(
-        query::event(&whole.lock(), "evt-1")
+        whole
+            .ask(|db| query::event(db, "evt-1"))
             .unwrap()
             .unwrap()
             .payload_complete()
