@@ -33,6 +33,9 @@ pub enum Command {
     /// One stage alone (processor or dispatcher), fed straight through Kafka on an embedded
     /// broker the bench hosts.
     Stage(StageArgs),
+    /// Control's history store at production volume: fill it with a day of traffic, then time
+    /// every query the API asks while a writer keeps adding events.
+    Store(crate::store::StoreArgs),
     /// The webhook receiver, in its own process (the bench starts it; not for direct use).
     #[command(hide = true)]
     Receiver(ReceiverArgs),
@@ -96,6 +99,16 @@ pub struct RunArgs {
     /// Open-loop rates, as percentages of the closed-loop maximum.
     #[arg(long, value_delimiter = ',', default_values_t = [25, 50, 75, 100])]
     pub open_loop: Vec<u32>,
+
+    /// Open-loop rates in events per second instead of percentages (for example `1000` to
+    /// measure each role's cost at a production rate).
+    #[arg(long, value_delimiter = ',', conflicts_with = "open_loop")]
+    pub open_rate: Vec<u32>,
+
+    /// Also run a control process (one process per role layouts), so its cost of following the
+    /// topics into its history store is measured with the other roles'.
+    #[arg(long, conflicts_with = "smoke")]
+    pub control: bool,
 
     /// Most events accepted but not yet delivered in the closed loop; the generator waits while
     /// there are more. It keeps the embedded broker under its ~5 MB per partition (beyond which

@@ -15,6 +15,7 @@
 //! - [`pipeline`]: starting Hookline; [`procs`]: child processes and their CPU and memory.
 //! - [`raw`]: the raw limits; [`machine`]: the machine's description.
 //! - [`report`]: the JSON report and the table; [`chart`]: the SVG chart.
+//! - [`store`]: `hookline-bench store`, control's history store at production volume.
 
 pub mod chart;
 pub mod cli;
@@ -30,4 +31,5 @@ pub mod report;
 pub mod run;
 pub mod stage;
 pub mod stats;
+pub mod store;
 pub mod workload;

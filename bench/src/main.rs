@@ -27,6 +27,7 @@ fn main() -> ExitCode {
                 .block_on(hookline_bench::stage::run(args))
                 .map(|()| ExitCode::SUCCESS)
         }),
+        Some(Command::Store(args)) => hookline_bench::store::run(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Run(args)) => {
             runtime(None).and_then(|runtime| runtime.block_on(hookline_bench::run::run(args)))
         }

@@ -47,6 +47,9 @@ pub struct PipelineSpec {
     pub processors: usize,
     /// Dispatcher instances.
     pub dispatchers: usize,
+    /// Whether a control process runs too (its history store under the log directory), so its
+    /// cost of following the topics is measured with the others'.
+    pub control: bool,
     /// Partitions of each created topic.
     pub partitions: i32,
     /// `--group-protocol` for a real Kafka (`classic` or `consumer`).
@@ -137,6 +140,9 @@ impl Pipeline {
         for index in 1..=spec.dispatchers {
             let name = format!("dispatcher-{index}");
             processes.push(start_role(spec, "dispatcher", &name, flags).await?.child);
+        }
+        if spec.control {
+            processes.push(start_role(spec, "control", "control", flags).await?.child);
         }
         Ok(Self {
             ingest_addr,
@@ -253,6 +259,11 @@ pub(crate) async fn start_role(
         }
         "dispatcher" => {
             command.args(["--dispatcher-allow-cidr", "127.0.0.0/8"]);
+        }
+        "control" => {
+            command
+                .args(["--control-addr", "127.0.0.1:0", "--data-dir"])
+                .arg(spec.log_dir.join("data"));
         }
         _ => {}
     }

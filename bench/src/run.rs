@@ -40,6 +40,8 @@ struct Plan {
     window: Duration,
     raw_window: Duration,
     open_levels: Vec<u32>,
+    /// Whether the open levels are events per second (`--open-rate`), not percentages.
+    open_absolute: bool,
 }
 
 /// What every phase needs.
@@ -105,13 +107,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             window: Duration::from_secs(8),
             raw_window: Duration::from_secs(3),
             open_levels: vec![50],
+            open_absolute: false,
         }
     } else {
         Plan {
             warmup: Duration::from_secs(args.windows.warmup),
             window: Duration::from_secs(args.windows.duration),
             raw_window: Duration::from_secs(args.windows.raw_duration),
-            open_levels: args.open_loop.clone(),
+            open_levels: if args.open_rate.is_empty() {
+                args.open_loop.clone()
+            } else {
+                args.open_rate.clone()
+            },
+            open_absolute: !args.open_rate.is_empty(),
         }
     };
     let machine = Machine::describe(&workspace);
@@ -205,6 +213,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         broker: broker.clone(),
         processors,
         dispatchers,
+        control: args.control,
         partitions: args.partitions,
         group_protocol: group_protocol_flag(args.group_protocol).to_owned(),
         topic_prefix: format!("hookline-bench-{stamp}-{index}."),
@@ -238,11 +247,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let max = closed.phase.end_to_end_per_second;
             let mut phases = vec![closed];
             for level in &context.plan.open_levels {
-                let rate = max * f64::from(*level) / 100.0;
+                let (rate, name) = if context.plan.open_absolute {
+                    (f64::from(*level), format!("open {level}/s"))
+                } else {
+                    (max * f64::from(*level) / 100.0, format!("open {level}%"))
+                };
                 if rate < 1.0 {
                     continue;
                 }
-                let name = format!("open {level}%");
                 phases.push(measure(&context, &mut pipeline, &name, Pace::Open(rate)).await?);
             }
             anyhow::Ok(phases)
