@@ -229,6 +229,7 @@ impl Stage<'_> {
             },
             processors: 1,
             dispatchers: 1,
+            control: false,
             partitions: self.args.partitions,
             group_protocol: if hosted { "consumer" } else { "classic" }.to_owned(),
             topic_prefix: prefix,
