@@ -671,3 +671,42 @@ async fn a_restarted_control_resumes_its_store_file_where_it_stopped() {
     assert!(!metrics.contains("hookline_control_store_size_bytes 0\n"));
     restarted.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_control_instances_each_keep_a_whole_history() {
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver: _receiver,
+        pipeline,
+    } = Stages::all().with_control().world().await;
+    let second = Stages::control_only().start(&settings).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(accepted_id(post(&pipeline, signup(n)).await).await);
+    }
+    for instance in [&pipeline, &second] {
+        let api = Api::of(instance);
+        for id in &ids {
+            api.get_until(&format!("/api/v1/events/{id}"), |body| {
+                body["deliveries"][0]["status"] == "delivered"
+            })
+            .await;
+        }
+        let log = api
+            .get_until("/api/v1/sources/app/events?kind=event", |page| {
+                items(page).len() == ids.len()
+            })
+            .await;
+        let mut listed: Vec<&str> = items(&log)
+            .iter()
+            .map(|item| item["event_id"].as_str().unwrap())
+            .collect();
+        listed.sort_unstable();
+        let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+        expected.sort_unstable();
+        assert_eq!(listed, expected);
+    }
+    second.stop().await.unwrap();
+    pipeline.stop().await.unwrap();
+}
