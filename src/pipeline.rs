@@ -126,6 +126,15 @@ impl Pipeline {
             .control
             .as_ref()
             .map(|_| readiness.register("history"));
+        // Whether the cluster answers: /readyz says no while it does not.
+        let reach =
+            hookline_runtime::reach::Reach::new(kafka, readiness.register("kafka"), &registry)
+                .context("could not watch the Kafka cluster")?;
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            reach.run(token).await;
+            ("kafka-reach", Ok(()))
+        });
         let admin_limits = config.admin.limits()?;
         let admin = AdminServer::bind(config.admin.addr, admin_limits, registry.clone(), readiness)
             .await

@@ -72,3 +72,54 @@ async fn a_broker_refusing_writes_past_the_produce_timeout_stops_no_role() {
     processor.stop().await.unwrap();
     front.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_not_ready_while_kafka_is_unreachable_and_ready_once_it_is_back() {
+    if !TestKafka::embedded_requested() {
+        eprintln!("This test stops the embedded broker; it runs in the embedded-broker pass.");
+        return;
+    }
+    harness::init_logs();
+    let kafka = TestKafka::start();
+    let TestKafka::Embedded(broker) = &kafka else {
+        unreachable!("the embedded broker was requested");
+    };
+    let settings = kafka.settings().await;
+    let pipeline = Stages::all().start(&settings).await;
+    let admin = pipeline.admin_addr;
+    let readyz = || async move {
+        let response = reqwest::get(format!("http://{admin}/readyz")).await.ok()?;
+        Some((response.status().as_u16(), response.text().await.ok()?))
+    };
+    let reachable = || async move {
+        let text = reqwest::get(format!("http://{admin}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("hookline_kafka_reachable "))
+            .map(str::to_owned)
+    };
+    eventually("ready with Kafka there", || async {
+        (readyz().await?.0 == 200 && reachable().await? == "1").then_some(())
+    })
+    .await;
+
+    // The test's embedded cluster has one broker, id 1.
+    broker.cluster().broker_down(1).unwrap();
+    let (_, body) = eventually("not ready while Kafka is away", || async {
+        let answer = readyz().await?;
+        (answer.0 == 503 && reachable().await? == "0").then_some(answer)
+    })
+    .await;
+    assert!(body.contains("kafka"), "{body}");
+
+    broker.cluster().broker_up(1).unwrap();
+    eventually("ready again once Kafka is back", || async {
+        (readyz().await?.0 == 200 && reachable().await? == "1").then_some(())
+    })
+    .await;
+    pipeline.stop().await.unwrap();
+}

@@ -22,7 +22,11 @@ pub async fn read_to_end(
     topic: &str,
     shutdown: &CancellationToken,
 ) -> Result<Option<HashMap<String, Vec<u8>>>, Error> {
-    let (consumer, high_watermarks) = open(settings.clone(), topic.to_owned(), "resources").await?;
+    let (consumer, high_watermarks) = match open(settings, topic, "resources", shutdown).await {
+        Ok(opened) => opened,
+        Err(Error::Interrupted) => return Ok(None),
+        Err(error) => return Err(error),
+    };
     let mut latest = HashMap::new();
     loop {
         if caught_up(&consumer, topic, &high_watermarks) {
@@ -48,9 +52,49 @@ pub async fn read_to_end(
 }
 
 /// Creates a reader of `topic` outside any group (`role` names it), assigns every partition from
-/// its beginning and returns the high watermarks to catch up to ([`caught_up`]). librdkafka's metadata calls block, so this runs off the async
-/// workers.
+/// its beginning and returns the high watermarks to catch up to ([`caught_up`]). While Kafka does
+/// not answer, asks again (a log line says so once) until it does or `shutdown` comes
+/// ([`Error::Interrupted`]): a stage starting during a broker outage waits for the broker.
 pub async fn open(
+    settings: &KafkaSettings,
+    topic: &str,
+    role: &'static str,
+    shutdown: &CancellationToken,
+) -> Result<(StreamConsumer, Vec<i64>), Error> {
+    let mut waits = backon::BackoffBuilder::build(
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .without_max_times(),
+    );
+    let mut said = false;
+    loop {
+        match open_once(settings.clone(), topic.to_owned(), role).await {
+            Err(Error::Kafka { context, source }) if kafka::transient(&source) => {
+                if !said {
+                    said = true;
+                    tracing::warn!(%topic, %source, %context,
+                        "Kafka does not answer; reading the topic waits until it does.");
+                }
+                let wait = waits.next().unwrap_or(Duration::from_secs(5));
+                tokio::select! {
+                    () = shutdown.cancelled() => return Err(Error::Interrupted),
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+            result => {
+                if said && result.is_ok() {
+                    tracing::info!(%topic, "Kafka answers again; reading the topic.");
+                }
+                return result;
+            }
+        }
+    }
+}
+
+/// One attempt of [`open`]. librdkafka's metadata calls block, so this runs off the async
+/// workers.
+async fn open_once(
     settings: KafkaSettings,
     topic: String,
     role: &'static str,
@@ -109,7 +153,11 @@ pub async fn follow(
     shutdown: &CancellationToken,
     mut apply: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
 ) -> Result<(), Error> {
-    let (consumer, high_watermarks) = open(settings.clone(), topic.to_owned(), role).await?;
+    let (consumer, high_watermarks) = match open(settings, topic, role, shutdown).await {
+        Ok(opened) => opened,
+        Err(Error::Interrupted) => return Ok(()),
+        Err(error) => return Err(error),
+    };
     loop {
         if !*ready.borrow() && caught_up(&consumer, topic, &high_watermarks) {
             ready.send_replace(true);

@@ -45,4 +45,7 @@ pub enum Error {
     /// A server stopped with an I/O error.
     #[error("server failed")]
     Serve(#[source] std::io::Error),
+    /// Shutdown was asked for while the stage waited for Kafka to answer at start.
+    #[error("stopped while waiting for Kafka to answer")]
+    Interrupted,
 }

@@ -10,6 +10,7 @@
 //! - [`offsets`]: which offset may be committed while records finish out of order.
 //! - [`consume`]: the at-least-once consume loop every consuming stage runs.
 //! - [`produce`]: waiting for a record's acknowledgement through a Kafka outage.
+//! - [`reach`]: whether the Kafka cluster answers, for `/readyz`, a metric and the log.
 //! - [`admin`]: `/metrics`, `/healthz` and `/readyz`.
 //! - [`serve`]: serving HTTP with header and idle timeouts and a connection cap.
 //! - [`telemetry`]: logs and the metrics registry.
@@ -28,6 +29,7 @@ pub mod observe;
 pub mod offsets;
 pub mod produce;
 pub mod rate;
+pub mod reach;
 pub mod resources;
 pub mod secrets;
 pub mod serve;

@@ -43,7 +43,7 @@ impl ResourceStore {
     ) -> Result<(Self, JoinHandle<Result<(), Error>>), Error> {
         let topic = settings.topics().resources();
         let (consumer, high_watermarks) =
-            crate::compacted::open(settings.clone(), topic.clone(), "resources").await?;
+            crate::compacted::open(settings, &topic, "resources", &shutdown).await?;
         let (snapshot_tx, snapshot) = watch::channel(Arc::new(ResourceSet::default()));
         let (ready_tx, ready) = watch::channel(false);
         let reader = Reader {
