@@ -64,11 +64,29 @@ pub fn consumer_config(settings: &KafkaSettings, role: &str, group: &str) -> Cli
         // records of aborted or open transactions are never read.
         .set("isolation.level", "read_committed")
         .set("fetch.wait.max.ms", settings.fetch_wait_ms.to_string());
-    if settings.group_protocol == GroupProtocol::Consumer {
-        config.set("group.protocol", "consumer");
+    match settings.group_protocol {
+        // The broker decides liveness (`group.consumer.session.timeout.ms`, 45 s by default).
+        GroupProtocol::Consumer => {
+            config.set("group.protocol", "consumer");
+        }
+        // A member that died (kill -9, a lost machine) holds its partitions until its session
+        // times out: 10 s rather than librdkafka's 45 s, so a survivor takes its work within
+        // about 15 s. Heartbeats run on librdkafka's own thread, so a busy stage never misses
+        // them; the broker accepts 6 s and more (`group.min.session.timeout.ms`).
+        GroupProtocol::Classic => {
+            config
+                .set("session.timeout.ms", SESSION_TIMEOUT_MS.to_string())
+                .set(
+                    "heartbeat.interval.ms",
+                    (SESSION_TIMEOUT_MS / 3).to_string(),
+                );
+        }
     }
     extend(config, &client_config(settings, role))
 }
+
+/// The consumer session timeout of the classic group protocol, in milliseconds.
+pub const SESSION_TIMEOUT_MS: u32 = 10_000;
 
 /// A consumer that belongs to no group and reads what it is assigned, from the beginning (the
 /// resource store reads the whole resources topic this way in every process).
@@ -151,6 +169,19 @@ mod tests {
         assert_eq!(config.get("acks"), Some("all"));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("client.id"), Some("hookline-ingest"));
+    }
+
+    #[test]
+    fn classic_groups_notice_a_dead_member_within_ten_seconds() {
+        let settings = KafkaSettings::new("127.0.0.1:1");
+        let config = consumer_config(&settings, "processor", "g");
+        assert_eq!(config.get("session.timeout.ms"), Some("10000"));
+        assert_eq!(config.get("heartbeat.interval.ms"), Some("3333"));
+        let mut kip848 = settings;
+        kip848.group_protocol = GroupProtocol::Consumer;
+        let config = consumer_config(&kip848, "processor", "g");
+        // librdkafka refuses client-side session settings with the consumer protocol.
+        assert_eq!(config.get("session.timeout.ms"), None);
     }
 
     #[test]
