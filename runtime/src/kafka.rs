@@ -156,6 +156,29 @@ fn extend(mut base: ClientConfig, overrides: &ClientConfig) -> ClientConfig {
     base
 }
 
+/// Whether `error` says Kafka could not be reached or was busy for a moment (a broker down, a
+/// leader moving, a request timing out): waiting and asking again cures it.
+pub fn transient(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode;
+    error.rdkafka_error_code().is_some_and(|code| {
+        matches!(
+            code,
+            RDKafkaErrorCode::MessageTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::BrokerNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,27 +216,4 @@ mod tests {
         assert_eq!(config.get("group.id"), Some("hookline.processor"));
         assert_eq!(config.get("group.protocol"), Some("consumer"));
     }
-}
-
-/// Whether `error` says Kafka could not be reached or was busy for a moment (a broker down, a
-/// leader moving, a request timing out): waiting and asking again cures it.
-pub fn transient(error: &rdkafka::error::KafkaError) -> bool {
-    use rdkafka::types::RDKafkaErrorCode;
-    error.rdkafka_error_code().is_some_and(|code| {
-        matches!(
-            code,
-            RDKafkaErrorCode::MessageTimedOut
-                | RDKafkaErrorCode::RequestTimedOut
-                | RDKafkaErrorCode::OperationTimedOut
-                | RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::AllBrokersDown
-                | RDKafkaErrorCode::NetworkException
-                | RDKafkaErrorCode::LeaderNotAvailable
-                | RDKafkaErrorCode::NotLeaderForPartition
-                | RDKafkaErrorCode::BrokerNotAvailable
-                | RDKafkaErrorCode::NotCoordinator
-                | RDKafkaErrorCode::CoordinatorNotAvailable
-                | RDKafkaErrorCode::CoordinatorLoadInProgress
-        )
-    })
 }
