@@ -252,7 +252,12 @@ impl Releaser {
                         self.reached_end(partition, &mut partitions);
                     }
                     Ok(Err(error)) => {
-                        warn!(%error, "Kafka consumer of the held topic reported an error.");
+                        if kafka::transient(&error) {
+                        // Kafka away: said once by the reachability check, not per poll.
+                        tracing::debug!(%error, "Kafka consumer of the held topic reported an error.");
+                    } else {
+                        tracing::warn!(%error, "Kafka consumer of the held topic reported an error.");
+                    }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },

@@ -144,7 +144,12 @@ where
                 Err(error) => {
                     // librdkafka reports transient trouble (a broker away, a rebalance) here and
                     // recovers by itself; nothing was read, so nothing is lost by going on.
-                    warn!(%error, "Kafka consumer reported an error.");
+                    if crate::kafka::transient(&error) {
+                        // Kafka away: said once by the reachability check, not per poll.
+                        tracing::debug!(%error, "Kafka consumer reported an error.");
+                    } else {
+                        tracing::warn!(%error, "Kafka consumer reported an error.");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },

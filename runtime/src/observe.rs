@@ -146,6 +146,9 @@ impl ClientContext for ObservedContext {
                 | KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF)
         ) {
             tracing::debug!(%error, reason, "End of a partition.");
+        } else if crate::kafka::transient(&error) {
+            // A broker away: said once by the reachability check (crate::reach), not per client.
+            tracing::debug!("librdkafka: {error}: {reason}");
         } else {
             tracing::error!("librdkafka: {error}: {reason}");
         }

@@ -38,11 +38,15 @@ where
 
 /// Logs of the code under test, shown for failing tests (`RUST_LOG` filters them).
 pub fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // As the binary logs: librdkafka's per-connection complaints kept out during outages.
+    let _ = tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into()),
         )
-        .with_test_writer()
+        .with(hookline_runtime::telemetry::QuietOutages)
+        .with(tracing_subscriber::fmt::layer().with_test_writer())
         .try_init();
 }

@@ -263,7 +263,12 @@ impl Reader {
                     }
                 }
                 Ok(Err(error)) => {
-                    warn!(%error, "Store reader reported an error.");
+                    if kafka::transient(&error) {
+                        // Kafka away: said once by the reachability check, not per poll.
+                        tracing::debug!(%error, "Store reader reported an error.");
+                    } else {
+                        tracing::warn!(%error, "Store reader reported an error.");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(_idle) => {

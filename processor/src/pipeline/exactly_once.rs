@@ -98,7 +98,12 @@ impl Processor {
                         deadline.get_or_insert_with(|| Instant::now() + BATCH_WAIT);
                     }
                     Err(error) => {
-                        warn!(%error, "Kafka consumer reported an error.");
+                        if hookline_runtime::kafka::transient(&error) {
+                        // Kafka away: said once by the reachability check, not per poll.
+                        tracing::debug!(%error, "Kafka consumer reported an error.");
+                    } else {
+                        tracing::warn!(%error, "Kafka consumer reported an error.");
+                    }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },

@@ -134,7 +134,12 @@ impl Reader {
                     }
                 }
                 Ok(Err(error)) => {
-                    warn!(%error, topic = %self.topic, "Resource reader reported an error.");
+                    if crate::kafka::transient(&error) {
+                        // Kafka away: said once by the reachability check, not per poll.
+                        tracing::debug!(%error, topic = %self.topic, "Resource reader reported an error.");
+                    } else {
+                        tracing::warn!(%error, topic = %self.topic, "Resource reader reported an error.");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(_idle) => {}
