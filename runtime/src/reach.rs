@@ -69,6 +69,8 @@ impl Reach {
             let asking = client.clone();
             let topic = self.topic.clone();
             let answer = tokio::task::spawn_blocking(move || {
+                // Serves the client's queued events (its errors), which nothing else reads.
+                let _ = asking.poll(Duration::ZERO);
                 asking.fetch_metadata(Some(&topic), TIMEOUT).map(|_| ())
             })
             .await

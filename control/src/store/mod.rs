@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::Semaphore;
 use tracing::info;
 
@@ -65,6 +65,14 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The file at the store's path is not one to use or rebuild.
+    #[error("cannot use the store file {path}: {reason}")]
+    Foreign {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// A stored body could not be packed or unpacked.
     #[error("store body codec failed: {0}")]
     Codec(#[source] std::io::Error),
@@ -76,11 +84,7 @@ pub enum StoreError {
 impl StoreError {
     /// Whether SQLite found the file damaged: then it is rebuilt at the next start.
     pub fn is_corrupt(&self) -> bool {
-        matches!(
-            self,
-            Self::Database(rusqlite::Error::SqliteFailure(error, _))
-                if matches!(error.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
-        )
+        matches!(self, Self::Database(error) if schema::damaged(error))
     }
 }
 
@@ -117,7 +121,8 @@ struct Inner {
     codec: Codec,
     writer: Mutex<Connection>,
     readers: Option<Readers>,
-    file: Option<PathBuf>,
+    /// The file and its lock, held while the store is open.
+    file: Option<(PathBuf, std::fs::File)>,
     max_payload_bytes: usize,
 }
 
@@ -130,7 +135,7 @@ struct Readers {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("file", &self.inner.file)
+            .field("file", &self.inner.file.as_ref().map(|(path, _)| path))
             .finish_non_exhaustive()
     }
 }
@@ -178,6 +183,7 @@ impl Store {
                 (connection, None, None)
             }
             Location::File(path) => {
+                let held = lock(path)?;
                 let writer = open_file(path)?;
                 let readers = (0..READERS)
                     .map(|_| {
@@ -193,7 +199,7 @@ impl Store {
                     idle: Mutex::new(readers),
                     free: Arc::new(Semaphore::new(READERS)),
                 };
-                (writer, Some(readers), Some(path.clone()))
+                (writer, Some(readers), Some((path.clone(), held)))
             }
         };
         Ok(Self {
@@ -456,7 +462,8 @@ impl Store {
         })
     }
 
-    /// The time of the oldest record stored, Unix milliseconds.
+    /// The time of the first record each table still holds (in the order they were stored, so
+    /// about the oldest), the earliest of them; Unix milliseconds.
     pub fn oldest_ms(&self) -> Result<Option<i64>, StoreError> {
         let connection = self.lock();
         let mut oldest: Option<i64> = None;
@@ -483,7 +490,7 @@ impl Store {
     /// connections go on working on the deleted file until the process ends.
     pub fn discard(&self) -> Result<(), StoreError> {
         match &self.inner.file {
-            Some(path) => remove_database(path),
+            Some((path, _)) => remove_database(path),
             None => Ok(()),
         }
     }
@@ -522,31 +529,35 @@ fn count(connection: &Connection, kind: RecordKind, records: i64) -> Result<(), 
 /// Opens the writer's connection on the store file at `path`: the file as it is when it is a
 /// store of this layout, else a new one.
 fn open_file(path: &Path) -> Result<Connection, StoreError> {
-    let file_error = |source| StoreError::File {
-        path: path.display().to_string(),
-        source,
-    };
-    if let Some(directory) = path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(directory).map_err(file_error)?;
-    }
     if path.exists() {
-        let reason = match Connection::open(path) {
-            Ok(connection) => match schema::unusable(&connection) {
-                None => {
+        let found = match Connection::open(path) {
+            Ok(connection) => match schema::judge(&connection) {
+                schema::Found::Usable => {
                     connection.execute_batch(FILE_PRAGMAS)?;
                     info!(path = %path.display(), "Control store opened; resuming where it stopped.");
                     return Ok(connection);
                 }
-                Some(reason) => reason,
+                found @ (schema::Found::Rebuild(_) | schema::Found::Refuse(_)) => found,
             },
-            Err(error) => format!("it cannot be opened ({error})"),
+            Err(error) if schema::damaged(&error) => {
+                schema::Found::Rebuild(format!("SQLite cannot open it ({error})"))
+            }
+            Err(error) => return Err(error.into()),
         };
-        info!(path = %path.display(), %reason,
-              "Control store rebuilt from the topics: the file there is not one this version can use.");
-        remove_database(path)?;
+        match found {
+            schema::Found::Rebuild(reason) => {
+                info!(path = %path.display(), %reason,
+                      "Control store rebuilt from the topics: the file there is not one this version can use.");
+                remove_database(path)?;
+            }
+            schema::Found::Refuse(reason) => {
+                return Err(StoreError::Foreign {
+                    path: path.display().to_string(),
+                    reason,
+                });
+            }
+            schema::Found::Usable => {}
+        }
     } else {
         info!(path = %path.display(), "Control store created; it is filled from the topics.");
     }
@@ -554,6 +565,46 @@ fn open_file(path: &Path) -> Result<Connection, StoreError> {
     connection.execute_batch(FILE_PRAGMAS)?;
     schema::create(&connection)?;
     Ok(connection)
+}
+
+/// Makes the store's directory and takes the lock file beside the store at `path` for this
+/// process's lifetime: two control
+/// instances on one file would store every record twice and overwrite each other's positions.
+fn lock(path: &Path) -> Result<std::fs::File, StoreError> {
+    if let Some(directory) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(directory).map_err(|source| StoreError::File {
+            path: directory.display().to_string(),
+            source,
+        })?;
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| StoreError::File {
+            path: lock_path.display().to_string(),
+            source,
+        })?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::Foreign {
+            path: path.display().to_string(),
+            reason: "another control instance uses it; give each instance its own \
+                     --data-dir or --control-store-path"
+                .to_owned(),
+        }),
+        Err(errno) => Err(StoreError::File {
+            path: lock_path.display().to_string(),
+            source: errno.into(),
+        }),
+    }
 }
 
 /// Deletes a database file and its WAL and shared-memory files.

@@ -36,8 +36,8 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_CHECK: Duration = Duration::from_millis(200);
 /// Most records stored in one transaction.
 const BATCH: usize = 1_000;
-/// How often records past the retention window or the size limit are deleted, and the record
-/// counts exported (counting is a scan of an index).
+/// How often records past the retention window or above the size budget are deleted, and the
+/// store's counts and size exported.
 const TIDY_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What the store keeps.
@@ -470,7 +470,16 @@ fn assign(
                         .add_partition_offset(topic, partition, Offset::Offset(next))
                         .map_err(kafka_error(format!("assign {topic}")))?;
                 }
-                // Never read, deleted by Kafka's retention meanwhile, or a topic made anew.
+                Some(&next) if next > high => {
+                    warn!(%topic, partition, stored = next, end = high,
+                          "The store read further than this partition now goes (a topic made \
+                           anew, or another cluster): it reads the partition again from the \
+                           retention window; the records stored before stay.");
+                    by_time
+                        .add_partition_offset(topic, partition, Offset::Offset(since_ms))
+                        .map_err(kafka_error(format!("assign {topic}")))?;
+                }
+                // Never read, or deleted by Kafka's retention meanwhile.
                 Some(_) | None => {
                     by_time
                         .add_partition_offset(topic, partition, Offset::Offset(since_ms))
@@ -490,7 +499,21 @@ fn assign(
     } else {
         consumer
             .offsets_for_times(by_time.clone(), METADATA_TIMEOUT)
-            .unwrap_or(by_time)
+            .unwrap_or_else(|error| {
+                // Unanswered: read those partitions from their beginning (their entries hold the
+                // time asked for, not an offset).
+                warn!(%error, "Kafka did not say where the retention window starts; the store \
+                      reads those partitions from their beginning.");
+                let mut beginning = TopicPartitionList::new();
+                for element in by_time.elements() {
+                    let _ = beginning.add_partition_offset(
+                        element.topic(),
+                        element.partition(),
+                        Offset::Beginning,
+                    );
+                }
+                beginning
+            })
     };
     for element in found.elements() {
         let offset = match element.offset() {

@@ -131,19 +131,56 @@ pub fn create(connection: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Why an existing file cannot be used as it is: `None` when it is a store of this layout.
-pub fn unusable(connection: &Connection) -> Option<String> {
+/// What to do with an existing database file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    /// A store of this layout: resume it.
+    Usable,
+    /// Ours but unusable (another layout, damaged, or empty): delete it and rebuild, for this
+    /// reason.
+    Rebuild(String),
+    /// Not ours, or unreadable for a reason deleting would not cure (permissions, a lock): leave
+    /// it alone and say why.
+    Refuse(String),
+}
+
+/// Judges the existing file `connection` has open.
+pub fn judge(connection: &Connection) -> Found {
     let pragma = |name: &str| connection.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0));
+    let tables = || {
+        connection.query_row("SELECT count(*) FROM sqlite_schema", [], |row| {
+            row.get::<_, i64>(0)
+        })
+    };
     match (pragma("application_id"), pragma("user_version")) {
-        (Ok(APPLICATION_ID), Ok(LAYOUT)) => None,
-        (Ok(APPLICATION_ID), Ok(layout)) => Some(format!(
+        (Ok(APPLICATION_ID), Ok(LAYOUT)) => Found::Usable,
+        (Ok(APPLICATION_ID), Ok(layout)) => Found::Rebuild(format!(
             "it has layout {layout}, this version of Hookline uses layout {LAYOUT}"
         )),
-        (Ok(other), Ok(_)) => Some(format!(
-            "it is not a Hookline control store (application id {other:#x})"
+        (Ok(0), Ok(0)) if tables().is_ok_and(|count| count == 0) => {
+            Found::Rebuild("it is empty".to_owned())
+        }
+        (Ok(other), Ok(_)) => Found::Refuse(format!(
+            "it is not a Hookline control store (application id {other:#x}); \
+             name another --control-store-path"
         )),
-        (Err(error), _) | (_, Err(error)) => Some(format!("it cannot be read ({error})")),
+        (Err(error), _) | (_, Err(error)) => match damaged(&error) {
+            true => Found::Rebuild(format!("SQLite cannot read it ({error})")),
+            false => Found::Refuse(format!("it cannot be read ({error})")),
+        },
     }
+}
+
+/// Whether SQLite says the file is damaged or not a database at all.
+pub fn damaged(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(failure, _)
+            if matches!(
+                failure.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            )
+    )
 }
 
 /// How an event or delivery id is kept in its column: a canonical UUID (the ids ingest gives)

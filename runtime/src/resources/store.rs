@@ -35,8 +35,9 @@ pub struct ResourceStore {
 
 impl ResourceStore {
     /// Starts reading the resources topic from its beginning in a task of its own, which runs
-    /// until `shutdown`. Returns at once; [`Self::wait_ready`] waits until the topic was read to
-    /// the end it had at start.
+    /// until `shutdown`. Returns once the topic's partitions are assigned (waiting while Kafka
+    /// does not answer); [`Self::wait_ready`] waits until the topic was read to the end it had at
+    /// start.
     pub async fn start(
         settings: &KafkaSettings,
         shutdown: CancellationToken,
