@@ -568,8 +568,8 @@ fn open_file(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Makes the store's directory and takes the lock file beside the store at `path` for this
-/// process's lifetime: two control
-/// instances on one file would store every record twice and overwrite each other's positions.
+/// process's lifetime: two control instances on one file would store every record twice and
+/// overwrite each other's positions.
 fn lock(path: &Path) -> Result<std::fs::File, StoreError> {
     if let Some(directory) = path
         .parent()
