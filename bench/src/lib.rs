@@ -15,7 +15,8 @@
 //! - [`pipeline`]: starting Hookline; [`procs`]: child processes and their CPU and memory.
 //! - [`raw`]: the raw limits; [`machine`]: the machine's description.
 //! - [`report`]: the JSON report and the table; [`chart`]: the SVG chart.
-//! - [`store`]: `hookline-bench store`, control's history store at production volume.
+//! - [`store`]: `hookline-bench store`, control's history store at production volume;
+//!   [`probe`]: control's history API asked during a run with `--control`.
 
 pub mod chart;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod load;
 pub mod machine;
 pub mod monitor;
 pub mod pipeline;
+pub mod probe;
 pub mod procs;
 pub mod raw;
 pub mod receiver;

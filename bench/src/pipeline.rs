@@ -64,6 +64,8 @@ pub struct Pipeline {
     pub ingest_addr: SocketAddr,
     /// Its processes, ingest first.
     pub processes: Vec<Child>,
+    /// Where the control API listens, when a control process runs (`--control`).
+    pub control_addr: Option<SocketAddr>,
     /// The bench-hosted broker, if any; dropping it stops it.
     hosted: Option<EmbeddedKafka>,
 }
@@ -120,6 +122,7 @@ impl Pipeline {
         Ok(Self {
             ingest_addr,
             processes: vec![child],
+            control_addr: None,
             hosted: None,
         })
     }
@@ -129,7 +132,7 @@ impl Pipeline {
         let mut processes = Vec::new();
         let mut ingest = start_role(spec, "ingest", "ingest", flags).await?;
         let ingest_addr = ingest
-            .ingest
+            .listening
             .take()
             .context("ingest did not say where it listens")?;
         processes.push(ingest.child);
@@ -141,12 +144,20 @@ impl Pipeline {
             let name = format!("dispatcher-{index}");
             processes.push(start_role(spec, "dispatcher", &name, flags).await?.child);
         }
+        let mut control_addr = None;
         if spec.control {
-            processes.push(start_role(spec, "control", "control", flags).await?.child);
+            let control = start_role(spec, "control", "control", flags).await?;
+            control_addr = Some(
+                control
+                    .listening
+                    .context("control did not say where it listens")?,
+            );
+            processes.push(control.child);
         }
         Ok(Self {
             ingest_addr,
             processes,
+            control_addr,
             hosted: None,
         })
     }
@@ -231,8 +242,12 @@ pub(crate) async fn apply(spec: &PipelineSpec, flags: &[String]) -> anyhow::Resu
 
 pub(crate) struct Started {
     pub(crate) child: Child,
-    ingest: Option<SocketAddr>,
+    /// Where ingest or control listens.
+    listening: Option<SocketAddr>,
 }
+
+/// The token the bench's control process accepts.
+pub const CONTROL_TOKEN: &str = "bench-control-token";
 
 /// Starts one role and waits until its `/readyz` answers 200.
 pub(crate) async fn start_role(
@@ -262,31 +277,39 @@ pub(crate) async fn start_role(
         }
         "control" => {
             command
-                .args(["--control-addr", "127.0.0.1:0", "--data-dir"])
+                .args([
+                    "--control-addr",
+                    "127.0.0.1:0",
+                    "--control-token",
+                    CONTROL_TOKEN,
+                ])
+                .arg("--data-dir")
                 .arg(spec.log_dir.join("data"));
         }
         _ => {}
     }
     let log = spec.log_dir.join(format!("hookline-{name}.log"));
     let mut child = Child::spawn(name, command, &log).await?;
-    let wants_ingest = role == "ingest";
-    let (mut admin, mut ingest) = (None, None);
+    let listens = matches!(role, "ingest" | "control");
+    let (mut admin, mut listening) = (None, None);
     child
         .wait_for(READY_TIMEOUT, |line| {
             let entry: serde_json::Value = serde_json::from_str(line).ok()?;
             let address = |field: &str| entry.get(field)?.as_str()?.parse::<SocketAddr>().ok();
             match entry.get("message").and_then(serde_json::Value::as_str) {
                 Some("Hookline started.") => admin = address("admin"),
-                Some("Ingest listening.") => ingest = address("addr"),
+                Some("Ingest listening." | "Control API listening.") => {
+                    listening = address("addr");
+                }
                 _ => {}
             }
-            (admin.is_some() && (ingest.is_some() || !wants_ingest)).then_some(())
+            (admin.is_some() && (listening.is_some() || !listens)).then_some(())
         })
         .await?;
     child.detach_output();
     let admin = admin.context("no admin address")?;
     wait_ready(admin, name, &child.log).await?;
-    Ok(Started { child, ingest })
+    Ok(Started { child, listening })
 }
 
 /// Polls `GET /readyz` until it answers 200.

@@ -126,6 +126,10 @@ pub struct Phase {
     pub fell_behind: bool,
     /// Expected deliveries still missing after the drain that followed.
     pub missing_after_drain: u64,
+    /// With `--control`: control's history API asked during the window, by question.
+    pub control_queries: Vec<(String, Percentiles)>,
+    /// With `--control`: answers of control's history API other than 200 during the window.
+    pub control_query_failures: u64,
 }
 
 /// CPU and memory of one process over a window.
@@ -345,6 +349,37 @@ impl Report {
                 out,
                 "  {:<18} {:>7.1} s of CPU in the window",
                 "other processes", phase.other_cpu_seconds
+            );
+        }
+        for phase in self
+            .phases
+            .iter()
+            .filter(|phase| !phase.control_queries.is_empty())
+        {
+            let _ = writeln!(
+                out,
+                "\nduring '{}' ({:.0} events/s accepted): CPU s per 1,000 events, peak RSS; \
+                 control's history API",
+                phase.name, phase.accepted_per_second
+            );
+            for process in &phase.processes {
+                let _ = writeln!(
+                    out,
+                    "  {:<18} {:>7.3} s {:>8.1} MB",
+                    process.name, process.cpu_seconds_per_1000_events, process.peak_rss_mb
+                );
+            }
+            for (question, latency) in &phase.control_queries {
+                let _ = writeln!(
+                    out,
+                    "  {:<44} p50 {:>6.1} ms  p90 {:>6.1} ms  p99 {:>6.1} ms  ({} asked)",
+                    question, latency.p50_ms, latency.p90_ms, latency.p99_ms, latency.count
+                );
+            }
+            let _ = writeln!(
+                out,
+                "  answers other than 200: {}",
+                phase.control_query_failures
             );
         }
         if !self.scale.is_empty() {

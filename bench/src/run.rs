@@ -427,6 +427,12 @@ async fn measure(
     let counts_before = context.monitor.counts();
     let start_us = now_us();
     context.monitor.phase(name, context.plan.window, mode);
+    let probing = pipeline.control_addr.map(|addr| {
+        tokio::spawn(crate::probe::run(
+            addr,
+            std::time::Instant::now() + context.plan.window,
+        ))
+    });
     let result = load::run(
         load(context.plan.window),
         context.generator.clone(),
@@ -434,6 +440,10 @@ async fn measure(
         context.monitor.gate(),
     )
     .await?;
+    let (control_queries, control_query_failures) = match probing {
+        Some(probing) => probing.await?,
+        None => (Vec::new(), 0),
+    };
     let end_us = now_us();
     let counts_after = context.monitor.counts();
     let usage_after = usages(context, pipeline);
@@ -487,6 +497,8 @@ async fn measure(
         other_cpu_seconds: (busy - ours).max(0.0),
         fell_behind: result.stopped,
         missing_after_drain: missing,
+        control_queries,
+        control_query_failures,
     };
     eprintln!(
         "{name}: {} events/s accepted, {} deliveries/s{}",
