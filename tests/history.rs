@@ -60,6 +60,41 @@ impl Api {
     }
 }
 
+/// Writes event `id` of source `app`, received at `received_at`, straight to the events topic, as
+/// a producer that skips ingest would.
+async fn write_event(settings: &hookline_runtime::KafkaSettings, id: &str, received_at: &str) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+
+    let producer = hookline_runtime::kafka::create_producer(
+        &hookline_runtime::kafka::producer_config(settings, "test"),
+    )
+    .unwrap();
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "hookline-source",
+            value: Some("app"),
+        })
+        .insert(Header {
+            key: "hookline-event-id",
+            value: Some(id),
+        })
+        .insert(Header {
+            key: "hookline-received-at",
+            value: Some(received_at),
+        });
+    producer
+        .send(
+            FutureRecord::to(&settings.topics().events())
+                .key("app")
+                .payload(r#"{"type": "user.deleted"}"#)
+                .headers(headers),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+}
+
 fn items(page: &Value) -> &Vec<Value> {
     page["items"].as_array().unwrap()
 }
@@ -507,9 +542,6 @@ async fn an_event_that_failed_a_template_is_replayed_after_the_trigger_is_fixed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_control_instance_rebuilds_the_store_from_the_topics_within_the_retention() {
-    use rdkafka::message::{Header, OwnedHeaders};
-    use rdkafka::producer::FutureRecord;
-
     let World {
         kafka: _kafka,
         settings,
@@ -524,33 +556,7 @@ async fn a_new_control_instance_rebuilds_the_store_from_the_topics_within_the_re
     .await;
     // An event received long before the retention window (7 days by default), written straight
     // to Kafka.
-    let producer = hookline_runtime::kafka::create_producer(
-        &hookline_runtime::kafka::producer_config(&settings, "test"),
-    )
-    .unwrap();
-    let old = OwnedHeaders::new()
-        .insert(Header {
-            key: "hookline-source",
-            value: Some("app"),
-        })
-        .insert(Header {
-            key: "hookline-event-id",
-            value: Some("old-event"),
-        })
-        .insert(Header {
-            key: "hookline-received-at",
-            value: Some("2020-01-01T00:00:00Z"),
-        });
-    producer
-        .send(
-            FutureRecord::to(&settings.topics().events())
-                .key("app")
-                .payload(r#"{"type": "user.deleted"}"#)
-                .headers(old),
-            std::time::Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
+    write_event(&settings, "old-event", "2020-01-01T00:00:00Z").await;
     pipeline.stop().await.unwrap();
 
     let fresh = Stages::control_only().start(&settings).await;
@@ -586,9 +592,6 @@ async fn a_new_control_instance_rebuilds_the_store_from_the_topics_within_the_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_control_resumes_its_store_file_where_it_stopped() {
-    use rdkafka::message::{Header, OwnedHeaders};
-    use rdkafka::producer::FutureRecord;
-
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("control").join("history.sqlite3");
     let World {
@@ -611,34 +614,12 @@ async fn a_restarted_control_resumes_its_store_file_where_it_stopped() {
     assert!(path.exists(), "the store is a file");
 
     // While control is down, one more event arrives.
-    let producer = hookline_runtime::kafka::create_producer(
-        &hookline_runtime::kafka::producer_config(&settings, "test"),
+    write_event(
+        &settings,
+        "while-away",
+        &hookline_runtime::time::now_rfc3339(),
     )
-    .unwrap();
-    let now = hookline_runtime::time::now_rfc3339();
-    let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "hookline-source",
-            value: Some("app"),
-        })
-        .insert(Header {
-            key: "hookline-event-id",
-            value: Some("while-away"),
-        })
-        .insert(Header {
-            key: "hookline-received-at",
-            value: Some(now.as_str()),
-        });
-    producer
-        .send(
-            FutureRecord::to(&settings.topics().events())
-                .key("app")
-                .payload(r#"{"type": "user.deleted"}"#)
-                .headers(headers),
-            std::time::Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
+    .await;
 
     let restarted = Stages::control_only()
         .control_store_at(&path)

@@ -9,7 +9,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::stages::{Stages, accepted_id, apply, post, resources, signup};
+use harness::stages::{Stages, accepted_id, apply, metric, post, resources, signup};
 use harness::{TestKafka, TestReceiver, eventually};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
@@ -91,19 +91,9 @@ async fn readyz_says_not_ready_while_kafka_is_unreachable_and_ready_once_it_is_b
         let response = reqwest::get(format!("http://{admin}/readyz")).await.ok()?;
         Some((response.status().as_u16(), response.text().await.ok()?))
     };
-    let reachable = || async move {
-        let text = reqwest::get(format!("http://{admin}/metrics"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        text.lines()
-            .find_map(|line| line.strip_prefix("hookline_kafka_reachable "))
-            .map(str::to_owned)
-    };
+    let reachable = || metric(&pipeline, "hookline_kafka_reachable");
     eventually("ready with Kafka there", || async {
-        (readyz().await?.0 == 200 && reachable().await? == "1").then_some(())
+        (readyz().await?.0 == 200 && reachable().await? == 1.0).then_some(())
     })
     .await;
 
@@ -111,14 +101,14 @@ async fn readyz_says_not_ready_while_kafka_is_unreachable_and_ready_once_it_is_b
     broker.cluster().broker_down(1).unwrap();
     let (_, body) = eventually("not ready while Kafka is away", || async {
         let answer = readyz().await?;
-        (answer.0 == 503 && reachable().await? == "0").then_some(answer)
+        (answer.0 == 503 && reachable().await? == 0.0).then_some(answer)
     })
     .await;
     assert!(body.contains("kafka"), "{body}");
 
     broker.cluster().broker_up(1).unwrap();
     eventually("ready again once Kafka is back", || async {
-        (readyz().await?.0 == 200 && reachable().await? == "1").then_some(())
+        (readyz().await?.0 == 200 && reachable().await? == 1.0).then_some(())
     })
     .await;
     pipeline.stop().await.unwrap();
