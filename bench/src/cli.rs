@@ -110,6 +110,11 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "smoke")]
     pub control: bool,
 
+    /// With `--control`, do not ask its history API during the phases (to measure what following
+    /// the topics alone costs it).
+    #[arg(long, requires = "control")]
+    pub no_control_queries: bool,
+
     /// Most events accepted but not yet delivered in the closed loop; the generator waits while
     /// there are more. It keeps the embedded broker under its ~5 MB per partition (beyond which
     /// it drops records) and makes the maximum a sustained one.

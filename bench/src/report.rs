@@ -351,11 +351,12 @@ impl Report {
                 "other processes", phase.other_cpu_seconds
             );
         }
-        for phase in self
-            .phases
-            .iter()
-            .filter(|phase| !phase.control_queries.is_empty())
-        {
+        for phase in self.phases.iter().filter(|phase| {
+            phase
+                .processes
+                .iter()
+                .any(|process| process.name == "control")
+        }) {
             let _ = writeln!(
                 out,
                 "\nduring '{}' ({:.0} events/s accepted): CPU s per 1,000 events, peak RSS; \

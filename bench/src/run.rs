@@ -427,7 +427,10 @@ async fn measure(
     let counts_before = context.monitor.counts();
     let start_us = now_us();
     context.monitor.phase(name, context.plan.window, mode);
-    let probing = pipeline.control_addr.map(|addr| {
+    let probed = pipeline
+        .control_addr
+        .filter(|_| !context.args.no_control_queries);
+    let probing = probed.map(|addr| {
         tokio::spawn(crate::probe::run(
             addr,
             std::time::Instant::now() + context.plan.window,

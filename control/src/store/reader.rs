@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::FutureExt as _;
 use hookline_runtime::{Error, KafkaSettings, kafka};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
@@ -36,6 +35,9 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_CHECK: Duration = Duration::from_millis(200);
 /// Most records stored in one transaction.
 const BATCH: usize = 1_000;
+/// How long records are gathered into one transaction after the first arrives: what the
+/// history lags behind the topics, at most, besides the writing itself.
+const GATHER: Duration = Duration::from_millis(100);
 /// How often records past the retention window or above the size budget are deleted, and the
 /// store's counts and size exported.
 const TIDY_INTERVAL: Duration = Duration::from_secs(5);
@@ -254,11 +256,14 @@ impl Reader {
             match received {
                 Ok(Ok(message)) => {
                     self.take(&message, &mut batch);
-                    // Whatever else is already here joins the same transaction.
+                    // What arrives within the gathering time joins the same transaction: a
+                    // transaction costs about as much as the records it writes, so a few large
+                    // ones cost far less than many small ones.
+                    let until = tokio::time::Instant::now() + GATHER;
                     while batch.rows.len() < BATCH {
-                        match self.consumer.recv().now_or_never() {
-                            Some(Ok(message)) => self.take(&message, &mut batch),
-                            Some(Err(_)) | None => break,
+                        match tokio::time::timeout_at(until, self.consumer.recv()).await {
+                            Ok(Ok(message)) => self.take(&message, &mut batch),
+                            Ok(Err(_)) | Err(_) => break,
                         }
                     }
                 }
@@ -444,7 +449,16 @@ fn assign(
     since_ms: i64,
     positions: &HashMap<(String, i32), i64>,
 ) -> Result<(StreamConsumer, Ends), Error> {
-    let consumer = kafka::create_consumer(&kafka::reader_config(settings, "control-store"))?;
+    let mut config = kafka::reader_config(settings, "control-store");
+    // History may lag a quarter of a second: fetches then carry many records each, which costs
+    // control and the brokers far less than one small fetch per partition every 100 ms.
+    // (`--kafka-option` settings still win.)
+    for (key, value) in [("fetch.min.bytes", "65536"), ("fetch.wait.max.ms", "250")] {
+        if !settings.options.iter().any(|(set, _)| set == key) {
+            config.set(key, value);
+        }
+    }
+    let consumer = kafka::create_consumer(&config)?;
     let kafka_error = |context: String| move |source| Error::Kafka { context, source };
     let mut assignment = TopicPartitionList::new();
     let mut by_time = TopicPartitionList::new();
