@@ -21,11 +21,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hookline_runtime::observe::{ConsumerMetrics, ObservedContext};
+use hookline_runtime::observe::ConsumerMetrics;
 use hookline_runtime::resources::ResourceStore;
 use hookline_runtime::{KafkaSettings, kafka, produce};
 use hookline_schemas::ResourceId;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -160,7 +160,7 @@ struct Pending {
 
 /// Reads the held topic and releases the jobs of destinations that are not paused.
 pub struct Releaser {
-    consumer: StreamConsumer<ObservedContext>,
+    consumer: kafka::GroupConsumer,
     /// Asks the brokers where partitions end (see [`PROBE_INTERVAL`]); in no group.
     prober: Arc<BaseConsumer>,
     producer: FutureProducer,

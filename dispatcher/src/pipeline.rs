@@ -56,8 +56,8 @@ pub const RETRY_ROLE: &str = "dispatcher-retry";
 /// A dispatcher, built and ready to run.
 pub struct Dispatcher {
     settings: KafkaSettings,
-    consumer: StreamConsumer<ObservedContext>,
-    retry_consumer: StreamConsumer<ObservedContext>,
+    consumer: kafka::GroupConsumer,
+    retry_consumer: kafka::GroupConsumer,
     releaser: Releaser,
     shared: Arc<Shared>,
 }

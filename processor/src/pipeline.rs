@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hookline_runtime::consume::{self, Settled};
-use hookline_runtime::observe::{ConsumerMetrics, ObservedContext};
+use hookline_runtime::observe::ConsumerMetrics;
 use hookline_runtime::resources::{ResourceSet, ResourceStore};
 use hookline_runtime::{KafkaSettings, kafka, produce};
 use hookline_schemas::{
@@ -21,7 +21,7 @@ use hookline_schemas::{
 };
 use prometheus::Registry;
 use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -43,7 +43,7 @@ pub const ROLE: &str = "processor";
 pub struct Processor {
     config: Config,
     store: ResourceStore,
-    consumer: StreamConsumer<ObservedContext>,
+    consumer: kafka::GroupConsumer,
     producer: FutureProducer,
     events_topic: String,
     deliveries_topic: String,

@@ -4,6 +4,10 @@
 //! exactly once. Consumers never store an offset by themselves: a stage stores it only after the
 //! work the record caused was acknowledged, and librdkafka commits what was stored.
 
+use std::ops::Deref;
+use std::sync::mpsc;
+use std::time::Duration;
+
 use rdkafka::ClientConfig;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::FutureProducer;
@@ -115,7 +119,7 @@ pub fn group_consumer(
     settings: &KafkaSettings,
     role: &str,
     metrics: &ConsumerMetrics,
-) -> Result<StreamConsumer<ObservedContext>, Error> {
+) -> Result<GroupConsumer, Error> {
     group_consumer_with(settings, role, metrics, &[])
 }
 
@@ -128,7 +132,7 @@ pub fn group_consumer_with(
     role: &str,
     metrics: &ConsumerMetrics,
     overrides: &[(&str, &str)],
-) -> Result<StreamConsumer<ObservedContext>, Error> {
+) -> Result<GroupConsumer, Error> {
     let group = group_id(settings, role);
     let mut config = consumer_config(settings, role, &group);
     for (key, value) in overrides {
@@ -138,9 +142,72 @@ pub fn group_consumer_with(
         "statistics.interval.ms",
         crate::observe::STATISTICS_INTERVAL_MS.to_string(),
     );
-    config
+    let consumer = config
         .create_with_context(metrics.context(&group))
-        .map_err(Error::ClientConfig)
+        .map_err(Error::ClientConfig)?;
+    Ok(GroupConsumer {
+        consumer: Some(consumer),
+        group,
+    })
+}
+
+/// How long dropping a [`GroupConsumer`] waits for it to leave its group.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_millis(SESSION_TIMEOUT_MS as u64);
+
+/// A consumer in a group, closed within [`CLOSE_TIMEOUT`] when dropped.
+///
+/// Closing leaves the group: librdkafka revokes the partitions through the rebalance callback,
+/// which assigns through the group's own queue. When the group has already terminated (seen after
+/// a broker outage), that request is never answered and the close waits forever
+/// (librdkafka issues 4041 and 4884), so a role told to stop would never exit. The close runs on
+/// a thread of its own; if it is not done in time the role goes on without it: offsets were
+/// committed before, and the group hands the partitions on after its session timeout.
+pub struct GroupConsumer {
+    consumer: Option<StreamConsumer<ObservedContext>>,
+    group: String,
+}
+
+impl Deref for GroupConsumer {
+    type Target = StreamConsumer<ObservedContext>;
+
+    fn deref(&self) -> &Self::Target {
+        self.consumer
+            .as_ref()
+            .expect("a group consumer is only taken when dropped")
+    }
+}
+
+impl Drop for GroupConsumer {
+    fn drop(&mut self) {
+        let Some(consumer) = self.consumer.take() else {
+            return;
+        };
+        if !drop_within(consumer, CLOSE_TIMEOUT) {
+            tracing::warn!(
+                group = %self.group,
+                timeout_s = CLOSE_TIMEOUT.as_secs(),
+                "The Kafka consumer did not leave its group in time; stopping without it. Its \
+                 partitions move to other instances after the group's session timeout."
+            );
+        }
+    }
+}
+
+/// Drops `value` on a thread of its own and waits at most `bound` for that to finish; `false`
+/// when it did not (the thread is left to finish, or to end with the process).
+fn drop_within<T: Send + 'static>(value: T, bound: Duration) -> bool {
+    let (done, dropped) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("kafka-close".to_owned())
+        .spawn(move || {
+            drop(value);
+            let _ = done.send(());
+        });
+    match spawned {
+        Ok(_) => dropped.recv_timeout(bound).is_ok(),
+        // No thread to be had: the closure, and with it the value, was dropped here already.
+        Err(_) => true,
+    }
 }
 
 /// The consumer group of a role: `<topic prefix><role>`, so installations sharing a cluster
@@ -215,5 +282,32 @@ mod tests {
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(config.get("group.id"), Some("hookline.processor"));
         assert_eq!(config.get("group.protocol"), Some("consumer"));
+    }
+
+    /// A value whose drop never ends, as a consumer's close after its group terminated.
+    struct Stuck(mpsc::Receiver<()>);
+
+    impl Drop for Stuck {
+        fn drop(&mut self) {
+            // Waits for a message no one sends, until the sender is dropped.
+            let _ = self.0.recv();
+        }
+    }
+
+    #[test]
+    fn a_drop_that_never_ends_is_left_behind_after_the_bound() {
+        let (keep, never) = mpsc::channel::<()>();
+        let started = std::time::Instant::now();
+        assert!(!drop_within(Stuck(never), Duration::from_millis(50)));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // The sender dropped ends the stuck drop, so the test leaves no thread behind.
+        drop(keep);
+    }
+
+    #[test]
+    fn a_drop_that_ends_is_waited_for() {
+        let (keep, never) = mpsc::channel::<()>();
+        drop(keep);
+        assert!(drop_within(Stuck(never), Duration::from_secs(60)));
     }
 }
