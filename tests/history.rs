@@ -690,3 +690,85 @@ async fn two_control_instances_each_keep_a_whole_history() {
     second.stop().await.unwrap();
     pipeline.stop().await.unwrap();
 }
+
+/// The test PostgreSQL server (`scripts/postgres-local start`), if there is one; with
+/// `HOOKLINE_TEST_POSTGRES_REQUIRED` set (CI), a missing one fails the test.
+fn test_postgres() -> Option<String> {
+    match std::env::var("HOOKLINE_TEST_POSTGRES") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        Ok(_) | Err(_) => {
+            assert!(
+                std::env::var_os("HOOKLINE_TEST_POSTGRES_REQUIRED").is_none(),
+                "HOOKLINE_TEST_POSTGRES_REQUIRED is set but HOOKLINE_TEST_POSTGRES names no server"
+            );
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_instances_share_one_postgres_store_and_a_new_one_resumes_it() {
+    let Some(url) = test_postgres() else {
+        eprintln!("No HOOKLINE_TEST_POSTGRES: the PostgreSQL store is not tested here.");
+        return;
+    };
+    let schema = format!("it_{}", uuid::Uuid::new_v4().simple());
+    let World {
+        kafka: _kafka,
+        settings,
+        receiver: _receiver,
+        pipeline,
+    } = Stages::all()
+        .with_control()
+        .control_store_in_postgres(&url, &schema)
+        .world()
+        .await;
+    let second = Stages::control_only()
+        .control_store_in_postgres(&url, &schema)
+        .start(&settings)
+        .await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(accepted_id(post(&pipeline, signup(n)).await).await);
+    }
+    for instance in [&pipeline, &second] {
+        let api = Api::of(instance);
+        for id in &ids {
+            api.get_until(&format!("/api/v1/events/{id}"), |body| {
+                body["deliveries"][0]["status"] == "delivered"
+            })
+            .await;
+        }
+    }
+    // Both instances offered every record; the shared store kept each once.
+    for instance in [&pipeline, &second] {
+        let metrics = loaded_store_metrics(instance, 3).await;
+        assert!(
+            metrics.contains("hookline_control_store_records{record=\"match\"} 3\n"),
+            "{metrics}"
+        );
+    }
+    second.stop().await.unwrap();
+    pipeline.stop().await.unwrap();
+
+    // While no control runs, one more event arrives; a new instance resumes the shared store.
+    write_event(
+        &settings,
+        "while-away",
+        &hookline_runtime::time::now_rfc3339(),
+    )
+    .await;
+    let resumed = Stages::control_only()
+        .control_store_in_postgres(&url, &schema)
+        .start(&settings)
+        .await;
+    let api = Api::of(&resumed);
+    let journey = api.get(&format!("/api/v1/events/{}", ids[0])).await;
+    assert_eq!(journey["deliveries"][0]["status"], "delivered");
+    api.get_until("/api/v1/events/while-away", |body| {
+        body["payload"]["type"] == "user.deleted"
+    })
+    .await;
+    loaded_store_metrics(&resumed, 4).await;
+    resumed.stop().await.unwrap();
+}

@@ -147,6 +147,24 @@ pub struct Config {
     )]
     pub store_memory: bool,
 
+    /// Keep the store in PostgreSQL, shared by every control instance given the same database:
+    /// a libpq URL or key=value settings (`postgres://user:password@host/db?sslmode=require`).
+    #[arg(
+        long = "control-store-postgres",
+        env = "HOOKLINE_CONTROL_STORE_POSTGRES",
+        hide_env_values = true,
+        conflicts_with_all = ["store_path", "store_memory"]
+    )]
+    pub store_postgres: Option<String>,
+
+    /// The PostgreSQL schema of the store's tables (made when missing).
+    #[arg(
+        long = "control-store-postgres-schema",
+        env = "HOOKLINE_CONTROL_STORE_POSTGRES_SCHEMA",
+        default_value = "hookline"
+    )]
+    pub store_postgres_schema: String,
+
     /// How long `POST /api/v1/destinations/{id}/test` waits for the attempt, in milliseconds;
     /// after that it answers 202 with the delivery id to look up later.
     #[arg(
@@ -191,6 +209,8 @@ impl Default for Config {
             data_dir: PathBuf::from("hookline-data"),
             store_path: None,
             store_memory: false,
+            store_postgres: None,
+            store_postgres_schema: "hookline".to_owned(),
             test_timeout_ms: 20_000,
             max_replay: 10_000,
         }
@@ -227,6 +247,12 @@ impl Config {
     pub fn store_location(&self) -> Location {
         if self.store_memory {
             return Location::Memory;
+        }
+        if let Some(url) = &self.store_postgres {
+            return Location::Postgres {
+                url: url.clone(),
+                schema: self.store_postgres_schema.clone(),
+            };
         }
         Location::File(
             self.store_path

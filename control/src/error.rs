@@ -106,6 +106,9 @@ pub enum ApiError {
     /// The write was acknowledged but this process has not read it back in time.
     #[error("the change was written but is not visible here yet; read it again shortly")]
     NotVisible,
+    /// The store's database (PostgreSQL) does not answer.
+    #[error("the history store's database does not answer; retry shortly")]
+    StoreUnavailable,
     /// Something this API cannot explain to the client; logged.
     #[error("internal error")]
     Internal(&'static str),
@@ -135,6 +138,7 @@ impl ApiError {
             Self::NotReady | Self::StoreNotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
             Self::NotVisible => (StatusCode::SERVICE_UNAVAILABLE, "not_visible_yet"),
+            Self::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

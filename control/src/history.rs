@@ -74,8 +74,13 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/dead-letters/discard", post(crate::replay::discard))
 }
 
-/// The JSON of a store failure: logged, and a 500 without internals.
+/// The JSON of a store failure: logged, and a 500 without internals; a 503 when the store's
+/// database (PostgreSQL) does not answer, which passes.
 pub fn store_failed(error: StoreError) -> ApiError {
+    if error.is_transient() {
+        tracing::warn!(%error, "Control store query failed: its database does not answer.");
+        return ApiError::StoreUnavailable;
+    }
     error!(%error, "Control store query failed.");
     ApiError::Internal("the store failed")
 }

@@ -135,6 +135,16 @@ impl Stages {
         self
     }
 
+    /// With control's store in this PostgreSQL database and schema instead of memory.
+    pub fn control_store_in_postgres(mut self, url: &str, schema: &str) -> Self {
+        if let Some(control) = &mut self.control {
+            control.store_memory = false;
+            control.store_postgres = Some(url.to_owned());
+            control.store_postgres_schema = schema.to_owned();
+        }
+        self
+    }
+
     /// Only ingest and the control API: enough to manage sources and post to them.
     pub fn ingest_and_control() -> Self {
         Self {

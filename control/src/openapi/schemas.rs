@@ -197,7 +197,7 @@ fn error_schema() -> Value {
                 "type": "object",
                 "required": ["code", "message"],
                 "properties": {
-                    "code": {"type": "string", "description": "Stable: unauthorized, read_only, not_found, method_not_allowed, invalid_json, invalid_query, invalid_path, unsupported_media_type, payload_too_large, invalid, conflict, already_exists, precondition_failed, not_ready, broker_unavailable, not_visible_yet, internal."},
+                    "code": {"type": "string", "description": "Stable: unauthorized, read_only, not_found, method_not_allowed, invalid_json, invalid_query, invalid_path, unsupported_media_type, payload_too_large, invalid, conflict, already_exists, precondition_failed, not_ready, broker_unavailable, not_visible_yet, store_unavailable, internal."},
                     "message": {"type": "string"},
                     "problems": {
                         "type": "array",

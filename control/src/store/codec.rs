@@ -75,23 +75,13 @@ enum Packer {
 }
 
 impl Codec {
-    /// A codec with the dictionaries stored in the database of `connection`.
-    pub fn load(connection: &Connection) -> Result<Self, StoreError> {
+    /// A codec with the dictionaries stored in `table`.
+    pub fn load(table: &mut dyn Dictionaries) -> Result<Self, StoreError> {
         let codec = Self {
             packing: Mutex::new(HashMap::new()),
             dictionaries: RwLock::new(HashMap::new()),
         };
-        let mut statement =
-            connection.prepare("SELECT id, family, bytes FROM dictionaries ORDER BY rowid")?;
-        let stored = statement
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, Vec<u8>>(2)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+        let stored = table.stored()?;
         let families: Vec<Family> = RecordKind::ALL
             .into_iter()
             .map(Family::Doc)
@@ -127,10 +117,10 @@ impl Codec {
     }
 
     /// `bytes` of `family` as one zstd frame. May train the family's dictionary and store it
-    /// through `connection` (the writer's, in the transaction of the records being stored).
+    /// in `table` (the writer's, in the transaction of the records being stored).
     pub fn pack(
         &self,
-        connection: &Connection,
+        table: &mut dyn Dictionaries,
         family: Family,
         bytes: &[u8],
     ) -> Result<Vec<u8>, StoreError> {
@@ -161,7 +151,7 @@ impl Codec {
         let Some(Packer::Collecting { samples, .. }) = packing.remove(&family) else {
             return Ok(frame);
         };
-        let trained = self.train(connection, family, &samples)?;
+        let trained = self.train(table, family, &samples)?;
         packing.insert(family, trained);
         Ok(frame)
     }
@@ -170,7 +160,7 @@ impl Codec {
     /// learn, packs that family without one.
     fn train(
         &self,
-        connection: &Connection,
+        table: &mut dyn Dictionaries,
         family: Family,
         samples: &[Vec<u8>],
     ) -> Result<Packer, StoreError> {
@@ -189,22 +179,11 @@ impl Codec {
         let Some(id) = zstd::zstd_safe::get_dict_id(&dictionary) else {
             return plain();
         };
-        let taken = connection
-            .query_row(
-                "SELECT 1 FROM dictionaries WHERE id = ?1",
-                [i64::from(id.get())],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        if taken {
+        if table.exists(i64::from(id.get()))? {
             // Ids are random; a second dictionary under an id in use could not be told apart.
             return plain();
         }
-        connection.execute(
-            "INSERT INTO dictionaries (id, family, bytes) VALUES (?1, ?2, ?3)",
-            params![i64::from(id.get()), family.name(), dictionary],
-        )?;
+        table.add(i64::from(id.get()), &family.name(), &dictionary)?;
         self.remember(id.get(), &dictionary);
         info!(
             family = family.name(),
@@ -216,10 +195,13 @@ impl Codec {
         ))
     }
 
-    /// The bytes of a frame [`Self::pack`] made; its dictionary is read through `connection`
-    /// when this codec has not seen it yet (another process's, or one stored by the writer
-    /// since).
-    pub fn unpack(&self, connection: &Connection, frame: &[u8]) -> Result<Vec<u8>, StoreError> {
+    /// The bytes of a frame [`Self::pack`] made; its dictionary is read from `table` when this
+    /// codec has not seen it yet (another process's, or one stored by the writer since).
+    pub fn unpack(
+        &self,
+        table: &mut dyn Dictionaries,
+        frame: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
         let corrupt = |what: &str| {
             StoreError::Codec(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -247,13 +229,8 @@ impl Codec {
         let dictionary = match known {
             Some(dictionary) => dictionary,
             None => {
-                let bytes: Vec<u8> = connection
-                    .query_row(
-                        "SELECT bytes FROM dictionaries WHERE id = ?1",
-                        [i64::from(id.get())],
-                        |row| row.get(0),
-                    )
-                    .optional()?
+                let bytes = table
+                    .bytes(i64::from(id.get()))?
                     .ok_or_else(|| corrupt("its dictionary is missing"))?;
                 self.remember(id.get(), &bytes);
                 Arc::new(DecoderDictionary::copy(&bytes))
@@ -262,6 +239,62 @@ impl Codec {
         Decompressor::with_prepared_dictionary(&dictionary)
             .and_then(|mut decompressor| decompressor.decompress(frame, size))
             .map_err(StoreError::Codec)
+    }
+}
+
+/// Where a store keeps its compression dictionaries: its `dictionaries` table, seen through one
+/// connection (SQLite's, or PostgreSQL's in [`super::postgres`]).
+pub trait Dictionaries {
+    /// Every stored dictionary, oldest first: (id, family name, bytes).
+    fn stored(&mut self) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError>;
+    /// Whether a dictionary has this id.
+    fn exists(&mut self, id: i64) -> Result<bool, StoreError>;
+    /// Stores a dictionary (one stored meanwhile under the same id, by another control instance
+    /// sharing the store, is kept).
+    fn add(&mut self, id: i64, family: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// The bytes of the dictionary with this id.
+    fn bytes(&mut self, id: i64) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// The dictionaries of a SQLite store.
+pub struct SqliteDictionaries<'a>(pub &'a Connection);
+
+impl Dictionaries for SqliteDictionaries<'_> {
+    fn stored(&mut self) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+        let mut statement = self
+            .0
+            .prepare("SELECT id, family, bytes FROM dictionaries ORDER BY rowid")?;
+        let stored = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(stored)
+    }
+
+    fn exists(&mut self, id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .0
+            .query_row("SELECT 1 FROM dictionaries WHERE id = ?1", [id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn add(&mut self, id: i64, family: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT OR IGNORE INTO dictionaries (id, family, bytes) VALUES (?1, ?2, ?3)",
+            params![id, family, bytes],
+        )?;
+        Ok(())
+    }
+
+    fn bytes(&mut self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT bytes FROM dictionaries WHERE id = ?1",
+                [id],
+                |row| row.get(0),
+            )
+            .optional()?)
     }
 }
 
@@ -278,17 +311,24 @@ mod tests {
     #[test]
     fn frames_round_trip_before_and_after_the_dictionary() {
         let connection = database();
-        let codec = Codec::load(&connection).unwrap();
-        let other = Codec::load(&connection).unwrap();
+        let codec = Codec::load(&mut SqliteDictionaries(&connection)).unwrap();
+        let other = Codec::load(&mut SqliteDictionaries(&connection)).unwrap();
         let json = include_bytes!("../../../tests/fixtures/payloads/github-push.json");
-        let plain = codec.pack(&connection, Family::Payload, json).unwrap();
+        let plain = codec
+            .pack(&mut SqliteDictionaries(&connection), Family::Payload, json)
+            .unwrap();
         assert!(
             plain.len() * 2 < json.len(),
             "{} of {}",
             plain.len(),
             json.len()
         );
-        assert_eq!(codec.unpack(&connection, &plain).unwrap(), json);
+        assert_eq!(
+            codec
+                .unpack(&mut SqliteDictionaries(&connection), &plain)
+                .unwrap(),
+            json
+        );
 
         let record = |n: usize| {
             format!(
@@ -300,7 +340,11 @@ mod tests {
         let mut before = 0;
         for n in 0..SAMPLES {
             before = codec
-                .pack(&connection, family, record(n).as_bytes())
+                .pack(
+                    &mut SqliteDictionaries(&connection),
+                    family,
+                    record(n).as_bytes(),
+                )
                 .unwrap()
                 .len();
         }
@@ -309,7 +353,11 @@ mod tests {
             .unwrap();
         assert_eq!(trained, 1);
         let after = codec
-            .pack(&connection, family, record(SAMPLES).as_bytes())
+            .pack(
+                &mut SqliteDictionaries(&connection),
+                family,
+                record(SAMPLES).as_bytes(),
+            )
             .unwrap();
         assert!(
             after.len() * 2 < before,
@@ -318,16 +366,22 @@ mod tests {
         );
         // A codec that has not seen the dictionary reads it from the database.
         assert_eq!(
-            other.unpack(&connection, &after).unwrap(),
-            record(SAMPLES).as_bytes()
-        );
-        assert_eq!(
-            Codec::load(&connection)
-                .unwrap()
-                .unpack(&connection, &after)
+            other
+                .unpack(&mut SqliteDictionaries(&connection), &after)
                 .unwrap(),
             record(SAMPLES).as_bytes()
         );
-        assert!(codec.unpack(&connection, b"not a frame").is_err());
+        assert_eq!(
+            Codec::load(&mut SqliteDictionaries(&connection))
+                .unwrap()
+                .unpack(&mut SqliteDictionaries(&connection), &after)
+                .unwrap(),
+            record(SAMPLES).as_bytes()
+        );
+        assert!(
+            codec
+                .unpack(&mut SqliteDictionaries(&connection), b"not a frame")
+                .is_err()
+        );
     }
 }

@@ -33,10 +33,12 @@ pub mod codec;
 pub mod metrics;
 pub mod origin;
 pub mod page;
+pub mod postgres;
 pub mod query;
 pub mod reader;
 pub mod row;
 pub mod schema;
+pub mod sql;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -47,8 +49,9 @@ use tokio::sync::Semaphore;
 use tracing::info;
 
 pub use activity::{Activities, LastActivity};
-use codec::{Codec, Family};
+use codec::{Codec, Family, SqliteDictionaries};
 pub use row::{Activity, RecordKind, Row};
+pub use sql::Database;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,12 @@ pub enum StoreError {
     /// SQLite refused an operation.
     #[error("store database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// PostgreSQL refused an operation, or could not be reached.
+    #[error("PostgreSQL store error: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// The PostgreSQL store's settings are not usable.
+    #[error("PostgreSQL store: {0}")]
+    PostgresSettings(String),
     /// The database file or its directory could not be made or replaced.
     #[error("cannot prepare the store file {path}: {source}")]
     File {
@@ -79,12 +88,21 @@ pub enum StoreError {
     /// A blocking task of the store panicked.
     #[error("a store task panicked")]
     Panicked,
+    /// The store was told to stop while it waited for its database.
+    #[error("the store stopped while waiting for its database")]
+    Stopped,
 }
 
 impl StoreError {
     /// Whether SQLite found the file damaged: then it is rebuilt at the next start.
     pub fn is_corrupt(&self) -> bool {
         matches!(self, Self::Database(error) if schema::damaged(error))
+    }
+
+    /// Whether the error may pass by itself (PostgreSQL unreachable or restarting): the work
+    /// is tried again rather than given up.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Postgres(error) if postgres::transient(error))
     }
 }
 
@@ -95,6 +113,13 @@ pub enum Location {
     Memory,
     /// In this file, kept across restarts.
     File(PathBuf),
+    /// In a PostgreSQL database, which several control instances may share.
+    Postgres {
+        /// Its connection URL or key=value settings, as libpq takes them.
+        url: String,
+        /// The schema the store's tables are in (made when missing).
+        schema: String,
+    },
 }
 
 /// Connections that answer queries beside the writer (file stores only).
@@ -119,24 +144,70 @@ pub struct Store {
 
 struct Inner {
     codec: Codec,
-    writer: Mutex<Connection>,
-    readers: Option<Readers>,
-    /// The file and its lock, held while the store is open.
-    file: Option<(PathBuf, std::fs::File)>,
+    engine: Engine,
     max_payload_bytes: usize,
 }
 
-/// A few read-only connections, lent one per query.
-struct Readers {
-    idle: Mutex<Vec<Connection>>,
+/// The database the store is kept in.
+enum Engine {
+    Sqlite(Sqlite),
+    Postgres(Box<postgres::Engine>),
+}
+
+/// A store in SQLite: in memory, or in a file.
+struct Sqlite {
+    writer: Mutex<Connection>,
+    readers: Option<Pool<Connection>>,
+    /// The file and its lock, held while the store is open.
+    file: Option<(PathBuf, std::fs::File)>,
+}
+
+impl Sqlite {
+    /// The writer's connection (the only one of a store in memory).
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (statements are atomic).
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A few connections that answer queries, lent one per query.
+pub(crate) struct Pool<C> {
+    idle: Mutex<Vec<C>>,
     free: Arc<Semaphore>,
+}
+
+impl<C> Pool<C> {
+    pub(crate) fn new(connections: Vec<C>) -> Self {
+        let free = Arc::new(Semaphore::new(connections.len()));
+        Self {
+            idle: Mutex::new(connections),
+            free,
+        }
+    }
+
+    /// A pool of `size` connections made when first lent.
+    pub(crate) fn lazy(size: usize) -> Self {
+        Self {
+            idle: Mutex::new(Vec::with_capacity(size)),
+            free: Arc::new(Semaphore::new(size)),
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("file", &self.inner.file.as_ref().map(|(path, _)| path))
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("Store");
+        match &self.inner.engine {
+            Engine::Sqlite(sqlite) => {
+                debug.field("file", &sqlite.file.as_ref().map(|(path, _)| path));
+            }
+            Engine::Postgres(postgres) => {
+                debug.field("postgres_schema", &postgres.schema());
+            }
+        }
+        debug.finish_non_exhaustive()
     }
 }
 
@@ -175,12 +246,25 @@ impl Store {
     /// stopped; a file of another layout, or one SQLite cannot read, is deleted and made anew (and
     /// a log line says why). Payloads above `max_payload_bytes` keep only their first bytes.
     pub fn open(location: &Location, max_payload_bytes: usize) -> Result<Self, StoreError> {
-        let (writer, readers, file) = match location {
+        let sqlite = |writer: Connection, readers, file| -> Result<Self, StoreError> {
+            Ok(Self {
+                inner: Arc::new(Inner {
+                    codec: Codec::load(&mut SqliteDictionaries(&writer))?,
+                    engine: Engine::Sqlite(Sqlite {
+                        writer: Mutex::new(writer),
+                        readers,
+                        file,
+                    }),
+                    max_payload_bytes,
+                }),
+            })
+        };
+        match location {
             Location::Memory => {
                 let connection = Connection::open_in_memory()?;
                 connection.execute_batch(MEMORY_PRAGMAS)?;
                 schema::create(&connection)?;
-                (connection, None, None)
+                sqlite(connection, None, None)
             }
             Location::File(path) => {
                 let held = lock(path)?;
@@ -195,31 +279,19 @@ impl Store {
                         Ok(reader)
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
-                let readers = Readers {
-                    idle: Mutex::new(readers),
-                    free: Arc::new(Semaphore::new(READERS)),
-                };
-                (writer, Some(readers), Some((path.clone(), held)))
+                sqlite(writer, Some(Pool::new(readers)), Some((path.clone(), held)))
             }
-        };
-        Ok(Self {
-            inner: Arc::new(Inner {
-                codec: Codec::load(&writer)?,
-                writer: Mutex::new(writer),
-                readers,
-                file,
-                max_payload_bytes,
-            }),
-        })
-    }
-
-    /// The writer's connection (the only one of a store in memory).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (statements are atomic).
-        self.inner
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            Location::Postgres { url, schema } => {
+                let (engine, codec) = postgres::Engine::open(url, schema, READERS)?;
+                Ok(Self {
+                    inner: Arc::new(Inner {
+                        codec,
+                        engine: Engine::Postgres(Box::new(engine)),
+                        max_payload_bytes,
+                    }),
+                })
+            }
+        }
     }
 
     /// Runs the query `work` off the async workers, on a reader connection when the store has
@@ -230,11 +302,13 @@ impl Store {
         F: FnOnce(&Database<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.clone();
-        let permit = match &self.inner.readers {
-            Some(readers) => Some(
-                readers
-                    .free
-                    .clone()
+        let free = match &self.inner.engine {
+            Engine::Sqlite(sqlite) => sqlite.readers.as_ref().map(|readers| &readers.free),
+            Engine::Postgres(postgres) => Some(&postgres.readers().free),
+        };
+        let permit = match free {
+            Some(free) => Some(
+                free.clone()
                     .acquire_owned()
                     .await
                     .map_err(|_| StoreError::Panicked)?,
@@ -243,12 +317,20 @@ impl Store {
         };
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            match &store.inner.readers {
-                Some(readers) => {
-                    let lent = Lent::take(readers);
-                    work(&store.database(lent.connection()))
+            let codec = &store.inner.codec;
+            match &store.inner.engine {
+                Engine::Sqlite(sqlite) => match &sqlite.readers {
+                    Some(readers) => {
+                        let lent = Lent::take(readers);
+                        work(&Database::sqlite(lent.connection(), codec))
+                    }
+                    None => work(&Database::sqlite(&sqlite.lock(), codec)),
+                },
+                Engine::Postgres(postgres) => {
+                    let mut lent = Lent::take(postgres.readers());
+                    let client = postgres.ready(lent.slot())?;
+                    work(&Database::postgres(client, codec))
                 }
-                None => work(&store.database(&store.lock())),
             }
         })
         .await
@@ -260,13 +342,12 @@ impl Store {
         &self,
         work: impl FnOnce(&Database<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        work(&self.database(&self.lock()))
-    }
-
-    fn database<'a>(&'a self, connection: &'a Connection) -> Database<'a> {
-        Database {
-            connection,
-            codec: &self.inner.codec,
+        let codec = &self.inner.codec;
+        match &self.inner.engine {
+            Engine::Sqlite(sqlite) => work(&Database::sqlite(&sqlite.lock(), codec)),
+            Engine::Postgres(postgres) => {
+                postgres.with_writer(|client| work(&Database::postgres(client, codec)))
+            }
         }
     }
 
@@ -275,7 +356,13 @@ impl Store {
     pub fn insert(&self, rows: &[Row], positions: &[(&str, i32, i64)]) -> Result<(), StoreError> {
         let max_payload = self.inner.max_payload_bytes;
         let codec = &self.inner.codec;
-        let mut connection = self.lock();
+        let sqlite = match &self.inner.engine {
+            Engine::Sqlite(sqlite) => sqlite,
+            Engine::Postgres(postgres) => {
+                return postgres.insert(codec, max_payload, rows, positions);
+            }
+        };
+        let mut connection = sqlite.lock();
         let transaction = connection.transaction()?;
         let mut added: HashMap<RecordKind, i64> = HashMap::new();
         for row in rows {
@@ -285,15 +372,16 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 schema::table(row.kind)
             ))?;
+            let mut dictionaries = SqliteDictionaries(&transaction);
             let payload = row
                 .payload
                 .as_deref()
                 .map(|payload| {
                     let kept = &payload[..payload.len().min(max_payload)];
-                    codec.pack(&transaction, Family::Payload, kept)
+                    codec.pack(&mut dictionaries, Family::Payload, kept)
                 })
                 .transpose()?;
-            let doc = codec.pack(&transaction, Family::Doc(row.kind), row.doc.as_bytes())?;
+            let doc = codec.pack(&mut dictionaries, Family::Doc(row.kind), row.doc.as_bytes())?;
             insert.execute(params![
                 row.partition,
                 row.offset,
@@ -338,7 +426,11 @@ impl Store {
 
     /// The next offset to read of every partition read before: (topic, partition) to offset.
     pub fn positions(&self) -> Result<HashMap<(String, i32), i64>, StoreError> {
-        let connection = self.lock();
+        let sqlite = match &self.inner.engine {
+            Engine::Sqlite(sqlite) => sqlite,
+            Engine::Postgres(postgres) => return postgres.positions(),
+        };
+        let connection = sqlite.lock();
         let mut statement = connection.prepare("SELECT topic, partition, next FROM positions")?;
         let positions = statement
             .query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))?
@@ -348,7 +440,11 @@ impl Store {
 
     /// The last activity of every resource, as stored: (resource, id, activity).
     pub fn activities(&self) -> Result<Vec<(String, String, LastActivity)>, StoreError> {
-        let connection = self.lock();
+        let sqlite = match &self.inner.engine {
+            Engine::Sqlite(sqlite) => sqlite,
+            Engine::Postgres(postgres) => return postgres.activities(),
+        };
+        let connection = sqlite.lock();
         let mut statement =
             connection.prepare("SELECT resource, id, triggered_ms, delivered_ms FROM activity")?;
         let activities = statement
@@ -370,10 +466,14 @@ impl Store {
     /// returns how many. (Records are stored in about the order of their times; one that came
     /// late goes with the records stored around it.)
     pub fn purge(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
+        let sqlite = match &self.inner.engine {
+            Engine::Sqlite(sqlite) => sqlite,
+            Engine::Postgres(postgres) => return postgres.purge(cutoff_ms),
+        };
         let mut deleted = 0;
         for kind in RecordKind::ALL {
             let table = schema::table(kind);
-            let bounds = self.lock().query_row(
+            let bounds = sqlite.lock().query_row(
                 &format!(
                     "SELECT (SELECT seq FROM {table} NOT INDEXED WHERE at_ms >= ?1 ORDER BY seq LIMIT 1),
                             (SELECT max(seq) + 1 FROM {table})"
@@ -382,7 +482,7 @@ impl Store {
                 |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?)),
             )?;
             if let Some(first_kept) = bounds.0.or(bounds.1) {
-                deleted += self.delete_before(kind, first_kept)?;
+                deleted += delete_before(sqlite, kind, first_kept)?;
             }
         }
         Ok(deleted)
@@ -390,10 +490,14 @@ impl Store {
 
     /// Deletes the oldest `fraction` (0 to 1) of each table's records; returns how many.
     pub fn shrink(&self, fraction: f64) -> Result<usize, StoreError> {
+        let sqlite = match &self.inner.engine {
+            Engine::Sqlite(sqlite) => sqlite,
+            Engine::Postgres(postgres) => return postgres.shrink(fraction),
+        };
         let mut deleted = 0;
         for kind in RecordKind::ALL {
             let table = schema::table(kind);
-            let (first, last) = self.lock().query_row(
+            let (first, last) = sqlite.lock().query_row(
                 &format!("SELECT min(seq), max(seq) FROM {table}"),
                 [],
                 |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?)),
@@ -403,37 +507,19 @@ impl Store {
                 // oldest. So the fraction of the range is the fraction of the records.
                 let span = (last - first + 1) as f64;
                 let boundary = first + (span * fraction.clamp(0.0, 1.0)).ceil() as i64;
-                deleted += self.delete_before(kind, boundary)?;
+                deleted += delete_before(sqlite, kind, boundary)?;
             }
         }
         Ok(deleted)
     }
 
-    /// Deletes the records of `kind` stored before `seq`, a chunk per transaction.
-    fn delete_before(&self, kind: RecordKind, seq: i64) -> Result<usize, StoreError> {
-        let table = schema::table(kind);
-        let mut deleted = 0;
-        loop {
-            let mut connection = self.lock();
-            let transaction = connection.transaction()?;
-            let chunk = transaction.execute(
-                &format!(
-                    "DELETE FROM {table} WHERE seq < min(?1, (SELECT min(seq) FROM {table}) + ?2)"
-                ),
-                [seq, DELETE_CHUNK],
-            )?;
-            count(&transaction, kind, -(chunk as i64))?;
-            transaction.commit()?;
-            deleted += chunk;
-            if chunk == 0 {
-                return Ok(deleted);
-            }
-        }
-    }
-
     /// How many records of each kind the store holds.
     pub fn counts(&self) -> Result<Vec<(RecordKind, i64)>, StoreError> {
-        let connection = self.lock();
+        let sqlite = match &self.inner.engine {
+            Engine::Sqlite(sqlite) => sqlite,
+            Engine::Postgres(postgres) => return postgres.counts(),
+        };
+        let connection = sqlite.lock();
         let mut statement =
             connection.prepare_cached("SELECT records FROM counts WHERE kind = ?1")?;
         RecordKind::ALL
@@ -447,7 +533,11 @@ impl Store {
 
     /// The space the store takes.
     pub fn size(&self) -> Result<Size, StoreError> {
-        let connection = self.lock();
+        let sqlite = match &self.inner.engine {
+            Engine::Sqlite(sqlite) => sqlite,
+            Engine::Postgres(postgres) => return postgres.size(),
+        };
+        let connection = sqlite.lock();
         let pragma = |name: &str| {
             connection
                 .query_row(&format!("PRAGMA {name}"), [], |row| row.get::<_, i64>(0))
@@ -465,7 +555,11 @@ impl Store {
     /// The time of the first record each table still holds (in the order they were stored, so
     /// about the oldest), the earliest of them; Unix milliseconds.
     pub fn oldest_ms(&self) -> Result<Option<i64>, StoreError> {
-        let connection = self.lock();
+        let sqlite = match &self.inner.engine {
+            Engine::Sqlite(sqlite) => sqlite,
+            Engine::Postgres(postgres) => return postgres.oldest_ms(),
+        };
+        let connection = sqlite.lock();
         let mut oldest: Option<i64> = None;
         for kind in RecordKind::ALL {
             let first: Option<i64> = connection
@@ -489,32 +583,36 @@ impl Store {
     /// Deletes the database files (a damaged store), so the next start rebuilds it. The open
     /// connections go on working on the deleted file until the process ends.
     pub fn discard(&self) -> Result<(), StoreError> {
-        match &self.inner.file {
-            Some((path, _)) => remove_database(path),
-            None => Ok(()),
+        match &self.inner.engine {
+            Engine::Sqlite(Sqlite {
+                file: Some((path, _)),
+                ..
+            }) => remove_database(path),
+            // Only SQLite says a database is damaged; PostgreSQL keeps its own.
+            Engine::Sqlite(Sqlite { file: None, .. }) | Engine::Postgres(_) => Ok(()),
         }
     }
 }
 
-/// A connection of the store and its codec: what queries run on. Dereferences to the
-/// connection.
-pub struct Database<'a> {
-    connection: &'a Connection,
-    codec: &'a Codec,
-}
-
-impl Database<'_> {
-    /// The bytes of a body the store packed.
-    pub fn unpack(&self, frame: &[u8]) -> Result<Vec<u8>, StoreError> {
-        self.codec.unpack(self.connection, frame)
-    }
-}
-
-impl std::ops::Deref for Database<'_> {
-    type Target = Connection;
-
-    fn deref(&self) -> &Connection {
-        self.connection
+/// Deletes the records of `kind` stored before `seq`, a chunk per transaction.
+fn delete_before(sqlite: &Sqlite, kind: RecordKind, seq: i64) -> Result<usize, StoreError> {
+    let table = schema::table(kind);
+    let mut deleted = 0;
+    loop {
+        let mut connection = sqlite.lock();
+        let transaction = connection.transaction()?;
+        let chunk = transaction.execute(
+            &format!(
+                "DELETE FROM {table} WHERE seq < min(?1, (SELECT min(seq) FROM {table}) + ?2)"
+            ),
+            [seq, DELETE_CHUNK],
+        )?;
+        count(&transaction, kind, -(chunk as i64))?;
+        transaction.commit()?;
+        deleted += chunk;
+        if chunk == 0 {
+            return Ok(deleted);
+        }
     }
 }
 
@@ -630,38 +728,40 @@ fn remove_database(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A reader connection lent to one query; it goes back to the idle ones when dropped, even if
-/// the query panicked.
-struct Lent<'a> {
-    readers: &'a Readers,
-    connection: Option<Connection>,
+/// A connection lent to one query; it goes back to the idle ones when dropped, even if the
+/// query panicked.
+pub(crate) struct Lent<'a, C> {
+    pool: &'a Pool<C>,
+    connection: Option<C>,
 }
 
-impl<'a> Lent<'a> {
+impl<'a, C> Lent<'a, C> {
     /// Takes an idle connection; the caller holds a permit, so there is one.
-    fn take(readers: &'a Readers) -> Self {
-        let connection = readers
+    pub(crate) fn take(pool: &'a Pool<C>) -> Self {
+        let connection = pool
             .idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .pop();
-        Self {
-            readers,
-            connection,
-        }
+        Self { pool, connection }
     }
 
-    fn connection(&self) -> &Connection {
+    fn connection(&self) -> &C {
         self.connection
             .as_ref()
-            .expect("a permit guarantees an idle reader connection")
+            .expect("a permit guarantees an idle connection")
+    }
+
+    /// The connection's place, which the caller may fill again when the connection broke.
+    pub(crate) fn slot(&mut self) -> &mut Option<C> {
+        &mut self.connection
     }
 }
 
-impl Drop for Lent<'_> {
+impl<C> Drop for Lent<'_, C> {
     fn drop(&mut self) {
         if let Some(connection) = self.connection.take() {
-            self.readers
+            self.pool
                 .idle
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())

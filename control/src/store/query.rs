@@ -1,10 +1,8 @@
 //! The questions the API asks the store. Each runs on one connection, off the async workers
 //! ([`super::Store::run`]).
 
-use rusqlite::types::{Type, Value as SqlValue};
-use rusqlite::{OptionalExtension, Row as SqlRow, params, params_from_iter};
-
 use super::page::{Cursor, Window};
+use super::sql::{Bind, Fetched};
 use super::{Database, RecordKind, StoreError, schema};
 
 /// A stored record, as queries return it.
@@ -84,37 +82,43 @@ pub struct Page {
 const COLUMNS: &str = "partition, position, at_ms, doc, payload_bytes";
 const WITH_PAYLOAD: &str = "partition, position, at_ms, doc, payload_bytes, payload";
 
-/// Reads a row of [`COLUMNS`] (and `payload` when `with_payload`) of a table of `kind`.
+/// A row of [`COLUMNS`] (and `payload` when it was asked for) of a table of `kind`, unpacked.
 fn stored(
     database: &Database<'_>,
     kind: RecordKind,
-    row: &SqlRow<'_>,
-    with_payload: bool,
-) -> rusqlite::Result<Stored> {
-    let unpack = |index: usize, frame: Vec<u8>| {
-        database.unpack(&frame).map_err(|error| {
-            rusqlite::Error::FromSqlConversionFailure(index, Type::Blob, Box::new(error))
-        })
-    };
-    let doc = unpack(3, row.get(3)?)?;
-    let payload = if with_payload {
-        row.get::<_, Option<Vec<u8>>>(5)?
-            .map(|frame| unpack(5, frame))
-            .transpose()?
-    } else {
-        None
-    };
+    fetched: Fetched,
+) -> Result<Stored, StoreError> {
+    let doc = database.unpack(&fetched.doc)?;
+    let payload = fetched
+        .payload
+        .map(|frame| database.unpack(&frame))
+        .transpose()?;
     Ok(Stored {
         kind: kind.as_str().to_owned(),
-        partition: row.get(0)?,
-        position: row.get(1)?,
-        at_ms: row.get(2)?,
+        partition: fetched.partition,
+        position: fetched.position,
+        at_ms: fetched.at_ms,
         doc: String::from_utf8_lossy(&doc).into_owned(),
         payload,
-        payload_bytes: row
-            .get::<_, Option<i64>>(4)?
+        payload_bytes: fetched
+            .payload_bytes
             .and_then(|size| usize::try_from(size).ok()),
     })
+}
+
+/// The records `sql` selects from the table of `kind`, unpacked.
+fn select(
+    database: &Database<'_>,
+    kind: RecordKind,
+    sql: &str,
+    binds: &[Bind],
+    with_payload: bool,
+) -> Result<Vec<Stored>, StoreError> {
+    database
+        .records(sql, binds, with_payload)?
+        .into_iter()
+        .map(|fetched| stored(database, kind, fetched))
+        .collect()
 }
 
 /// The page of records `filter` and `window` select, newest first: the newest of each kind
@@ -149,9 +153,9 @@ fn page_of(
     window: &Window,
 ) -> Result<Vec<Stored>, StoreError> {
     let mut conditions = Vec::new();
-    let mut values: Vec<SqlValue> = Vec::new();
+    let mut values: Vec<Bind> = Vec::new();
     // Each `#` of a condition becomes the number of the next value bound.
-    let mut bind = |condition: &str, bound: Vec<SqlValue>| {
+    let mut bind = |condition: &str, bound: Vec<Bind>| {
         let mut numbered = String::new();
         let mut bound = bound.into_iter();
         for (index, part) in condition.split('#').enumerate() {
@@ -171,24 +175,21 @@ fn page_of(
         ("outcome", &filter.outcome),
     ] {
         if let Some(value) = value {
-            bind(
-                &format!("{column} = #"),
-                vec![SqlValue::Text(value.clone())],
-            );
+            bind(&format!("{column} = #"), vec![Bind::Text(value.clone())]);
         }
     }
     if let Some(event_id) = &filter.event_id {
-        bind("event_id = #", vec![schema::id_key(event_id)]);
+        bind("event_id = #", vec![Bind::Id(event_id.clone())]);
     }
     if let Some(since) = window.since_ms {
-        bind("at_ms >= #", vec![SqlValue::Integer(since)]);
+        bind("at_ms >= #", vec![Bind::Int(since)]);
     }
     if let Some(until) = window.until_ms {
-        bind("at_ms < #", vec![SqlValue::Integer(until)]);
+        bind("at_ms < #", vec![Bind::Int(until)]);
     }
     if let Some(after) = &window.after {
         // Records after the cursor in (time, kind, partition, offset) order, newest first.
-        let at = SqlValue::Integer(after.at_ms);
+        let at = Bind::Int(after.at_ms);
         match kind.as_str().cmp(after.kind.as_str()) {
             std::cmp::Ordering::Less => bind("at_ms <= #", vec![at]),
             std::cmp::Ordering::Greater => bind("at_ms < #", vec![at]),
@@ -196,8 +197,8 @@ fn page_of(
                 "(at_ms, partition, position) < (#, #, #)",
                 vec![
                     at,
-                    SqlValue::Integer(i64::from(after.partition)),
-                    SqlValue::Integer(after.position),
+                    Bind::Partition(after.partition),
+                    Bind::Int(after.position),
                 ],
             ),
         }
@@ -208,20 +209,14 @@ fn page_of(
         sql.push_str(&conditions.join(" AND "));
     }
     // One more than the page, to know whether another page follows.
-    values.push(SqlValue::Integer(
+    values.push(Bind::Int(
         i64::try_from(window.limit).unwrap_or(i64::MAX) + 1,
     ));
     sql.push_str(&format!(
         " ORDER BY at_ms DESC, partition DESC, position DESC LIMIT ?{}",
         values.len()
     ));
-    let mut statement = connection.prepare_cached(&sql)?;
-    let items = statement
-        .query_map(params_from_iter(values), |row| {
-            stored(connection, kind, row, false)
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(items)
+    select(connection, kind, &sql, &values, false)
 }
 
 /// Every record of an event's journey (the event, its match record, attempts and dead
@@ -236,16 +231,16 @@ pub fn journey(connection: &Database<'_>, event_id: &str) -> Result<Vec<Stored>,
     ] {
         let with_payload = kind == RecordKind::Event;
         let columns = if with_payload { WITH_PAYLOAD } else { COLUMNS };
-        let mut statement = connection.prepare_cached(&format!(
-            "SELECT {columns} FROM {} WHERE event_id = ?1",
-            schema::table(kind)
-        ))?;
-        let rows = statement.query_map([schema::id_key(event_id)], |row| {
-            stored(connection, kind, row, with_payload)
-        })?;
-        for record in rows {
-            records.push(record?);
-        }
+        records.extend(select(
+            connection,
+            kind,
+            &format!(
+                "SELECT {columns} FROM {} WHERE event_id = ?1",
+                schema::table(kind)
+            ),
+            &[Bind::Id(event_id.to_owned())],
+            with_payload,
+        )?);
     }
     records.sort_by(|a, b| a.key().cmp(&b.key()));
     Ok(records)
@@ -257,15 +252,12 @@ pub fn match_outcomes(
     connection: &Database<'_>,
     event_ids: &[String],
 ) -> Result<std::collections::HashMap<String, String>, StoreError> {
-    let mut statement = connection.prepare_cached(
-        "SELECT outcome FROM matches WHERE event_id = ?1 ORDER BY at_ms DESC LIMIT 1",
-    )?;
     let mut outcomes = std::collections::HashMap::new();
     for id in event_ids {
-        if let Some(outcome) = statement
-            .query_row([schema::id_key(id)], |row| row.get::<_, String>(0))
-            .optional()?
-        {
+        if let Some(outcome) = connection.text(
+            "SELECT outcome FROM matches WHERE event_id = ?1 ORDER BY at_ms DESC LIMIT 1",
+            &[Bind::Id(id.clone())],
+        )? {
             outcomes.insert(id.clone(), outcome);
         }
     }
@@ -279,16 +271,20 @@ pub fn latest_attempt(
     event_id: &str,
     delivery_id: &str,
 ) -> Result<Option<Stored>, StoreError> {
-    let mut statement = connection.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM attempts WHERE event_id = ?1 AND delivery_id = ?2
-         ORDER BY at_ms DESC, partition DESC, position DESC LIMIT 1"
-    ))?;
-    Ok(statement
-        .query_row(
-            [schema::id_key(event_id), schema::id_key(delivery_id)],
-            |row| stored(connection, RecordKind::Attempt, row, false),
-        )
-        .optional()?)
+    Ok(select(
+        connection,
+        RecordKind::Attempt,
+        &format!(
+            "SELECT {COLUMNS} FROM attempts WHERE event_id = ?1 AND delivery_id = ?2
+             ORDER BY at_ms DESC, partition DESC, position DESC LIMIT 1"
+        ),
+        &[
+            Bind::Id(event_id.to_owned()),
+            Bind::Id(delivery_id.to_owned()),
+        ],
+        false,
+    )?
+    .pop())
 }
 
 /// The record of `kind` at this place on its topic (dead letters, which are named by it).
@@ -297,14 +293,14 @@ pub fn dead_at(
     partition: i32,
     position: i64,
 ) -> Result<Option<Stored>, StoreError> {
-    let mut statement = connection.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM dead WHERE partition = ?1 AND position = ?2"
-    ))?;
-    Ok(statement
-        .query_row(params![partition, position], |row| {
-            stored(connection, RecordKind::Dead, row, false)
-        })
-        .optional()?)
+    Ok(select(
+        connection,
+        RecordKind::Dead,
+        &format!("SELECT {COLUMNS} FROM dead WHERE partition = ?1 AND position = ?2 LIMIT 1"),
+        &[Bind::Partition(partition), Bind::Int(position)],
+        false,
+    )?
+    .pop())
 }
 
 /// Whether an attempt of delivery `delivery_id` of event `event_id` that finished at or after
@@ -315,25 +311,25 @@ pub fn delivered_since(
     delivery_id: &str,
     since_ms: i64,
 ) -> Result<bool, StoreError> {
-    let mut statement = connection.prepare_cached(
+    connection.exists(
         "SELECT 1 FROM attempts WHERE event_id = ?1 AND delivery_id = ?2 AND at_ms >= ?3
          AND outcome = 'delivered' LIMIT 1",
-    )?;
-    Ok(statement.exists(params![
-        schema::id_key(event_id),
-        schema::id_key(delivery_id),
-        since_ms
-    ])?)
+        &[
+            Bind::Id(event_id.to_owned()),
+            Bind::Id(delivery_id.to_owned()),
+            Bind::Int(since_ms),
+        ],
+    )
 }
 
 /// The stored event with this id, with its payload.
 pub fn event(connection: &Database<'_>, event_id: &str) -> Result<Option<Stored>, StoreError> {
-    let mut statement = connection.prepare_cached(&format!(
-        "SELECT {WITH_PAYLOAD} FROM events WHERE event_id = ?1 ORDER BY at_ms LIMIT 1"
-    ))?;
-    Ok(statement
-        .query_row([schema::id_key(event_id)], |row| {
-            stored(connection, RecordKind::Event, row, true)
-        })
-        .optional()?)
+    Ok(select(
+        connection,
+        RecordKind::Event,
+        &format!("SELECT {WITH_PAYLOAD} FROM events WHERE event_id = ?1 ORDER BY at_ms LIMIT 1"),
+        &[Bind::Id(event_id.to_owned())],
+        true,
+    )?
+    .pop())
 }

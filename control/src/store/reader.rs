@@ -12,6 +12,7 @@
 //! above its size budget.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +21,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -244,10 +246,19 @@ impl Reader {
     }
 
     async fn read(self, shutdown: CancellationToken) -> Result<(), StoreError> {
+        match self.follow(&shutdown).await {
+            // Stopped while waiting for the store's database: nothing is lost, the positions
+            // stored say where the next run goes on.
+            Err(StoreError::Stopped) => Ok(()),
+            result => result,
+        }
+    }
+
+    async fn follow(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
         let mut last_tidy = tokio::time::Instant::now();
         let mut batch = Batch::default();
         self.check_ready();
-        self.tidy().await?;
+        self.tidy(shutdown).await?;
         loop {
             let received = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -289,16 +300,16 @@ impl Reader {
                     positions,
                     newest,
                 } = std::mem::take(&mut batch);
-                let store = self.store.clone();
-                let rows = tokio::task::spawn_blocking(move || {
+                let rows = Arc::new(rows);
+                let stored = rows.clone();
+                self.patiently(shutdown, move |store| {
                     let positions: Vec<(&str, i32, i64)> = positions
                         .iter()
                         .map(|((topic, partition), next)| (topic.as_str(), *partition, *next))
                         .collect();
-                    store.insert(&rows, &positions).map(|()| rows)
+                    store.insert(&stored, &positions)
                 })
-                .await
-                .map_err(|_| StoreError::Panicked)??;
+                .await?;
                 self.activities.note(&rows);
                 let now = now_ms();
                 for (kind, at_ms) in newest {
@@ -309,12 +320,12 @@ impl Reader {
             let was_ready = *self.ready.borrow();
             self.check_ready();
             if !was_ready && *self.ready.borrow() {
-                self.publish_counts().await?;
+                self.publish_counts(shutdown).await?;
             }
             if last_tidy.elapsed() >= TIDY_INTERVAL {
                 last_tidy = tokio::time::Instant::now();
-                self.tidy().await?;
-                self.publish_counts().await?;
+                self.tidy(shutdown).await?;
+                self.publish_counts(shutdown).await?;
             }
         }
     }
@@ -353,28 +364,27 @@ impl Reader {
 
     /// Deletes the records past the retention window, then, while the store is above its
     /// budget, the oldest ones; exports the store's size and reach.
-    async fn tidy(&self) -> Result<(), StoreError> {
+    async fn tidy(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
         let cutoff = self.cutoff_ms();
         let budget = self.retention.max_bytes;
-        let store = self.store.clone();
-        let (expired, evicted, size, oldest) = tokio::task::spawn_blocking(move || {
-            let expired = store.purge(cutoff)?;
-            let mut evicted = 0;
-            let mut size = store.size()?;
-            // Deleting frees pages for reuse, so the used size falls at once; a few rounds at
-            // most, since each deletes the share the budget calls for.
-            for _ in 0..4 {
-                if size.used_bytes <= budget {
-                    break;
+        let (expired, evicted, size, oldest) = self
+            .patiently(shutdown, move |store| {
+                let expired = store.purge(cutoff)?;
+                let mut evicted = 0;
+                let mut size = store.size()?;
+                // Deleting frees pages for reuse, so the used size falls at once; a few rounds at
+                // most, since each deletes the share the budget calls for.
+                for _ in 0..4 {
+                    if size.used_bytes <= budget {
+                        break;
+                    }
+                    let keep = SHRINK_TO * budget as f64 / size.used_bytes as f64;
+                    evicted += store.shrink(1.0 - keep)?;
+                    size = store.size()?;
                 }
-                let keep = SHRINK_TO * budget as f64 / size.used_bytes as f64;
-                evicted += store.shrink(1.0 - keep)?;
-                size = store.size()?;
-            }
-            Ok::<_, StoreError>((expired, evicted, size, store.oldest_ms()?))
-        })
-        .await
-        .map_err(|_| StoreError::Panicked)??;
+                Ok((expired, evicted, size, store.oldest_ms()?))
+            })
+            .await?;
         self.metrics.deleted("retention", expired);
         self.metrics.deleted("size", evicted);
         self.metrics.size(size, budget, oldest);
@@ -393,15 +403,57 @@ impl Reader {
         Ok(())
     }
 
-    async fn publish_counts(&self) -> Result<(), StoreError> {
-        let store = self.store.clone();
-        let counts = tokio::task::spawn_blocking(move || store.counts())
-            .await
-            .map_err(|_| StoreError::Panicked)??;
+    async fn publish_counts(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
+        let counts = self.patiently(shutdown, Store::counts).await?;
         for (kind, count) in counts {
             self.metrics.records(kind, count);
         }
         Ok(())
+    }
+
+    /// Runs `work` on the store off the async workers. While the store's database does not
+    /// answer (PostgreSQL restarting or away), waits and tries again, saying so once, so history
+    /// catches up when it is back rather than control stopping. [`StoreError::Stopped`] when
+    /// `shutdown` comes meanwhile.
+    async fn patiently<T, F>(&self, shutdown: &CancellationToken, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&Store) -> Result<T, StoreError> + Send + Sync + 'static,
+    {
+        let work = Arc::new(work);
+        let mut waits = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .without_max_times()
+            .build();
+        let mut said = false;
+        loop {
+            let store = self.store.clone();
+            let attempt = work.clone();
+            let result = tokio::task::spawn_blocking(move || attempt(&store))
+                .await
+                .map_err(|_| StoreError::Panicked)?;
+            match result {
+                Err(error) if error.is_transient() => {
+                    if !said {
+                        said = true;
+                        warn!(%error, "The control store's database does not answer; history \
+                              waits and goes on where it stopped once it does.");
+                    }
+                    let wait = waits.next().unwrap_or(Duration::from_secs(5));
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Err(StoreError::Stopped),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+                result => {
+                    if said && result.is_ok() {
+                        info!("The control store's database answers again.");
+                    }
+                    return result;
+                }
+            }
+        }
     }
 
     fn check_ready(&self) {

@@ -41,7 +41,7 @@ pub const COLUMNS: &str = "partition INTEGER NOT NULL, position INTEGER NOT NULL
     delivery_id TEXT, outcome TEXT, doc BLOB NOT NULL, payload BLOB, payload_bytes INTEGER";
 
 /// The indexes of each table: (name, columns).
-const INDEXES: &[(RecordKind, &str, &str)] = &[
+pub(crate) const INDEXES: &[(RecordKind, &str, &str)] = &[
     (
         RecordKind::Event,
         "events_by_source",

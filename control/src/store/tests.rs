@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::page::Window;
 use super::query::{self, Filter};
 use super::row::{self, RecordKind, Row};
-use super::{Activities, Store};
+use super::{Activities, Location, Store};
 
 pub(crate) const T0: i64 = 1_767_323_045_000; // 2026-01-02T03:04:05Z
 
@@ -117,9 +117,42 @@ pub(crate) fn dead(offset: i64, event: &str, reason: &str, ms: i64) -> Row {
     )
 }
 
+/// The stores the tests of what every engine does run on: SQLite in memory, and PostgreSQL when
+/// `HOOKLINE_TEST_POSTGRES` names a server (`scripts/postgres-local start`), each store in a
+/// schema of its own. With `HOOKLINE_TEST_POSTGRES_REQUIRED` set (CI), a missing server fails.
+pub(crate) fn stores(max_payload_bytes: usize) -> Vec<Store> {
+    let mut stores = vec![Store::open(&Location::Memory, max_payload_bytes).unwrap()];
+    if let Some(location) = postgres_location() {
+        stores.push(Store::open(&location, max_payload_bytes).unwrap());
+    }
+    stores
+}
+
+/// A fresh schema on the test PostgreSQL server, if there is one.
+pub(crate) fn postgres_location() -> Option<Location> {
+    match std::env::var("HOOKLINE_TEST_POSTGRES") {
+        Ok(url) if !url.trim().is_empty() => Some(Location::Postgres {
+            url,
+            schema: format!("test_{}", uuid::Uuid::new_v4().simple()),
+        }),
+        Ok(_) | Err(_) => {
+            assert!(
+                std::env::var_os("HOOKLINE_TEST_POSTGRES_REQUIRED").is_none(),
+                "HOOKLINE_TEST_POSTGRES_REQUIRED is set but HOOKLINE_TEST_POSTGRES names no server"
+            );
+            None
+        }
+    }
+}
+
 #[test]
 fn an_event_s_journey_has_its_payload_match_attempts_and_dead_letters() {
-    let store = Store::in_memory().unwrap();
+    for store in stores(usize::MAX) {
+        journey_on(&store);
+    }
+}
+
+fn journey_on(store: &Store) {
     store
         .insert(
             &[
@@ -164,7 +197,12 @@ fn an_event_s_journey_has_its_payload_match_attempts_and_dead_letters() {
 
 #[test]
 fn pages_run_newest_first_filtered_and_resume_at_the_cursor() {
-    let store = Store::in_memory().unwrap();
+    for store in stores(usize::MAX) {
+        pages_on(&store);
+    }
+}
+
+fn pages_on(store: &Store) {
     let rows: Vec<Row> = (0..5)
         .map(|n| {
             let outcome = if n % 2 == 0 { "delivered" } else { "retrying" };
@@ -224,7 +262,12 @@ fn count(store: &Store, kind: RecordKind) -> i64 {
 
 #[test]
 fn records_past_the_window_are_purged_and_counted() {
-    let store = Store::in_memory().unwrap();
+    for store in stores(usize::MAX) {
+        purge_on(&store);
+    }
+}
+
+fn purge_on(store: &Store) {
     store
         .insert(
             &[
@@ -248,7 +291,12 @@ fn records_past_the_window_are_purged_and_counted() {
 
 #[test]
 fn shrinking_forgets_the_oldest_share_of_each_kind() {
-    let store = Store::in_memory().unwrap();
+    for store in stores(usize::MAX) {
+        shrink_on(&store);
+    }
+}
+
+fn shrink_on(store: &Store) {
     let rows: Vec<Row> = (0..10)
         .flat_map(|n| {
             [
@@ -275,21 +323,23 @@ fn shrinking_forgets_the_oldest_share_of_each_kind() {
 
 #[test]
 fn payloads_above_the_cap_keep_their_first_bytes_and_size() {
-    let store = Store::open(&super::Location::Memory, 8).unwrap();
-    store.insert(&[event(0, "evt-1", T0)], &[]).unwrap();
-    let stored = store.ask(|db| query::event(db, "evt-1")).unwrap().unwrap();
-    assert_eq!(stored.payload.as_deref(), Some(&br#"{"type":"#[..]));
-    assert_eq!(stored.payload_bytes, Some(26));
-    assert!(!stored.payload_complete());
-    let whole = Store::in_memory().unwrap();
-    whole.insert(&[event(0, "evt-1", T0)], &[]).unwrap();
-    assert!(
-        whole
-            .ask(|db| query::event(db, "evt-1"))
-            .unwrap()
-            .unwrap()
-            .payload_complete()
-    );
+    for store in stores(8) {
+        store.insert(&[event(0, "evt-1", T0)], &[]).unwrap();
+        let stored = store.ask(|db| query::event(db, "evt-1")).unwrap().unwrap();
+        assert_eq!(stored.payload.as_deref(), Some(&br#"{"type":"#[..]));
+        assert_eq!(stored.payload_bytes, Some(26));
+        assert!(!stored.payload_complete());
+    }
+    for whole in stores(usize::MAX) {
+        whole.insert(&[event(0, "evt-1", T0)], &[]).unwrap();
+        assert!(
+            whole
+                .ask(|db| query::event(db, "evt-1"))
+                .unwrap()
+                .unwrap()
+                .payload_complete()
+        );
+    }
 }
 
 #[test]
@@ -403,4 +453,101 @@ fn activity_keeps_the_latest_trigger_and_delivery_times() {
         Some(T0 + 5)
     );
     assert_eq!(activities.get("trigger", "other"), Default::default());
+}
+
+/// A TCP relay to the test PostgreSQL server that can cut every connection and refuse new ones
+/// for a while, as a server restart or a network failure would.
+struct Relay {
+    port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    streams: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    fn to(target: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let streams = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (accepting, held) = (open.clone(), streams.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if !accepting.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused
+                }
+                let Ok(server) = std::net::TcpStream::connect(target) else {
+                    continue;
+                };
+                let mut all = held.lock().unwrap();
+                all.push(client.try_clone().unwrap());
+                all.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self {
+            port,
+            open,
+            streams,
+        }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for stream in self.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_postgres_store_says_its_server_is_away_and_reconnects_when_it_is_back() {
+    let Some(Location::Postgres { url, schema }) = postgres_location() else {
+        eprintln!("No HOOKLINE_TEST_POSTGRES: the PostgreSQL store is not tested here.");
+        return;
+    };
+    let config: postgres::Config = url.parse().unwrap();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let relay = Relay::to(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    let relayed = Location::Postgres {
+        url: format!(
+            "postgres://{}@127.0.0.1:{}/{}",
+            config.get_user().unwrap_or("postgres"),
+            relay.port,
+            config.get_dbname().unwrap_or("postgres")
+        ),
+        schema,
+    };
+    let store = Store::open(&relayed, usize::MAX).unwrap();
+    store.insert(&[event(0, "evt-1", T0)], &[]).unwrap();
+    assert!(store.ask(|db| query::event(db, "evt-1")).unwrap().is_some());
+
+    relay.cut();
+    let away = store
+        .insert(&[event(1, "evt-2", T0 + 1)], &[("t.any", 0, 2)])
+        .unwrap_err();
+    assert!(away.is_transient(), "{away}");
+    let still_away = store.ask(|db| query::event(db, "evt-1")).unwrap_err();
+    assert!(still_away.is_transient(), "{still_away}");
+
+    relay.restore();
+    store
+        .insert(&[event(1, "evt-2", T0 + 1)], &[("t.any", 0, 2)])
+        .unwrap();
+    assert!(store.ask(|db| query::event(db, "evt-2")).unwrap().is_some());
+    assert_eq!(count(&store, RecordKind::Event), 2);
+    assert_eq!(store.positions().unwrap()[&("t.any".to_owned(), 0)], 2);
 }

@@ -1,0 +1,875 @@
+//! Control's history in PostgreSQL (`--control-store-postgres`), for installations that want one
+//! store shared by their control instances, and SQL access to it.
+//!
+//! The tables and indexes are those of the SQLite layout ([`super::schema`]), in a schema of
+//! their own (`--control-store-postgres-schema`, default `hookline`), and the API's queries are
+//! the same statements ([`super::query`], [`super::sql`]). What differs:
+//!
+//! - **Shared by several instances.** Each control instance reads every partition, as with
+//!   SQLite, and offers every record; a unique index on each table's (partition, offset) keeps it
+//!   once (`ON CONFLICT DO NOTHING`), and positions and activity only move forward (`greatest`).
+//!   So any instance may stop, and a new one resumes from the positions they share.
+//! - **Written in sets.** A batch is one transaction with one `INSERT ... SELECT FROM unnest(...)`
+//!   per record kind: a round trip per kind, not per record.
+//! - **Budget by what was stored.** PostgreSQL reuses the space of deleted rows (autovacuum) but
+//!   does not give it back, so the size budget counts the bytes the store wrote: bodies as
+//!   packed, plus [`ROW_OVERHEAD`] per record for its other columns and index entries
+//!   (measured by `hookline-bench store --postgres`). The tables' size on disk is exported too.
+//! - **Durability like SQLite's.** The writer's session uses `synchronous_commit = off`: a crash
+//!   of the server may lose the last transactions, never consistency; positions are in the same
+//!   transactions as their records, so the lost records are read again.
+//! - **A server away is waited for**: connections that broke are made again at their next use,
+//!   and the reader retries a batch until the server takes it ([`transient`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
+use tracing::info;
+
+use super::codec::{Codec, Dictionaries, Family};
+use super::sql::{Bind, dollars, postgres_params};
+use super::{LastActivity, Pool, RecordKind, Row, Size, StoreError, schema};
+
+/// The layout of the PostgreSQL tables this build writes; tables of another layout are dropped
+/// and made anew (the store is derived data: Kafka holds the truth).
+pub const LAYOUT: i64 = 1;
+
+/// Bytes counted per record besides its packed bodies: its other columns, tuple header and
+/// index entries. Measured with `hookline-bench store --postgres` (the tables' size on disk
+/// against the bodies' bytes, before any delete).
+pub const ROW_OVERHEAD: i64 = 320;
+
+/// Most records deleted in one transaction.
+const DELETE_CHUNK: i64 = 20_000;
+
+/// How long connecting may take before it is given up (and tried again later).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The tables of a store, in the order they are dropped.
+const TABLES: [&str; 10] = [
+    "events",
+    "rejected",
+    "matches",
+    "attempts",
+    "dead",
+    "positions",
+    "activity",
+    "counts",
+    "dictionaries",
+    "hookline_store",
+];
+
+/// A connection and the statements prepared on it.
+pub struct PgClient {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl PgClient {
+    /// The connection.
+    pub(crate) fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// `sql` (SQLite's numbered parameters) prepared on this connection, once.
+    fn prepared(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(&dollars(sql))?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// The rows `sql` selects with `binds`.
+    pub(crate) fn query(
+        &mut self,
+        sql: &str,
+        binds: &[Bind],
+    ) -> Result<Vec<postgres::Row>, StoreError> {
+        let statement = self.prepared(sql)?;
+        let params = postgres_params(binds);
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(AsRef::as_ref).collect();
+        Ok(self.client.query(&statement, &params)?)
+    }
+}
+
+/// The dictionaries of a PostgreSQL store.
+pub struct PgDictionaries<'a, C: GenericClient>(pub &'a mut C);
+
+impl<C: GenericClient> Dictionaries for PgDictionaries<'_, C> {
+    fn stored(&mut self) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .0
+            .query(
+                "SELECT id, family, bytes FROM dictionaries ORDER BY added",
+                &[],
+            )?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect::<Result<_, postgres::Error>>()?)
+    }
+
+    fn exists(&mut self, id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .0
+            .query_opt("SELECT 1 FROM dictionaries WHERE id = $1", &[&id])?
+            .is_some())
+    }
+
+    fn add(&mut self, id: i64, family: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO dictionaries (id, family, bytes) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO NOTHING",
+            &[&id, &family, &bytes],
+        )?;
+        Ok(())
+    }
+
+    fn bytes(&mut self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .0
+            .query_opt("SELECT bytes FROM dictionaries WHERE id = $1", &[&id])?
+            .map(|row| row.try_get(0))
+            .transpose()?)
+    }
+}
+
+/// How an event or delivery id is kept in PostgreSQL (a `bytea` column): the key SQLite keeps
+/// ([`schema::id_key`]) behind a tag byte that tells its form, so that a text id can never equal
+/// a UUID's bytes.
+pub fn pg_key(id: &str) -> Vec<u8> {
+    match schema::id_key(id) {
+        rusqlite::types::Value::Blob(bytes) => {
+            let mut key = Vec::with_capacity(bytes.len() + 1);
+            key.push(0);
+            key.extend_from_slice(&bytes);
+            key
+        }
+        rusqlite::types::Value::Text(_)
+        | rusqlite::types::Value::Null
+        | rusqlite::types::Value::Integer(_)
+        | rusqlite::types::Value::Real(_) => {
+            let mut key = Vec::with_capacity(id.len() + 1);
+            key.push(1);
+            key.extend_from_slice(id.as_bytes());
+            key
+        }
+    }
+}
+
+/// Whether `error` may pass by itself: the connection broke or could not be made, or the server
+/// is starting or shutting down.
+pub fn transient(error: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        Some(code) => {
+            code.code().starts_with("08")
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::TOO_MANY_CONNECTIONS,
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                    SqlState::T_R_DEADLOCK_DETECTED,
+                ]
+                .contains(code)
+        }
+        None => {
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                if cause.is::<std::io::Error>() {
+                    return true;
+                }
+                source = cause.source();
+            }
+            false
+        }
+    }
+}
+
+/// A store in PostgreSQL: one writer connection and a few for queries, made when first needed
+/// and again when they broke.
+pub struct Engine {
+    config: postgres::Config,
+    tls: MakeRustlsConnect,
+    schema: String,
+    writer: Mutex<Option<PgClient>>,
+    readers: Pool<PgClient>,
+}
+
+impl Engine {
+    /// Connects to the database at `url`, makes the store's tables in `schema` when missing
+    /// (or when they are of another layout), and loads the codec's dictionaries.
+    pub fn open(url: &str, schema: &str, readers: usize) -> Result<(Self, Codec), StoreError> {
+        if !valid_identifier(schema) {
+            return Err(StoreError::PostgresSettings(format!(
+                "the schema name {schema:?} is not a plain lowercase identifier \
+                 (letters, digits and _, starting with a letter or _)"
+            )));
+        }
+        let mut config: postgres::Config = url.parse().map_err(|error| {
+            StoreError::PostgresSettings(format!("cannot read the connection settings: {error}"))
+        })?;
+        if config.get_application_name().is_none() {
+            config.application_name("hookline-control");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let engine = Self {
+            config,
+            tls: MakeRustlsConnect::new(tls_config()?),
+            schema: schema.to_owned(),
+            writer: Mutex::new(None),
+            readers: Pool::lazy(readers),
+        };
+        let codec = engine.with_writer(|writer| {
+            prepare(writer.client(), &engine.schema)?;
+            Codec::load(&mut PgDictionaries(writer.client()))
+        })?;
+        Ok((engine, codec))
+    }
+
+    /// The schema the store's tables are in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The connections queries are lent.
+    pub(crate) fn readers(&self) -> &Pool<PgClient> {
+        &self.readers
+    }
+
+    fn connect(&self, writer: bool) -> Result<PgClient, StoreError> {
+        let mut client = self.config.connect(self.tls.clone())?;
+        let session = if writer {
+            "SET synchronous_commit = off"
+        } else {
+            "SET default_transaction_read_only = on"
+        };
+        client.batch_execute(&format!("SET search_path = \"{}\"; {session}", self.schema))?;
+        Ok(PgClient {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+
+    /// The connection in `slot`, made (again) when there is none or it broke.
+    pub(crate) fn ready<'a>(
+        &self,
+        slot: &'a mut Option<PgClient>,
+    ) -> Result<&'a mut PgClient, StoreError> {
+        self.ready_as(slot, false)
+    }
+
+    fn ready_as<'a>(
+        &self,
+        slot: &'a mut Option<PgClient>,
+        writer: bool,
+    ) -> Result<&'a mut PgClient, StoreError> {
+        if slot.as_ref().is_some_and(|held| held.client.is_closed()) {
+            *slot = None;
+        }
+        match slot {
+            Some(client) => Ok(client),
+            None => Ok(slot.insert(self.connect(writer)?)),
+        }
+    }
+
+    /// Runs `work` on the writer's connection; a connection that broke on the way is made anew
+    /// at the next call.
+    pub(crate) fn with_writer<T>(
+        &self,
+        work: impl FnOnce(&mut PgClient) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut slot = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let result = work(self.ready_as(&mut slot, true)?);
+        if result.as_ref().is_err_and(StoreError::is_transient) {
+            *slot = None;
+        }
+        result
+    }
+
+    /// Adds `rows` and moves the positions forward, in one transaction: see
+    /// [`super::Store::insert`].
+    pub fn insert(
+        &self,
+        codec: &Codec,
+        max_payload: usize,
+        rows: &[Row],
+        positions: &[(&str, i32, i64)],
+    ) -> Result<(), StoreError> {
+        self.with_writer(|pg| {
+            // Bodies are packed before the transaction: a dictionary trained on the way is
+            // stored at once, so a frame never names one that a failed transaction took back.
+            let mut sets = Vec::new();
+            for kind in RecordKind::ALL {
+                let of_kind: Vec<&Row> = rows.iter().filter(|row| row.kind == kind).collect();
+                if !of_kind.is_empty() {
+                    let set = Columns::pack(codec, pg.client(), max_payload, &of_kind)?;
+                    sets.push((kind, pg.prepared(&insert_sql(kind))?, set));
+                }
+            }
+            let mut transaction = pg.client.transaction()?;
+            for (kind, statement, set) in &sets {
+                let inserted = transaction.query(statement, &set.params())?;
+                let mut bytes = 0;
+                for row in &inserted {
+                    bytes += i64::from(row.try_get::<_, i32>(0)?);
+                }
+                add_counts(&mut transaction, *kind, inserted.len() as i64, bytes)?;
+            }
+            let (topics, partitions, nexts): (Vec<&str>, Vec<i32>, Vec<i64>) =
+                positions.iter().copied().fold(
+                    (Vec::new(), Vec::new(), Vec::new()),
+                    |(mut topics, mut partitions, mut nexts), (topic, partition, next)| {
+                        topics.push(topic);
+                        partitions.push(partition);
+                        nexts.push(next);
+                        (topics, partitions, nexts)
+                    },
+                );
+            if !topics.is_empty() {
+                transaction.execute(
+                    "INSERT INTO positions (topic, partition, next)
+                     SELECT * FROM unnest($1::text[], $2::int4[], $3::int8[])
+                     ON CONFLICT (topic, partition)
+                     DO UPDATE SET next = greatest(positions.next, excluded.next)",
+                    &[&topics, &partitions, &nexts],
+                )?;
+            }
+            let latest = super::Activities::latest(rows);
+            if !latest.is_empty() {
+                let mut resources = Vec::new();
+                let mut ids = Vec::new();
+                let mut triggered = Vec::new();
+                let mut delivered = Vec::new();
+                for ((resource, id), last) in latest {
+                    resources.push(resource);
+                    ids.push(id);
+                    triggered.push(last.triggered_ms);
+                    delivered.push(last.delivered_ms);
+                }
+                // `greatest` skips nulls: a time only moves forward, whichever instance wrote.
+                transaction.execute(
+                    "INSERT INTO activity (resource, id, triggered_ms, delivered_ms)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[])
+                     ON CONFLICT (resource, id) DO UPDATE SET
+                     triggered_ms = greatest(activity.triggered_ms, excluded.triggered_ms),
+                     delivered_ms = greatest(activity.delivered_ms, excluded.delivered_ms)",
+                    &[&resources, &ids, &triggered, &delivered],
+                )?;
+            }
+            transaction.commit()?;
+            Ok(())
+        })
+    }
+
+    /// See [`super::Store::positions`].
+    pub fn positions(&self) -> Result<HashMap<(String, i32), i64>, StoreError> {
+        self.with_writer(|pg| {
+            pg.client
+                .query("SELECT topic, partition, next FROM positions", &[])?
+                .iter()
+                .map(|row| Ok(((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?)))
+                .collect()
+        })
+    }
+
+    /// See [`super::Store::activities`].
+    pub fn activities(&self) -> Result<Vec<(String, String, LastActivity)>, StoreError> {
+        self.with_writer(|pg| {
+            pg.client
+                .query(
+                    "SELECT resource, id, triggered_ms, delivered_ms FROM activity",
+                    &[],
+                )?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        LastActivity {
+                            triggered_ms: row.try_get(2)?,
+                            delivered_ms: row.try_get(3)?,
+                        },
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    /// See [`super::Store::purge`].
+    pub fn purge(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for kind in RecordKind::ALL {
+            let table = schema::table(kind);
+            let bounds = self.with_writer(|pg| {
+                let row = pg.client.query_one(
+                    &format!(
+                        "SELECT (SELECT seq FROM {table} WHERE at_ms >= $1 ORDER BY seq LIMIT 1),
+                                (SELECT max(seq) + 1 FROM {table})"
+                    ),
+                    &[&cutoff_ms],
+                )?;
+                Ok((
+                    row.try_get::<_, Option<i64>>(0)?,
+                    row.try_get::<_, Option<i64>>(1)?,
+                ))
+            })?;
+            if let Some(first_kept) = bounds.0.or(bounds.1) {
+                deleted += self.delete_before(kind, first_kept)?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// See [`super::Store::shrink`]. Sequence numbers here may have gaps (a record another
+    /// instance stored first still takes a number), so the share deleted is about `fraction`.
+    pub fn shrink(&self, fraction: f64) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for kind in RecordKind::ALL {
+            let table = schema::table(kind);
+            let (first, last) = self.with_writer(|pg| {
+                let row = pg
+                    .client
+                    .query_one(&format!("SELECT min(seq), max(seq) FROM {table}"), &[])?;
+                Ok((
+                    row.try_get::<_, Option<i64>>(0)?,
+                    row.try_get::<_, Option<i64>>(1)?,
+                ))
+            })?;
+            if let (Some(first), Some(last)) = (first, last) {
+                let span = (last - first + 1) as f64;
+                let boundary = first + (span * fraction.clamp(0.0, 1.0)).ceil() as i64;
+                deleted += self.delete_before(kind, boundary)?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes the records of `kind` stored before `seq`, a chunk per transaction.
+    fn delete_before(&self, kind: RecordKind, seq: i64) -> Result<usize, StoreError> {
+        let table = schema::table(kind);
+        let mut deleted = 0;
+        loop {
+            let chunk = self.with_writer(|pg| {
+                let mut transaction = pg.client.transaction()?;
+                let row = transaction.query_one(
+                    &format!(
+                        "WITH gone AS (
+                             DELETE FROM {table}
+                             WHERE seq < least($1, (SELECT min(seq) FROM {table}) + $2)
+                             RETURNING octet_length(doc) + coalesce(octet_length(payload), 0) AS bytes)
+                         SELECT count(*), coalesce(sum(bytes), 0)::int8 FROM gone"
+                    ),
+                    &[&seq, &DELETE_CHUNK],
+                )?;
+                let (records, bytes): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                add_counts(&mut transaction, kind, -records, -bytes)?;
+                transaction.commit()?;
+                Ok(records)
+            })?;
+            deleted += usize::try_from(chunk).unwrap_or_default();
+            if chunk == 0 {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// See [`super::Store::counts`].
+    pub fn counts(&self) -> Result<Vec<(RecordKind, i64)>, StoreError> {
+        let counted = self.with_writer(|pg| {
+            pg.client
+                .query("SELECT kind, records FROM counts", &[])?
+                .iter()
+                .map(|row| Ok((row.try_get::<_, String>(0)?, row.try_get::<_, i64>(1)?)))
+                .collect::<Result<HashMap<_, _>, StoreError>>()
+        })?;
+        Ok(RecordKind::ALL
+            .into_iter()
+            .map(|kind| {
+                (
+                    kind,
+                    counted.get(kind.as_str()).copied().unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// See [`super::Store::size`]: what the store wrote (bodies and [`ROW_OVERHEAD`] per record)
+    /// as used, the tables and indexes on disk as the file.
+    pub fn size(&self) -> Result<Size, StoreError> {
+        self.with_writer(|pg| {
+            let used = pg.client.query_one(
+                "SELECT coalesce(sum(bytes + records * $1), 0)::int8 FROM counts",
+                &[&ROW_OVERHEAD],
+            )?;
+            let disk = pg.client.query_one(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND c.relkind = 'r'",
+                &[&self.schema],
+            )?;
+            let bytes = |row: &postgres::Row| -> Result<u64, StoreError> {
+                Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or_default())
+            };
+            Ok(Size {
+                used_bytes: bytes(&used)?,
+                file_bytes: bytes(&disk)?,
+            })
+        })
+    }
+
+    /// See [`super::Store::oldest_ms`].
+    pub fn oldest_ms(&self) -> Result<Option<i64>, StoreError> {
+        let mut oldest: Option<i64> = None;
+        for kind in RecordKind::ALL {
+            let first = self.with_writer(|pg| {
+                Ok(pg
+                    .client
+                    .query_opt(
+                        &format!(
+                            "SELECT at_ms FROM {} ORDER BY seq LIMIT 1",
+                            schema::table(kind)
+                        ),
+                        &[],
+                    )?
+                    .map(|row| row.try_get::<_, i64>(0))
+                    .transpose()?)
+            })?;
+            oldest = match (oldest, first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(oldest)
+    }
+}
+
+impl Drop for Engine {
+    /// Closing a connection blocks on its own runtime, which may not happen on an async worker
+    /// (where the last clone of a store may be dropped): the connections close on a thread of
+    /// their own.
+    fn drop(&mut self) {
+        let writer = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let readers = std::mem::take(
+            self.readers
+                .idle
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        let (send, receive) = std::sync::mpsc::channel();
+        let closing = std::thread::Builder::new()
+            .name("postgres-close".to_owned())
+            .spawn(move || drop(receive.recv()));
+        match closing {
+            Ok(_) => {
+                let _ = send.send((writer, readers));
+            }
+            // No thread to be had: the connections are left open until the process ends.
+            Err(_) => std::mem::forget((writer, readers)),
+        }
+    }
+}
+
+/// The columns of one kind's records in a batch, bodies packed, as `unnest` takes them.
+struct Columns {
+    partitions: Vec<i32>,
+    positions: Vec<i64>,
+    times: Vec<i64>,
+    sources: Vec<Option<String>>,
+    destinations: Vec<Option<String>>,
+    triggers: Vec<Option<String>>,
+    events: Vec<Option<Vec<u8>>>,
+    deliveries: Vec<Option<Vec<u8>>>,
+    outcomes: Vec<Option<String>>,
+    docs: Vec<Vec<u8>>,
+    payloads: Vec<Option<Vec<u8>>>,
+    payload_sizes: Vec<Option<i64>>,
+}
+
+impl Columns {
+    fn pack(
+        codec: &Codec,
+        client: &mut Client,
+        max_payload: usize,
+        rows: &[&Row],
+    ) -> Result<Self, StoreError> {
+        let mut columns = Self {
+            partitions: Vec::with_capacity(rows.len()),
+            positions: Vec::with_capacity(rows.len()),
+            times: Vec::with_capacity(rows.len()),
+            sources: Vec::with_capacity(rows.len()),
+            destinations: Vec::with_capacity(rows.len()),
+            triggers: Vec::with_capacity(rows.len()),
+            events: Vec::with_capacity(rows.len()),
+            deliveries: Vec::with_capacity(rows.len()),
+            outcomes: Vec::with_capacity(rows.len()),
+            docs: Vec::with_capacity(rows.len()),
+            payloads: Vec::with_capacity(rows.len()),
+            payload_sizes: Vec::with_capacity(rows.len()),
+        };
+        let mut dictionaries = PgDictionaries(client);
+        for row in rows {
+            columns.partitions.push(row.partition);
+            columns.positions.push(row.offset);
+            columns.times.push(row.at_ms);
+            columns.sources.push(row.source_id.clone());
+            columns.destinations.push(row.destination_id.clone());
+            columns.triggers.push(row.trigger_id.clone());
+            columns.events.push(row.event_id.as_deref().map(pg_key));
+            columns
+                .deliveries
+                .push(row.delivery_id.as_deref().map(pg_key));
+            columns.outcomes.push(row.outcome.clone());
+            columns.docs.push(codec.pack(
+                &mut dictionaries,
+                Family::Doc(row.kind),
+                row.doc.as_bytes(),
+            )?);
+            columns.payloads.push(
+                row.payload
+                    .as_deref()
+                    .map(|payload| {
+                        let kept = &payload[..payload.len().min(max_payload)];
+                        codec.pack(&mut dictionaries, Family::Payload, kept)
+                    })
+                    .transpose()?,
+            );
+            columns
+                .payload_sizes
+                .push(row.payload.as_ref().map(|payload| payload.len() as i64));
+        }
+        Ok(columns)
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 12] {
+        [
+            &self.partitions,
+            &self.positions,
+            &self.times,
+            &self.sources,
+            &self.destinations,
+            &self.triggers,
+            &self.events,
+            &self.deliveries,
+            &self.outcomes,
+            &self.docs,
+            &self.payloads,
+            &self.payload_sizes,
+        ]
+    }
+}
+
+/// The statement that inserts a batch of `kind`'s records, keeping a record stored before
+/// (by this instance or another) as it is, and returns the bodies' bytes of each it stored.
+fn insert_sql(kind: RecordKind) -> String {
+    format!(
+        "INSERT INTO {} (partition, position, at_ms, source_id, destination_id, trigger_id,
+             event_id, delivery_id, outcome, doc, payload, payload_bytes)
+         SELECT * FROM unnest(?1::int4[], ?2::int8[], ?3::int8[], ?4::text[], ?5::text[],
+             ?6::text[], ?7::bytea[], ?8::bytea[], ?9::text[], ?10::bytea[], ?11::bytea[],
+             ?12::int8[])
+         ON CONFLICT (partition, position) DO NOTHING
+         RETURNING octet_length(doc) + coalesce(octet_length(payload), 0)",
+        schema::table(kind)
+    )
+}
+
+/// Adds `records` and `bytes` (negative: takes away) to the counts of `kind`.
+fn add_counts(
+    client: &mut impl GenericClient,
+    kind: RecordKind,
+    records: i64,
+    bytes: i64,
+) -> Result<(), StoreError> {
+    if records != 0 {
+        client.execute(
+            "UPDATE counts SET records = records + $2, bytes = bytes + $3 WHERE kind = $1",
+            &[&kind.as_str(), &records, &bytes],
+        )?;
+    }
+    Ok(())
+}
+
+/// Makes the store's schema and tables when missing, or anew when they are of another layout;
+/// refuses a schema that holds tables of the same names that are not a store. Instances that
+/// start together take turns (an advisory lock).
+fn prepare(client: &mut Client, schema_name: &str) -> Result<(), StoreError> {
+    let mut transaction = client.transaction()?;
+    transaction.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&schema::APPLICATION_ID],
+    )?;
+    transaction.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema_name}\""))?;
+    let found: Option<String> = transaction
+        .query_one(
+            "SELECT to_regclass($1)::text",
+            &[&format!("\"{schema_name}\".hookline_store")],
+        )?
+        .try_get(0)?;
+    if found.is_some() {
+        let row = transaction.query_one("SELECT application, layout FROM hookline_store", &[])?;
+        let (application, layout): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        if application != schema::APPLICATION_ID {
+            return Err(StoreError::PostgresSettings(format!(
+                "the schema {schema_name} holds another application's tables; name another \
+                 --control-store-postgres-schema"
+            )));
+        }
+        if layout == LAYOUT {
+            info!(
+                schema = schema_name,
+                "Control store opened in PostgreSQL; resuming where it stopped."
+            );
+            return Ok(transaction.commit()?);
+        }
+        info!(
+            schema = schema_name,
+            layout,
+            current = LAYOUT,
+            "Control store rebuilt from the topics: its PostgreSQL tables are of another layout."
+        );
+        transaction.batch_execute(&format!("DROP TABLE IF EXISTS {}", TABLES.join(", ")))?;
+    } else {
+        let names: Vec<&str> = TABLES.to_vec();
+        let taken: i64 = transaction
+            .query_one(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = ANY($2)",
+                &[&schema_name, &names],
+            )?
+            .try_get(0)?;
+        if taken > 0 {
+            return Err(StoreError::PostgresSettings(format!(
+                "the schema {schema_name} holds tables named as the store's ({}) that are not a \
+                 Hookline store; name another --control-store-postgres-schema",
+                TABLES.join(", ")
+            )));
+        }
+        info!(
+            schema = schema_name,
+            "Control store created in PostgreSQL; it is filled from the topics."
+        );
+    }
+    transaction.batch_execute(&create_sql())?;
+    transaction.execute(
+        "INSERT INTO hookline_store (application, layout) VALUES ($1, $2)",
+        &[&schema::APPLICATION_ID, &LAYOUT],
+    )?;
+    Ok(transaction.commit()?)
+}
+
+/// The tables and indexes of [`LAYOUT`].
+fn create_sql() -> String {
+    let mut sql = String::new();
+    for kind in RecordKind::ALL {
+        let table = schema::table(kind);
+        // Bodies are zstd frames already: PostgreSQL stores them without compressing again.
+        sql.push_str(&format!(
+            "CREATE TABLE {table} (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                 partition integer NOT NULL, position bigint NOT NULL, at_ms bigint NOT NULL,
+                 source_id text, destination_id text, trigger_id text, event_id bytea,
+                 delivery_id bytea, outcome text, doc bytea NOT NULL, payload bytea,
+                 payload_bytes bigint);
+             ALTER TABLE {table} ALTER COLUMN doc SET STORAGE EXTERNAL,
+                 ALTER COLUMN payload SET STORAGE EXTERNAL;
+             CREATE UNIQUE INDEX {table}_by_place ON {table} (partition, position);\n"
+        ));
+    }
+    for (kind, name, columns) in schema::INDEXES {
+        // Every table has its unique index by place already.
+        if *columns != "partition, position" {
+            sql.push_str(&format!(
+                "CREATE INDEX {name} ON {} ({columns});\n",
+                schema::table(*kind)
+            ));
+        }
+    }
+    sql.push_str(
+        "CREATE TABLE positions (topic text NOT NULL, partition integer NOT NULL,
+             next bigint NOT NULL, PRIMARY KEY (topic, partition));
+         CREATE TABLE activity (resource text NOT NULL, id text NOT NULL, triggered_ms bigint,
+             delivered_ms bigint, PRIMARY KEY (resource, id));
+         CREATE TABLE counts (kind text PRIMARY KEY, records bigint NOT NULL,
+             bytes bigint NOT NULL);
+         CREATE TABLE dictionaries (id bigint PRIMARY KEY, family text NOT NULL,
+             bytes bytea NOT NULL, added bigint GENERATED ALWAYS AS IDENTITY);
+         CREATE TABLE hookline_store (application bigint NOT NULL, layout bigint NOT NULL);\n",
+    );
+    for kind in RecordKind::ALL {
+        sql.push_str(&format!(
+            "INSERT INTO counts VALUES ('{}', 0, 0);\n",
+            kind.as_str()
+        ));
+    }
+    sql
+}
+
+/// Whether `name` can be used as a schema name as written (no quoting rules to get wrong).
+fn valid_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_lowercase() || first == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+/// TLS for connections whose settings ask for it (`sslmode=require`, or `prefer`, libpq's
+/// default): certificates verified as the system verifies them, as for deliveries.
+fn tls_config() -> Result<rustls::ClientConfig, StoreError> {
+    let tls_error = |error: rustls::Error| StoreError::PostgresSettings(format!("TLS: {error}"));
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(tls_error)?;
+    let verifier = rustls_platform_verifier::Verifier::new(builder.crypto_provider().clone())
+        .map_err(tls_error)?;
+    Ok(builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_keep_their_form_apart() {
+        let uuid = "0190f3c2-7d4e-7a10-9b2c-3f4e5d6c7b8a";
+        assert_eq!(pg_key(uuid).len(), 17);
+        assert_eq!(pg_key(uuid)[0], 0);
+        // A 16-character text id whose bytes could be a UUID's still differs by its tag.
+        let text = "abcdefghijklmnop";
+        assert_eq!(pg_key(text)[0], 1);
+        assert_ne!(pg_key(text)[1..], pg_key(uuid)[1..]);
+        assert_eq!(pg_key("msg_0190f3c27d4e7a109b2c3f4e5d6c7b8a").len(), 18);
+    }
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(valid_identifier("hookline"));
+        assert!(valid_identifier("_history_2"));
+        for bad in ["", "Hookline", "2x", "a-b", "a\"b", "a;drop"] {
+            assert!(!valid_identifier(bad), "{bad}");
+        }
+    }
+}
