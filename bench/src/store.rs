@@ -48,8 +48,15 @@ pub struct StoreArgs {
     pub samples: usize,
     /// The store file (a temporary directory's when absent; an existing store is reused and
     /// not filled again when it holds at least `--events`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "postgres")]
     pub path: Option<PathBuf>,
+    /// Measure control's PostgreSQL store in this database instead of a SQLite file (a libpq
+    /// URL; `scripts/postgres-local start` prints one). Its tables go in `--postgres-schema`.
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// The schema of `--postgres` (an existing store there is reused as a file is).
+    #[arg(long, default_value = "hookline_bench")]
+    pub postgres_schema: String,
 }
 
 /// The payloads events carry, as in the pipeline benchmark.
@@ -67,8 +74,18 @@ pub fn run(args: &StoreArgs) -> anyhow::Result<()> {
         .path
         .clone()
         .unwrap_or_else(|| temporary.path().join("history.sqlite3"));
-    let store = Store::open(&Location::File(path.clone()), 64 * 1024)
-        .with_context(|| format!("open the store at {}", path.display()))?;
+    let (location, place) = match &args.postgres {
+        Some(url) => (
+            Location::Postgres {
+                url: url.clone(),
+                schema: args.postgres_schema.clone(),
+            },
+            format!("PostgreSQL schema {}", args.postgres_schema),
+        ),
+        None => (Location::File(path.clone()), path.display().to_string()),
+    };
+    let store =
+        Store::open(&location, 64 * 1024).with_context(|| format!("open the store at {place}"))?;
     let mut traffic = Traffic::new(args);
     let stored_events = store
         .counts()?
@@ -76,7 +93,7 @@ pub fn run(args: &StoreArgs) -> anyhow::Result<()> {
         .find(|(kind, _)| *kind == RecordKind::Event)
         .map_or(0, |(_, count)| count);
     let fill = if u64::try_from(stored_events).unwrap_or_default() >= args.events {
-        println!("reusing {} with {stored_events} events", path.display());
+        println!("reusing {place} with {stored_events} events");
         None
     } else {
         Some(fill(&store, &mut traffic, args)?)
@@ -123,6 +140,12 @@ pub fn run(args: &StoreArgs) -> anyhow::Result<()> {
             fill.records as f64 / fill.elapsed.as_secs_f64(),
             fill.cpu.as_secs_f64() * 1000.0 / fill.events as f64
         );
+        if let Some(server) = fill.server_cpu {
+            println!(
+                "fill: the PostgreSQL server took {:.3} CPU-ms per event besides",
+                server.as_secs_f64() * 1000.0 / fill.events as f64
+            );
+        }
     }
     println!(
         "while querying: {} events written at {:.0}/s (asked {}/s), {:.3} CPU-ms per event",
@@ -153,6 +176,25 @@ struct Effort {
     records: u64,
     elapsed: Duration,
     cpu: Duration,
+    /// CPU of the PostgreSQL server's processes on this machine meanwhile (a PostgreSQL store).
+    server_cpu: Option<Duration>,
+}
+
+/// CPU time the PostgreSQL server's processes on this machine (named `postgres`) have used,
+/// or `None` when there are none.
+fn postgres_server_cpu() -> Option<Duration> {
+    let ticks = procfs::ticks_per_second() as f64;
+    let mut total = 0_u64;
+    let mut found = false;
+    for process in procfs::process::all_processes().ok()?.flatten() {
+        if let Ok(stat) = process.stat()
+            && stat.comm == "postgres"
+        {
+            found = true;
+            total += stat.utime + stat.stime;
+        }
+    }
+    found.then(|| Duration::from_secs_f64(total as f64 / ticks))
 }
 
 /// Fills `store` with `args.events` events spread over the hours up to now. Only what control's
@@ -161,6 +203,7 @@ fn fill(store: &Store, traffic: &mut Traffic, args: &StoreArgs) -> anyhow::Resul
     let now = now_ms();
     let span_ms = (args.hours * 3_600_000.0) as i64;
     let started = Instant::now();
+    let server_started = args.postgres.as_ref().and_then(|_| postgres_server_cpu());
     let mut cpu = Duration::ZERO;
     let mut messages = Vec::with_capacity(1_100);
     let mut records = 0;
@@ -188,6 +231,8 @@ fn fill(store: &Store, traffic: &mut Traffic, args: &StoreArgs) -> anyhow::Resul
         records,
         elapsed: started.elapsed(),
         cpu,
+        server_cpu: server_started
+            .and_then(|start| Some(postgres_server_cpu()?.saturating_sub(start))),
     })
 }
 
@@ -234,6 +279,7 @@ fn write_live(
         records,
         elapsed: started.elapsed(),
         cpu,
+        server_cpu: None,
     })
 }
 

@@ -488,6 +488,33 @@ impl Store {
         Ok(deleted)
     }
 
+    /// Deletes the records of `kind` read from `partition` of `topic`, and its position: that
+    /// partition now holds other records at those offsets (a topic made anew). Returns how many.
+    pub fn forget(
+        &self,
+        kind: RecordKind,
+        topic: &str,
+        partition: i32,
+    ) -> Result<usize, StoreError> {
+        let sqlite = match &self.inner.engine {
+            Engine::Sqlite(sqlite) => sqlite,
+            Engine::Postgres(postgres) => return postgres.forget(kind, topic, partition),
+        };
+        let mut connection = sqlite.lock();
+        let transaction = connection.transaction()?;
+        let deleted = transaction.execute(
+            &format!("DELETE FROM {} WHERE partition = ?1", schema::table(kind)),
+            [partition],
+        )?;
+        count(&transaction, kind, -(deleted as i64))?;
+        transaction.execute(
+            "DELETE FROM positions WHERE topic = ?1 AND partition = ?2",
+            params![topic, partition],
+        )?;
+        transaction.commit()?;
+        Ok(deleted)
+    }
+
     /// Deletes the oldest `fraction` (0 to 1) of each table's records; returns how many.
     pub fn shrink(&self, fraction: f64) -> Result<usize, StoreError> {
         let sqlite = match &self.inner.engine {

@@ -41,7 +41,7 @@ pub const LAYOUT: i64 = 1;
 /// Bytes counted per record besides its packed bodies: its other columns, tuple header and
 /// index entries. Measured with `hookline-bench store --postgres` (the tables' size on disk
 /// against the bodies' bytes, before any delete).
-pub const ROW_OVERHEAD: i64 = 320;
+pub const ROW_OVERHEAD: i64 = 336;
 
 /// Most records deleted in one transaction.
 const DELETE_CHUNK: i64 = 20_000;
@@ -433,6 +433,36 @@ impl Engine {
             }
         }
         Ok(deleted)
+    }
+
+    /// See [`super::Store::forget`].
+    pub fn forget(
+        &self,
+        kind: RecordKind,
+        topic: &str,
+        partition: i32,
+    ) -> Result<usize, StoreError> {
+        self.with_writer(|pg| {
+            let mut transaction = pg.client.transaction()?;
+            let row = transaction.query_one(
+                &format!(
+                    "WITH gone AS (
+                         DELETE FROM {} WHERE partition = $1
+                         RETURNING octet_length(doc) + coalesce(octet_length(payload), 0) AS bytes)
+                     SELECT count(*), coalesce(sum(bytes), 0)::int8 FROM gone",
+                    schema::table(kind)
+                ),
+                &[&partition],
+            )?;
+            let (records, bytes): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            add_counts(&mut transaction, kind, -records, -bytes)?;
+            transaction.execute(
+                "DELETE FROM positions WHERE topic = $1 AND partition = $2",
+                &[&topic, &partition],
+            )?;
+            transaction.commit()?;
+            Ok(usize::try_from(records).unwrap_or_default())
+        })
     }
 
     /// See [`super::Store::shrink`]. Sequence numbers here may have gaps (a record another

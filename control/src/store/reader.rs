@@ -191,11 +191,17 @@ impl Reader {
         let since_ms = now_ms() - i64::try_from(retention.window.as_millis()).unwrap_or(i64::MAX);
         let kafka = settings.clone();
         let names: Vec<String> = kinds.keys().cloned().collect();
+        let kinds_of = kinds.clone();
         let stored = store.clone();
         let (consumer, ends, activities) = tokio::task::spawn_blocking(move || {
             let positions = stored.positions()?;
             let activities = stored.activities()?;
-            let (consumer, ends) = assign(&kafka, &names, since_ms, &positions)?;
+            let (consumer, ends, renewed) = assign(&kafka, &names, since_ms, &positions)?;
+            for (topic, partition) in renewed {
+                if let Some(kind) = kinds_of.get(&topic) {
+                    stored.forget(*kind, &topic, partition)?;
+                }
+            }
             Ok::<_, crate::error::Error>((consumer, ends, activities))
         })
         .await
@@ -491,16 +497,20 @@ struct Batch {
 /// Where each non-empty partition ended when the reader started, by topic and partition.
 type Ends = HashMap<(String, i32), i64>;
 
+/// A topic and one of its partitions.
+type Place = (String, i32);
+
 /// Creates the consumer and assigns every partition of `topics`: where the store stopped when
 /// it has read the partition before (`positions`) and Kafka still holds that offset, else from
 /// the first offset at or after `since_ms`. Returns the ends (high watermarks) of the non-empty
-/// partitions. Blocking.
+/// partitions, and the partitions the store read further than they now go (to forget).
+/// Blocking.
 fn assign(
     settings: &KafkaSettings,
     topics: &[String],
     since_ms: i64,
     positions: &HashMap<(String, i32), i64>,
-) -> Result<(StreamConsumer, Ends), Error> {
+) -> Result<(StreamConsumer, Ends, Vec<Place>), Error> {
     let mut config = kafka::reader_config(settings, "control-store");
     // History may lag a quarter of a second: fetches then carry many records each, which costs
     // control and the brokers far less than one small fetch per partition every 100 ms.
@@ -516,6 +526,7 @@ fn assign(
     let mut by_time = TopicPartitionList::new();
     let mut ends = HashMap::new();
     let mut resumed = 0;
+    let mut renewed = Vec::new();
     for topic in topics {
         let partitions = hookline_runtime::topics::partition_count(&consumer, topic)?;
         for partition in 0..partitions as i32 {
@@ -539,8 +550,10 @@ fn assign(
                 Some(&next) if next > high => {
                     warn!(%topic, partition, stored = next, end = high,
                           "The store read further than this partition now goes (a topic made \
-                           anew, or another cluster): it reads the partition again from the \
-                           retention window; the records stored before stay.");
+                           anew, or another cluster): the records stored from it are forgotten \
+                           (their offsets now name other records) and it is read again from \
+                           the retention window.");
+                    renewed.push((topic.clone(), partition));
                     by_time
                         .add_partition_offset(topic, partition, Offset::Offset(since_ms))
                         .map_err(kafka_error(format!("assign {topic}")))?;
@@ -606,7 +619,7 @@ fn assign(
     consumer
         .assign(&assignment)
         .map_err(kafka_error("assign the logged topics".to_owned()))?;
-    Ok((consumer, ends))
+    Ok((consumer, ends, renewed))
 }
 
 fn now_ms() -> i64 {

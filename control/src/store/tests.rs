@@ -551,3 +551,29 @@ fn a_postgres_store_says_its_server_is_away_and_reconnects_when_it_is_back() {
     assert_eq!(count(&store, RecordKind::Event), 2);
     assert_eq!(store.positions().unwrap()[&("t.any".to_owned(), 0)], 2);
 }
+
+#[test]
+fn a_partition_made_anew_is_forgotten_and_its_new_records_are_kept() {
+    for store in stores(usize::MAX) {
+        store
+            .insert(
+                &[event(0, "old-0", T0), event(1, "old-1", T0 + 1)],
+                &[("t.events", 0, 2)],
+            )
+            .unwrap();
+        assert_eq!(
+            store.forget(RecordKind::Event, "t.events", 0).unwrap(),
+            2,
+            "{store:?}"
+        );
+        assert_eq!(count(&store, RecordKind::Event), 0);
+        assert!(store.positions().unwrap().is_empty());
+        // The new topic's first record has the old one's offset; it is stored.
+        store
+            .insert(&[event(0, "new-0", T0 + 2)], &[("t.events", 0, 1)])
+            .unwrap();
+        assert!(store.ask(|db| query::event(db, "new-0")).unwrap().is_some());
+        assert!(store.ask(|db| query::event(db, "old-0")).unwrap().is_none());
+        assert_eq!(count(&store, RecordKind::Event), 1);
+    }
+}
