@@ -278,11 +278,11 @@ fn purge_on(store: &Store) {
             &[],
         )
         .unwrap();
-    assert_eq!(count(&store, RecordKind::Event), 2);
+    assert_eq!(count(store, RecordKind::Event), 2);
     assert_eq!(store.oldest_ms().unwrap(), Some(T0));
     assert_eq!(store.purge(T0 + 11).unwrap(), 2);
-    assert_eq!(count(&store, RecordKind::Event), 1);
-    assert_eq!(count(&store, RecordKind::Attempt), 0);
+    assert_eq!(count(store, RecordKind::Event), 1);
+    assert_eq!(count(store, RecordKind::Attempt), 0);
     assert!(store.ask(|db| query::event(db, "evt-1")).unwrap().is_none());
     assert!(store.ask(|db| query::event(db, "evt-2")).unwrap().is_some());
     assert_eq!(store.oldest_ms().unwrap(), Some(T0 + 60_000));
@@ -318,7 +318,7 @@ fn shrink_on(store: &Store) {
         .map(|record| record.position)
         .collect();
     assert_eq!(kept, [9, 8, 7, 6, 5, 4, 3]);
-    assert_eq!(count(&store, RecordKind::Attempt), 7);
+    assert_eq!(count(store, RecordKind::Attempt), 7);
 }
 
 #[test]
@@ -346,7 +346,7 @@ fn payloads_above_the_cap_keep_their_first_bytes_and_size() {
 fn a_file_store_resumes_with_its_records_positions_and_activity() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("control").join("history.sqlite3");
-    let location = super::Location::File(path.clone());
+    let location = Location::File(path.clone());
     {
         let store = Store::open(&location, usize::MAX).unwrap();
         store
@@ -393,7 +393,7 @@ fn a_file_of_another_layout_or_no_database_is_rebuilt() {
         b"this is not a database, and far too short to look like one",
     )
     .unwrap();
-    let store = Store::open(&super::Location::File(path.clone()), usize::MAX).unwrap();
+    let store = Store::open(&Location::File(path.clone()), usize::MAX).unwrap();
     store
         .insert(&[event(0, "evt-1", T0)], &[("t.events", 0, 1)])
         .unwrap();
@@ -407,7 +407,7 @@ fn a_file_of_another_layout_or_no_database_is_rebuilt() {
         ))
         .unwrap();
     drop(older);
-    let store = Store::open(&super::Location::File(path), usize::MAX).unwrap();
+    let store = Store::open(&Location::File(path), usize::MAX).unwrap();
     assert!(
         store.positions().unwrap().is_empty(),
         "rebuilt from nothing"
