@@ -19,55 +19,31 @@
 //! Views show `last_triggered_at` and `last_delivered_at` from the store; the routes of what
 //! happened (events, attempts, dead letters, tests and replays) are in [`crate::history`].
 
-use std::sync::Arc;
-
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hookline_runtime::resources::{ResourceSet, ResourceStore};
+use hookline_runtime::resources::ResourceSet;
 use hookline_runtime::validate::Problem;
 use hookline_schemas::{Resource, ResourceId, ResourceKey, ResourceKind, SourceAuth};
 use serde_json::{Value, json};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::auth::{self, Tokens};
+use crate::auth;
 use crate::error::ApiError;
-use crate::history::{self, History};
+use crate::history;
 use crate::kind::{self, KINDS, plural};
 use crate::list::{self, ListQuery};
-use crate::metrics::{self, Metrics};
+use crate::metrics;
 use crate::path::Id;
 use crate::precondition::Preconditions;
+use crate::state::{ApiState, BodyResult};
 use crate::view::{self, Secrets, etag, render};
-use crate::write::{Change, Writes};
+use crate::write::Change;
 use crate::{body, credentials, mask, openapi, preview};
-
-/// What the routes need.
-#[derive(Clone)]
-pub struct ApiState {
-    /// Resources, live.
-    pub store: ResourceStore,
-    /// Accepted tokens.
-    pub tokens: Arc<Tokens>,
-    /// Where changes are written.
-    pub writes: Arc<Writes>,
-    /// The base of inbound URLs, without a trailing `/`.
-    pub ingest_base: Arc<str>,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
-    /// What the API counts.
-    pub metrics: Metrics,
-    /// The store of what happened, and what writes test sends and replays.
-    pub history: Arc<History>,
-}
-
-/// A request body, or why it could not be read.
-pub(crate) type BodyResult = Result<Bytes, BytesRejection>;
 
 /// The API routes.
 pub fn router(state: ApiState) -> Router {

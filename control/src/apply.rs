@@ -18,10 +18,10 @@ use hookline_runtime::validate::Problem;
 use hookline_schemas::{Resource, ResourceKind};
 use serde_json::Value;
 
-use crate::api::{ApiState, BodyResult};
 use crate::error::ApiError;
 use crate::plan::Plan;
 use crate::precondition::Preconditions;
+use crate::state::{ApiState, BodyResult};
 use crate::write::Change;
 use crate::{body, mask};
 

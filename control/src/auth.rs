@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::api::ApiState;
 use crate::error::ApiError;
+use crate::state::ApiState;
 
 /// What a token allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,8 +15,6 @@
 //! any token may read the logs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -28,32 +26,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tracing::error;
 
-use crate::api::ApiState;
-use crate::dead_states::DeadStates;
 use crate::error::ApiError;
 use crate::mask;
 use crate::path::Id;
-use crate::send::Sender;
+use crate::state::ApiState;
 use crate::store::page::Window;
 use crate::store::query::{self, Filter, Page, Stored};
-use crate::store::reader::Logs;
 use crate::store::{LastActivity, RecordKind, StoreError};
-
-/// What the log routes need.
-pub struct History {
-    /// The store, filled from the topics.
-    pub logs: Logs,
-    /// Writes test jobs and replays.
-    pub sender: Sender,
-    /// How long a test send waits for its attempt.
-    pub test_timeout: Duration,
-    /// Most records one replay sends.
-    pub max_replay: usize,
-    /// What operators did with dead letters.
-    pub dead_states: Arc<DeadStates>,
-    /// The jobs paused destinations have on hold.
-    pub held: Arc<crate::held::Held>,
-}
 
 /// The log routes (behind the same authentication as the rest of the API).
 pub fn routes() -> Router<ApiState> {

@@ -6,6 +6,7 @@
 //!
 //! - [`config`]: listen address, tokens, the public ingest URL, limits.
 //! - [`server`]: binding and serving.
+//! - [`state`]: what every handler shares: the API's state and the store of what happened.
 //! - [`api`]: the routes and their handlers.
 //! - [`apply`]: `hookline apply` through the API.
 //! - [`auth`]: admin and read-only tokens.
@@ -53,6 +54,7 @@ pub mod preview;
 pub mod replay;
 pub mod send;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod test_send;
 pub mod view;

@@ -26,12 +26,12 @@ use hookline_schemas::{Resource, ResourceId, ResourceKind, Trigger};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::api::{ApiState, BodyResult};
 use crate::body;
 use crate::error::ApiError;
 use crate::history::{missing_event, store_failed};
 use crate::mask;
 use crate::path::Id;
+use crate::state::{ApiState, BodyResult};
 use crate::store::query;
 
 /// The unsaved trigger's route.

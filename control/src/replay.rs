@@ -37,10 +37,10 @@ use hookline_schemas::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::ApiState;
 use crate::error::ApiError;
 use crate::history::{dead_letter_id, store_failed};
 use crate::send::{Replay, StoredEvent};
+use crate::state::ApiState;
 use crate::store::page::Window;
 use crate::store::query::{self, Filter, Stored};
 use crate::store::{RecordKind, StoreError};

@@ -12,14 +12,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::Config;
-use crate::api::{self, ApiState};
+use crate::api;
 use crate::auth::Tokens;
 use crate::dead_states::DeadStates;
 use crate::error::Error;
 use crate::held::Held;
-use crate::history::History;
 use crate::metrics::Metrics;
 use crate::send::Sender;
+use crate::state::{ApiState, History};
 use crate::store::Store;
 use crate::store::metrics::StoreMetrics;
 use crate::store::reader::Reader;

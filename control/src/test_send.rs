@@ -16,10 +16,10 @@ use hookline_schemas::{DeliveryJob, Destination, ResourceId, SCHEMA_VERSION};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::ApiState;
 use crate::error::ApiError;
 use crate::history::store_failed;
 use crate::path::Id;
+use crate::state::ApiState;
 use crate::store::query;
 
 /// The source and trigger id test jobs carry: no such resource exists, so the logs can tell

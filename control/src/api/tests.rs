@@ -1,16 +1,21 @@
 //! The routes through `Router::oneshot`, with the resources on the embedded broker, so every
 //! write really goes to a topic and is read back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request};
 use hookline_runtime::embedded::EmbeddedKafka;
-use hookline_runtime::resources::ResourceWriter;
+use hookline_runtime::resources::{ResourceStore, ResourceWriter};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::*;
+use crate::auth::Tokens;
+use crate::metrics::Metrics;
+use crate::state::History;
+use crate::write::Writes;
 
 const ADMIN: &str = "admin-token";
 const VIEWER: &str = "viewer-token";
