@@ -43,7 +43,7 @@ use crate::precondition::Preconditions;
 use crate::state::{ApiState, BodyResult};
 use crate::view::{self, Secrets, etag, render};
 use crate::write::Change;
-use crate::{body, credentials, mask, openapi, preview};
+use crate::{body, credentials, extract, mask, openapi, preview};
 
 /// The API routes.
 pub fn router(state: ApiState) -> Router {
@@ -123,7 +123,7 @@ async fn list(
     kind: ResourceKind,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))?;
+    let query = extract::query(query)?;
     let snapshot = state.store.snapshot();
     let page = list::page(of_kind(&snapshot, kind), &query)?;
     let items: Vec<Value> = page
@@ -333,7 +333,7 @@ async fn rotate_token(
     headers: HeaderMap,
     query: Result<Query<RotateQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))?;
+    let query = extract::query(query)?;
     let grace = query.grace_seconds.unwrap_or(ROTATE_GRACE_SECONDS);
     if grace > ROTATE_GRACE_MAX_SECONDS {
         return Err(ApiError::InvalidQuery(format!(
@@ -535,9 +535,9 @@ fn annotate(state: &ApiState, resource: &Resource, view: &mut Value) {
         .logs
         .activities
         .get(resource.key().kind.as_str(), kind::id(resource).as_str());
-    history::annotate(view, last);
+    view::annotate_activity(view, last);
     if let Resource::Destination(destination) = resource {
-        history::annotate_held(view, state.history.held.of(&destination.id));
+        view::annotate_held(view, state.history.held.of(&destination.id));
     }
 }
 

@@ -23,7 +23,7 @@ use crate::plan::Plan;
 use crate::precondition::Preconditions;
 use crate::state::{ApiState, BodyResult};
 use crate::write::Change;
-use crate::{body, mask};
+use crate::{body, extract, mask};
 
 /// Where the route is.
 pub const PATH: &str = "/api/v1/apply";
@@ -54,7 +54,7 @@ pub async fn apply(
     query: Result<Query<ApplyQuery>, QueryRejection>,
     body: BodyResult,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))?;
+    let query = extract::query(query)?;
     let mut object = body::object(&headers, body, state.max_body_bytes)?;
     let snapshot = state.store.snapshot();
     let mut wanted = Vec::new();

@@ -11,6 +11,8 @@ use hookline_runtime::validate::Problem;
 use serde_json::json;
 use tracing::{error, warn};
 
+use crate::store::StoreError;
+
 /// Why control could not start, or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,7 +21,7 @@ pub enum Error {
     Runtime(#[from] hookline_runtime::Error),
     /// The store of what happened failed; it must not silently stop filling.
     #[error("the control store failed")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
 }
 
 /// Why a request failed.
@@ -155,6 +157,17 @@ impl ApiError {
             message: message.into(),
         }])
     }
+}
+
+/// The JSON of a store failure: logged, and a 500 without internals; a 503 when the store's
+/// database (PostgreSQL) does not answer, which passes.
+pub fn store_failed(error: StoreError) -> ApiError {
+    if error.is_transient() {
+        warn!(%error, "Control store query failed: its database does not answer.");
+        return ApiError::StoreUnavailable;
+    }
+    error!(%error, "Control store query failed.");
+    ApiError::Internal("the store failed")
 }
 
 impl IntoResponse for ApiError {

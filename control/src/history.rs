@@ -24,15 +24,15 @@ use axum::{Json, Router};
 use hookline_schemas::DeadState;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tracing::error;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, store_failed};
+use crate::extract::query;
 use crate::mask;
 use crate::path::Id;
 use crate::state::ApiState;
+use crate::store::RecordKind;
 use crate::store::page::Window;
 use crate::store::query::{self, Filter, Page, Stored};
-use crate::store::{LastActivity, RecordKind, StoreError};
 
 /// The log routes (behind the same authentication as the rest of the API).
 pub fn routes() -> Router<ApiState> {
@@ -53,24 +53,6 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/dead-letters/discard", post(crate::replay::discard))
 }
 
-/// The JSON of a store failure: logged, and a 500 without internals; a 503 when the store's
-/// database (PostgreSQL) does not answer, which passes.
-pub fn store_failed(error: StoreError) -> ApiError {
-    if error.is_transient() {
-        tracing::warn!(%error, "Control store query failed: its database does not answer.");
-        return ApiError::StoreUnavailable;
-    }
-    error!(%error, "Control store query failed.");
-    ApiError::Internal("the store failed")
-}
-
-/// Reads a query string, or says what is wrong with it.
-pub fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(query)| query)
-        .map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))
-}
-
 async fn event(State(state): State<ApiState>, Id(id): Id) -> Result<Response, ApiError> {
     let lookup = id.clone();
     let records = state
@@ -81,7 +63,7 @@ async fn event(State(state): State<ApiState>, Id(id): Id) -> Result<Response, Ap
         .await
         .map_err(store_failed)?;
     if records.is_empty() {
-        return Err(missing_event(&state, id));
+        return Err(state.history.missing_event(id));
     }
     let mut journey = journey(&id, &records);
     mark_held(&mut journey, &state.history.held);
@@ -103,16 +85,6 @@ fn mark_held(journey: &mut Value, held: &crate::held::Held) {
         if waiting {
             delivery["status"] = "held".into();
         }
-    }
-}
-
-/// Why event `id` is not in the store: not read yet while the store is still reading the topics
-/// (503), unknown after (404).
-pub fn missing_event(state: &ApiState, id: String) -> ApiError {
-    if state.history.logs.is_ready() {
-        ApiError::NotFound { kind: "event", id }
-    } else {
-        ApiError::StoreNotReady
     }
 }
 
@@ -468,34 +440,4 @@ async fn dead_letters(
         "next_cursor": page.next.as_ref().map(|cursor| cursor.encode()),
     }))
     .into_response())
-}
-
-/// Adds the jobs a destination has on hold: how many, and since when the oldest waits.
-pub fn annotate_held(view: &mut Value, held: Option<crate::held::HeldJobs>) {
-    if let Value::Object(object) = view {
-        let oldest = held
-            .and_then(|held| {
-                time::OffsetDateTime::from_unix_timestamp_nanos(
-                    i128::from(held.oldest_ms) * 1_000_000,
-                )
-                .ok()
-            })
-            .map_or(Value::Null, |at| hookline_runtime::time::rfc3339(at).into());
-        object.insert("held_jobs".into(), held.map_or(0, |held| held.jobs).into());
-        object.insert("oldest_held_at".into(), oldest);
-    }
-}
-
-/// Adds `last_triggered_at` and `last_delivered_at` to the view of a resource.
-pub fn annotate(view: &mut Value, last: LastActivity) {
-    let time = |ms: Option<i64>| {
-        ms.and_then(|ms| {
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-        })
-        .map_or(Value::Null, |at| hookline_runtime::time::rfc3339(at).into())
-    };
-    if let Value::Object(object) = view {
-        object.insert("last_triggered_at".into(), time(last.triggered_ms));
-        object.insert("last_delivered_at".into(), time(last.delivered_ms));
-    }
 }

@@ -11,6 +11,7 @@
 //! - [`apply`]: `hookline apply` through the API.
 //! - [`auth`]: admin and read-only tokens.
 //! - [`path`]: the `{id}` of a route, refused in JSON when it does not decode.
+//! - [`extract`]: the query string, refused in JSON when it does not parse.
 //! - [`error`]: why a request failed, as one JSON shape with stable codes.
 //! - [`body`]: reading request bodies into resources, with errors that name the field.
 //! - [`write`]: one change at a time: preconditions, validation, write, read back.
@@ -40,6 +41,7 @@ pub mod config;
 pub mod credentials;
 pub mod dead_states;
 pub mod error;
+pub mod extract;
 pub mod held;
 pub mod history;
 pub mod kind;

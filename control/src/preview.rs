@@ -27,8 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::body;
-use crate::error::ApiError;
-use crate::history::{missing_event, store_failed};
+use crate::error::{ApiError, store_failed};
 use crate::mask;
 use crate::path::Id;
 use crate::state::{ApiState, BodyResult};
@@ -173,7 +172,7 @@ async fn stored(state: &ApiState, id: String) -> Result<SampleEvent, ApiError> {
         .run(move |connection| query::event(connection, &lookup))
         .await
         .map_err(store_failed)?;
-    let found = found.ok_or_else(|| missing_event(state, id))?;
+    let found = found.ok_or_else(|| state.history.missing_event(id))?;
     let metadata = found.json();
     let source = metadata["source"]
         .as_str()

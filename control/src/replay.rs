@@ -37,8 +37,8 @@ use hookline_schemas::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
-use crate::history::{dead_letter_id, store_failed};
+use crate::error::{ApiError, store_failed};
+use crate::history::dead_letter_id;
 use crate::send::{Replay, StoredEvent};
 use crate::state::ApiState;
 use crate::store::page::Window;

@@ -10,6 +10,7 @@ use hookline_runtime::resources::ResourceStore;
 
 use crate::auth::Tokens;
 use crate::dead_states::DeadStates;
+use crate::error::ApiError;
 use crate::held::Held;
 use crate::metrics::Metrics;
 use crate::send::Sender;
@@ -49,6 +50,18 @@ pub struct History {
     pub dead_states: Arc<DeadStates>,
     /// The jobs paused destinations have on hold.
     pub held: Arc<Held>,
+}
+
+impl History {
+    /// Why event `id` is not in the store: not read yet while the store is still reading the
+    /// topics (503), unknown after (404).
+    pub fn missing_event(&self, id: String) -> ApiError {
+        if self.logs.is_ready() {
+            ApiError::NotFound { kind: "event", id }
+        } else {
+            ApiError::StoreNotReady
+        }
+    }
 }
 
 /// A request body, or why it could not be read.

@@ -16,8 +16,7 @@ use hookline_schemas::{DeliveryJob, Destination, ResourceId, SCHEMA_VERSION};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
-use crate::history::store_failed;
+use crate::error::{ApiError, store_failed};
 use crate::path::Id;
 use crate::state::ApiState;
 use crate::store::query;

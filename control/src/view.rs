@@ -7,7 +7,9 @@ use hookline_schemas::{Resource, ResourceId};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::held::HeldJobs;
 use crate::mask::masked;
+use crate::store::LastActivity;
 
 /// Whether secrets are shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +82,32 @@ pub fn etag(resource: &Resource, record: Option<&RecordInfo>) -> String {
     hasher.update(serde_json::to_vec(&masked(resource.clone())).unwrap_or_default());
     let digest = hasher.finalize();
     format!("\"{}\"", hex::encode(&digest[..16]))
+}
+
+/// Adds `last_triggered_at` and `last_delivered_at`, as the store of what happened saw them, to
+/// the view of a resource.
+pub fn annotate_activity(view: &mut Value, last: LastActivity) {
+    if let Value::Object(object) = view {
+        object.insert("last_triggered_at".into(), millis(last.triggered_ms));
+        object.insert("last_delivered_at".into(), millis(last.delivered_ms));
+    }
+}
+
+/// Adds the jobs a destination has on hold: how many, and since when the oldest waits.
+pub fn annotate_held(view: &mut Value, held: Option<HeldJobs>) {
+    if let Value::Object(object) = view {
+        let oldest = millis(held.map(|held| held.oldest_ms));
+        object.insert("held_jobs".into(), held.map_or(0, |held| held.jobs).into());
+        object.insert("oldest_held_at".into(), oldest);
+    }
+}
+
+/// Unix milliseconds as RFC 3339, or null.
+fn millis(ms: Option<i64>) -> Value {
+    ms.and_then(|ms| {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+    })
+    .map_or(Value::Null, |at| rfc3339(at).into())
 }
 
 #[cfg(test)]
