@@ -14,7 +14,7 @@
 //! credential, the values of credential headers): it carries the destination's URL as stored, and
 //! any token may read the logs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -23,11 +23,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookline_schemas::DeadState;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use crate::dead_letter::{dead_letter, dead_letter_id};
 use crate::error::{ApiError, store_failed};
 use crate::extract::query;
-use crate::mask;
+use crate::journey::journey;
 use crate::path::Id;
 use crate::state::ApiState;
 use crate::store::RecordKind;
@@ -86,126 +87,6 @@ fn mark_held(journey: &mut Value, held: &crate::held::Held) {
             delivery["status"] = "held".into();
         }
     }
-}
-
-/// The journey of event `id` out of its stored records.
-pub fn journey(id: &str, records: &[Stored]) -> Value {
-    let mut event = json!({ "event_id": id });
-    let mut replays = Vec::new();
-    let mut matched = Value::Null;
-    let mut deliveries: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    let mut dead_letters = Vec::new();
-    for record in records {
-        match record.kind.as_str() {
-            "event" => {
-                let doc = record.json();
-                if !doc["replayed_at"].is_null() {
-                    // A replay repeats the original; the journey shows the original, and when it
-                    // was replayed. (Its match record and attempts are among the others.)
-                    replays.push(json!({"at": doc["replayed_at"], "by": doc["replayed_by"]}));
-                    if event.get("source").is_some() {
-                        continue;
-                    }
-                }
-                event = doc;
-                let payload = record.payload.as_deref().unwrap_or_default();
-                event["size_bytes"] = payload.len().into();
-                event["payload"] = serde_json::from_slice(payload)
-                    .unwrap_or_else(|_| json!({ "not_json": String::from_utf8_lossy(payload) }));
-            }
-            "match" => {
-                // The newest: after a replay, what the triggers make of the event now.
-                matched = record.json();
-                for trigger in matched["triggers"].as_array().into_iter().flatten() {
-                    for produced in trigger["deliveries"].as_array().into_iter().flatten() {
-                        let Some(delivery_id) = produced["delivery_id"].as_str() else {
-                            continue;
-                        };
-                        let delivery = delivery(&mut deliveries, delivery_id);
-                        delivery.insert("trigger_id".into(), trigger["trigger_id"].clone());
-                        delivery.insert("action".into(), produced["action"].clone());
-                        delivery
-                            .insert("destination_id".into(), produced["destination_id"].clone());
-                    }
-                }
-            }
-            "attempt" => {
-                let attempt = record.json();
-                let Some(delivery_id) = attempt["delivery_id"].as_str() else {
-                    continue;
-                };
-                let delivery = delivery(&mut deliveries, delivery_id);
-                for field in ["trigger_id", "destination_id"] {
-                    delivery
-                        .entry(field)
-                        .or_insert_with(|| attempt[field].clone());
-                }
-                delivery.insert("status".into(), attempt["outcome"].clone());
-                if let Some(Value::Array(attempts)) = delivery.get_mut("attempts") {
-                    attempts.push(attempt);
-                }
-            }
-            "dead" => dead_letters.push(dead_letter(record)),
-            _ => {}
-        }
-    }
-    if let Value::Object(object) = &mut event {
-        object.insert("replays".into(), replays.into());
-        object.insert("match".into(), matched);
-        object.insert(
-            "deliveries".into(),
-            deliveries.into_values().map(Value::Object).collect(),
-        );
-        object.insert("dead_letters".into(), dead_letters.into());
-    }
-    event
-}
-
-fn delivery<'a>(
-    deliveries: &'a mut BTreeMap<String, Map<String, Value>>,
-    id: &str,
-) -> &'a mut Map<String, Value> {
-    deliveries.entry(id.to_owned()).or_insert_with(|| {
-        let mut delivery = Map::new();
-        delivery.insert("delivery_id".into(), id.into());
-        // No attempt recorded yet: the job waits in the deliveries topic (or the dispatcher).
-        delivery.insert("status".into(), "pending".into());
-        delivery.insert("attempts".into(), Value::Array(Vec::new()));
-        delivery
-    })
-}
-
-/// A dead letter as the API shows it: its id (its place on the dead letter topic) and fields,
-/// with the secrets of a dead job masked.
-pub fn dead_letter(record: &Stored) -> Value {
-    let mut value = record.json();
-    if let Some(job) = value.pointer_mut("/payload/job") {
-        mask_job(job);
-    }
-    if let Value::Object(object) = &mut value {
-        object.insert("id".into(), dead_letter_id(record).into());
-    }
-    value
-}
-
-/// Masks the URL's credential and the credential headers of a job as stored. (Replays read the
-/// record itself, not this view, so they still send the real values.)
-fn mask_job(job: &mut Value) {
-    if let Some(Value::String(url)) = job.get_mut("url") {
-        *url = mask::mask_url(url);
-    }
-    if let Some(Value::Object(headers)) = job.get_mut("headers") {
-        for (name, value) in headers {
-            if let Value::String(value) = value {
-                *value = mask::header_value(name, value);
-            }
-        }
-    }
-}
-
-/// The id of a dead letter: `<partition>-<offset>` on the dead letter topic.
-pub fn dead_letter_id(record: &Stored) -> String {
-    format!("{}-{}", record.partition, record.position)
 }
 
 /// The page as JSON: `items` shown by `show`, and `next_cursor`.

@@ -28,6 +28,8 @@
 //! - [`dead_states`]: what operators did with dead letters (replayed, discarded), from Kafka.
 //! - [`held`]: the jobs paused destinations have on hold, from Kafka.
 //! - [`history`]: the routes that read it: an event's journey, attempts, dead letters.
+//! - [`journey`]: an event's journey out of its stored records.
+//! - [`dead_letter`]: a dead letter's id (its place on the topic) and how it is shown.
 //! - [`test_send`]: a test webhook through the real dispatcher.
 //! - [`replay`]: dead letters and events sent through the pipeline again.
 //! - [`send`]: what control writes besides resources (jobs and events).
@@ -39,11 +41,13 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod credentials;
+pub mod dead_letter;
 pub mod dead_states;
 pub mod error;
 pub mod extract;
 pub mod held;
 pub mod history;
+pub mod journey;
 pub mod kind;
 pub mod list;
 pub mod mask;

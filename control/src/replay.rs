@@ -37,8 +37,8 @@ use hookline_schemas::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::dead_letter::{dead_letter_id, parse_id};
 use crate::error::{ApiError, store_failed};
-use crate::history::dead_letter_id;
 use crate::send::{Replay, StoredEvent};
 use crate::state::ApiState;
 use crate::store::page::Window;
@@ -542,12 +542,6 @@ fn readable(stored: &Stored, payload: Vec<u8>) -> Option<StoredEvent> {
     })
 }
 
-/// The place (`<partition>-<offset>`) a dead letter id names.
-fn parse_id(id: &str) -> Option<(i32, i64)> {
-    let (partition, offset) = id.split_once('-')?;
-    Some((partition.parse().ok()?, offset.parse().ok()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,12 +568,5 @@ mod tests {
         assert_eq!(job.delivery_id, "msg_1");
         refresh(&mut rendered, &destination, true);
         assert_eq!(rendered.url, "https://broken.example.com/hooks");
-    }
-
-    #[test]
-    fn dead_letter_ids_name_a_place_on_the_topic() {
-        assert_eq!(parse_id("2-41"), Some((2, 41)));
-        assert_eq!(parse_id("2"), None);
-        assert_eq!(parse_id("a-1"), None);
     }
 }

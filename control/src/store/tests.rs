@@ -174,7 +174,7 @@ fn journey_on(store: &Store) {
         ["event", "event", "match", "attempt", "attempt", "dead"]
     );
 
-    let journey = crate::history::journey("evt-1", &records);
+    let journey = crate::journey::journey("evt-1", &records);
     assert_eq!(journey["source"], "app");
     assert_eq!(journey["client"], "192.0.2.7");
     assert_eq!(journey["received_at"], "2026-01-02T03:04:05Z");
