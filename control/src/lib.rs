@@ -9,7 +9,8 @@
 //! - [`state`]: what every handler shares: the API's state and the store of what happened.
 //! - [`api`]: the routes and their handlers.
 //! - [`apply`]: `hookline apply` through the API.
-//! - [`auth`]: admin and read-only tokens.
+//! - [`auth`]: the middleware that lets a token in, or not.
+//! - [`tokens`]: admin and read-only tokens, compared in constant time.
 //! - [`path`]: the `{id}` of a route, refused in JSON when it does not decode.
 //! - [`extract`]: the query string, refused in JSON when it does not parse.
 //! - [`error`]: why a request failed, as one JSON shape with stable codes.
@@ -63,6 +64,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod test_send;
+pub mod tokens;
 pub mod view;
 pub mod write;
 

@@ -220,7 +220,7 @@ pub async fn dead_letters(
         }
     }
     outcome.jobs = jobs.len();
-    let by = crate::auth::fingerprint(&headers);
+    let by = crate::tokens::fingerprint(&headers);
     if request.dry_run {
         outcome.plan.extend(jobs.iter().map(plan::job));
     } else {
@@ -270,7 +270,7 @@ pub async fn discard(
     let letters = open_letters(&state, &request, &mut outcome).await?;
     let ids: Vec<String> = letters.iter().map(dead_letter_id).collect();
     if !request.dry_run {
-        let by = crate::auth::fingerprint(&headers);
+        let by = crate::tokens::fingerprint(&headers);
         record_states(
             &state,
             ids.iter()
@@ -420,7 +420,7 @@ pub async fn events(
         request.ids.iter().take(max).cloned().collect()
     };
     let ids = ids.into_iter().map(|id| (id.clone(), id)).collect();
-    let by = crate::auth::fingerprint(&headers);
+    let by = crate::tokens::fingerprint(&headers);
     replay_events(&state, ids, &request, &by, &mut outcome).await?;
     Ok(outcome.into_response())
 }

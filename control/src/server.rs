@@ -13,7 +13,6 @@ use tracing::{info, warn};
 
 use crate::Config;
 use crate::api;
-use crate::auth::Tokens;
 use crate::dead_states::DeadStates;
 use crate::error::Error;
 use crate::held::Held;
@@ -23,6 +22,7 @@ use crate::state::{ApiState, History};
 use crate::store::Store;
 use crate::store::metrics::StoreMetrics;
 use crate::store::reader::Reader;
+use crate::tokens::Tokens;
 use crate::write::Writes;
 
 /// Control, bound and ready to serve.

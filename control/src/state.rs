@@ -8,13 +8,13 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use hookline_runtime::resources::ResourceStore;
 
-use crate::auth::Tokens;
 use crate::dead_states::DeadStates;
 use crate::error::ApiError;
 use crate::held::Held;
 use crate::metrics::Metrics;
 use crate::send::Sender;
 use crate::store::reader::Logs;
+use crate::tokens::Tokens;
 use crate::write::Writes;
 
 /// What the routes need.

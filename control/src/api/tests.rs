@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::*;
-use crate::auth::Tokens;
 use crate::metrics::Metrics;
 use crate::state::History;
+use crate::tokens::Tokens;
 use crate::write::Writes;
 
 const ADMIN: &str = "admin-token";
