@@ -60,7 +60,7 @@ const TABLES: [&str; 10] = [
     "activity",
     "counts",
     "dictionaries",
-    "hookline_store",
+    "store_layout",
 ];
 
 /// A connection and the statements prepared on it.
@@ -751,11 +751,11 @@ fn prepare(client: &mut Client, schema_name: &str) -> Result<(), StoreError> {
     let found: Option<String> = transaction
         .query_one(
             "SELECT to_regclass($1)::text",
-            &[&format!("\"{schema_name}\".hookline_store")],
+            &[&format!("\"{schema_name}\".store_layout")],
         )?
         .try_get(0)?;
     if found.is_some() {
-        let row = transaction.query_one("SELECT application, layout FROM hookline_store", &[])?;
+        let row = transaction.query_one("SELECT application, layout FROM store_layout", &[])?;
         let (application, layout): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         if application != schema::APPLICATION_ID {
             return Err(StoreError::PostgresSettings(format!(
@@ -799,7 +799,7 @@ fn prepare(client: &mut Client, schema_name: &str) -> Result<(), StoreError> {
     }
     transaction.batch_execute(&create_sql())?;
     transaction.execute(
-        "INSERT INTO hookline_store (application, layout) VALUES ($1, $2)",
+        "INSERT INTO store_layout (application, layout) VALUES ($1, $2)",
         &[&schema::APPLICATION_ID, &LAYOUT],
     )?;
     Ok(transaction.commit()?)
@@ -840,7 +840,7 @@ fn create_sql() -> String {
              bytes bigint NOT NULL);
          CREATE TABLE dictionaries (id bigint PRIMARY KEY, family text NOT NULL,
              bytes bytea NOT NULL, added bigint GENERATED ALWAYS AS IDENTITY);
-         CREATE TABLE hookline_store (application bigint NOT NULL, layout bigint NOT NULL);\n",
+         CREATE TABLE store_layout (application bigint NOT NULL, layout bigint NOT NULL);\n",
     );
     for kind in RecordKind::ALL {
         sql.push_str(&format!(
