@@ -19,106 +19,27 @@
 //! Views show `last_triggered_at` and `last_delivered_at` from the store; the routes of what
 //! happened (events, attempts, dead letters, tests and replays) are in [`crate::history`].
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use hookline_runtime::resources::ResourceSet;
 use hookline_runtime::validate::Problem;
 use hookline_schemas::{Resource, ResourceId, ResourceKey, ResourceKind, SourceAuth};
 use serde_json::{Value, json};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::auth;
 use crate::error::ApiError;
-use crate::history;
-use crate::kind::{self, KINDS, plural};
+use crate::kind::{self, plural};
 use crate::list::{self, ListQuery};
-use crate::metrics;
 use crate::path::Id;
 use crate::precondition::Preconditions;
 use crate::state::{ApiState, BodyResult};
 use crate::view::{self, Secrets, etag, render};
 use crate::write::Change;
-use crate::{body, credentials, extract, mask, openapi, preview};
+use crate::{body, credentials, extract, mask};
 
-/// The API routes.
-pub fn router(state: ApiState) -> Router {
-    let mut api = Router::new();
-    for kind in KINDS {
-        let collection = format!("/api/v1/{}", plural(kind));
-        api = api
-            .route(
-                &collection,
-                get(move |state, query| list(state, kind, query))
-                    .post(move |state, headers, body| create(state, kind, headers, body)),
-            )
-            .route(
-                &format!("{collection}/{{id}}"),
-                get(move |state, id| show(state, kind, id))
-                    .put(move |state, id, headers, body| replace(state, kind, id, headers, body))
-                    .patch(move |state, id, headers, body| patch(state, kind, id, headers, body))
-                    .delete(move |state, id, headers| delete(state, kind, id, headers)),
-            )
-            .route(
-                &format!("{collection}/{{id}}/enable"),
-                post(move |state, id, headers| switch(state, kind, id, headers, true)),
-            )
-            .route(
-                &format!("{collection}/{{id}}/disable"),
-                post(move |state, id, headers| switch(state, kind, id, headers, false)),
-            );
-    }
-    api = api
-        .route(
-            "/api/v1/destinations/{id}/pause",
-            post(|state, id, headers| pause(state, id, headers, true)),
-        )
-        .route(
-            "/api/v1/destinations/{id}/resume",
-            post(|state, id, headers| pause(state, id, headers, false)),
-        )
-        .route("/api/v1/sources/{id}/rotate-token", post(rotate_token))
-        .route(crate::apply::PATH, post(crate::apply::apply));
-    api = api.route(preview::SAVED, post(preview::saved)).route(
-        preview::UNSAVED,
-        // A trigger may be called `preview`: the other methods reach it as they would
-        // through `/api/v1/triggers/{id}`, which this static route shadows.
-        post(preview::unsaved)
-            .get(|state| show(state, ResourceKind::Trigger, shadowed()))
-            .put(|state, headers, body| {
-                replace(state, ResourceKind::Trigger, shadowed(), headers, body)
-            })
-            .patch(|state, headers, body| {
-                patch(state, ResourceKind::Trigger, shadowed(), headers, body)
-            })
-            .delete(|state, headers| delete(state, ResourceKind::Trigger, shadowed(), headers)),
-    );
-    api = api.merge(history::routes());
-    let limit = state.max_body_bytes;
-    api.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::authenticate,
-    ))
-    .route(openapi::PATH, get(openapi::serve))
-    .fallback(|| async { ApiError::NoRoute })
-    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-    .layer(DefaultBodyLimit::max(limit))
-    // Outermost, so refused and unrouted requests are counted too.
-    .layer(middleware::from_fn_with_state(
-        state.metrics.clone(),
-        metrics::track,
-    ))
-    // Every answer carries an `x-request-id`: the client's own, or a new one.
-    .layer(PropagateRequestIdLayer::x_request_id())
-    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-    .with_state(state)
-}
-
-async fn list(
+pub(crate) async fn list(
     State(state): State<ApiState>,
     kind: ResourceKind,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -143,7 +64,7 @@ async fn list(
     Ok(Json(json!({ "items": items, "next_cursor": page.next_cursor })).into_response())
 }
 
-async fn show(
+pub(crate) async fn show(
     State(state): State<ApiState>,
     kind: ResourceKind,
     Id(id): Id,
@@ -158,7 +79,7 @@ async fn show(
     )
 }
 
-async fn create(
+pub(crate) async fn create(
     State(state): State<ApiState>,
     kind: ResourceKind,
     headers: HeaderMap,
@@ -191,7 +112,7 @@ async fn create(
     created(&state, &snapshot, &key)
 }
 
-async fn replace(
+pub(crate) async fn replace(
     State(state): State<ApiState>,
     kind: ResourceKind,
     Id(id): Id,
@@ -230,7 +151,7 @@ async fn replace(
     }
 }
 
-async fn patch(
+pub(crate) async fn patch(
     State(state): State<ApiState>,
     kind: ResourceKind,
     Id(id): Id,
@@ -268,7 +189,7 @@ async fn patch(
     respond(&state, &snapshot, &key, StatusCode::OK, Secrets::Masked)
 }
 
-async fn switch(
+pub(crate) async fn switch(
     State(state): State<ApiState>,
     kind: ResourceKind,
     Id(id): Id,
@@ -289,7 +210,7 @@ async fn switch(
 }
 
 /// Pauses a destination (its jobs are held, in order, until it resumes) or resumes it.
-async fn pause(
+pub(crate) async fn pause(
     State(state): State<ApiState>,
     Id(id): Id,
     headers: HeaderMap,
@@ -318,7 +239,7 @@ pub const ROTATE_GRACE_MAX_SECONDS: u64 = 30 * 86_400;
 /// `rotate-token`'s query.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RotateQuery {
+pub(crate) struct RotateQuery {
     /// How long the current tokens stay valid; [`ROTATE_GRACE_SECONDS`] when absent, 0 ends
     /// them now.
     grace_seconds: Option<u64>,
@@ -327,7 +248,7 @@ struct RotateQuery {
 /// Gives a source a new bearer token: its current tokens get an `expires_at` a grace period
 /// away (or go at once with a grace of 0), tokens whose expiry passed are removed, and the new
 /// one, shown this once, is accepted from now on.
-async fn rotate_token(
+pub(crate) async fn rotate_token(
     State(state): State<ApiState>,
     Id(id): Id,
     headers: HeaderMap,
@@ -413,7 +334,7 @@ async fn rotate_token(
     Ok(response)
 }
 
-async fn delete(
+pub(crate) async fn delete(
     State(state): State<ApiState>,
     kind: ResourceKind,
     Id(id): Id,
@@ -429,11 +350,6 @@ async fn delete(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// The id `/api/v1/triggers/preview` names when it is not a preview.
-fn shadowed() -> Id {
-    Id(preview::UNSAVED_ID.to_owned())
 }
 
 /// The key of `id` in the collection of `kind`; an id that cannot exist is not found.
@@ -555,6 +471,3 @@ fn created(
     }
     Ok(response)
 }
-
-#[cfg(test)]
-mod tests;

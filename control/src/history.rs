@@ -16,11 +16,10 @@
 
 use std::collections::BTreeSet;
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use hookline_schemas::DeadState;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -35,26 +34,7 @@ use crate::store::RecordKind;
 use crate::store::page::Window;
 use crate::store::query::{self, Filter, Page, Stored};
 
-/// The log routes (behind the same authentication as the rest of the API).
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/api/v1/events/{id}", get(event))
-        .route("/api/v1/events/replay", post(crate::replay::events))
-        .route("/api/v1/sources/{id}/events", get(source_events))
-        .route("/api/v1/destinations/{id}/attempts", get(attempts))
-        .route(
-            "/api/v1/destinations/{id}/test",
-            post(crate::test_send::send),
-        )
-        .route("/api/v1/dead-letters", get(dead_letters))
-        .route(
-            "/api/v1/dead-letters/replay",
-            post(crate::replay::dead_letters),
-        )
-        .route("/api/v1/dead-letters/discard", post(crate::replay::discard))
-}
-
-async fn event(State(state): State<ApiState>, Id(id): Id) -> Result<Response, ApiError> {
+pub(crate) async fn event(State(state): State<ApiState>, Id(id): Id) -> Result<Response, ApiError> {
     let lookup = id.clone();
     let records = state
         .history
@@ -120,7 +100,7 @@ pub struct SourceEventsQuery {
     kind: Option<String>,
 }
 
-async fn source_events(
+pub(crate) async fn source_events(
     State(state): State<ApiState>,
     Id(id): Id,
     params: Result<Query<SourceEventsQuery>, QueryRejection>,
@@ -188,7 +168,7 @@ pub struct AttemptsQuery {
     outcome: Option<String>,
 }
 
-async fn attempts(
+pub(crate) async fn attempts(
     State(state): State<ApiState>,
     Id(id): Id,
     params: Result<Query<AttemptsQuery>, QueryRejection>,
@@ -250,7 +230,7 @@ impl DeadLettersQuery {
     }
 }
 
-async fn dead_letters(
+pub(crate) async fn dead_letters(
     State(state): State<ApiState>,
     params: Result<Query<DeadLettersQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {

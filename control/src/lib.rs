@@ -7,7 +7,8 @@
 //! - [`config`]: listen address, tokens, the public ingest URL, limits.
 //! - [`server`]: binding and serving.
 //! - [`state`]: what every handler shares: the API's state and the store of what happened.
-//! - [`api`]: the routes and their handlers.
+//! - [`routes`]: every route and the layers around them, in one place.
+//! - [`api`]: the handlers of the resources.
 //! - [`apply`]: `hookline apply` through the API.
 //! - [`auth`]: the middleware that lets a token in, or not.
 //! - [`tokens`]: admin and read-only tokens, compared in constant time.
@@ -59,6 +60,7 @@ pub mod plan;
 pub mod precondition;
 pub mod preview;
 pub mod replay;
+pub mod routes;
 pub mod send;
 pub mod server;
 pub mod state;

@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::Config;
-use crate::api;
 use crate::dead_states::DeadStates;
 use crate::error::Error;
 use crate::held::Held;
 use crate::metrics::Metrics;
+use crate::routes;
 use crate::send::Sender;
 use crate::state::{ApiState, History};
 use crate::store::Store;
@@ -80,7 +80,7 @@ impl Control {
             dead_states: dead_states.clone(),
             held: held.clone(),
         });
-        let router = api::router(ApiState {
+        let router = routes::router(ApiState {
             writes: Arc::new(Writes::new(writer, store.clone(), config.write_timeout())),
             store,
             tokens: Arc::new(tokens),

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request};
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use hookline_runtime::embedded::EmbeddedKafka;
 use hookline_runtime::resources::{ResourceStore, ResourceWriter};
+use hookline_schemas::ResourceId;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
