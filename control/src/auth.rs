@@ -8,6 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::handlers::preview;
 use crate::state::ApiState;
 use crate::tokens::Access;
 
@@ -27,7 +28,7 @@ pub async fn authenticate(State(state): State<ApiState>, request: Request, next:
     let previews = request
         .extensions()
         .get::<MatchedPath>()
-        .is_some_and(|route| crate::preview::is_preview(route.as_str()));
+        .is_some_and(|route| preview::is_preview(route.as_str()));
     if access == Access::ReadOnly && !reads_only(request.method()) && !previews {
         return ApiError::ReadOnly.into_response();
     }

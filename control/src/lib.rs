@@ -4,17 +4,21 @@
 //! triggers behind bearer tokens. Writes go to the compacted resources topic, are validated as
 //! `hookline apply` validates, and are answered once this process reads them back.
 //!
+//! Serving:
 //! - [`config`]: listen address, tokens, the public ingest URL, limits.
 //! - [`server`]: binding and serving.
 //! - [`state`]: what every handler shares: the API's state and the store of what happened.
 //! - [`routes`]: every route and the layers around them, in one place.
-//! - [`api`]: the handlers of the resources.
-//! - [`apply`]: `hookline apply` through the API.
+//! - [`handlers`]: the handlers, grouped by what they serve.
 //! - [`auth`]: the middleware that lets a token in, or not.
 //! - [`tokens`]: admin and read-only tokens, compared in constant time.
+//! - [`metrics`]: requests by route and status, and their duration.
+//! - [`openapi`]: the OpenAPI document.
+//!
+//! What handlers share:
+//! - [`error`]: why a request failed, as one JSON shape with stable codes.
 //! - [`path`]: the `{id}` of a route, refused in JSON when it does not decode.
 //! - [`extract`]: the query string, refused in JSON when it does not parse.
-//! - [`error`]: why a request failed, as one JSON shape with stable codes.
 //! - [`body`]: reading request bodies into resources, with errors that name the field.
 //! - [`write`]: one change at a time: preconditions, validation, write, read back.
 //! - [`precondition`]: `If-Match` and `If-None-Match`.
@@ -23,22 +27,16 @@
 //! - [`credentials`]: tokens, secrets and ids made up for new resources.
 //! - [`list`]: filters and pages.
 //! - [`kind`]: the three kinds and the fields they share.
-//! - [`preview`]: what a saved or unsaved trigger would send for a sample event.
 //! - [`plan`]: what an apply changes, field by field.
-//! - [`openapi`]: the OpenAPI document.
+//!
+//! What happened:
 //! - [`store`]: the embedded store of events, match records, attempts, refusals and dead letters.
-//! - [`dead_states`]: what operators did with dead letters (replayed, discarded), from Kafka.
-//! - [`held`]: the jobs paused destinations have on hold, from Kafka.
-//! - [`history`]: the routes that read it: an event's journey, attempts, dead letters.
 //! - [`journey`]: an event's journey out of its stored records.
 //! - [`dead_letter`]: a dead letter's id (its place on the topic) and how it is shown.
-//! - [`test_send`]: a test webhook through the real dispatcher.
-//! - [`replay`]: dead letters and events sent through the pipeline again.
+//! - [`dead_states`]: what operators did with dead letters (replayed, discarded), from Kafka.
+//! - [`held`]: the jobs paused destinations have on hold, from Kafka.
 //! - [`send`]: what control writes besides resources (jobs and events).
-//! - [`metrics`]: requests by route and status, and their duration.
 
-pub mod api;
-pub mod apply;
 pub mod auth;
 pub mod body;
 pub mod config;
@@ -47,8 +45,8 @@ pub mod dead_letter;
 pub mod dead_states;
 pub mod error;
 pub mod extract;
+pub mod handlers;
 pub mod held;
-pub mod history;
 pub mod journey;
 pub mod kind;
 pub mod list;
@@ -58,14 +56,11 @@ pub mod openapi;
 pub mod path;
 pub mod plan;
 pub mod precondition;
-pub mod preview;
-pub mod replay;
 pub mod routes;
 pub mod send;
 pub mod server;
 pub mod state;
 pub mod store;
-pub mod test_send;
 pub mod tokens;
 pub mod view;
 pub mod write;

@@ -24,9 +24,9 @@ use utoipa::openapi::{
     Required, ResponseBuilder, Tag,
 };
 
+use crate::handlers::{preview, resources};
 use crate::kind::{KINDS, plural};
 use crate::list::MAX_LIMIT;
-use crate::preview;
 
 mod history;
 mod schemas;
@@ -86,7 +86,10 @@ pub fn document() -> Value {
             "/api/v1/sources/{id}/rotate-token",
             PathItem::new(HttpMethod::Post, rotate_token()),
         )
-        .path(crate::apply::PATH, PathItem::new(HttpMethod::Post, apply()));
+        .path(
+            crate::handlers::apply::PATH,
+            PathItem::new(HttpMethod::Post, apply()),
+        );
     paths = paths
         .path(
             preview::SAVED,
@@ -425,7 +428,7 @@ fn rotate_token() -> Operation {
                 ObjectBuilder::new()
                     .schema_type(Type::Integer)
                     .minimum(Some(0))
-                    .maximum(Some(crate::api::ROTATE_GRACE_MAX_SECONDS as f64)),
+                    .maximum(Some(resources::ROTATE_GRACE_MAX_SECONDS as f64)),
             )),
     )
     .parameter(condition(

@@ -12,12 +12,12 @@ use axum::routing::{get, post};
 use hookline_schemas::ResourceKind;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::api as resources;
 use crate::error::ApiError;
+use crate::handlers::{apply, history, preview, replay, resources, test_send};
 use crate::kind::{KINDS, plural};
 use crate::path::Id;
 use crate::state::ApiState;
-use crate::{apply, auth, history, metrics, openapi, preview, replay, test_send};
+use crate::{auth, metrics, openapi};
 
 /// The API routes.
 pub fn router(state: ApiState) -> Router {

@@ -1,5 +1,5 @@
-//! The OpenAPI description of the routes of what happened ([`crate::history`], [`crate::replay`],
-//! [`crate::test_send`]): their operations, and the schemas of their answers, built on the message
+//! The OpenAPI description of the routes of what happened ([`crate::handlers::history`],
+//! [`crate::handlers::replay`], [`crate::handlers::test_send`]): their operations, and the schemas of their answers, built on the message
 //! types' own schemas (`AttemptRecord`, `DeadLetter`, `MatchRecord`, ...).
 
 use hookline_schemas::{AttemptRecord, DeadLetter, EventMetadata, MatchRecord, RejectedRequest};

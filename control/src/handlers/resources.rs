@@ -15,9 +15,9 @@
 //! | `DELETE /api/v1/{kind}/{id}` | deletes one (204) |
 //!
 //! and `POST /api/v1/triggers/{id}/preview` and `POST /api/v1/triggers/preview` render a saved
-//! or an unsaved trigger against a sample event without sending it ([`crate::preview`]).
+//! or an unsaved trigger against a sample event without sending it ([`super::preview`]).
 //! Views show `last_triggered_at` and `last_delivered_at` from the store; the routes of what
-//! happened (events, attempts, dead letters, tests and replays) are in [`crate::history`].
+//! happened (events, attempts, dead letters, tests and replays) are in [`super::history`].
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
