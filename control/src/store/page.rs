@@ -6,8 +6,25 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::error::ApiError;
 use crate::list::{DEFAULT_LIMIT, MAX_LIMIT};
+
+/// Why a page cannot be read as asked: the parameters a client sent are wrong. The HTTP layer
+/// answers each as an invalid query ([`crate::extract`]).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    /// The cursor does not decode into one this API gave out.
+    #[error("cursor is not one this API returned")]
+    Cursor,
+    /// The limit is outside `1..=MAX_LIMIT`.
+    #[error("limit must be between 1 and {MAX_LIMIT}")]
+    Limit,
+    /// A time parameter is not RFC 3339.
+    #[error("{name} must be an RFC 3339 time such as 2026-01-02T03:04:05Z")]
+    Time {
+        /// The parameter: `since` or `until`.
+        name: String,
+    },
+}
 
 /// Where a page starts: after this record, in newest-first order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,8 +49,8 @@ impl Cursor {
     }
 
     /// Reads a cursor this API gave out.
-    pub fn decode(text: &str) -> Result<Self, ApiError> {
-        let invalid = || ApiError::InvalidQuery("cursor is not one this API returned".to_owned());
+    pub fn decode(text: &str) -> Result<Self, PageError> {
+        let invalid = || PageError::Cursor;
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let mut parts = text.split('/');
@@ -71,12 +88,10 @@ impl Window {
         cursor: Option<&str>,
         since: Option<&str>,
         until: Option<&str>,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, PageError> {
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::InvalidQuery(format!(
-                "limit must be between 1 and {MAX_LIMIT}"
-            )));
+            return Err(PageError::Limit);
         }
         Ok(Self {
             limit,
@@ -98,11 +113,9 @@ impl Window {
 }
 
 /// Unix milliseconds of an RFC 3339 query parameter.
-pub fn time(name: &str, text: &str) -> Result<i64, ApiError> {
-    super::row::millis(text).ok_or_else(|| {
-        ApiError::InvalidQuery(format!(
-            "{name} must be an RFC 3339 time such as 2026-01-02T03:04:05Z"
-        ))
+pub fn time(name: &str, text: &str) -> Result<i64, PageError> {
+    super::row::millis(text).ok_or_else(|| PageError::Time {
+        name: name.to_owned(),
     })
 }
 
