@@ -20,15 +20,18 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ComponentsBuilder, Content, Header, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref,
-    Required, ResponseBuilder, Tag,
+    ComponentsBuilder, Content, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, Required,
+    ResponseBuilder, Tag,
 };
 
+use self::responses::{body, error, string_header, unauthorized, unavailable};
+use self::schemas::name;
 use crate::handlers::{preview, resources};
 use crate::kind::{KINDS, plural};
 use crate::list::MAX_LIMIT;
 
 mod history;
+mod responses;
 mod schemas;
 
 /// Where the document is served.
@@ -143,15 +146,6 @@ pub fn document() -> Value {
         components.insert("schemas".into(), Value::Object(schemas::all()));
     }
     document
-}
-
-/// The schema name of a kind.
-fn name(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::Source => "Source",
-        ResourceKind::Destination => "Destination",
-        ResourceKind::Trigger => "Trigger",
-    }
 }
 
 fn operation(kind: ResourceKind, id: String, summary: &str) -> OperationBuilder {
@@ -566,13 +560,6 @@ fn input(kind: ResourceKind) -> utoipa::openapi::request_body::RequestBody {
     json_body(&format!("{}Input", name(kind)))
 }
 
-fn body(description: &str, schema: &str) -> ResponseBuilder {
-    ResponseBuilder::new().description(description).content(
-        "application/json",
-        Content::new(Some(Ref::from_schema_name(schema))),
-    )
-}
-
 fn shown(kind: ResourceKind, description: &str) -> ResponseBuilder {
     body(description, &format!("{}View", name(kind)))
         .header("ETag", string_header("The version, for `If-Match`."))
@@ -607,28 +594,6 @@ fn created(kind: ResourceKind) -> ResponseBuilder {
             .build();
         response.link(operation, link)
     })
-}
-
-fn string_header(description: &str) -> Header {
-    let mut header = Header::new(ObjectBuilder::new().schema_type(Type::String));
-    header.description = Some(description.to_owned());
-    header
-}
-
-fn error(description: &str) -> ResponseBuilder {
-    body(description, "Error")
-}
-
-fn unauthorized() -> ResponseBuilder {
-    error("No valid token.").header(
-        "WWW-Authenticate",
-        string_header("`Bearer realm=\"hookline\"`."),
-    )
-}
-
-fn unavailable() -> ResponseBuilder {
-    error("Resources are loading, the broker did not acknowledge the write, or it is not visible yet.")
-        .header("Retry-After", string_header("Seconds to wait."))
 }
 
 /// The answers every write can get.

@@ -1,6 +1,7 @@
 //! The OpenAPI description of the routes of what happened ([`crate::handlers::history`],
-//! [`crate::handlers::replay`], [`crate::handlers::test_send`]): their operations, and the schemas of their answers, built on the message
-//! types' own schemas (`AttemptRecord`, `DeadLetter`, `MatchRecord`, ...).
+//! [`crate::handlers::replay`], [`crate::handlers::test_send`]): their operations, and the schemas
+//! of their answers, built on the message types' own schemas (`AttemptRecord`, `DeadLetter`,
+//! `MatchRecord`, ...).
 
 use hookline_schemas::{AttemptRecord, DeadLetter, EventMetadata, MatchRecord, RejectedRequest};
 use schemars::SchemaGenerator;
@@ -12,7 +13,7 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{Content, PathsBuilder, Ref, Required};
 
-use super::{body, error, string_header, unauthorized};
+use super::responses::{body, error, string_header, unauthorized};
 use crate::list::MAX_LIMIT;
 
 /// The tag of these operations.

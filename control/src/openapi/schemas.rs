@@ -6,8 +6,16 @@ use hookline_schemas::{Destination, ResourceKind, Source, Trigger};
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
-use super::name;
 use crate::kind::KINDS;
+
+/// The schema name of a kind.
+pub(super) fn name(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Source => "Source",
+        ResourceKind::Destination => "Destination",
+        ResourceKind::Trigger => "Trigger",
+    }
+}
 
 /// Every schema, by name.
 pub(super) fn all() -> Map<String, Value> {
