@@ -11,37 +11,16 @@
 //! only while the destination's URL still goes to the same scheme, host and port: whoever may
 //! write but not read secrets must not be able to send a stored one to a host of their choosing.
 
+mod secret;
 mod url;
 
 use hookline_runtime::validate::Problem;
 use hookline_schemas::{Destination, Resource, Source, SourceAuth};
 
+use self::secret::is_masked;
+pub use self::secret::{MASK, mask};
 pub use self::url::mask_url;
 use self::url::{UrlRestore, restore_url, same_origin};
-
-/// What a masked value ends with; no real secret does.
-pub const MASK: char = '…';
-
-/// Secrets at least this long keep their first characters visible, so an operator can tell
-/// them apart; shorter ones are shown as the mask alone.
-const SHOW_PREFIX_FROM: usize = 16;
-
-/// How many leading characters of a long secret are shown.
-const PREFIX: usize = 4;
-
-/// The masked form of `secret`: `whse…` for a long one, `…` for a short one.
-pub fn mask(secret: &str) -> String {
-    if secret.chars().count() >= SHOW_PREFIX_FROM {
-        let visible: String = secret.chars().take(PREFIX).collect();
-        format!("{visible}{MASK}")
-    } else {
-        MASK.to_string()
-    }
-}
-
-fn is_masked(value: &str) -> bool {
-    value.ends_with(MASK)
-}
 
 /// The value of header `name` as the API shows it: masked when the header carries a credential
 /// (and is not masked already), as it is.
@@ -246,152 +225,4 @@ fn find<'a>(
 }
 
 #[cfg(test)]
-mod tests {
-    use hookline_schemas::ResourceId;
-
-    use super::*;
-
-    const LONG: &str = "tok_0123456789abcdef";
-
-    fn source(tokens: &[&str]) -> Resource {
-        Resource::Source(Source::new(
-            ResourceId::parse("app").unwrap(),
-            vec![
-                SourceAuth::Bearer {
-                    tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
-                    expires_at: None,
-                },
-                SourceAuth::Open,
-            ],
-        ))
-    }
-
-    fn tokens(resource: &Resource) -> Vec<String> {
-        let Resource::Source(source) = resource else {
-            panic!("not a source");
-        };
-        let SourceAuth::Bearer { tokens, .. } = &source.auth[0] else {
-            panic!("not bearer");
-        };
-        tokens.clone()
-    }
-
-    #[test]
-    fn long_secrets_keep_a_prefix_and_short_ones_nothing() {
-        assert_eq!(mask(LONG), "tok_…");
-        assert_eq!(mask("s3cret"), "…");
-        assert_eq!(tokens(&masked(source(&[LONG, "short"]))), ["tok_…", "…"]);
-    }
-
-    #[test]
-    fn masked_values_sent_back_keep_the_stored_secrets() {
-        let stored = source(&[LONG, "short"]);
-        let mut sent = masked(stored.clone());
-        if let Resource::Source(source) = &mut sent
-            && let SourceAuth::Bearer { tokens, .. } = &mut source.auth[0]
-        {
-            tokens.push("brand-new".into());
-        }
-        assert_eq!(restore(&mut sent, Some(&stored)), []);
-        assert_eq!(tokens(&sent), [LONG, "short", "brand-new"]);
-    }
-
-    #[test]
-    fn a_mask_that_stands_for_nothing_names_the_field() {
-        let mut sent = source(&["abcd…"]);
-        let problems = restore(&mut sent, Some(&source(&[LONG])));
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].field, "auth[0].tokens[0]");
-        let problems = restore(&mut source(&["…"]), None);
-        assert_eq!(problems[0].field, "auth[0].tokens[0]");
-    }
-
-    #[test]
-    fn destination_secrets_and_credential_headers_are_masked_and_restored() {
-        let mut destination = Destination::new(ResourceId::parse("crm").unwrap(), "https://x/");
-        destination.secrets = vec!["whsec_aG9va2xpbmUtc2VjcmV0LTAx".into()];
-        destination
-            .headers
-            .insert("Authorization".into(), "Bearer abc".into());
-        destination.headers.insert("x-team".into(), "blue".into());
-        let stored = Resource::Destination(destination);
-        let mut shown = masked(stored.clone());
-        let Resource::Destination(view) = &shown else {
-            panic!("not a destination");
-        };
-        assert_eq!(view.secrets, ["whse…"]);
-        assert_eq!(view.headers["Authorization"], "…");
-        assert_eq!(view.headers["x-team"], "blue");
-        assert_eq!(restore(&mut shown, Some(&stored)), []);
-        assert_eq!(shown, stored);
-    }
-
-    /// The destination `crm` at `url`, with a signing secret and a credential header.
-    fn crm_at(url: &str, authorization: &str) -> Resource {
-        let mut destination = Destination::new(ResourceId::parse("crm").unwrap(), url);
-        destination.secrets = vec!["whsec_aG9va2xpbmUtc2VjcmV0LTAx".into()];
-        destination
-            .headers
-            .insert("Authorization".into(), authorization.into());
-        Resource::Destination(destination)
-    }
-
-    fn authorization(resource: &Resource) -> &str {
-        let Resource::Destination(destination) = resource else {
-            panic!("not a destination");
-        };
-        &destination.headers["Authorization"]
-    }
-
-    #[test]
-    fn a_masked_credential_header_never_follows_a_new_scheme_host_or_port() {
-        let stored = crm_at("https://crm.example.com/hooks", "Bearer receiver-key");
-        for url in [
-            "https://attacker.example/hooks",
-            "https://crm.example.com:8443/hooks",
-            "http://crm.example.com/hooks",
-        ] {
-            let mut sent = crm_at(url, "Bear…");
-            let problems = restore(&mut sent, Some(&stored));
-            let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
-            // Only the header: the signing secret never goes over the wire, so it may follow.
-            assert_eq!(fields, ["headers.Authorization"], "{url}");
-            assert!(
-                problems[0].message.contains("send the value in full"),
-                "{}",
-                problems[0].message
-            );
-        }
-        // Sent in full, the header may go anywhere: the writer knows it.
-        let mut full = crm_at("https://attacker.example/hooks", "Bearer own-key");
-        assert_eq!(restore(&mut full, Some(&stored)), []);
-        assert_eq!(authorization(&full), "Bearer own-key");
-    }
-
-    #[test]
-    fn a_masked_credential_header_stays_while_only_the_path_changes() {
-        let stored = crm_at("https://crm.example.com/hooks", "Bearer receiver-key");
-        for url in [
-            "https://crm.example.com/v2/hooks?x=1",
-            "https://CRM.example.com:443/hooks",
-        ] {
-            let mut sent = crm_at(url, "Bear…");
-            assert_eq!(restore(&mut sent, Some(&stored)), [], "{url}");
-            assert_eq!(authorization(&sent), "Bearer receiver-key", "{url}");
-        }
-    }
-
-    #[test]
-    fn header_values_of_credentials_are_masked_once_and_others_shown() {
-        assert_eq!(
-            header_value("Authorization", "Bearer receiver-key"),
-            "Bear…"
-        );
-        assert_eq!(header_value("x-api-key", "k"), "…");
-        assert_eq!(header_value("authorization", "Bear…"), "Bear…");
-        assert_eq!(
-            header_value("content-type", "application/json"),
-            "application/json"
-        );
-    }
-}
+mod tests;
