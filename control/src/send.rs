@@ -92,7 +92,7 @@ pub struct StoredEvent {
 pub struct Replay<'a> {
     /// When (RFC 3339).
     pub at: &'a str,
-    /// Who ([`crate::auth::fingerprint`]).
+    /// Who ([`crate::tokens::fingerprint`]).
     pub by: &'a str,
     /// Delivery ids that already succeeded (empty when every delivery is asked for).
     pub delivered: &'a BTreeSet<String>,

@@ -1,5 +1,6 @@
 //! What happened, from the store: an event's journey, a source's events and refused requests, a
-//! destination's attempts, and dead letters; and when each resource was last active.
+//! destination's attempts, and dead letters. (When each resource was last active is part of its
+//! view, [`crate::view`].)
 //!
 //! | route | shows |
 //! |---|---|
@@ -10,9 +11,8 @@
 //!
 //! Lists page like the resource lists (`limit`, `cursor`, answer `items` and `next_cursor`).
 //!
-//! A dead job is shown with its secrets masked as a destination's view masks them (the URL's
-//! credential, the values of credential headers): it carries the destination's URL as stored, and
-//! any token may read the logs.
+//! A dead job is shown with its secrets masked as a destination's view masks them
+//! ([`crate::dead_letter`]).
 
 use std::collections::BTreeSet;
 
