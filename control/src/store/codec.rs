@@ -18,7 +18,8 @@ use tracing::{debug, info};
 use zstd::bulk::{Compressor, Decompressor};
 use zstd::dict::DecoderDictionary;
 
-use super::{RecordKind, StoreError};
+use super::error::StoreError;
+use super::row::RecordKind;
 
 /// zstd's level: 1, its fastest; with a dictionary, level 3 made frames no smaller on the
 /// store's records (`hookline-bench store`).

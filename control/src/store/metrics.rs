@@ -4,7 +4,16 @@
 use hookline_runtime::telemetry::register;
 use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-use super::{RecordKind, Size};
+use super::row::RecordKind;
+
+/// The space the store takes, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Size {
+    /// Pages that hold data.
+    pub used_bytes: u64,
+    /// The whole database (used and free pages, not counting the WAL).
+    pub file_bytes: u64,
+}
 
 /// Records the store holds, by kind.
 pub const STORE_RECORDS: &str = "hookline_control_store_records";

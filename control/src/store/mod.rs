@@ -11,6 +11,11 @@
 //! - [`reader`]: the task that reads the topics into the store and reports its lag.
 //! - [`query`]: the questions the API asks (an event's journey, pages of attempts, ...).
 //! - [`page`]: time filters and cursors shared by the lists.
+//! - [`sql`]: the connection queries run on, SQLite's or PostgreSQL's, and the rows they read.
+//! - [`bind`]: values bound to queries, and their SQL as each engine reads it.
+//! - [`postgres`]: the store in PostgreSQL, shared by control instances.
+//! - [`pool`]: connections lent one per query.
+//! - [`error`]: why the store failed, and which failures pass by themselves.
 //!
 //! **Why SQLite (rusqlite, `bundled`).** The API asks filtered, time-ranged, paged questions
 //! ("attempts of destination X that failed since T, newest first, 50 at a time") and joins by
@@ -29,10 +34,13 @@
 //! Each control instance keeps its own copy; two instances agree once both have read the topics.
 
 pub mod activity;
+pub mod bind;
 pub mod codec;
+pub mod error;
 pub mod metrics;
 pub mod origin;
 pub mod page;
+pub mod pool;
 pub mod postgres;
 pub mod query;
 pub mod reader;
@@ -45,66 +53,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use tokio::sync::Semaphore;
 use tracing::info;
 
 pub use activity::{Activities, LastActivity};
 use codec::{Codec, Family, SqliteDictionaries};
+pub use error::StoreError;
+pub use metrics::Size;
+use pool::{Lent, Pool};
 pub use row::{Activity, RecordKind, Row};
 pub use sql::Database;
-
-/// Why the store failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// SQLite refused an operation.
-    #[error("store database error: {0}")]
-    Database(#[from] rusqlite::Error),
-    /// PostgreSQL refused an operation, or could not be reached.
-    #[error("PostgreSQL store error: {0}")]
-    Postgres(#[from] ::postgres::Error),
-    /// The PostgreSQL store's settings are not usable.
-    #[error("PostgreSQL store: {0}")]
-    PostgresSettings(String),
-    /// The database file or its directory could not be made or replaced.
-    #[error("cannot prepare the store file {path}: {source}")]
-    File {
-        /// The file.
-        path: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file at the store's path is not one to use or rebuild.
-    #[error("cannot use the store file {path}: {reason}")]
-    Foreign {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// A stored body could not be packed or unpacked.
-    #[error("store body codec failed: {0}")]
-    Codec(#[source] std::io::Error),
-    /// A blocking task of the store panicked.
-    #[error("a store task panicked")]
-    Panicked,
-    /// The store was told to stop while it waited for its database.
-    #[error("the store stopped while waiting for its database")]
-    Stopped,
-}
-
-impl StoreError {
-    /// Whether SQLite found the file damaged: then it is rebuilt at the next start.
-    pub fn is_corrupt(&self) -> bool {
-        matches!(self, Self::Database(error) if schema::damaged(error))
-    }
-
-    /// Whether the error may pass by itself (PostgreSQL unreachable or restarting): the work
-    /// is tried again rather than given up.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Postgres(error) if postgres::transient(error))
-    }
-}
 
 /// Where the store lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,15 +83,6 @@ pub enum Location {
 const READERS: usize = 4;
 /// Most records deleted in one transaction, so inserts and queries never wait long.
 const DELETE_CHUNK: i64 = 20_000;
-
-/// The space the store takes, in bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Size {
-    /// Pages that hold data.
-    pub used_bytes: u64,
-    /// The whole database (used and free pages, not counting the WAL).
-    pub file_bytes: u64,
-}
 
 /// The store. Cheap to clone; every clone is the same database.
 #[derive(Clone)]
@@ -169,30 +117,6 @@ impl Sqlite {
         self.writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// A few connections that answer queries, lent one per query.
-pub(crate) struct Pool<C> {
-    idle: Mutex<Vec<C>>,
-    free: Arc<Semaphore>,
-}
-
-impl<C> Pool<C> {
-    pub(crate) fn new(connections: Vec<C>) -> Self {
-        let free = Arc::new(Semaphore::new(connections.len()));
-        Self {
-            idle: Mutex::new(connections),
-            free,
-        }
-    }
-
-    /// A pool of `size` connections made when first lent.
-    pub(crate) fn lazy(size: usize) -> Self {
-        Self {
-            idle: Mutex::new(Vec::with_capacity(size)),
-            free: Arc::new(Semaphore::new(size)),
-        }
     }
 }
 
@@ -664,7 +588,7 @@ fn open_file(path: &Path) -> Result<Connection, StoreError> {
                 }
                 found @ (schema::Found::Rebuild(_) | schema::Found::Refuse(_)) => found,
             },
-            Err(error) if schema::damaged(&error) => {
+            Err(error) if error::damaged(&error) => {
                 schema::Found::Rebuild(format!("SQLite cannot open it ({error})"))
             }
             Err(error) => return Err(error.into()),
@@ -753,48 +677,6 @@ fn remove_database(path: &Path) -> Result<(), StoreError> {
         }
     }
     Ok(())
-}
-
-/// A connection lent to one query; it goes back to the idle ones when dropped, even if the
-/// query panicked.
-pub(crate) struct Lent<'a, C> {
-    pool: &'a Pool<C>,
-    connection: Option<C>,
-}
-
-impl<'a, C> Lent<'a, C> {
-    /// Takes an idle connection; the caller holds a permit, so there is one.
-    pub(crate) fn take(pool: &'a Pool<C>) -> Self {
-        let connection = pool
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop();
-        Self { pool, connection }
-    }
-
-    fn connection(&self) -> &C {
-        self.connection
-            .as_ref()
-            .expect("a permit guarantees an idle connection")
-    }
-
-    /// The connection's place, which the caller may fill again when the connection broke.
-    pub(crate) fn slot(&mut self) -> &mut Option<C> {
-        &mut self.connection
-    }
-}
-
-impl<C> Drop for Lent<'_, C> {
-    fn drop(&mut self) {
-        if let Some(connection) = self.connection.take() {
-            self.pool
-                .idle
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(connection);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -30,9 +30,14 @@ use postgres::{Client, GenericClient, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::info;
 
+use super::activity::{Activities, LastActivity};
+use super::bind::{Bind, dollars, postgres_params};
 use super::codec::{Codec, Dictionaries, Family};
-use super::sql::{Bind, dollars, postgres_params};
-use super::{LastActivity, Pool, RecordKind, Row, Size, StoreError, schema};
+use super::error::StoreError;
+use super::metrics::Size;
+use super::pool::Pool;
+use super::row::{RecordKind, Row};
+use super::schema::{self, pg_key};
 
 /// The layout of the PostgreSQL tables this build writes; tables of another layout are dropped
 /// and made anew (the store is derived data: Kafka holds the truth).
@@ -136,62 +141,6 @@ impl<C: GenericClient> Dictionaries for PgDictionaries<'_, C> {
             .query_opt("SELECT bytes FROM dictionaries WHERE id = $1", &[&id])?
             .map(|row| row.try_get(0))
             .transpose()?)
-    }
-}
-
-/// How an event or delivery id is kept in PostgreSQL (a `bytea` column): the key SQLite keeps
-/// ([`schema::id_key`]) behind a tag byte that tells its form, so that a text id can never equal
-/// a UUID's bytes.
-pub fn pg_key(id: &str) -> Vec<u8> {
-    match schema::id_key(id) {
-        rusqlite::types::Value::Blob(bytes) => {
-            let mut key = Vec::with_capacity(bytes.len() + 1);
-            key.push(0);
-            key.extend_from_slice(&bytes);
-            key
-        }
-        rusqlite::types::Value::Text(_)
-        | rusqlite::types::Value::Null
-        | rusqlite::types::Value::Integer(_)
-        | rusqlite::types::Value::Real(_) => {
-            let mut key = Vec::with_capacity(id.len() + 1);
-            key.push(1);
-            key.extend_from_slice(id.as_bytes());
-            key
-        }
-    }
-}
-
-/// Whether `error` may pass by itself: the connection broke or could not be made, or the server
-/// is starting or shutting down.
-pub fn transient(error: &postgres::Error) -> bool {
-    use postgres::error::SqlState;
-    if error.is_closed() {
-        return true;
-    }
-    match error.code() {
-        Some(code) => {
-            code.code().starts_with("08")
-                || [
-                    SqlState::ADMIN_SHUTDOWN,
-                    SqlState::CRASH_SHUTDOWN,
-                    SqlState::CANNOT_CONNECT_NOW,
-                    SqlState::TOO_MANY_CONNECTIONS,
-                    SqlState::T_R_SERIALIZATION_FAILURE,
-                    SqlState::T_R_DEADLOCK_DETECTED,
-                ]
-                .contains(code)
-        }
-        None => {
-            let mut source = std::error::Error::source(error);
-            while let Some(cause) = source {
-                if cause.is::<std::io::Error>() {
-                    return true;
-                }
-                source = cause.source();
-            }
-            false
-        }
     }
 }
 
@@ -349,7 +298,7 @@ impl Engine {
                     &[&topics, &partitions, &nexts],
                 )?;
             }
-            let latest = super::Activities::latest(rows);
+            let latest = Activities::latest(rows);
             if !latest.is_empty() {
                 let mut resources = Vec::new();
                 let mut ids = Vec::new();

@@ -1,9 +1,12 @@
 //! The questions the API asks the store. Each runs on one connection, off the async workers
 //! ([`super::Store::run`]).
 
+use super::bind::Bind;
+use super::error::StoreError;
 use super::page::{Cursor, Window};
-use super::sql::{Bind, Fetched};
-use super::{Database, RecordKind, StoreError, schema};
+use super::row::RecordKind;
+use super::schema;
+use super::sql::{Database, Fetched};
 
 /// A stored record, as queries return it.
 #[derive(Clone, Debug, PartialEq)]

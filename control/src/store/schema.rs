@@ -15,7 +15,8 @@
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
-use super::{RecordKind, StoreError};
+use super::error::{StoreError, damaged};
+use super::row::RecordKind;
 
 /// The layout this build writes. A file of another layout is rebuilt from the topics.
 /// (Layout 1 was a single `records` table, rebuilt at every start.)
@@ -171,18 +172,6 @@ pub fn judge(connection: &Connection) -> Found {
     }
 }
 
-/// Whether SQLite says the file is damaged or not a database at all.
-pub fn damaged(error: &rusqlite::Error) -> bool {
-    matches!(
-        error,
-        rusqlite::Error::SqliteFailure(failure, _)
-            if matches!(
-                failure.code,
-                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
-            )
-    )
-}
-
 /// How an event or delivery id is kept in its column: a canonical UUID (the ids ingest gives)
 /// as its 16 bytes, a delivery id (`msg_` and 32 hex digits) as a marker byte and its 16 bytes,
 /// any other id as its text. Ids appear in a row and in its index, in several tables, so this
@@ -210,6 +199,26 @@ pub fn id_key(id: &str) -> Value {
 
 /// The first byte of a delivery id's key.
 const DELIVERY_MARKER: u8 = 1;
+
+/// How an event or delivery id is kept in PostgreSQL (a `bytea` column): the key SQLite keeps
+/// ([`id_key`]) behind a tag byte that tells its form, so that a text id can never equal
+/// a UUID's bytes.
+pub fn pg_key(id: &str) -> Vec<u8> {
+    match id_key(id) {
+        Value::Blob(bytes) => {
+            let mut key = Vec::with_capacity(bytes.len() + 1);
+            key.push(0);
+            key.extend_from_slice(&bytes);
+            key
+        }
+        Value::Text(_) | Value::Null | Value::Integer(_) | Value::Real(_) => {
+            let mut key = Vec::with_capacity(id.len() + 1);
+            key.push(1);
+            key.extend_from_slice(id.as_bytes());
+            key
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,51 +1,16 @@
 //! What queries run on: one connection of the store, SQLite's or PostgreSQL's, and its codec.
 //!
-//! The queries of [`super::query`] are written once, in the SQL both engines read (numbered
-//! parameters `?1`, `?2`, ... become PostgreSQL's `$1`, `$2`, ...), and read their rows through
-//! the few shapes here, so the API asks the same questions of either engine.
+//! The queries of [`super::query`] are written once ([`super::bind`]) and read their rows
+//! through the few shapes here, so the API asks the same questions of either engine.
 
 use std::cell::RefCell;
 
-use postgres::types::ToSql;
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
+use super::bind::Bind;
 use super::codec::{Codec, SqliteDictionaries};
-use super::postgres::{PgClient, PgDictionaries, pg_key};
-use super::{StoreError, schema};
-
-/// A value bound to a query's parameter.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Bind {
-    /// A 64-bit integer (times, offsets, limits).
-    Int(i64),
-    /// A partition number.
-    Partition(i32),
-    /// Text (resource ids, outcomes).
-    Text(String),
-    /// An event or delivery id, bound as the engine keeps ids.
-    Id(String),
-}
-
-impl Bind {
-    fn sqlite(&self) -> SqlValue {
-        match self {
-            Self::Int(value) => SqlValue::Integer(*value),
-            Self::Partition(value) => SqlValue::Integer(i64::from(*value)),
-            Self::Text(value) => SqlValue::Text(value.clone()),
-            Self::Id(id) => schema::id_key(id),
-        }
-    }
-
-    fn postgres(&self) -> Box<dyn ToSql + Sync> {
-        match self {
-            Self::Int(value) => Box::new(*value),
-            Self::Partition(value) => Box::new(*value),
-            Self::Text(value) => Box::new(value.clone()),
-            Self::Id(id) => Box::new(pg_key(id)),
-        }
-    }
-}
+use super::error::StoreError;
+use super::postgres::{PgClient, PgDictionaries};
 
 /// A record's row as read: `partition, position, at_ms, doc, payload_bytes[, payload]`, bodies
 /// still packed.
@@ -180,38 +145,5 @@ impl<'a> Database<'a> {
                 .exists(params_from_iter(binds.iter().map(Bind::sqlite)))?),
             Link::Postgres(client) => Ok(!client.borrow_mut().query(sql, binds)?.is_empty()),
         }
-    }
-}
-
-/// `binds` as PostgreSQL parameters.
-pub(crate) fn postgres_params(binds: &[Bind]) -> Vec<Box<dyn ToSql + Sync>> {
-    binds.iter().map(Bind::postgres).collect()
-}
-
-/// `sql` with its SQLite parameters (`?1`) written as PostgreSQL's (`$1`). The store's queries
-/// have no `?` in literals or identifiers.
-pub(crate) fn dollars(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
-            out.push('$');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbered_parameters_become_postgres_ones() {
-        assert_eq!(
-            dollars("SELECT a FROM t WHERE b = ?1 AND (c, d) < (?2, ?13) LIMIT ?14"),
-            "SELECT a FROM t WHERE b = $1 AND (c, d) < ($2, $13) LIMIT $14"
-        );
     }
 }
