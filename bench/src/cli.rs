@@ -150,6 +150,12 @@ pub struct Windows {
     /// Measured window of each raw limit, in seconds.
     #[arg(long, default_value_t = 10)]
     pub raw_duration: u64,
+
+    /// Measured window of the closed loop, in seconds, when it should differ from the other
+    /// phases' (`--duration`): a soak of `--open-rate 1000 --duration 1200` needs no 20-minute
+    /// closed loop.
+    #[arg(long)]
+    pub closed_duration: Option<u64>,
 }
 
 /// The stage `hookline-bench stage` measures.

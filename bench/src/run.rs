@@ -38,6 +38,8 @@ const DRAIN_QUIET: Duration = Duration::from_secs(15);
 struct Plan {
     warmup: Duration,
     window: Duration,
+    /// The closed loop's window.
+    closed_window: Duration,
     raw_window: Duration,
     open_levels: Vec<u32>,
     /// Whether the open levels are events per second (`--open-rate`), not percentages.
@@ -105,6 +107,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Plan {
             warmup: Duration::from_secs(3),
             window: Duration::from_secs(8),
+            closed_window: Duration::from_secs(8),
             raw_window: Duration::from_secs(3),
             open_levels: vec![50],
             open_absolute: false,
@@ -113,6 +116,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Plan {
             warmup: Duration::from_secs(args.windows.warmup),
             window: Duration::from_secs(args.windows.duration),
+            closed_window: Duration::from_secs(
+                args.windows
+                    .closed_duration
+                    .unwrap_or(args.windows.duration),
+            ),
             raw_window: Duration::from_secs(args.windows.raw_duration),
             open_levels: if args.open_rate.is_empty() {
                 args.open_loop.clone()
@@ -422,22 +430,22 @@ async fn measure(
         .await?;
         pipeline.check_running()?;
     }
+    let window = match pace {
+        Pace::Closed => context.plan.closed_window,
+        Pace::Open(_) => context.plan.window,
+    };
     let usage_before = usages(context, pipeline);
     let busy_before = machine::busy_seconds();
     let counts_before = context.monitor.counts();
     let start_us = now_us();
-    context.monitor.phase(name, context.plan.window, mode);
+    context.monitor.phase(name, window, mode);
     let probed = pipeline
         .control_addr
         .filter(|_| !context.args.no_control_queries);
-    let probing = probed.map(|addr| {
-        tokio::spawn(crate::probe::run(
-            addr,
-            std::time::Instant::now() + context.plan.window,
-        ))
-    });
+    let probing = probed
+        .map(|addr| tokio::spawn(crate::probe::run(addr, std::time::Instant::now() + window)));
     let result = load::run(
-        load(context.plan.window),
+        load(window),
         context.generator.clone(),
         context.totals.clone(),
         context.monitor.gate(),
