@@ -107,6 +107,16 @@ async fn loaded_store_metrics(pipeline: &Pipeline, events: u32) -> String {
     .await
 }
 
+/// Waits until `api` shows each event of `ids` with its first delivery delivered.
+async fn every_delivery_shown(api: &Api, ids: &[String]) {
+    for id in ids {
+        api.get_until(&format!("/api/v1/events/{id}"), |body| {
+            body["deliveries"][0]["status"] == "delivered"
+        })
+        .await;
+    }
+}
+
 fn items(page: &Value) -> &Vec<Value> {
     page["items"].as_array().unwrap()
 }
@@ -667,12 +677,7 @@ async fn two_control_instances_each_keep_a_whole_history() {
     }
     for instance in [&pipeline, &second] {
         let api = Api::of(instance);
-        for id in &ids {
-            api.get_until(&format!("/api/v1/events/{id}"), |body| {
-                body["deliveries"][0]["status"] == "delivered"
-            })
-            .await;
-        }
+        every_delivery_shown(&api, &ids).await;
         let log = api
             .get_until("/api/v1/sources/app/events?kind=event", |page| {
                 items(page).len() == ids.len()
@@ -732,13 +737,7 @@ async fn control_instances_share_one_postgres_store_and_a_new_one_resumes_it() {
         ids.push(accepted_id(post(&pipeline, signup(n)).await).await);
     }
     for instance in [&pipeline, &second] {
-        let api = Api::of(instance);
-        for id in &ids {
-            api.get_until(&format!("/api/v1/events/{id}"), |body| {
-                body["deliveries"][0]["status"] == "delivered"
-            })
-            .await;
-        }
+        every_delivery_shown(&Api::of(instance), &ids).await;
     }
     // Both instances offered every record; the shared store kept each once.
     for instance in [&pipeline, &second] {
