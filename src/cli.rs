@@ -166,7 +166,11 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let result = runtime.block_on(run(cli.command));
+    // Blocking work still running (a store call on a connection that went silent, say) may not
+    // keep the process from exiting.
+    runtime.shutdown_timeout(SHUTDOWN_BLOCKING_TIMEOUT);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -174,6 +178,9 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     }
 }
+
+/// How long the process waits for blocking work still running when a command ends.
+const SHUTDOWN_BLOCKING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs one command.
 pub async fn run(command: Command) -> anyhow::Result<()> {

@@ -376,8 +376,8 @@ async fn ask(
                         }
                         6 => {
                             let of_destination = Filter {
-                                destination_id: Some(destination),
-                                ..dead
+                                destination_id: Some(destination.clone()),
+                                ..dead.clone()
                             };
                             query::page(connection, &of_destination, &newest(50))?;
                         }
@@ -385,8 +385,8 @@ async fn ask(
                             query::journey(connection, &event_id)?;
                         }
                         8 => {
-                            let (event_id, delivery_id) = delivery_id;
-                            query::latest_attempt(connection, &event_id, &delivery_id)?;
+                            let (event_id, delivery_id) = &delivery_id;
+                            query::latest_attempt(connection, event_id, delivery_id)?;
                         }
                         _ => {
                             let all = Filter {

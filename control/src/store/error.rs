@@ -88,8 +88,11 @@ pub fn transient(error: &postgres::Error) -> bool {
         None => {
             let mut source = std::error::Error::source(error);
             while let Some(cause) = source {
-                if cause.is::<std::io::Error>() {
-                    return true;
+                if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+                    // A TLS failure (a certificate refused, say) does not pass by waiting.
+                    return !io
+                        .get_ref()
+                        .is_some_and(|inner| inner.is::<rustls::Error>());
                 }
                 source = cause.source();
             }

@@ -219,11 +219,13 @@ impl Store {
     }
 
     /// Runs the query `work` off the async workers, on a reader connection when the store has
-    /// them (so it never waits for a write), else on the writer's.
+    /// them (so it never waits for a write), else on the writer's. On PostgreSQL a query whose
+    /// connection turns out broken (the server restarted since it was last used) is asked once
+    /// more on a new connection.
     pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Database<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&Database<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.clone();
         let free = match &self.inner.engine {
@@ -253,7 +255,14 @@ impl Store {
                 Engine::Postgres(postgres) => {
                     let mut lent = Lent::take(postgres.readers());
                     let client = postgres.ready(lent.slot())?;
-                    work(&Database::postgres(client, codec))
+                    match work(&Database::postgres(client, codec)) {
+                        Err(StoreError::Postgres(error)) if error.is_closed() => {
+                            *lent.slot() = None;
+                            let client = postgres.ready(lent.slot())?;
+                            work(&Database::postgres(client, codec))
+                        }
+                        answer => answer,
+                    }
                 }
             }
         })

@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, Statement};
@@ -54,6 +54,17 @@ const DELETE_CHUNK: i64 = 20_000;
 /// How long connecting may take before it is given up (and tried again later).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long unacknowledged data or a silent peer may hold a connection, unless the settings say
+/// otherwise: a server whose host vanished must not hold a call (and control's shutdown) for the
+/// 15 minutes TCP would otherwise take.
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A lent connection idle at least this long is checked before use.
+const IDLE_CHECK_AFTER: Duration = Duration::from_secs(30);
+
+/// How long that check may take.
+const IDLE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The tables of a store, in the order they are dropped.
 const TABLES: [&str; 10] = [
     "events",
@@ -72,6 +83,9 @@ const TABLES: [&str; 10] = [
 pub struct PgClient {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// When it was last lent: a connection idle for long is checked before use, since one the
+    /// server or a proxy dropped meanwhile still looks open until it is used.
+    used: Instant,
 }
 
 impl PgClient {
@@ -164,9 +178,16 @@ impl Engine {
                  (letters, digits and _, starting with a letter or _)"
             )));
         }
+        let (url, wish) = take_tls_settings(url);
         let mut config: postgres::Config = url.parse().map_err(|error| {
             StoreError::PostgresSettings(format!("cannot read the connection settings: {error}"))
         })?;
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(SILENCE_TIMEOUT);
+        }
+        if !url.contains("keepalives_idle") {
+            config.keepalives_idle(SILENCE_TIMEOUT);
+        }
         if config.get_application_name().is_none() {
             config.application_name("hookline-control");
         }
@@ -175,7 +196,7 @@ impl Engine {
         }
         let engine = Self {
             config,
-            tls: MakeRustlsConnect::new(tls_config()?),
+            tls: MakeRustlsConnect::new(tls_config(&wish)?),
             schema: schema.to_owned(),
             writer: Mutex::new(None),
             readers: Pool::lazy(readers),
@@ -208,6 +229,7 @@ impl Engine {
         Ok(PgClient {
             client,
             statements: HashMap::new(),
+            used: Instant::now(),
         })
     }
 
@@ -224,13 +246,20 @@ impl Engine {
         slot: &'a mut Option<PgClient>,
         writer: bool,
     ) -> Result<&'a mut PgClient, StoreError> {
-        if slot.as_ref().is_some_and(|held| held.client.is_closed()) {
+        let broken = slot.as_mut().is_some_and(|held| {
+            held.client.is_closed()
+                || (held.used.elapsed() >= IDLE_CHECK_AFTER
+                    && held.client.is_valid(IDLE_CHECK_TIMEOUT).is_err())
+        });
+        if broken {
             *slot = None;
         }
-        match slot {
-            Some(client) => Ok(client),
-            None => Ok(slot.insert(self.connect(writer)?)),
-        }
+        let client = match slot {
+            Some(client) => client,
+            None => slot.insert(self.connect(writer)?),
+        };
+        client.used = Instant::now();
+        Ok(client)
     }
 
     /// Runs `work` on the writer's connection; a connection that broke on the way is made anew
@@ -244,7 +273,11 @@ impl Engine {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let result = work(self.ready_as(&mut slot, true)?);
-        if result.as_ref().is_err_and(StoreError::is_transient) {
+        if let Err(StoreError::Postgres(error)) = &result
+            && (error.is_closed() || error.code().is_none())
+        {
+            // The connection itself failed: the next call makes a new one. (An error the server
+            // answered, a deadlock say, leaves the connection usable.)
             *slot = None;
         }
         result
@@ -264,7 +297,10 @@ impl Engine {
             // stored at once, so a frame never names one that a failed transaction took back.
             let mut sets = Vec::new();
             for kind in RecordKind::ALL {
-                let of_kind: Vec<&Row> = rows.iter().filter(|row| row.kind == kind).collect();
+                // In place order, so instances inserting the same records lock them in the same
+                // order and never deadlock each other.
+                let mut of_kind: Vec<&Row> = rows.iter().filter(|row| row.kind == kind).collect();
+                of_kind.sort_by_key(|row| (row.partition, row.offset));
                 if !of_kind.is_empty() {
                     let set = Columns::pack(codec, pg.client(), max_payload, &of_kind)?;
                     sets.push((kind, pg.prepared(&insert_sql(kind))?, set));
@@ -279,6 +315,8 @@ impl Engine {
                 }
                 add_counts(&mut transaction, *kind, inserted.len() as i64, bytes)?;
             }
+            let mut positions = positions.to_vec();
+            positions.sort_unstable();
             let (topics, partitions, nexts): (Vec<&str>, Vec<i32>, Vec<i64>) =
                 positions.iter().copied().fold(
                     (Vec::new(), Vec::new(), Vec::new()),
@@ -298,7 +336,8 @@ impl Engine {
                     &[&topics, &partitions, &nexts],
                 )?;
             }
-            let latest = Activities::latest(rows);
+            let mut latest: Vec<_> = Activities::latest(rows).into_iter().collect();
+            latest.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             if !latest.is_empty() {
                 let mut resources = Vec::new();
                 let mut ids = Vec::new();
@@ -696,7 +735,17 @@ fn prepare(client: &mut Client, schema_name: &str) -> Result<(), StoreError> {
         "SELECT pg_advisory_xact_lock($1)",
         &[&schema::APPLICATION_ID],
     )?;
-    transaction.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema_name}\""))?;
+    // Only when missing: CREATE SCHEMA needs a right on the database that an installation with
+    // the schema made for it may not grant.
+    let exists = transaction
+        .query_opt(
+            "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+            &[&schema_name],
+        )?
+        .is_some();
+    if !exists {
+        transaction.batch_execute(&format!("CREATE SCHEMA \"{schema_name}\""))?;
+    }
     let found: Option<String> = transaction
         .query_one(
             "SELECT to_regclass($1)::text",
@@ -709,6 +758,13 @@ fn prepare(client: &mut Client, schema_name: &str) -> Result<(), StoreError> {
         if application != schema::APPLICATION_ID {
             return Err(StoreError::PostgresSettings(format!(
                 "the schema {schema_name} holds another application's tables; name another \
+                 --control-store-postgres-schema"
+            )));
+        }
+        if layout > LAYOUT {
+            return Err(StoreError::PostgresSettings(format!(
+                "the schema {schema_name} holds a store of layout {layout}, newer than this \
+                 version's {LAYOUT}: run the newer version, or name another \
                  --control-store-postgres-schema"
             )));
         }
@@ -810,21 +866,139 @@ fn valid_identifier(name: &str) -> bool {
         && name.len() <= 63
 }
 
-/// TLS for connections whose settings ask for it (`sslmode=require`, or `prefer`, libpq's
-/// default): certificates verified as the system verifies them, as for deliveries.
-fn tls_config() -> Result<rustls::ClientConfig, StoreError> {
+/// What the connection settings ask of TLS beyond what the client reads itself: libpq's
+/// `sslmode=verify-ca` or `verify-full` (the server's certificate is checked) and `sslrootcert`
+/// (a CA file to trust besides the system's).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct TlsWish {
+    verify: bool,
+    root_cert: Option<String>,
+}
+
+/// Takes libpq's TLS settings the client does not read out of `settings` (a URL or key=value
+/// pairs): a `verify-*` mode becomes `require`, with [`TlsWish::verify`] set.
+fn take_tls_settings(settings: &str) -> (String, TlsWish) {
+    let mut wish = TlsWish::default();
+    let mut keep = |key: &str, value: &str| -> Option<String> {
+        match (key, value) {
+            ("sslmode", "verify-ca" | "verify-full") => {
+                wish.verify = true;
+                Some("require".to_owned())
+            }
+            ("sslrootcert", path) => {
+                wish.root_cert = Some(path.to_owned());
+                None
+            }
+            (_, value) => Some(value.to_owned()),
+        }
+    };
+    if settings.starts_with("postgres://") || settings.starts_with("postgresql://") {
+        let Ok(mut url) = url::Url::parse(settings) else {
+            return (settings.to_owned(), wish);
+        };
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .filter_map(|(key, value)| Some((key.to_string(), keep(&key, &value)?)))
+            .collect();
+        if pairs.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        return (url.to_string(), wish);
+    }
+    let kept: Vec<String> = settings
+        .split_whitespace()
+        .filter_map(|pair| match pair.split_once('=') {
+            Some((key, value)) => Some(format!("{key}={}", keep(key, value)?)),
+            None => Some(pair.to_owned()),
+        })
+        .collect();
+    (kept.join(" "), wish)
+}
+
+/// TLS for connections whose settings ask for it, as libpq does: `sslmode=prefer` (the
+/// default) and `require` encrypt without checking the server's certificate; `verify-ca` and
+/// `verify-full` check it (against the system's roots and `sslrootcert`, host name included).
+fn tls_config(wish: &TlsWish) -> Result<rustls::ClientConfig, StoreError> {
     let tls_error = |error: rustls::Error| StoreError::PostgresSettings(format!("TLS: {error}"));
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(tls_error)?;
-    let verifier = rustls_platform_verifier::Verifier::new(builder.crypto_provider().clone())
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(tls_error)?;
+    if !wish.verify {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+            .with_no_client_auth());
+    }
+    let mut extra = Vec::new();
+    if let Some(path) = &wish.root_cert {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let unreadable = |error: &dyn std::fmt::Display| {
+            StoreError::PostgresSettings(format!("cannot read sslrootcert {path}: {error}"))
+        };
+        for certificate in CertificateDer::pem_file_iter(path).map_err(|e| unreadable(&e))? {
+            extra.push(certificate.map_err(|e| unreadable(&e))?);
+        }
+    }
+    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider)
         .map_err(tls_error)?;
     Ok(builder
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth())
+}
+
+/// libpq's `prefer` and `require`: the connection is encrypted and the handshake's signatures
+/// checked, but the certificate is not (use `verify-full` for that).
+#[derive(Debug)]
+struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls::pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            certificate,
+            signature,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls::pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            certificate,
+            signature,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 #[cfg(test)]
@@ -849,6 +1023,45 @@ mod tests {
         assert!(valid_identifier("_history_2"));
         for bad in ["", "Hookline", "2x", "a-b", "a\"b", "a;drop"] {
             assert!(!valid_identifier(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn libpq_tls_settings_the_client_does_not_read_are_taken_out() {
+        let (url, wish) = take_tls_settings(
+            "postgres://u:p@db.example:5432/h?sslmode=verify-full&sslrootcert=/ca.pem&application_name=x",
+        );
+        assert_eq!(
+            url,
+            "postgres://u:p@db.example:5432/h?sslmode=require&application_name=x"
+        );
+        assert_eq!(
+            wish,
+            TlsWish {
+                verify: true,
+                root_cert: Some("/ca.pem".to_owned())
+            }
+        );
+        let (url, wish) = take_tls_settings("postgres://u@h/db?sslrootcert=/ca.pem");
+        assert_eq!(url, "postgres://u@h/db");
+        assert!(!wish.verify);
+        let (settings, wish) = take_tls_settings("host=h dbname=d sslmode=verify-ca");
+        assert_eq!(settings, "host=h dbname=d sslmode=require");
+        assert!(wish.verify);
+        let (settings, wish) = take_tls_settings("host=h sslmode=disable");
+        assert_eq!(settings, "host=h sslmode=disable");
+        assert_eq!(wish, TlsWish::default());
+        // What the client reads parses after the change.
+        for settings in [
+            "postgres://u@h/db?sslmode=verify-full",
+            "host=h sslmode=verify-ca",
+        ] {
+            assert!(
+                take_tls_settings(settings)
+                    .0
+                    .parse::<postgres::Config>()
+                    .is_ok()
+            );
         }
     }
 }

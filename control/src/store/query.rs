@@ -330,7 +330,10 @@ pub fn event(connection: &Database<'_>, event_id: &str) -> Result<Option<Stored>
     Ok(select(
         connection,
         RecordKind::Event,
-        &format!("SELECT {WITH_PAYLOAD} FROM events WHERE event_id = ?1 ORDER BY at_ms LIMIT 1"),
+        &format!(
+            "SELECT {WITH_PAYLOAD} FROM events WHERE event_id = ?1
+             ORDER BY at_ms, partition, position LIMIT 1"
+        ),
         &[Bind::Id(event_id.to_owned())],
         true,
     )?
