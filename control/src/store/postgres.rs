@@ -51,6 +51,10 @@ pub const ROW_OVERHEAD: i64 = 336;
 /// Most records deleted in one transaction.
 const DELETE_CHUNK: i64 = 20_000;
 
+/// The advisory lock an instance holds while it shrinks the store (see [`Engine::shrink`]), with
+/// the schema's name: one per store.
+pub(crate) const SHRINK_LOCK: &str = "hookline control store shrink";
+
 /// How long connecting may take before it is given up (and tried again later).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -455,7 +459,37 @@ impl Engine {
 
     /// See [`super::Store::shrink`]. Sequence numbers here may have gaps (a record another
     /// instance stored first still takes a number), so the share deleted is about `fraction`.
+    ///
+    /// Instances sharing the store see the same size over budget; only the one that takes the
+    /// shrink lock deletes (the others find nothing to do), so the share is deleted once, not
+    /// once per instance.
     pub fn shrink(&self, fraction: f64) -> Result<usize, StoreError> {
+        let taken = self.with_writer(|pg| {
+            Ok(pg
+                .client
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))",
+                    &[&SHRINK_LOCK, &self.schema],
+                )?
+                .try_get::<_, bool>(0)?)
+        })?;
+        if !taken {
+            return Ok(0);
+        }
+        let deleted = self.shrink_locked(fraction);
+        let unlocked = self.with_writer(|pg| {
+            pg.client.execute(
+                "SELECT pg_advisory_unlock(hashtext($1), hashtext($2))",
+                &[&SHRINK_LOCK, &self.schema],
+            )?;
+            Ok(())
+        });
+        let deleted = deleted?;
+        unlocked?;
+        Ok(deleted)
+    }
+
+    fn shrink_locked(&self, fraction: f64) -> Result<usize, StoreError> {
         let mut deleted = 0;
         for kind in RecordKind::ALL {
             let table = schema::table(kind);

@@ -593,3 +593,39 @@ fn a_partition_made_anew_is_forgotten_and_its_new_records_are_kept() {
         assert_eq!(count(&store, RecordKind::Event), 1);
     }
 }
+
+#[test]
+fn a_shared_postgres_store_is_shrunk_by_one_instance_at_a_time() {
+    let Some(Location::Postgres { url, schema }) = postgres_location() else {
+        eprintln!("No HOOKLINE_TEST_POSTGRES: the PostgreSQL store is not tested here.");
+        return;
+    };
+    let location = Location::Postgres {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    let store = Store::open(&location, usize::MAX).unwrap();
+    let rows: Vec<Row> = (0..10)
+        .map(|n| event(n, &format!("evt-{n}"), T0 + n))
+        .collect();
+    store.insert(&rows, &[]).unwrap();
+    // Another instance is shrinking: this one leaves it alone.
+    let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let lock = (super::postgres::SHRINK_LOCK, schema.as_str());
+    other
+        .execute(
+            "SELECT pg_advisory_lock(hashtext($1), hashtext($2))",
+            &[&lock.0, &lock.1],
+        )
+        .unwrap();
+    assert_eq!(store.shrink(0.5).unwrap(), 0);
+    assert_eq!(count(&store, RecordKind::Event), 10);
+    other
+        .execute(
+            "SELECT pg_advisory_unlock(hashtext($1), hashtext($2))",
+            &[&lock.0, &lock.1],
+        )
+        .unwrap();
+    assert_eq!(store.shrink(0.5).unwrap(), 5);
+    assert_eq!(count(&store, RecordKind::Event), 5);
+}
