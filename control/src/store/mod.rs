@@ -357,6 +357,16 @@ impl Store {
         Ok(())
     }
 
+    /// Marks the store as the history of the installation whose topics have this prefix, or
+    /// refuses when it holds another's: a PostgreSQL schema that two installations share would
+    /// mix their records (their offsets collide). A SQLite store is one instance's own.
+    pub fn claim(&self, installation: &str) -> Result<(), StoreError> {
+        match &self.inner.engine {
+            Engine::Sqlite(_) => Ok(()),
+            Engine::Postgres(postgres) => postgres.claim(installation),
+        }
+    }
+
     /// The next offset to read of every partition read before: (topic, partition) to offset.
     pub fn positions(&self) -> Result<HashMap<(String, i32), i64>, StoreError> {
         let sqlite = match &self.inner.engine {

@@ -368,6 +368,29 @@ impl Engine {
         })
     }
 
+    /// See [`super::Store::claim`].
+    pub fn claim(&self, installation: &str) -> Result<(), StoreError> {
+        let holder: Option<String> = self.with_writer(|pg| {
+            pg.client.execute(
+                "UPDATE store_layout SET installation = $1 WHERE installation IS NULL",
+                &[&installation],
+            )?;
+            Ok(pg
+                .client
+                .query_one("SELECT installation FROM store_layout", &[])?
+                .try_get(0)?)
+        })?;
+        match holder {
+            Some(holder) if holder != installation => Err(StoreError::PostgresSettings(format!(
+                "the schema {} holds the history of the installation with topic prefix \
+                     {holder:?}, not {installation:?}: give each installation its own \
+                     --control-store-postgres-schema",
+                self.schema
+            ))),
+            Some(_) | None => Ok(()),
+        }
+    }
+
     /// See [`super::Store::positions`].
     pub fn positions(&self) -> Result<HashMap<(String, i32), i64>, StoreError> {
         self.with_writer(|pg| {
@@ -879,7 +902,8 @@ fn create_sql() -> String {
              bytes bigint NOT NULL);
          CREATE TABLE dictionaries (id bigint PRIMARY KEY, family text NOT NULL,
              bytes bytea NOT NULL, added bigint GENERATED ALWAYS AS IDENTITY);
-         CREATE TABLE store_layout (application bigint NOT NULL, layout bigint NOT NULL);\n",
+         CREATE TABLE store_layout (application bigint NOT NULL, layout bigint NOT NULL,
+             installation text);\n",
     );
     for kind in RecordKind::ALL {
         sql.push_str(&format!(

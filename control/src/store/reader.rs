@@ -193,7 +193,9 @@ impl Reader {
         let names: Vec<String> = kinds.keys().cloned().collect();
         let kinds_of = kinds.clone();
         let stored = store.clone();
+        let installation = settings.topic_prefix.clone();
         let (consumer, ends, activities) = tokio::task::spawn_blocking(move || {
+            stored.claim(&installation)?;
             let positions = stored.positions()?;
             let activities = stored.activities()?;
             let (consumer, ends, renewed) = assign(&kafka, &names, since_ms, &positions)?;

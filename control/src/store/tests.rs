@@ -595,7 +595,7 @@ fn a_partition_made_anew_is_forgotten_and_its_new_records_are_kept() {
 }
 
 #[test]
-fn a_shared_postgres_store_is_shrunk_by_one_instance_at_a_time() {
+fn a_shared_postgres_store_is_shrunk_by_one_instance_at_a_time_and_is_one_installation_s() {
     let Some(Location::Postgres { url, schema }) = postgres_location() else {
         eprintln!("No HOOKLINE_TEST_POSTGRES: the PostgreSQL store is not tested here.");
         return;
@@ -628,4 +628,11 @@ fn a_shared_postgres_store_is_shrunk_by_one_instance_at_a_time() {
         .unwrap();
     assert_eq!(store.shrink(0.5).unwrap(), 5);
     assert_eq!(count(&store, RecordKind::Event), 5);
+
+    // The schema is this installation's: another one (other topics) is refused.
+    store.claim("hookline.").unwrap();
+    store.claim("hookline.").unwrap();
+    let other = Store::open(&location, usize::MAX).unwrap();
+    let refused = other.claim("staging.").unwrap_err().to_string();
+    assert!(refused.contains("\"hookline.\""), "{refused}");
 }
