@@ -236,8 +236,10 @@ pub(crate) async fn dead_letters(
 ) -> Result<Response, ApiError> {
     let (filter, window) = query(params)?.parse()?;
     let states = &state.history.dead_states;
-    // Until the states are read, every letter would read as open.
-    if !states.is_ready() {
+    // Until the states are read, every letter would read as open; until the store has read the
+    // attempts the topics held at start, a replayed letter already delivered would read as
+    // only replayed (a new instance reads the dead letters and the attempts in any order).
+    if !states.is_ready() || !state.history.logs.is_ready() {
         return Err(ApiError::StoreNotReady);
     }
     let page = page(&state, filter, window).await?;
