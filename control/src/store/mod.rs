@@ -256,7 +256,7 @@ impl Store {
                     let mut lent = Lent::take(postgres.readers());
                     let client = postgres.ready(lent.slot())?;
                     match work(&Database::postgres(client, codec)) {
-                        Err(StoreError::Postgres(error)) if error.is_closed() => {
+                        Err(error) if postgres::connection_failed(&error) => {
                             *lent.slot() = None;
                             let client = postgres.ready(lent.slot())?;
                             work(&Database::postgres(client, codec))

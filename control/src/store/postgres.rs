@@ -33,7 +33,7 @@ use tracing::info;
 use super::activity::{Activities, LastActivity};
 use super::bind::{Bind, dollars, postgres_params};
 use super::codec::{Codec, Dictionaries, Family};
-use super::error::StoreError;
+use super::error::{StoreError, transient};
 use super::metrics::Size;
 use super::pool::Pool;
 use super::row::{RecordKind, Row};
@@ -162,6 +162,12 @@ impl<C: GenericClient> Dictionaries for PgDictionaries<'_, C> {
     }
 }
 
+/// Whether `error` is the connection's own failure, so the next call needs a new connection.
+/// (An error the server answered, a deadlock say, leaves the connection usable.)
+pub(crate) fn connection_failed(error: &StoreError) -> bool {
+    matches!(error, StoreError::Postgres(error) if error.code().is_none() && transient(error))
+}
+
 /// A store in PostgreSQL: one writer connection and a few for queries, made when first needed
 /// and again when they broke.
 pub struct Engine {
@@ -277,11 +283,7 @@ impl Engine {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let result = work(self.ready_as(&mut slot, true)?);
-        if let Err(StoreError::Postgres(error)) = &result
-            && (error.is_closed() || error.code().is_none())
-        {
-            // The connection itself failed: the next call makes a new one. (An error the server
-            // answered, a deadlock say, leaves the connection usable.)
+        if result.as_ref().is_err_and(connection_failed) {
             *slot = None;
         }
         result
@@ -321,17 +323,10 @@ impl Engine {
             }
             let mut positions = positions.to_vec();
             positions.sort_unstable();
-            let (topics, partitions, nexts): (Vec<&str>, Vec<i32>, Vec<i64>) =
-                positions.iter().copied().fold(
-                    (Vec::new(), Vec::new(), Vec::new()),
-                    |(mut topics, mut partitions, mut nexts), (topic, partition, next)| {
-                        topics.push(topic);
-                        partitions.push(partition);
-                        nexts.push(next);
-                        (topics, partitions, nexts)
-                    },
-                );
-            if !topics.is_empty() {
+            if !positions.is_empty() {
+                let topics: Vec<&str> = positions.iter().map(|place| place.0).collect();
+                let partitions: Vec<i32> = positions.iter().map(|place| place.1).collect();
+                let nexts: Vec<i64> = positions.iter().map(|place| place.2).collect();
                 transaction.execute(
                     "INSERT INTO positions (topic, partition, next)
                      SELECT * FROM unnest($1::text[], $2::int4[], $3::int8[])
