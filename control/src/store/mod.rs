@@ -409,23 +409,14 @@ impl Store {
     /// returns how many. (Records are stored in about the order of their times; one that came
     /// late goes with the records stored around it.)
     pub fn purge(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
-        let sqlite = match &self.inner.engine {
-            Engine::Sqlite(sqlite) => sqlite,
-            Engine::Postgres(postgres) => return postgres.purge(cutoff_ms),
-        };
         let mut deleted = 0;
         for kind in RecordKind::ALL {
-            let table = schema::table(kind);
-            let bounds = sqlite.lock().query_row(
-                &format!(
-                    "SELECT (SELECT seq FROM {table} NOT INDEXED WHERE at_ms >= ?1 ORDER BY seq LIMIT 1),
-                            (SELECT max(seq) + 1 FROM {table})"
-                ),
-                [cutoff_ms],
-                |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?)),
-            )?;
-            if let Some(first_kept) = bounds.0.or(bounds.1) {
-                deleted += delete_before(sqlite, kind, first_kept)?;
+            let first_kept = match &self.inner.engine {
+                Engine::Sqlite(sqlite) => sqlite.first_kept(kind, cutoff_ms)?,
+                Engine::Postgres(postgres) => postgres.first_kept(kind, cutoff_ms)?,
+            };
+            if let Some(first_kept) = first_kept {
+                deleted += self.delete_before(kind, first_kept)?;
             }
         }
         Ok(deleted)
@@ -458,29 +449,39 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Deletes the oldest `fraction` (0 to 1) of each table's records; returns how many.
+    /// Deletes the oldest `fraction` (0 to 1) of each table's records; returns how many. On
+    /// PostgreSQL, nothing while another instance sharing the store shrinks it.
     pub fn shrink(&self, fraction: f64) -> Result<usize, StoreError> {
-        let sqlite = match &self.inner.engine {
-            Engine::Sqlite(sqlite) => sqlite,
-            Engine::Postgres(postgres) => return postgres.shrink(fraction),
+        let _turn = match &self.inner.engine {
+            Engine::Sqlite(_) => None,
+            Engine::Postgres(postgres) => match postgres.shrink_turn()? {
+                Some(turn) => Some(turn),
+                None => return Ok(0),
+            },
         };
         let mut deleted = 0;
         for kind in RecordKind::ALL {
-            let table = schema::table(kind);
-            let (first, last) = sqlite.lock().query_row(
-                &format!("SELECT min(seq), max(seq) FROM {table}"),
-                [],
-                |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?)),
-            )?;
-            if let (Some(first), Some(last)) = (first, last) {
-                // Sequence numbers are dense: each record takes the next, and deletes take the
-                // oldest. So the fraction of the range is the fraction of the records.
+            let range = match &self.inner.engine {
+                Engine::Sqlite(sqlite) => sqlite.seq_range(kind)?,
+                Engine::Postgres(postgres) => postgres.seq_range(kind)?,
+            };
+            if let Some((first, last)) = range {
+                // Each record takes the next sequence number and deletes take the oldest, so a
+                // share of the range is about that share of the records.
                 let span = (last - first + 1) as f64;
                 let boundary = first + (span * fraction.clamp(0.0, 1.0)).ceil() as i64;
-                deleted += delete_before(sqlite, kind, boundary)?;
+                deleted += self.delete_before(kind, boundary)?;
             }
         }
         Ok(deleted)
+    }
+
+    /// Deletes the records of `kind` stored before `seq`, a chunk per transaction.
+    fn delete_before(&self, kind: RecordKind, seq: i64) -> Result<usize, StoreError> {
+        match &self.inner.engine {
+            Engine::Sqlite(sqlite) => sqlite.delete_before(kind, seq),
+            Engine::Postgres(postgres) => postgres.delete_before(kind, seq),
+        }
     }
 
     /// How many records of each kind the store holds.
@@ -525,23 +526,12 @@ impl Store {
     /// The time of the first record each table still holds (in the order they were stored, so
     /// about the oldest), the earliest of them; Unix milliseconds.
     pub fn oldest_ms(&self) -> Result<Option<i64>, StoreError> {
-        let sqlite = match &self.inner.engine {
-            Engine::Sqlite(sqlite) => sqlite,
-            Engine::Postgres(postgres) => return postgres.oldest_ms(),
-        };
-        let connection = sqlite.lock();
         let mut oldest: Option<i64> = None;
         for kind in RecordKind::ALL {
-            let first: Option<i64> = connection
-                .query_row(
-                    &format!(
-                        "SELECT at_ms FROM {} ORDER BY seq LIMIT 1",
-                        schema::table(kind)
-                    ),
-                    [],
-                    |row| row.get(0),
-                )
-                .optional()?;
+            let first = match &self.inner.engine {
+                Engine::Sqlite(sqlite) => sqlite.first_at_ms(kind)?,
+                Engine::Postgres(postgres) => postgres.first_at_ms(kind)?,
+            };
             oldest = match (oldest, first) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -564,24 +554,64 @@ impl Store {
     }
 }
 
-/// Deletes the records of `kind` stored before `seq`, a chunk per transaction.
-fn delete_before(sqlite: &Sqlite, kind: RecordKind, seq: i64) -> Result<usize, StoreError> {
-    let table = schema::table(kind);
-    let mut deleted = 0;
-    loop {
-        let mut connection = sqlite.lock();
-        let transaction = connection.transaction()?;
-        let chunk = transaction.execute(
+impl Sqlite {
+    /// See [`postgres::Engine::first_kept`]. (`NOT INDEXED`: the first match in stored order
+    /// is near the start, which the rowid order finds at once.)
+    fn first_kept(&self, kind: RecordKind, cutoff_ms: i64) -> Result<Option<i64>, StoreError> {
+        let table = schema::table(kind);
+        Ok(self.lock().query_row(
             &format!(
-                "DELETE FROM {table} WHERE seq < min(?1, (SELECT min(seq) FROM {table}) + ?2)"
+                "SELECT coalesce(
+                     (SELECT seq FROM {table} NOT INDEXED WHERE at_ms >= ?1 ORDER BY seq LIMIT 1),
+                     (SELECT max(seq) + 1 FROM {table}))"
             ),
-            [seq, DELETE_CHUNK],
-        )?;
-        count(&transaction, kind, -(chunk as i64))?;
-        transaction.commit()?;
-        deleted += chunk;
-        if chunk == 0 {
-            return Ok(deleted);
+            [cutoff_ms],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// The first and last seq of `kind`'s records (dense here: deletes take the oldest).
+    fn seq_range(&self, kind: RecordKind) -> Result<Option<(i64, i64)>, StoreError> {
+        let table = schema::table(kind);
+        Ok(self.lock().query_row(
+            &format!("SELECT min(seq), max(seq) FROM {table}"),
+            [],
+            |row| Ok(row.get::<_, Option<i64>>(0)?.zip(row.get(1)?)),
+        )?)
+    }
+
+    /// The time of the first record of `kind` in the order stored.
+    fn first_at_ms(&self, kind: RecordKind) -> Result<Option<i64>, StoreError> {
+        let table = schema::table(kind);
+        Ok(self
+            .lock()
+            .query_row(
+                &format!("SELECT at_ms FROM {table} ORDER BY seq LIMIT 1"),
+                [],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Deletes the records of `kind` stored before `seq`, a chunk per transaction.
+    fn delete_before(&self, kind: RecordKind, seq: i64) -> Result<usize, StoreError> {
+        let table = schema::table(kind);
+        let mut deleted = 0;
+        loop {
+            let mut connection = self.lock();
+            let transaction = connection.transaction()?;
+            let chunk = transaction.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE seq < min(?1, (SELECT min(seq) FROM {table}) + ?2)"
+                ),
+                [seq, DELETE_CHUNK],
+            )?;
+            count(&transaction, kind, -(chunk as i64))?;
+            transaction.commit()?;
+            deleted += chunk;
+            if chunk == 0 {
+                return Ok(deleted);
+            }
         }
     }
 }

@@ -420,31 +420,6 @@ impl Engine {
         })
     }
 
-    /// See [`super::Store::purge`].
-    pub fn purge(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
-        let mut deleted = 0;
-        for kind in RecordKind::ALL {
-            let table = schema::table(kind);
-            let bounds = self.with_writer(|pg| {
-                let row = pg.client.query_one(
-                    &format!(
-                        "SELECT (SELECT seq FROM {table} WHERE at_ms >= $1 ORDER BY seq LIMIT 1),
-                                (SELECT max(seq) + 1 FROM {table})"
-                    ),
-                    &[&cutoff_ms],
-                )?;
-                Ok((
-                    row.try_get::<_, Option<i64>>(0)?,
-                    row.try_get::<_, Option<i64>>(1)?,
-                ))
-            })?;
-            if let Some(first_kept) = bounds.0.or(bounds.1) {
-                deleted += self.delete_before(kind, first_kept)?;
-            }
-        }
-        Ok(deleted)
-    }
-
     /// See [`super::Store::forget`].
     pub fn forget(
         &self,
@@ -454,34 +429,69 @@ impl Engine {
     ) -> Result<usize, StoreError> {
         self.with_writer(|pg| {
             let mut transaction = pg.client.transaction()?;
-            let row = transaction.query_one(
-                &format!(
-                    "WITH gone AS (
-                         DELETE FROM {} WHERE partition = $1
-                         RETURNING octet_length(doc) + coalesce(octet_length(payload), 0) AS bytes)
-                     SELECT count(*), coalesce(sum(bytes), 0)::int8 FROM gone",
-                    schema::table(kind)
-                ),
-                &[&partition],
-            )?;
-            let (records, bytes): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-            add_counts(&mut transaction, kind, -records, -bytes)?;
+            let records = delete_counted(&mut transaction, kind, "partition = $1", &[&partition])?;
             transaction.execute(
                 "DELETE FROM positions WHERE topic = $1 AND partition = $2",
                 &[&topic, &partition],
             )?;
             transaction.commit()?;
-            Ok(usize::try_from(records).unwrap_or_default())
+            Ok(records)
         })
     }
 
-    /// See [`super::Store::shrink`]. Sequence numbers here may have gaps (a record another
-    /// instance stored first still takes a number), so the share deleted is about `fraction`.
-    ///
-    /// Instances sharing the store see the same size over budget; only the one that takes the
-    /// shrink lock deletes (the others find nothing to do), so the share is deleted once, not
+    /// The seq of the first record of `kind` at or after `cutoff_ms` (in the order stored), or
+    /// past the last when there is none; `None` when the table is empty.
+    pub(crate) fn first_kept(
+        &self,
+        kind: RecordKind,
+        cutoff_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let table = schema::table(kind);
+        self.with_writer(|pg| {
+            let row = pg.client.query_one(
+                &format!(
+                    "SELECT coalesce(
+                         (SELECT seq FROM {table} WHERE at_ms >= $1 ORDER BY seq LIMIT 1),
+                         (SELECT max(seq) + 1 FROM {table}))"
+                ),
+                &[&cutoff_ms],
+            )?;
+            Ok(row.try_get(0)?)
+        })
+    }
+
+    /// The first and last seq of `kind`'s records. Sequence numbers here may have gaps (a
+    /// record another instance stored first still takes a number), so a share of the range is
+    /// about that share of the records.
+    pub(crate) fn seq_range(&self, kind: RecordKind) -> Result<Option<(i64, i64)>, StoreError> {
+        let table = schema::table(kind);
+        self.with_writer(|pg| {
+            let row = pg
+                .client
+                .query_one(&format!("SELECT min(seq), max(seq) FROM {table}"), &[])?;
+            Ok(row.try_get::<_, Option<i64>>(0)?.zip(row.try_get(1)?))
+        })
+    }
+
+    /// The time of the first record of `kind` in the order stored.
+    pub(crate) fn first_at_ms(&self, kind: RecordKind) -> Result<Option<i64>, StoreError> {
+        let table = schema::table(kind);
+        self.with_writer(|pg| {
+            Ok(pg
+                .client
+                .query_opt(
+                    &format!("SELECT at_ms FROM {table} ORDER BY seq LIMIT 1"),
+                    &[],
+                )?
+                .map(|row| row.try_get(0))
+                .transpose()?)
+        })
+    }
+
+    /// This instance's turn to shrink the store, or `None` while another instance sharing it
+    /// shrinks: they see the same size over budget, and the share must be deleted once, not
     /// once per instance.
-    pub fn shrink(&self, fraction: f64) -> Result<usize, StoreError> {
+    pub(crate) fn shrink_turn(&self) -> Result<Option<ShrinkTurn<'_>>, StoreError> {
         let taken = self.with_writer(|pg| {
             Ok(pg
                 .client
@@ -491,67 +501,26 @@ impl Engine {
                 )?
                 .try_get::<_, bool>(0)?)
         })?;
-        if !taken {
-            return Ok(0);
-        }
-        let deleted = self.shrink_locked(fraction);
-        let unlocked = self.with_writer(|pg| {
-            pg.client.execute(
-                "SELECT pg_advisory_unlock(hashtext($1), hashtext($2))",
-                &[&SHRINK_LOCK, &self.schema],
-            )?;
-            Ok(())
-        });
-        let deleted = deleted?;
-        unlocked?;
-        Ok(deleted)
-    }
-
-    fn shrink_locked(&self, fraction: f64) -> Result<usize, StoreError> {
-        let mut deleted = 0;
-        for kind in RecordKind::ALL {
-            let table = schema::table(kind);
-            let (first, last) = self.with_writer(|pg| {
-                let row = pg
-                    .client
-                    .query_one(&format!("SELECT min(seq), max(seq) FROM {table}"), &[])?;
-                Ok((
-                    row.try_get::<_, Option<i64>>(0)?,
-                    row.try_get::<_, Option<i64>>(1)?,
-                ))
-            })?;
-            if let (Some(first), Some(last)) = (first, last) {
-                let span = (last - first + 1) as f64;
-                let boundary = first + (span * fraction.clamp(0.0, 1.0)).ceil() as i64;
-                deleted += self.delete_before(kind, boundary)?;
-            }
-        }
-        Ok(deleted)
+        Ok(taken.then_some(ShrinkTurn(self)))
     }
 
     /// Deletes the records of `kind` stored before `seq`, a chunk per transaction.
-    fn delete_before(&self, kind: RecordKind, seq: i64) -> Result<usize, StoreError> {
+    pub(crate) fn delete_before(&self, kind: RecordKind, seq: i64) -> Result<usize, StoreError> {
         let table = schema::table(kind);
         let mut deleted = 0;
         loop {
             let chunk = self.with_writer(|pg| {
                 let mut transaction = pg.client.transaction()?;
-                let row = transaction.query_one(
-                    &format!(
-                        "WITH gone AS (
-                             DELETE FROM {table}
-                             WHERE seq < least($1, (SELECT min(seq) FROM {table}) + $2)
-                             RETURNING octet_length(doc) + coalesce(octet_length(payload), 0) AS bytes)
-                         SELECT count(*), coalesce(sum(bytes), 0)::int8 FROM gone"
-                    ),
+                let records = delete_counted(
+                    &mut transaction,
+                    kind,
+                    &format!("seq < least($1, (SELECT min(seq) FROM {table}) + $2)"),
                     &[&seq, &DELETE_CHUNK],
                 )?;
-                let (records, bytes): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-                add_counts(&mut transaction, kind, -records, -bytes)?;
                 transaction.commit()?;
                 Ok(records)
             })?;
-            deleted += usize::try_from(chunk).unwrap_or_default();
+            deleted += chunk;
             if chunk == 0 {
                 return Ok(deleted);
             }
@@ -601,31 +570,6 @@ impl Engine {
             })
         })
     }
-
-    /// See [`super::Store::oldest_ms`].
-    pub fn oldest_ms(&self) -> Result<Option<i64>, StoreError> {
-        let mut oldest: Option<i64> = None;
-        for kind in RecordKind::ALL {
-            let first = self.with_writer(|pg| {
-                Ok(pg
-                    .client
-                    .query_opt(
-                        &format!(
-                            "SELECT at_ms FROM {} ORDER BY seq LIMIT 1",
-                            schema::table(kind)
-                        ),
-                        &[],
-                    )?
-                    .map(|row| row.try_get::<_, i64>(0))
-                    .transpose()?)
-            })?;
-            oldest = match (oldest, first) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
-        Ok(oldest)
-    }
 }
 
 impl Drop for Engine {
@@ -656,6 +600,48 @@ impl Drop for Engine {
             Err(_) => std::mem::forget((writer, readers)),
         }
     }
+}
+
+/// An instance's turn to shrink a shared store ([`Engine::shrink_turn`]); ends when dropped.
+pub(crate) struct ShrinkTurn<'a>(&'a Engine);
+
+impl Drop for ShrinkTurn<'_> {
+    fn drop(&mut self) {
+        let unlocked = self.0.with_writer(|pg| {
+            pg.client.execute(
+                "SELECT pg_advisory_unlock(hashtext($1), hashtext($2))",
+                &[&SHRINK_LOCK, &self.0.schema],
+            )?;
+            Ok(())
+        });
+        // A connection that broke took the lock with it.
+        if let Err(error) = unlocked {
+            tracing::debug!(%error, "The shrink lock was not given back explicitly.");
+        }
+    }
+}
+
+/// Deletes the records of `kind` that `condition` selects (its parameters `params`) and takes
+/// them and their bodies' bytes off the counts; returns how many.
+fn delete_counted(
+    transaction: &mut postgres::Transaction<'_>,
+    kind: RecordKind,
+    condition: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<usize, StoreError> {
+    let row = transaction.query_one(
+        &format!(
+            "WITH gone AS (
+                 DELETE FROM {} WHERE {condition}
+                 RETURNING octet_length(doc) + coalesce(octet_length(payload), 0) AS bytes)
+             SELECT count(*), coalesce(sum(bytes), 0)::int8 FROM gone",
+            schema::table(kind)
+        ),
+        params,
+    )?;
+    let (records, bytes): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    add_counts(transaction, kind, -records, -bytes)?;
+    Ok(usize::try_from(records).unwrap_or_default())
 }
 
 /// The columns of one kind's records in a batch, bodies packed, as `unnest` takes them.
