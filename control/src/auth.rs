@@ -10,20 +10,35 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use crate::handlers::preview;
 use crate::state::ApiState;
-use crate::tokens::Access;
+use crate::tokens::{Access, Caller, fingerprint};
 
 /// Methods that only read.
 fn reads_only(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Middleware of every API route: authenticates, refuses writes of read-only tokens (previews
+/// Middleware of every API route: authenticates (and tells handlers who calls, [`Caller`]), refuses writes of read-only tokens (previews
 /// write nothing, so they may), and answers
 /// 503 until the resources are loaded (so nobody reads or writes against a partial view).
-pub async fn authenticate(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let Some(access) = state.tokens.check(request.headers()) else {
-        return ApiError::Unauthorized.into_response();
+pub async fn authenticate(
+    State(state): State<ApiState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    // The console's requests carry its session's caller (a request from the network has no
+    // extensions but those the server gives it).
+    let caller = match request.extensions().get::<Caller>() {
+        Some(caller) => caller.clone(),
+        None => match state.tokens.check(request.headers()) {
+            Some(access) => Caller {
+                access,
+                by: fingerprint(request.headers()),
+            },
+            None => return ApiError::Unauthorized.into_response(),
+        },
     };
+    let access = caller.access;
+    request.extensions_mut().insert(caller);
     // A preview is a POST that writes nothing, so dashboards may preview too.
     let previews = request
         .extensions()

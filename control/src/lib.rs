@@ -10,6 +10,7 @@
 //! - [`state`]: what every handler shares: the API's state and the store of what happened.
 //! - [`routes`]: every route and the layers around them, in one place.
 //! - [`handlers`]: the handlers, grouped by what they serve.
+//! - [`console`]: the web console at `/ui/`, which calls the API for everything.
 //! - [`auth`]: the middleware that lets a token in, or not.
 //! - [`tokens`]: admin and read-only tokens, compared in constant time.
 //! - [`metrics`]: requests by route and status, and their duration.
@@ -40,6 +41,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod console;
 pub mod credentials;
 pub mod dead_letter;
 pub mod dead_states;

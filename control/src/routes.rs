@@ -10,14 +10,32 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use hookline_schemas::ResourceKind;
+use prometheus::Registry;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
+use crate::console::{self, Console};
 use crate::error::ApiError;
 use crate::handlers::{apply, history, preview, replay, resources, test_send};
 use crate::kind::{KINDS, plural};
 use crate::path::Id;
 use crate::state::ApiState;
 use crate::{auth, metrics, openapi};
+
+/// Every route control serves: the API, and the console under `/ui/`, which calls the API's own
+/// router for everything it shows and changes (the overview also reads `registry`, this
+/// process's metrics).
+pub fn app(state: ApiState, registry: &Registry) -> Router {
+    let tokens = state.tokens.clone();
+    let max_body_bytes = state.max_body_bytes;
+    let api = router(state);
+    console::router(Console::new(
+        api.clone(),
+        max_body_bytes,
+        tokens,
+        registry.clone(),
+    ))
+    .fallback_service(api)
+}
 
 /// The API routes.
 pub fn router(state: ApiState) -> Router {

@@ -80,15 +80,18 @@ impl Control {
             dead_states: dead_states.clone(),
             held: held.clone(),
         });
-        let router = routes::router(ApiState {
-            writes: Arc::new(Writes::new(writer, store.clone(), config.write_timeout())),
-            store,
-            tokens: Arc::new(tokens),
-            ingest_base: config.ingest_base().into(),
-            max_body_bytes: config.max_body_bytes,
-            history: history.clone(),
-            metrics: Metrics::register(registry),
-        });
+        let router = routes::app(
+            ApiState {
+                writes: Arc::new(Writes::new(writer, store.clone(), config.write_timeout())),
+                store,
+                tokens: Arc::new(tokens),
+                ingest_base: config.ingest_base().into(),
+                max_body_bytes: config.max_body_bytes,
+                history: history.clone(),
+                metrics: Metrics::register(registry),
+            },
+            registry,
+        );
         Ok(Self {
             listener,
             router,

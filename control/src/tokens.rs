@@ -17,6 +17,17 @@ pub enum Access {
     ReadOnly,
 }
 
+/// Who is calling, as the token check decided: what they may do, and how records name them.
+/// [`crate::auth`] puts it in every authenticated request's extensions; the console puts its
+/// session's in the requests it makes of the API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// What the caller may do.
+    pub access: Access,
+    /// How records name the caller ([`fingerprint`]; `console:` before it from the console).
+    pub by: String,
+}
+
 /// The accepted tokens, kept as digests.
 #[derive(Clone, Debug, Default)]
 pub struct Tokens {
@@ -65,7 +76,16 @@ impl Tokens {
     }
 }
 
-fn digest(bytes: &[u8]) -> [u8; 32] {
+impl Tokens {
+    /// The digest and access of every accepted token: the console keys its sessions with them,
+    /// so a session ends when its token is no longer accepted.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = (&[u8; 32], Access)> {
+        self.tokens.iter().map(|(key, access)| (key, *access))
+    }
+}
+
+/// The SHA-256 digest of a token.
+pub(crate) fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
@@ -74,9 +94,14 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 /// names the token without holding it.
 pub fn fingerprint(headers: &HeaderMap) -> String {
     match bearer(headers) {
-        Some(token) => format!("token:{}", &hex::encode(digest(token))[..8]),
+        Some(token) => token_name(&digest(token)),
         None => "anonymous".to_owned(),
     }
+}
+
+/// `token:` and the first eight hex digits of a token's digest.
+pub(crate) fn token_name(digest: &[u8; 32]) -> String {
+    format!("token:{}", &hex::encode(digest)[..8])
 }
 
 /// The credentials of `Authorization: Bearer <token>` (the scheme is case-insensitive).

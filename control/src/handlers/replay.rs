@@ -26,8 +26,8 @@ use std::collections::BTreeSet;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use hookline_schemas::{
@@ -44,6 +44,7 @@ use crate::state::ApiState;
 use crate::store::page::Window;
 use crate::store::query::{self, Filter, Stored};
 use crate::store::{RecordKind, StoreError};
+use crate::tokens::Caller;
 
 /// What to replay: ids, or a filter.
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +162,7 @@ async fn select(
 /// `POST /api/v1/dead-letters/replay`.
 pub async fn dead_letters(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -220,7 +222,7 @@ pub async fn dead_letters(
         }
     }
     outcome.jobs = jobs.len();
-    let by = crate::tokens::fingerprint(&headers);
+    let by = caller.by;
     if request.dry_run {
         outcome.plan.extend(jobs.iter().map(plan::job));
     } else {
@@ -259,6 +261,7 @@ pub async fn dead_letters(
 /// listed, and are not replayed unless forced); `dry_run` lists them and marks nothing.
 pub async fn discard(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -270,7 +273,7 @@ pub async fn discard(
     let letters = open_letters(&state, &request, &mut outcome).await?;
     let ids: Vec<String> = letters.iter().map(dead_letter_id).collect();
     if !request.dry_run {
-        let by = crate::tokens::fingerprint(&headers);
+        let by = caller.by;
         record_states(
             &state,
             ids.iter()
@@ -389,6 +392,7 @@ async fn record_states(
 /// `POST /api/v1/events/replay`.
 pub async fn events(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -420,7 +424,7 @@ pub async fn events(
         request.ids.iter().take(max).cloned().collect()
     };
     let ids = ids.into_iter().map(|id| (id.clone(), id)).collect();
-    let by = crate::tokens::fingerprint(&headers);
+    let by = caller.by;
     replay_events(&state, ids, &request, &by, &mut outcome).await?;
     Ok(outcome.into_response())
 }

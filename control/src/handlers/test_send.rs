@@ -88,10 +88,27 @@ pub async fn send(
         Json(json!({
             "delivery_id": job.delivery_id,
             "event_id": job.event_id,
+            "request": request_view(&job),
             "attempt": attempt,
         })),
     )
         .into_response())
+}
+
+/// The request a test job makes, as any token may read it: the URL's credential and the values
+/// of credential headers masked, as a destination's view masks them.
+fn request_view(job: &DeliveryJob) -> Value {
+    let headers: serde_json::Map<String, Value> = job
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), crate::mask::header_value(name, value).into()))
+        .collect();
+    json!({
+        "method": job.method,
+        "url": crate::mask::mask_url(&job.url),
+        "headers": headers,
+        "body": job.body,
+    })
 }
 
 /// The body of a test request: empty, or a [`TestRequest`] as JSON.

@@ -386,10 +386,22 @@ pub(super) fn schemas(generator: &mut SchemaGenerator, schemas: &mut Map<String,
     }));
     schemas.insert("TestResult".into(), json!({
         "type": "object",
-        "required": ["delivery_id", "event_id", "attempt"],
+        "required": ["delivery_id", "event_id", "request", "attempt"],
         "properties": {
             "delivery_id": {"type": "string", "description": "Sent as `webhook-id`."},
             "event_id": {"type": "string"},
+            "request": {
+                "type": "object",
+                "description": "The request the dispatcher sends, before it adds the signature and `webhook-*` headers; the URL's credential and credential headers masked.",
+                "required": ["method", "url", "headers", "body"],
+                "properties": {
+                    "method": {"type": "string"},
+                    "url": {"type": "string"},
+                    "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "body": {"type": "string"}
+                },
+                "additionalProperties": false
+            },
             "attempt": {"oneOf": [{"$ref": "#/components/schemas/AttemptRecord"}, {"type": "null"}]}
         },
         "additionalProperties": false

@@ -24,7 +24,7 @@ const VIEWER: &str = "viewer-token";
 
 struct App {
     router: Router,
-    registry: prometheus::Registry,
+    registry: Registry,
     metrics: Metrics,
     store: ResourceStore,
     history: Arc<History>,
@@ -78,7 +78,7 @@ async fn app_with(max_body_bytes: usize, ready: bool) -> App {
         .unwrap();
     store.wait_ready().await.unwrap();
     let writer = ResourceWriter::new(&settings, "test").unwrap();
-    let registry = prometheus::Registry::new();
+    let registry = Registry::new();
     let metrics = Metrics::register(&registry);
     let history = Arc::new(History {
         logs: if ready {
@@ -101,15 +101,18 @@ async fn app_with(max_body_bytes: usize, ready: bool) -> App {
             held
         },
     });
-    let router = router(ApiState {
-        writes: Arc::new(Writes::new(writer, store.clone(), Duration::from_secs(20))),
-        store: store.clone(),
-        tokens: Arc::new(Tokens::new(&[ADMIN.into()], &[VIEWER.into()])),
-        ingest_base: "http://hooks.test".into(),
-        max_body_bytes,
-        metrics: metrics.clone(),
-        history: history.clone(),
-    });
+    let router = super::app(
+        ApiState {
+            writes: Arc::new(Writes::new(writer, store.clone(), Duration::from_secs(20))),
+            store: store.clone(),
+            tokens: Arc::new(Tokens::new(&[ADMIN.into()], &[VIEWER.into()])),
+            ingest_base: "http://hooks.test".into(),
+            max_body_bytes,
+            metrics: metrics.clone(),
+            history: history.clone(),
+        },
+        &registry,
+    );
     App {
         router,
         registry,
@@ -1335,4 +1338,241 @@ async fn dead_letters_show_the_job_s_url_password_and_credential_headers_masked(
             "{text}"
         );
     }
+}
+
+// ----- The console at /ui/ -----
+
+/// A page of the console: its status, headers and HTML.
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    html: String,
+}
+
+impl Page {
+    /// The cross-site request token the page's forms carry.
+    fn csrf(&self) -> String {
+        let start = self
+            .html
+            .find(r#"name="csrf" value=""#)
+            .unwrap_or_else(|| panic!("no form on {}", self.html))
+            + r#"name="csrf" value=""#.len();
+        let end = start + self.html[start..].find('"').unwrap();
+        self.html[start..end].to_owned()
+    }
+}
+
+impl App {
+    /// `GET` (no `form`) or `POST` of a form to a console page, with the session `cookie`.
+    async fn page(&self, path: &str, cookie: Option<&str>, form: Option<&str>) -> Page {
+        let mut request = Request::builder().uri(path);
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let body = match form {
+            Some(form) => {
+                request = request
+                    .method("POST")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                Body::from(form.to_owned())
+            }
+            None => Body::empty(),
+        };
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        Page {
+            status,
+            headers,
+            html: String::from_utf8(bytes.to_vec()).unwrap(),
+        }
+    }
+
+    /// Logs in to the console with `token`: the session cookie (`name=value`).
+    async fn log_in(&self, token: &str) -> String {
+        let page = self
+            .page(
+                "/ui/login",
+                None,
+                Some(&format!("token={token}&next=/ui/sources")),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+        assert_eq!(page.headers[header::LOCATION], "/ui/sources");
+        let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        cookie.split(';').next().unwrap().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn the_console_needs_a_login_and_shows_what_it_is_given_as_text() {
+    let app = app().await;
+    app.seed().await;
+    // No session: to the login page, coming back after.
+    let page = app.page("/ui/destinations", None, None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.headers[header::LOCATION],
+        "/ui/login?next=%2Fui%2Fdestinations"
+    );
+    let page = app.page("/ui/login", None, Some("token=wrong")).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(page.html.contains("not accepted"), "{}", page.html);
+    assert!(page.headers.get(header::SET_COOKIE).is_none());
+
+    let cookie = app.log_in(ADMIN).await;
+    let page = app.page("/ui/sources", Some(&cookie), None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.html.contains(r#"href="/ui/sources/app""#),
+        "{}",
+        page.html
+    );
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+
+    // A source named with markup is created through the console and shown as text, with its
+    // URL and token this once.
+    let name = "<script>alert(1)</script>";
+    let form = format!(
+        "csrf={}&id=hostile&name={}",
+        page.csrf(),
+        console::call::query_value(name)
+    );
+    let created = app.page("/ui/sources", Some(&cookie), Some(&form)).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.html);
+    assert!(!created.html.contains(name));
+    assert!(
+        created
+            .html
+            .contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;")
+    );
+    assert!(
+        created
+            .html
+            .contains("http:&#x2f;&#x2f;hooks.test&#x2f;inbound-webhooks&#x2f;hostile")
+    );
+    let view = app.admin("GET", "/api/v1/sources/hostile", None).await;
+    assert_eq!(view.body["name"], name);
+    let token = view.body["auth"][0]["tokens"][0].as_str().unwrap();
+    assert!(token.starts_with("hl_"), "masked in the API: {token}");
+
+    // Pages over each kind render for the seeded resources.
+    for path in [
+        "/ui/",
+        "/ui/sources/app",
+        "/ui/destinations",
+        "/ui/destinations/crm",
+        "/ui/triggers",
+        "/ui/triggers/signups",
+        "/ui/triggers/new",
+        "/ui/events?source=app",
+        "/ui/dead-letters",
+        "/ui/edit/destinations/crm",
+    ] {
+        let page = app.page(path, Some(&cookie), None).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.html);
+    }
+    let page = app.page("/ui/sources/nope", Some(&cookie), None).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn console_changes_need_the_session_s_form_token_and_an_admin() {
+    let app = app().await;
+    app.seed().await;
+    let cookie = app.log_in(ADMIN).await;
+    let csrf = app.page("/ui/sources", Some(&cookie), None).await.csrf();
+
+    // Without the form's token, or from another site: refused, and nothing changes.
+    let refused = app
+        .page(
+            "/ui/destinations/crm/disable",
+            Some(&cookie),
+            Some("csrf=guess"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let mut request = Request::builder()
+        .method("POST")
+        .uri("/ui/destinations/crm/disable")
+        .header(header::COOKIE, &cookie)
+        .header(header::HOST, "control.test")
+        .header(header::ORIGIN, "https://evil.test")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    request = request.header("sec-fetch-site", "cross-site");
+    let response = app
+        .router
+        .clone()
+        .oneshot(request.body(Body::from(format!("csrf={csrf}"))).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let view = app.admin("GET", "/api/v1/destinations/crm", None).await;
+    assert_eq!(view.body["enabled"], true);
+
+    // With it: done, through the API.
+    let done = app
+        .page(
+            "/ui/destinations/crm/disable",
+            Some(&cookie),
+            Some(&format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    let view = app.admin("GET", "/api/v1/destinations/crm", None).await;
+    assert_eq!(view.body["enabled"], false);
+
+    // A read-only session reads, sees no write controls, and its changes are refused.
+    let viewer = app.log_in(VIEWER).await;
+    let page = app.page("/ui/destinations/crm", Some(&viewer), None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("read-only"));
+    assert!(
+        !page.html.contains("/ui/destinations/crm/enable"),
+        "{}",
+        page.html
+    );
+    let csrf = page.csrf();
+    let refused = app
+        .page(
+            "/ui/destinations/crm/enable",
+            Some(&viewer),
+            Some(&format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.html.contains("read-only"));
+    let view = app.admin("GET", "/api/v1/destinations/crm", None).await;
+    assert_eq!(view.body["enabled"], false);
+    // Previews write nothing, so a read-only session may preview.
+    let form = format!(
+        "csrf={csrf}&code={}&sample={}",
+        console::call::query_value(
+            r#"{"when": {"sources": ["app"]}, "actions": [{"destination": "crm", "body": "{{ payload.n }}"}]}"#
+        ),
+        console::call::query_value(r#"{"payload": {"n": 7}}"#),
+    );
+    let preview = app.page("/ui/preview", Some(&viewer), Some(&form)).await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.html);
+    let preview: Value = serde_json::from_str(&preview.html).unwrap();
+    assert_eq!(preview["matched"], true);
+    // The destination was disabled above: the preview says what the processor would do.
+    assert_eq!(
+        preview["skipped"][0], "actions[0]: destination crm is disabled",
+        "{preview}"
+    );
 }

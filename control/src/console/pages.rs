@@ -1,0 +1,1538 @@
+//! The console's pages. Each reads what it shows from the API and sends every change to it
+//! ([`super::call`]); what a page adds is layout, and the API's own error messages shown where
+//! the operator typed.
+
+use std::collections::BTreeMap;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::call::{Answer, query_value, segment};
+use super::session::{self, Session};
+use super::{BASE, Console, Fields, guard};
+
+/// Fields of a resource's view that the API sets and a change never sends.
+const READ_ONLY: &[&str] = &[
+    "created_at",
+    "updated_at",
+    "ingest_url",
+    "last_triggered_at",
+    "last_delivered_at",
+    "held_jobs",
+    "oldest_held_at",
+];
+
+/// The query of the login page.
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    /// The console page to go back to.
+    next: Option<String>,
+}
+
+/// Where to go after login: a console page, never another site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(next) if next.starts_with(&format!("{BASE}/")) && !next.contains("//") => {
+            next.to_owned()
+        }
+        _ => format!("{BASE}/"),
+    }
+}
+
+/// `GET /ui/login`.
+pub async fn login_page(
+    State(console): State<Console>,
+    Query(query): Query<LoginQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let next = safe_next(query.next.as_deref());
+    if session::from_headers(&console.tokens, &headers).is_some() {
+        return Redirect::to(&next).into_response();
+    }
+    console.render("login.html", None, json!({ "next": next }))
+}
+
+/// `POST /ui/login`: a control token in, a session cookie out.
+pub async fn login(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let fields = Fields(fields);
+    let next = safe_next(Some(fields.get("next")));
+    if !session::same_origin(&headers) {
+        return console.error(
+            None,
+            StatusCode::FORBIDDEN,
+            "Log in from the console's own page.",
+        );
+    }
+    match session::log_in(&console.tokens, fields.get("token")) {
+        Some((access, key)) => {
+            let value = session::issue(&key, access, time::OffsetDateTime::now_utc());
+            let mut response = Redirect::to(&next).into_response();
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, session::set_cookie(value, &headers));
+            response
+        }
+        None => {
+            let mut response = console.render(
+                "login.html",
+                None,
+                json!({
+                    "next": next,
+                    "error": "That token is not accepted. Use a control token \
+                              (--control-token or --control-read-token).",
+                }),
+            );
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            response
+        }
+    }
+}
+
+/// `POST /ui/logout`.
+pub async fn logout(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let fields = Fields(fields);
+    if !session::same_origin(&headers) || !session.csrf_matches(fields.get("csrf")) {
+        return console.error(
+            Some(&session),
+            StatusCode::FORBIDDEN,
+            "Log out from a console page.",
+        );
+    }
+    let mut response = Redirect::to(&format!("{BASE}/login")).into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session::clear_cookie(&headers));
+    response
+}
+
+/// Unknown console paths.
+pub async fn not_found(State(console): State<Console>, headers: HeaderMap) -> Response {
+    let session = session::from_headers(&console.tokens, &headers);
+    console.error(
+        session.as_ref(),
+        StatusCode::NOT_FOUND,
+        "There is no console page here.",
+    )
+}
+
+/// The page for an API answer that failed: its status and message.
+fn failed(console: &Console, session: &Session, answer: &Answer) -> Response {
+    let status = if answer.status.is_success() {
+        StatusCode::BAD_GATEWAY
+    } else {
+        answer.status
+    };
+    console.error(Some(session), status, &answer.message())
+}
+
+/// The items of a list answer (empty when it failed).
+fn items(answer: &Answer) -> Vec<Value> {
+    answer.body["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Stats by resource id, from a stats answer.
+fn stats_by_id(answer: &Answer) -> BTreeMap<String, Value> {
+    items(answer)
+        .into_iter()
+        .filter_map(|item| Some((item["id"].as_str()?.to_owned(), item)))
+        .collect()
+}
+
+/// A notice a redirect asks for, from a fixed set (never text from the link itself).
+fn notice(code: Option<&str>) -> Option<&'static str> {
+    Some(match code? {
+        "saved" => "Saved.",
+        "created" => "Created.",
+        "enabled" => "Enabled.",
+        "disabled" => "Disabled: it keeps its settings and history.",
+        "paused" => "Paused: new deliveries are held until you resume.",
+        "resumed" => "Resumed: held deliveries go out again.",
+        "deleted" => "Deleted.",
+        _ => return None,
+    })
+}
+
+/// The query of most pages: a notice to show.
+#[derive(Debug, Default, Deserialize)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+}
+
+// ----- Overview -----
+
+/// What this process's own metrics say about the roles it runs.
+fn health(registry: &prometheus::Registry) -> Value {
+    let mut roles = Vec::new();
+    let mut kafka = Value::Null;
+    let mut lags = Vec::new();
+    let mut canary = Value::Null;
+    let mut store_ready = Value::Null;
+    for family in registry.gather() {
+        let label = |metric: &prometheus::proto::Metric, name: &str| {
+            metric
+                .get_label()
+                .iter()
+                .find(|pair| pair.name() == name)
+                .map(|pair| pair.value().to_owned())
+                .unwrap_or_default()
+        };
+        match family.name() {
+            "hookline_build_info" => {
+                for metric in family.get_metric() {
+                    roles.extend(
+                        label(metric, "roles")
+                            .split(',')
+                            .filter(|role| !role.is_empty())
+                            .map(str::to_owned),
+                    );
+                }
+            }
+            "hookline_kafka_reachable" => {
+                kafka = family.get_metric().first().map_or(Value::Null, |metric| {
+                    (metric.get_gauge().get_value() >= 1.0).into()
+                });
+            }
+            "hookline_consumer_lag_seconds" => {
+                for metric in family.get_metric() {
+                    lags.push(json!({
+                        "group": label(metric, "group"),
+                        "topic": label(metric, "topic"),
+                        "seconds": metric.get_gauge().get_value(),
+                    }));
+                }
+            }
+            "hookline_canary_round_trip_seconds" => {
+                if let Some(metric) = family.get_metric().first() {
+                    let histogram = metric.get_histogram();
+                    let count = histogram.get_sample_count();
+                    if count > 0 {
+                        canary = json!({
+                            "probes": count,
+                            "mean_ms": histogram.get_sample_sum() / count as f64 * 1000.0,
+                        });
+                    }
+                }
+            }
+            "hookline_control_store_ready" => {
+                store_ready = family.get_metric().first().map_or(Value::Null, |metric| {
+                    (metric.get_gauge().get_value() >= 1.0).into()
+                });
+            }
+            _ => {}
+        }
+    }
+    roles.sort();
+    roles.dedup();
+    json!({
+        "roles": roles,
+        "kafka_reachable": kafka,
+        "lags": lags,
+        "canary": canary,
+        "store_ready": store_ready,
+    })
+}
+
+/// `GET /ui/`: is it healthy, and who is hurting.
+pub async fn overview(State(console): State<Console>, session: Session) -> Response {
+    let caller = &session.caller;
+    let (destinations, sources, recent) = tokio::join!(
+        console.api.get(
+            caller,
+            "/api/v1/stats/destinations?window=1h&sort=failure_rate"
+        ),
+        console
+            .api
+            .get(caller, "/api/v1/stats/sources?window=24h&sort=refused"),
+        console
+            .api
+            .get(caller, "/api/v1/stats/destinations?window=5m"),
+    );
+    let sum = |answer: &Answer, field: &str| -> Option<f64> {
+        answer.ok().then(|| {
+            items(answer)
+                .iter()
+                .filter_map(|item| item[field].as_f64())
+                .sum()
+        })
+    };
+    let recent_sources = console
+        .api
+        .get(caller, "/api/v1/stats/sources?window=5m")
+        .await;
+    console.render(
+        "overview.html",
+        Some(&session),
+        json!({
+            "page": "overview",
+            "health": health(&console.registry),
+            "destinations": items(&destinations),
+            "destinations_error": (!destinations.ok()).then(|| destinations.message()),
+            "sources": items(&sources),
+            "sources_error": (!sources.ok()).then(|| sources.message()),
+            "per_minute": {
+                "events": sum(&recent_sources, "events").map(|events| events / 5.0),
+                "deliveries": sum(&recent, "delivered").map(|delivered| delivered / 5.0),
+                "attempts": sum(&recent, "attempts").map(|attempts| attempts / 5.0),
+            },
+        }),
+    )
+}
+
+// ----- Sources -----
+
+/// `GET /ui/sources`.
+pub async fn sources(
+    State(console): State<Console>,
+    session: Session,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let caller = &session.caller;
+    let (list, stats) = tokio::join!(
+        console.api.get(caller, "/api/v1/sources?limit=500"),
+        console.api.get(caller, "/api/v1/stats/sources?window=24h"),
+    );
+    if !list.ok() {
+        return failed(&console, &session, &list);
+    }
+    let stats = stats_by_id(&stats);
+    let rows: Vec<Value> = items(&list)
+        .into_iter()
+        .map(|source| {
+            let id = source["id"].as_str().unwrap_or_default().to_owned();
+            json!({ "source": source, "stats": stats.get(&id) })
+        })
+        .collect();
+    console.render(
+        "sources.html",
+        Some(&session),
+        json!({
+            "page": "sources",
+            "rows": rows,
+            "more": list.body["next_cursor"].is_string(),
+            "notice": notice(query.notice.as_deref()),
+        }),
+    )
+}
+
+/// `GET /ui/sources/new`.
+pub async fn new_source(State(console): State<Console>, session: Session) -> Response {
+    console.render(
+        "source_new.html",
+        Some(&session),
+        json!({"page": "sources"}),
+    )
+}
+
+/// `POST /ui/sources`: creates a source; its URL and token are shown this once.
+pub async fn create_source(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let fields = Fields(fields);
+    if let Some(refused) = guard(&console, &session, &headers, fields.get("csrf")) {
+        return refused;
+    }
+    let mut body = Map::new();
+    for name in ["id", "name"] {
+        if !fields.get(name).is_empty() {
+            body.insert(name.into(), fields.get(name).into());
+        }
+    }
+    let answer = console
+        .api
+        .call(
+            &session.caller,
+            Method::POST,
+            "/api/v1/sources",
+            Some(&Value::Object(body)),
+            None,
+        )
+        .await;
+    if !answer.ok() {
+        let mut response = console.render(
+            "source_new.html",
+            Some(&session),
+            json!({
+                "page": "sources",
+                "error": answer.message(),
+                "id": fields.get("id"),
+                "name": fields.get("name"),
+            }),
+        );
+        *response.status_mut() = answer.status;
+        return response;
+    }
+    token_page(&console, &session, &answer.body, "created")
+}
+
+/// The page that shows a source's URL and bearer tokens once, with a ready curl.
+fn token_page(console: &Console, session: &Session, source: &Value, what: &str) -> Response {
+    let tokens: Vec<Value> = source["auth"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry["type"] == "bearer")
+        .flat_map(|entry| entry["tokens"].as_array().cloned().unwrap_or_default())
+        .collect();
+    console.render(
+        "token.html",
+        Some(session),
+        json!({
+            "page": "sources",
+            "what": what,
+            "source": source,
+            "token": tokens.last(),
+        }),
+    )
+}
+
+/// `GET /ui/sources/{id}`: the source, and its recent requests (refused ones included).
+pub async fn source(
+    State(console): State<Console>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let caller = &session.caller;
+    let path = format!("/api/v1/sources/{}", segment(&id));
+    let requests = format!("{path}/events?limit=50");
+    let (view, requests, stats) = tokio::join!(
+        console.api.get(caller, &path),
+        console.api.get(caller, &requests),
+        console.api.get(caller, "/api/v1/stats/sources?window=24h"),
+    );
+    if !view.ok() {
+        return failed(&console, &session, &view);
+    }
+    console.render(
+        "source.html",
+        Some(&session),
+        json!({
+            "page": "sources",
+            "source": view.body,
+            "requests": items(&requests),
+            "requests_error": (!requests.ok()).then(|| requests.message()),
+            "stats": stats_by_id(&stats).remove(&id),
+            "notice": notice(query.notice.as_deref()),
+        }),
+    )
+}
+
+/// `POST /ui/sources/{id}/{action}`: enable, disable, rotate-token, delete.
+pub async fn source_action(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let fields = Fields(fields);
+    if let Some(refused) = guard(&console, &session, &headers, fields.get("csrf")) {
+        return refused;
+    }
+    let path = format!("/api/v1/sources/{}", segment(&id));
+    let back = format!("{BASE}/sources/{}", segment(&id));
+    match action.as_str() {
+        "enable" | "disable" => {
+            switch(
+                &console,
+                &session,
+                &path,
+                &action,
+                &back,
+                &format!("{action}d"),
+            )
+            .await
+        }
+        "rotate-token" => {
+            let body = json!({});
+            let answer = console
+                .api
+                .call(
+                    &session.caller,
+                    Method::POST,
+                    &format!("{path}/rotate-token"),
+                    Some(&body),
+                    None,
+                )
+                .await;
+            if !answer.ok() {
+                return failed(&console, &session, &answer);
+            }
+            let source = answer.body.get("source").unwrap_or(&answer.body).clone();
+            token_page(&console, &session, &source, "rotated")
+        }
+        "delete" => delete(&console, &session, &path, &format!("{BASE}/sources")).await,
+        _ => not_found(State(console), headers).await,
+    }
+}
+
+/// Posts `path/action` and goes back to `back` with `notice`, or shows why not.
+async fn switch(
+    console: &Console,
+    session: &Session,
+    path: &str,
+    action: &str,
+    back: &str,
+    notice: &str,
+) -> Response {
+    let answer = console
+        .api
+        .call(
+            &session.caller,
+            Method::POST,
+            &format!("{path}/{action}"),
+            None,
+            None,
+        )
+        .await;
+    if !answer.ok() {
+        return failed(console, session, &answer);
+    }
+    Redirect::to(&format!("{back}?notice={notice}")).into_response()
+}
+
+/// Deletes `path` and goes to `back`.
+async fn delete(console: &Console, session: &Session, path: &str, back: &str) -> Response {
+    let answer = console
+        .api
+        .call(&session.caller, Method::DELETE, path, None, None)
+        .await;
+    if !answer.ok() {
+        return failed(console, session, &answer);
+    }
+    Redirect::to(&format!("{back}?notice=deleted")).into_response()
+}
+
+// ----- Destinations -----
+
+/// `GET /ui/destinations`.
+pub async fn destinations(
+    State(console): State<Console>,
+    session: Session,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let caller = &session.caller;
+    let (list, stats) = tokio::join!(
+        console.api.get(caller, "/api/v1/destinations?limit=500"),
+        console
+            .api
+            .get(caller, "/api/v1/stats/destinations?window=1h"),
+    );
+    if !list.ok() {
+        return failed(&console, &session, &list);
+    }
+    let stats = stats_by_id(&stats);
+    let rows: Vec<Value> = items(&list)
+        .into_iter()
+        .map(|destination| {
+            let id = destination["id"].as_str().unwrap_or_default().to_owned();
+            json!({ "destination": destination, "stats": stats.get(&id) })
+        })
+        .collect();
+    console.render(
+        "destinations.html",
+        Some(&session),
+        json!({
+            "page": "destinations",
+            "rows": rows,
+            "more": list.body["next_cursor"].is_string(),
+            "notice": notice(query.notice.as_deref()),
+        }),
+    )
+}
+
+/// `GET /ui/destinations/new`.
+pub async fn new_destination(State(console): State<Console>, session: Session) -> Response {
+    console.render(
+        "destination_new.html",
+        Some(&session),
+        json!({"page": "destinations"}),
+    )
+}
+
+/// `POST /ui/destinations`.
+pub async fn create_destination(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let fields = Fields(fields);
+    if let Some(refused) = guard(&console, &session, &headers, fields.get("csrf")) {
+        return refused;
+    }
+    let mut body = Map::new();
+    for name in ["id", "name", "url"] {
+        if !fields.get(name).is_empty() {
+            body.insert(name.into(), fields.get(name).into());
+        }
+    }
+    let answer = console
+        .api
+        .call(
+            &session.caller,
+            Method::POST,
+            "/api/v1/destinations",
+            Some(&Value::Object(body)),
+            None,
+        )
+        .await;
+    if !answer.ok() {
+        let mut response = console.render(
+            "destination_new.html",
+            Some(&session),
+            json!({
+                "page": "destinations",
+                "error": answer.message(),
+                "id": fields.get("id"),
+                "name": fields.get("name"),
+                "url": fields.get("url"),
+            }),
+        );
+        *response.status_mut() = answer.status;
+        return response;
+    }
+    let id = answer.body["id"].as_str().unwrap_or_default();
+    Redirect::to(&format!(
+        "{BASE}/destinations/{}?notice=created",
+        segment(id)
+    ))
+    .into_response()
+}
+
+/// The query of a destination's page: the attempts filter.
+#[derive(Debug, Default, Deserialize)]
+pub struct DestinationQuery {
+    notice: Option<String>,
+    outcome: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /ui/destinations/{id}`: the destination, its health and its attempts.
+pub async fn destination(
+    State(console): State<Console>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(query): Query<DestinationQuery>,
+) -> Response {
+    let caller = &session.caller;
+    let path = format!("/api/v1/destinations/{}", segment(&id));
+    let mut attempts = format!("{path}/attempts?limit=50");
+    for (name, value) in [("outcome", &query.outcome), ("cursor", &query.cursor)] {
+        if let Some(value) = value.as_deref().filter(|value| !value.is_empty()) {
+            attempts.push_str(&format!("&{name}={}", query_value(value)));
+        }
+    }
+    let (view, attempts, stats) = tokio::join!(
+        console.api.get(caller, &path),
+        console.api.get(caller, &attempts),
+        console
+            .api
+            .get(caller, "/api/v1/stats/destinations?window=1h"),
+    );
+    if !view.ok() {
+        return failed(&console, &session, &view);
+    }
+    console.render(
+        "destination.html",
+        Some(&session),
+        json!({
+            "page": "destinations",
+            "destination": view.body,
+            "attempts": items(&attempts),
+            "attempts_error": (!attempts.ok()).then(|| attempts.message()),
+            "next_cursor": attempts.body["next_cursor"],
+            "outcome": query.outcome,
+            "stats": stats_by_id(&stats).remove(&id),
+            "notice": notice(query.notice.as_deref()),
+        }),
+    )
+}
+
+/// `POST /ui/destinations/{id}/{action}`: enable, disable, pause, resume, test, delete.
+pub async fn destination_action(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let fields = Fields(fields);
+    if let Some(refused) = guard(&console, &session, &headers, fields.get("csrf")) {
+        return refused;
+    }
+    let path = format!("/api/v1/destinations/{}", segment(&id));
+    let back = format!("{BASE}/destinations/{}", segment(&id));
+    match action.as_str() {
+        "enable" | "disable" => {
+            switch(
+                &console,
+                &session,
+                &path,
+                &action,
+                &back,
+                &format!("{action}d"),
+            )
+            .await
+        }
+        "pause" | "resume" => {
+            let notice = if action == "pause" {
+                "paused"
+            } else {
+                "resumed"
+            };
+            switch(&console, &session, &path, &action, &back, notice).await
+        }
+        "test" => {
+            let mut body = Map::new();
+            let sample = fields.get("body");
+            if !sample.is_empty() {
+                match serde_json::from_str::<Value>(sample) {
+                    Ok(value) => {
+                        body.insert("body".into(), value);
+                    }
+                    Err(error) => {
+                        return console.error(
+                            Some(&session),
+                            StatusCode::BAD_REQUEST,
+                            &format!("The test body is not JSON: {error}."),
+                        );
+                    }
+                }
+            }
+            let answer = console
+                .api
+                .call(
+                    &session.caller,
+                    Method::POST,
+                    &format!("{path}/test"),
+                    Some(&Value::Object(body)),
+                    None,
+                )
+                .await;
+            let mut response = console.render(
+                "test_result.html",
+                Some(&session),
+                json!({
+                    "page": "destinations",
+                    "id": id,
+                    "ok": answer.ok(),
+                    "error": (!answer.ok()).then(|| answer.message()),
+                    "result": answer.body,
+                }),
+            );
+            if !answer.ok() {
+                *response.status_mut() = answer.status;
+            }
+            response
+        }
+        "delete" => delete(&console, &session, &path, &format!("{BASE}/destinations")).await,
+        _ => not_found(State(console), headers).await,
+    }
+}
+
+// ----- Triggers -----
+
+/// `GET /ui/triggers`.
+pub async fn triggers(
+    State(console): State<Console>,
+    session: Session,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let list = console
+        .api
+        .get(&session.caller, "/api/v1/triggers?limit=500")
+        .await;
+    if !list.ok() {
+        return failed(&console, &session, &list);
+    }
+    console.render(
+        "triggers.html",
+        Some(&session),
+        json!({
+            "page": "triggers",
+            "triggers": items(&list),
+            "more": list.body["next_cursor"].is_string(),
+            "notice": notice(query.notice.as_deref()),
+        }),
+    )
+}
+
+/// A view without the fields the API sets, as pretty JSON for an editor.
+fn editable(view: &Value) -> String {
+    let mut view = view.clone();
+    if let Value::Object(object) = &mut view {
+        for field in READ_ONLY {
+            object.remove(*field);
+        }
+    }
+    serde_json::to_string_pretty(&view).unwrap_or_default()
+}
+
+/// A sample event for the trigger editor: the newest stored event of the trigger's first source
+/// (its payload and headers), or a small example when there is none.
+async fn sample_for(console: &Console, session: &Session, trigger: &Value) -> (String, String) {
+    let example = || {
+        (
+            serde_json::to_string_pretty(&json!({"payload": {"type": "example"}}))
+                .unwrap_or_default(),
+            String::new(),
+        )
+    };
+    let Some(source) = trigger["when"]["sources"]
+        .as_array()
+        .and_then(|sources| sources.first())
+        .and_then(Value::as_str)
+    else {
+        return example();
+    };
+    let list = console
+        .api
+        .get(
+            &session.caller,
+            &format!(
+                "/api/v1/sources/{}/events?kind=event&limit=1",
+                segment(source)
+            ),
+        )
+        .await;
+    let Some(event_id) = items(&list)
+        .first()
+        .and_then(|event| event["event_id"].as_str().map(str::to_owned))
+    else {
+        return example();
+    };
+    let event = console
+        .api
+        .get(
+            &session.caller,
+            &format!("/api/v1/events/{}", segment(&event_id)),
+        )
+        .await;
+    if !event.ok() {
+        return example();
+    }
+    let sample = json!({
+        "payload": event.body["payload"],
+        "headers": event.body["headers"],
+        "source": source,
+    });
+    (
+        serde_json::to_string_pretty(&sample).unwrap_or_default(),
+        event_id,
+    )
+}
+
+/// A trigger to start from.
+const NEW_TRIGGER: &str = r#"{
+  "name": "New trigger",
+  "when": {"sources": []},
+  "if": "true",
+  "actions": [
+    {"destination": "", "body": "{{ payload | tojson }}"}
+  ]
+}"#;
+
+/// `GET /ui/triggers/new`.
+pub async fn new_trigger(State(console): State<Console>, session: Session) -> Response {
+    let sample =
+        serde_json::to_string_pretty(&json!({"payload": {"type": "example"}})).unwrap_or_default();
+    console.render(
+        "trigger.html",
+        Some(&session),
+        json!({
+            "page": "triggers",
+            "new": true,
+            "code": NEW_TRIGGER,
+            "sample": sample,
+        }),
+    )
+}
+
+/// `GET /ui/triggers/{id}`: the editor, with a preview against the newest event of its source.
+pub async fn trigger(
+    State(console): State<Console>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let view = console
+        .api
+        .get(
+            &session.caller,
+            &format!("/api/v1/triggers/{}", segment(&id)),
+        )
+        .await;
+    if !view.ok() {
+        return failed(&console, &session, &view);
+    }
+    let (sample, sample_event) = sample_for(&console, &session, &view.body).await;
+    console.render(
+        "trigger.html",
+        Some(&session),
+        json!({
+            "page": "triggers",
+            "id": id,
+            "trigger": view.body,
+            "etag": view.etag,
+            "code": editable(&view.body),
+            "sample": sample,
+            "sample_event": sample_event,
+            "notice": notice(query.notice.as_deref()),
+        }),
+    )
+}
+
+/// The trigger and sample of an editor's form, parsed; or what is wrong with them.
+fn editor_input(fields: &Fields) -> Result<(Value, Value), String> {
+    let trigger = serde_json::from_str::<Value>(fields.get("code"))
+        .map_err(|error| format!("The trigger is not JSON: {error}."))?;
+    let sample = match fields.get("sample") {
+        "" => json!({"payload": {}}),
+        text => serde_json::from_str::<Value>(text)
+            .map_err(|error| format!("The sample event is not JSON: {error}."))?,
+    };
+    Ok((trigger, sample))
+}
+
+/// Previews `trigger` on `sample` through the API.
+async fn run_preview(
+    console: &Console,
+    session: &Session,
+    trigger: &Value,
+    sample: &Value,
+) -> Answer {
+    let mut trigger = trigger.clone();
+    if let Value::Object(object) = &mut trigger {
+        for field in READ_ONLY {
+            object.remove(*field);
+        }
+    }
+    let body = json!({"trigger": trigger, "event": sample});
+    console
+        .api
+        .call(
+            &session.caller,
+            Method::POST,
+            "/api/v1/triggers/preview",
+            Some(&body),
+            None,
+        )
+        .await
+}
+
+/// `POST /ui/preview`: the live preview of the editor (its script posts the form as the operator
+/// types; read-only sessions may preview). Answers the API's preview, as JSON.
+pub async fn preview(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let fields = Fields(fields);
+    if !session::same_origin(&headers) || !session.csrf_matches(fields.get("csrf")) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({"error": {"code": "forbidden", "message": "reload the page"}})),
+        )
+            .into_response();
+    }
+    let (trigger, sample) = match editor_input(&fields) {
+        Ok(input) => input,
+        Err(message) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": {"code": "invalid_json", "message": message}})),
+            )
+                .into_response();
+        }
+    };
+    let answer = run_preview(&console, &session, &trigger, &sample).await;
+    (answer.status, axum::Json(answer.body)).into_response()
+}
+
+/// Renders the editor again with what was typed, the preview of it, and `error`.
+async fn editor_again(
+    console: &Console,
+    session: &Session,
+    fields: &Fields,
+    id: Option<&str>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let preview = match editor_input(fields) {
+        Ok((trigger, sample)) => {
+            let answer = run_preview(console, session, &trigger, &sample).await;
+            Some(json!({"status": answer.status.as_u16(), "body": answer.body}))
+        }
+        Err(_) => None,
+    };
+    let mut response = console.render(
+        "trigger.html",
+        Some(session),
+        json!({
+            "page": "triggers",
+            "new": id.is_none(),
+            "id": id,
+            "etag": fields.get("etag"),
+            "code": fields.get("code"),
+            "sample": fields.get("sample"),
+            "error": error,
+            "preview": preview,
+        }),
+    );
+    *response.status_mut() = status;
+    response
+}
+
+/// `POST /ui/triggers`: creates the trigger in the editor (or previews it, for `preview`).
+pub async fn create_trigger(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    save(console, session, headers, Fields(fields), None).await
+}
+
+/// `POST /ui/triggers/{id}`: saves the trigger in the editor (or previews it, for `preview`).
+pub async fn save_trigger(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    save(console, session, headers, Fields(fields), Some(id)).await
+}
+
+async fn save(
+    console: Console,
+    session: Session,
+    headers: HeaderMap,
+    fields: Fields,
+    id: Option<String>,
+) -> Response {
+    let previewing = fields.get("do") == "preview";
+    if previewing {
+        if !session::same_origin(&headers) || !session.csrf_matches(fields.get("csrf")) {
+            return console.error(Some(&session), StatusCode::FORBIDDEN, "Reload the page.");
+        }
+        return editor_again(
+            &console,
+            &session,
+            &fields,
+            id.as_deref(),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    }
+    if let Some(refused) = guard(&console, &session, &headers, fields.get("csrf")) {
+        return refused;
+    }
+    let (mut trigger, _) = match editor_input(&fields) {
+        Ok(input) => input,
+        Err(message) => {
+            return editor_again(
+                &console,
+                &session,
+                &fields,
+                id.as_deref(),
+                Some(message),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        }
+    };
+    if let Value::Object(object) = &mut trigger {
+        for field in READ_ONLY {
+            object.remove(*field);
+        }
+    }
+    let answer = match &id {
+        Some(id) => {
+            let tag = Some(fields.get("etag")).filter(|tag| !tag.is_empty());
+            console
+                .api
+                .call(
+                    &session.caller,
+                    Method::PUT,
+                    &format!("/api/v1/triggers/{}", segment(id)),
+                    Some(&trigger),
+                    tag,
+                )
+                .await
+        }
+        None => {
+            console
+                .api
+                .call(
+                    &session.caller,
+                    Method::POST,
+                    "/api/v1/triggers",
+                    Some(&trigger),
+                    None,
+                )
+                .await
+        }
+    };
+    if !answer.ok() {
+        let status = answer.status;
+        let message = match answer.code() {
+            Some("precondition_failed") => format!(
+                "{} Someone changed this trigger since you opened it: open it again to see \
+                 their change.",
+                answer.message()
+            ),
+            _ => answer.message(),
+        };
+        return editor_again(
+            &console,
+            &session,
+            &fields,
+            id.as_deref(),
+            Some(message),
+            status,
+        )
+        .await;
+    }
+    let saved = answer.body["id"].as_str().unwrap_or_default();
+    let notice = if id.is_some() { "saved" } else { "created" };
+    Redirect::to(&format!(
+        "{BASE}/triggers/{}?notice={notice}",
+        segment(saved)
+    ))
+    .into_response()
+}
+
+/// `POST /ui/triggers/{id}/delete`.
+pub async fn delete_trigger(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let fields = Fields(fields);
+    if let Some(refused) = guard(&console, &session, &headers, fields.get("csrf")) {
+        return refused;
+    }
+    delete(
+        &console,
+        &session,
+        &format!("/api/v1/triggers/{}", segment(&id)),
+        &format!("{BASE}/triggers"),
+    )
+    .await
+}
+
+// ----- Any resource as JSON -----
+
+/// The API's collection of a kind named in a console path.
+fn collection(kind: &str) -> Option<&'static str> {
+    match kind {
+        "sources" => Some("sources"),
+        "destinations" => Some("destinations"),
+        "triggers" => Some("triggers"),
+        _ => None,
+    }
+}
+
+/// `GET /ui/edit/{kind}/{id}`: every field of a resource, as JSON (secrets stay masked; a masked
+/// value sent back unchanged keeps the secret).
+pub async fn edit(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Path((kind, id)): Path<(String, String)>,
+) -> Response {
+    let Some(collection) = collection(&kind) else {
+        return not_found(State(console), headers).await;
+    };
+    let view = console
+        .api
+        .get(
+            &session.caller,
+            &format!("/api/v1/{collection}/{}", segment(&id)),
+        )
+        .await;
+    if !view.ok() {
+        return failed(&console, &session, &view);
+    }
+    console.render(
+        "edit.html",
+        Some(&session),
+        json!({
+            "page": collection,
+            "kind": collection,
+            "id": id,
+            "etag": view.etag,
+            "code": editable(&view.body),
+        }),
+    )
+}
+
+/// `POST /ui/edit/{kind}/{id}`: replaces the resource with the JSON typed, if nobody changed it
+/// since it was opened.
+pub async fn save_edit(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Path((kind, id)): Path<(String, String)>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let fields = Fields(fields);
+    if let Some(refused) = guard(&console, &session, &headers, fields.get("csrf")) {
+        return refused;
+    }
+    let Some(collection) = collection(&kind) else {
+        return not_found(State(console), headers).await;
+    };
+    let again = |error: String, status: StatusCode| {
+        let mut response = console.render(
+            "edit.html",
+            Some(&session),
+            json!({
+                "page": collection,
+                "kind": collection,
+                "id": id,
+                "etag": fields.get("etag"),
+                "code": fields.get("code"),
+                "error": error,
+            }),
+        );
+        *response.status_mut() = status;
+        response
+    };
+    let mut resource = match serde_json::from_str::<Value>(fields.get("code")) {
+        Ok(resource) => resource,
+        Err(error) => {
+            return again(
+                format!("This is not JSON: {error}."),
+                StatusCode::BAD_REQUEST,
+            );
+        }
+    };
+    if let Value::Object(object) = &mut resource {
+        for field in READ_ONLY {
+            object.remove(*field);
+        }
+    }
+    let tag = Some(fields.get("etag")).filter(|tag| !tag.is_empty());
+    let answer = console
+        .api
+        .call(
+            &session.caller,
+            Method::PUT,
+            &format!("/api/v1/{collection}/{}", segment(&id)),
+            Some(&resource),
+            tag,
+        )
+        .await;
+    if !answer.ok() {
+        return again(answer.message(), answer.status);
+    }
+    let back = match collection {
+        "triggers" => "triggers",
+        "sources" => "sources",
+        _ => "destinations",
+    };
+    Redirect::to(&format!("{BASE}/{back}/{}?notice=saved", segment(&id))).into_response()
+}
+
+// ----- Events -----
+
+/// The search of the events page.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventsQuery {
+    source: Option<String>,
+    kind: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+    id: Option<String>,
+}
+
+/// `GET /ui/events`: a source's events and refused requests in a time window, or one event by id.
+pub async fn events(
+    State(console): State<Console>,
+    session: Session,
+    Query(query): Query<EventsQuery>,
+) -> Response {
+    if let Some(id) = query
+        .id
+        .as_deref()
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+    {
+        return Redirect::to(&format!("{BASE}/events/{}", segment(id))).into_response();
+    }
+    let caller = &session.caller;
+    let sources = console.api.get(caller, "/api/v1/sources?limit=500").await;
+    let source = query
+        .source
+        .clone()
+        .filter(|source| !source.is_empty())
+        .or_else(|| {
+            items(&sources)
+                .first()
+                .and_then(|source| source["id"].as_str().map(str::to_owned))
+        });
+    let mut found = Value::Null;
+    let mut error = None;
+    let mut next = Value::Null;
+    if let Some(source) = &source {
+        let mut path = format!("/api/v1/sources/{}/events?limit=50", segment(source));
+        for (name, value) in [
+            ("kind", &query.kind),
+            ("since", &query.since),
+            ("until", &query.until),
+            ("cursor", &query.cursor),
+        ] {
+            if let Some(value) = value.as_deref().filter(|value| !value.is_empty()) {
+                path.push_str(&format!("&{name}={}", query_value(value)));
+            }
+        }
+        let answer = console.api.get(caller, &path).await;
+        if answer.ok() {
+            found = Value::Array(items(&answer));
+            next = answer.body["next_cursor"].clone();
+        } else {
+            error = Some(answer.message());
+        }
+    }
+    console.render(
+        "events.html",
+        Some(&session),
+        json!({
+            "page": "events",
+            "sources": items(&sources),
+            "source": source,
+            "kind": query.kind,
+            "since": query.since,
+            "until": query.until,
+            "events": found,
+            "error": error,
+            "next_cursor": next,
+        }),
+    )
+}
+
+/// `GET /ui/events/{id}`: the event's timeline.
+pub async fn event(
+    State(console): State<Console>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Response {
+    let answer = console
+        .api
+        .get(&session.caller, &format!("/api/v1/events/{}", segment(&id)))
+        .await;
+    if !answer.ok() {
+        return failed(&console, &session, &answer);
+    }
+    let payload = serde_json::to_string_pretty(&answer.body["payload"]).unwrap_or_default();
+    console.render(
+        "event.html",
+        Some(&session),
+        json!({
+            "page": "events",
+            "event": answer.body,
+            "payload": payload,
+        }),
+    )
+}
+
+/// `POST /ui/events/{id}/replay`: sends the event through the triggers again (what did not
+/// deliver; `all` for everything), or shows what would go (`dry_run`).
+pub async fn replay_event(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let fields = Fields(fields);
+    if let Some(refused) = guard(&console, &session, &headers, fields.get("csrf")) {
+        return refused;
+    }
+    let body = json!({
+        "ids": [id],
+        "dry_run": fields.get("do") == "dry-run",
+        "all": fields.get("all") == "on",
+    });
+    let answer = console
+        .api
+        .call(
+            &session.caller,
+            Method::POST,
+            "/api/v1/events/replay",
+            Some(&body),
+            None,
+        )
+        .await;
+    outcome(
+        &console,
+        &session,
+        &answer,
+        "events",
+        &format!("{BASE}/events/{}", segment(&id)),
+    )
+}
+
+/// The page of a replay's or discard's answer.
+fn outcome(
+    console: &Console,
+    session: &Session,
+    answer: &Answer,
+    page: &str,
+    back: &str,
+) -> Response {
+    if !answer.ok() {
+        return failed(console, session, answer);
+    }
+    console.render(
+        "outcome.html",
+        Some(session),
+        json!({
+            "page": page,
+            "back": back,
+            "outcome": answer.body,
+            "text": serde_json::to_string_pretty(&answer.body).unwrap_or_default(),
+        }),
+    )
+}
+
+// ----- Dead letters -----
+
+/// The filter of the dead letters page.
+#[derive(Debug, Default, Deserialize)]
+pub struct DeadQuery {
+    destination: Option<String>,
+    source: Option<String>,
+    reason: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /ui/dead-letters`.
+pub async fn dead_letters(
+    State(console): State<Console>,
+    session: Session,
+    Query(query): Query<DeadQuery>,
+) -> Response {
+    let mut path = "/api/v1/dead-letters?limit=50".to_owned();
+    for (name, value) in [
+        ("destination", &query.destination),
+        ("source", &query.source),
+        ("reason", &query.reason),
+        ("since", &query.since),
+        ("until", &query.until),
+        ("cursor", &query.cursor),
+    ] {
+        if let Some(value) = value.as_deref().filter(|value| !value.is_empty()) {
+            path.push_str(&format!("&{name}={}", query_value(value)));
+        }
+    }
+    let answer = console.api.get(&session.caller, &path).await;
+    console.render(
+        "dead_letters.html",
+        Some(&session),
+        json!({
+            "page": "dead-letters",
+            "letters": items(&answer),
+            "error": (!answer.ok()).then(|| answer.message()),
+            "next_cursor": answer.body["next_cursor"],
+            "filter": {
+                "destination": query.destination,
+                "source": query.source,
+                "reason": query.reason,
+                "since": query.since,
+                "until": query.until,
+            },
+        }),
+    )
+}
+
+/// `POST /ui/dead-letters`: replays, dry-runs or discards the selected letters.
+pub async fn dead_letter_action(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let fields = Fields(fields);
+    if let Some(refused) = guard(&console, &session, &headers, fields.get("csrf")) {
+        return refused;
+    }
+    let ids = fields.all("id");
+    if ids.is_empty() {
+        return console.error(
+            Some(&session),
+            StatusCode::BAD_REQUEST,
+            "Select at least one dead letter.",
+        );
+    }
+    let (path, dry_run) = match fields.get("do") {
+        "replay" => ("/api/v1/dead-letters/replay", false),
+        "dry-run" => ("/api/v1/dead-letters/replay", true),
+        "discard" => ("/api/v1/dead-letters/discard", false),
+        _ => {
+            return console.error(
+                Some(&session),
+                StatusCode::BAD_REQUEST,
+                "Choose replay, dry run or discard.",
+            );
+        }
+    };
+    let body = json!({"ids": ids, "dry_run": dry_run});
+    let answer = console
+        .api
+        .call(&session.caller, Method::POST, path, Some(&body), None)
+        .await;
+    outcome(
+        &console,
+        &session,
+        &answer,
+        "dead-letters",
+        &format!("{BASE}/dead-letters"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_only_returns_to_console_pages() {
+        assert_eq!(safe_next(Some("/ui/sources?x=1")), "/ui/sources?x=1");
+        assert_eq!(safe_next(Some("https://evil.test/ui/")), "/ui/");
+        assert_eq!(safe_next(Some("//evil.test/ui/")), "/ui/");
+        assert_eq!(safe_next(Some("/ui//evil.test")), "/ui/");
+        assert_eq!(safe_next(None), "/ui/");
+    }
+
+    #[test]
+    fn notices_come_from_a_fixed_set() {
+        assert_eq!(notice(Some("saved")), Some("Saved."));
+        assert_eq!(notice(Some("<script>")), None);
+    }
+}
