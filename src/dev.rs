@@ -164,7 +164,8 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let control = pipeline.control_addr.unwrap_or(args.control_addr);
     println!("{}", plan.summary());
     println!(
-        "Hookline dev is ready: ingest http://{ingest}, control http://{control} (token {DEV_CONTROL_TOKEN}), \
+        "Hookline dev is ready: ingest http://{ingest}, control http://{control} (token {DEV_CONTROL_TOKEN}; \
+         console http://{control}/ui/), \
          metrics http://{}/metrics, echo receiver http://{echo_addr}. \
          The embedded broker keeps events in memory only: they are gone when this process stops.",
         pipeline.admin_addr

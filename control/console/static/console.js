@@ -65,8 +65,13 @@ document.addEventListener("DOMContentLoaded", () => {
     const show = (status, body) => {
       preview.replaceChildren();
       if (status !== 200) {
-        const message = body && body.error ? body.error.message : "The preview failed.";
-        preview.append(element("p", "error", message));
+        const error = body && body.error ? body.error : { message: "The preview failed." };
+        const box = element("div", "error");
+        box.append(element("p", "", error.message));
+        for (const problem of error.problems || []) {
+          box.append(element("p", "", problem.field + ": " + problem.message));
+        }
+        preview.append(box);
         return;
       }
       const verdict = element("p");

@@ -46,12 +46,23 @@ impl Answer {
         self.status.is_success()
     }
 
-    /// The API's error message, or its status when it gave none.
+    /// The API's error message with each problem it names (field and what is wrong, one per
+    /// line), or its status when it gave none.
     pub fn message(&self) -> String {
-        match self.body["error"]["message"].as_str() {
+        let mut message = match self.body["error"]["message"].as_str() {
             Some(message) => message.to_owned(),
             None => format!("the API answered {}", self.status),
+        };
+        for problem in self.body["error"]["problems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let field = problem["field"].as_str().unwrap_or_default();
+            let text = problem["message"].as_str().unwrap_or_default();
+            message.push_str(&format!("\n{field}: {text}"));
         }
+        message
     }
 
     /// The API's error code (`not_found`, `validation_failed`, …), if any.

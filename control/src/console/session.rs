@@ -175,7 +175,12 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     let host = headers
         .get(header::HOST)
         .and_then(|host| host.to_str().ok());
-    if let Some(origin) = headers.get(header::ORIGIN) {
+    // `Origin: null` (a privacy setting, a sandboxed frame) says nothing: the fetch metadata
+    // decides.
+    if let Some(origin) = headers
+        .get(header::ORIGIN)
+        .filter(|origin| *origin != "null")
+    {
         let Some(origin) = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok()) else {
             return false;
         };
@@ -241,6 +246,9 @@ mod tests {
         assert!(same_origin(&headers));
         headers.insert(header::ORIGIN, HeaderValue::from_static("http://evil.test"));
         assert!(!same_origin(&headers));
+        headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_origin(&headers));
         headers.remove(header::ORIGIN);
         headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&headers));
