@@ -123,6 +123,7 @@ pub fn router(state: ApiState) -> Router {
 /// The log routes (behind the same authentication as the rest of the API).
 fn logs() -> Router<ApiState> {
     Router::new()
+        .route("/api/v1/events", get(history::search_events))
         .route("/api/v1/events/{id}", get(history::event))
         .route("/api/v1/events/replay", post(replay::events))
         .route("/api/v1/sources/{id}/events", get(history::source_events))

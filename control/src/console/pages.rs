@@ -1263,14 +1263,18 @@ pub async fn save_edit(
 #[derive(Debug, Default, Deserialize)]
 pub struct EventsQuery {
     source: Option<String>,
-    kind: Option<String>,
+    outcome: Option<String>,
+    trigger: Option<String>,
+    destination: Option<String>,
+    q: Option<String>,
     since: Option<String>,
     until: Option<String>,
     cursor: Option<String>,
     id: Option<String>,
 }
 
-/// `GET /ui/events`: a source's events and refused requests in a time window, or one event by id.
+/// `GET /ui/events`: events searched by source, time, outcome, trigger, destination and payload
+/// text; or one event by id.
 pub async fn events(
     State(console): State<Console>,
     session: Session,
@@ -1285,52 +1289,61 @@ pub async fn events(
         return Redirect::to(&format!("{BASE}/events/{}", segment(id))).into_response();
     }
     let caller = &session.caller;
-    let sources = console.api.get(caller, "/api/v1/sources?limit=500").await;
-    let source = query
-        .source
-        .clone()
-        .filter(|source| !source.is_empty())
-        .or_else(|| {
-            items(&sources)
-                .first()
-                .and_then(|source| source["id"].as_str().map(str::to_owned))
-        });
-    let mut found = Value::Null;
-    let mut error = None;
-    let mut next = Value::Null;
-    if let Some(source) = &source {
-        let mut path = format!("/api/v1/sources/{}/events?limit=50", segment(source));
-        for (name, value) in [
-            ("kind", &query.kind),
-            ("since", &query.since),
-            ("until", &query.until),
-            ("cursor", &query.cursor),
-        ] {
-            if let Some(value) = value.as_deref().filter(|value| !value.is_empty()) {
-                path.push_str(&format!("&{name}={}", query_value(value)));
-            }
-        }
-        let answer = console.api.get(caller, &path).await;
-        if answer.ok() {
-            found = Value::Array(items(&answer));
-            next = answer.body["next_cursor"].clone();
-        } else {
-            error = Some(answer.message());
+    let filters = [
+        ("source", &query.source),
+        ("outcome", &query.outcome),
+        ("trigger", &query.trigger),
+        ("destination", &query.destination),
+        ("q", &query.q),
+        ("since", &query.since),
+        ("until", &query.until),
+    ];
+    // The search as a query string, for the API and for the link that goes on.
+    let mut search = String::new();
+    for (name, value) in filters {
+        if let Some(value) = value
+            .as_deref()
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+        {
+            search.push_str(&format!("&{name}={}", query_value(value)));
         }
     }
+    let mut path = format!("/api/v1/events?limit=50{search}");
+    if let Some(cursor) = query.cursor.as_deref().filter(|cursor| !cursor.is_empty()) {
+        path.push_str(&format!("&cursor={}", query_value(cursor)));
+    }
+    let (found, sources, triggers, destinations) = tokio::join!(
+        console.api.get(caller, &path),
+        console.api.get(caller, "/api/v1/sources?limit=500"),
+        console.api.get(caller, "/api/v1/triggers?limit=500"),
+        console.api.get(caller, "/api/v1/destinations?limit=500"),
+    );
     console.render(
         "events.html",
         Some(&session),
         json!({
             "page": "events",
             "sources": items(&sources),
-            "source": source,
-            "kind": query.kind,
-            "since": query.since,
-            "until": query.until,
-            "events": found,
-            "error": error,
-            "next_cursor": next,
+            "triggers": items(&triggers),
+            "destinations": items(&destinations),
+            "filter": {
+                "source": query.source,
+                "outcome": query.outcome,
+                "trigger": query.trigger,
+                "destination": query.destination,
+                "q": query.q,
+                "since": query.since,
+                "until": query.until,
+            },
+            "events": items(&found),
+            "error": (!found.ok()).then(|| found.message()),
+            "scanned": found.body["scanned"],
+            "complete": found.body["complete"],
+            "more": found.body["next_cursor"].as_str().map(|cursor| {
+                format!("{BASE}/events?cursor={}{search}", query_value(cursor))
+            }),
+            "searched": query.cursor.is_some() || !search.is_empty(),
         }),
     )
 }

@@ -4,6 +4,7 @@
 //!
 //! | route | shows |
 //! |---|---|
+//! | `GET /api/v1/events` | events newest first, by `source`, time, match `outcome`, `trigger`, `destination` and payload text `q` (bounded, [`crate::store::search`]) |
 //! | `GET /api/v1/events/{id}` | the event, its payload, its match record, its deliveries with every attempt, its dead letters |
 //! | `GET /api/v1/sources/{id}/events` | the source's events and refused requests, newest first (`kind`, `since`, `until`, paged) |
 //! | `GET /api/v1/destinations/{id}/attempts` | the destination's attempts, newest first (`outcome`, `since`, `until`, paged) |
@@ -33,6 +34,7 @@ use crate::state::ApiState;
 use crate::store::RecordKind;
 use crate::store::page::Window;
 use crate::store::query::{self, Filter, Page, Stored};
+use crate::store::search::{self, Search};
 
 pub(crate) async fn event(State(state): State<ApiState>, Id(id): Id) -> Result<Response, ApiError> {
     let lookup = id.clone();
@@ -154,6 +156,108 @@ pub(crate) async fn source_events(
         }
         item
     }))
+}
+
+/// Most events one search looks at (see [`crate::store::search`]).
+pub const SEARCH_BUDGET: usize = 2_000;
+
+/// The match outcomes an event search takes.
+const OUTCOMES: &[&str] = &["delivered", "no_trigger", "no_match", "dead", "pending"];
+
+/// The query of an event search.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    source: Option<String>,
+    outcome: Option<String>,
+    trigger: Option<String>,
+    destination: Option<String>,
+    /// Text the payload contains.
+    q: Option<String>,
+}
+
+pub(crate) async fn search_events(
+    State(state): State<ApiState>,
+    params: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let params = query(params)?;
+    let window = Window::parse(
+        params.limit,
+        params.cursor.as_deref(),
+        params.since.as_deref(),
+        params.until.as_deref(),
+    )?;
+    if let Some(outcome) = &params.outcome
+        && !OUTCOMES.contains(&outcome.as_str())
+    {
+        return Err(ApiError::InvalidQuery(format!(
+            "outcome must be one of {}",
+            OUTCOMES.join(", ")
+        )));
+    }
+    let text = params.q.filter(|text| !text.is_empty());
+    if text.as_ref().is_some_and(|text| text.len() > 256) {
+        return Err(ApiError::InvalidQuery("q must be at most 256 bytes".into()));
+    }
+    if !state.history.logs.is_ready() {
+        return Err(ApiError::StoreNotReady);
+    }
+    let search = Search {
+        source_id: params.source,
+        outcome: params.outcome,
+        trigger_id: params.trigger,
+        destination_id: params.destination,
+        text,
+        budget: SEARCH_BUDGET,
+    };
+    let found = state
+        .history
+        .logs
+        .store
+        .run(move |connection| search::events(connection, &search, &window))
+        .await
+        .map_err(store_failed)?;
+    let unknown: Vec<String> = found
+        .items
+        .iter()
+        .filter(|(_, matched)| matched.is_none())
+        .filter_map(|(event, _)| event.json()["event_id"].as_str().map(str::to_owned))
+        .collect();
+    let outcomes = state
+        .history
+        .logs
+        .store
+        .run(move |connection| query::match_outcomes(connection, &unknown))
+        .await
+        .map_err(store_failed)?;
+    let items: Vec<Value> = found
+        .items
+        .iter()
+        .map(|(event, matched)| {
+            let mut item = event.json();
+            item["kind"] = RecordKind::Event.as_str().into();
+            let outcome = match matched {
+                Some(record) => record["outcome"].clone(),
+                None => item["event_id"]
+                    .as_str()
+                    .and_then(|id| outcomes.get(id))
+                    .map_or(Value::Null, |outcome| outcome.as_str().into()),
+            };
+            item["match_outcome"] = outcome;
+            item
+        })
+        .collect();
+    Ok(Json(json!({
+        "items": items,
+        "next_cursor": found.next.as_ref().map(|cursor| cursor.encode()),
+        "scanned": found.scanned,
+        "complete": !found.stopped_at_budget,
+    }))
+    .into_response())
 }
 
 /// The query of a destination's attempts.

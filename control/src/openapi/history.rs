@@ -22,6 +22,7 @@ pub(super) const TAG: &str = "history";
 /// Adds the paths.
 pub(super) fn paths(paths: PathsBuilder) -> PathsBuilder {
     paths
+        .path("/api/v1/events", PathItem::new(HttpMethod::Get, events()))
         .path(
             "/api/v1/events/{id}",
             PathItem::new(HttpMethod::Get, event()),
@@ -157,6 +158,41 @@ fn source_events() -> Operation {
         enumeration(&["event", "rejected"]),
     ))
     .response("200", body("The page.", "SourceEventPage"))
+    .build()
+}
+
+fn events() -> Operation {
+    paged(
+        operation("search_events", "Events, newest first, searched").description(Some(
+            "By source and time (from indexes), and by match outcome, trigger, destination and \
+         payload text, which are checked event by event: one request looks at no more than \
+         2,000 events. When it stops there before its page is full, `complete` is false and \
+         `next_cursor` goes on from the last event it looked at.",
+        )),
+    )
+    .parameter(query("source", "Only events of this source.", string()))
+    .parameter(query(
+        "outcome",
+        "Only events with this match outcome (`pending`: no match record yet).",
+        enumeration(&["delivered", "no_trigger", "no_match", "dead", "pending"]),
+    ))
+    .parameter(query(
+        "trigger",
+        "Only events this trigger fired for.",
+        string(),
+    ))
+    .parameter(query(
+        "destination",
+        "Only events sent to this destination (a delivery job made for it).",
+        string(),
+    ))
+    .parameter(query(
+        "q",
+        "Only events whose payload contains this text (ASCII case-insensitive, at most 256 \
+         bytes; within what the store keeps of a payload).",
+        string(),
+    ))
+    .response("200", body("The page.", "EventSearchPage"))
     .build()
 }
 
@@ -367,6 +403,16 @@ pub(super) fn schemas(generator: &mut SchemaGenerator, schemas: &mut Map<String,
             {"$ref": "#/components/schemas/RejectedRequestItem"}
         ]})),
     );
+    let mut search_page = page(json!({"$ref": "#/components/schemas/StoredEventItem"}));
+    add(
+        &mut search_page,
+        &json!({
+            "scanned": {"type": "integer", "minimum": 0, "description": "How many events this request looked at."},
+            "complete": {"type": "boolean", "description": "False when the request stopped at its budget: `next_cursor` goes on from there."}
+        }),
+        &["scanned", "complete"],
+    );
+    schemas.insert("EventSearchPage".into(), search_page);
     schemas.insert(
         "AttemptPage".into(),
         page(json!({"$ref": "#/components/schemas/AttemptRecord"})),

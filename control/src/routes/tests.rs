@@ -1576,3 +1576,40 @@ async fn console_changes_need_the_session_s_form_token_and_an_admin() {
         "{preview}"
     );
 }
+
+#[tokio::test]
+async fn an_event_search_refuses_unknown_outcomes_and_long_text() {
+    let app = app().await;
+    let answer = app.admin("GET", "/api/v1/events?outcome=lost", None).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("delivered, no_trigger, no_match, dead, pending")
+    );
+    let long = "x".repeat(257);
+    let answer = app
+        .call(
+            "GET",
+            &format!("/api/v1/events?q={long}"),
+            Some(VIEWER),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let answer = app
+        .call(
+            "GET",
+            "/api/v1/events?q=acme&outcome=pending",
+            Some(VIEWER),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["items"], json!([]));
+    assert_eq!(answer.body["scanned"], 0);
+    assert_eq!(answer.body["complete"], true);
+}

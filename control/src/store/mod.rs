@@ -11,6 +11,7 @@
 //! - [`reader`]: the task that reads the topics into the store and reports its lag.
 //! - [`query`]: the questions the API asks (an event's journey, pages of attempts, ...).
 //! - [`page`]: time filters and cursors shared by the lists.
+//! - [`search`]: events searched by what became of them and by payload text, bounded.
 //! - [`sql`]: the connection queries run on, SQLite's or PostgreSQL's, and the rows they read.
 //! - [`bind`]: values bound to queries, and their SQL as each engine reads it.
 //! - [`postgres`]: the store in PostgreSQL, shared by control instances.
@@ -46,6 +47,7 @@ pub mod query;
 pub mod reader;
 pub mod row;
 pub mod schema;
+pub mod search;
 pub mod sql;
 
 use std::collections::HashMap;

@@ -71,6 +71,8 @@ pub struct Filter {
     pub outcome: Option<String>,
     /// Of this event.
     pub event_id: Option<String>,
+    /// With the event's payload (events only).
+    pub with_payload: bool,
 }
 
 /// One page, newest first, and the cursor of the next one.
@@ -206,7 +208,9 @@ fn page_of(
             ),
         }
     }
-    let mut sql = format!("SELECT {COLUMNS} FROM {}", schema::table(kind));
+    let with_payload = filter.with_payload && kind == RecordKind::Event;
+    let columns = if with_payload { WITH_PAYLOAD } else { COLUMNS };
+    let mut sql = format!("SELECT {columns} FROM {}", schema::table(kind));
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" AND "));
@@ -219,7 +223,7 @@ fn page_of(
         " ORDER BY at_ms DESC, partition DESC, position DESC LIMIT ?{}",
         values.len()
     ));
-    select(connection, kind, &sql, &values, false)
+    select(connection, kind, &sql, &values, with_payload)
 }
 
 /// Every record of an event's journey (the event, its match record, attempts and dead
@@ -247,6 +251,24 @@ pub fn journey(connection: &Database<'_>, event_id: &str) -> Result<Vec<Stored>,
     }
     records.sort_by(|a, b| a.key().cmp(&b.key()));
     Ok(records)
+}
+
+/// The newest match record of an event, if it has one.
+pub fn match_record(
+    connection: &Database<'_>,
+    event_id: &str,
+) -> Result<Option<Stored>, StoreError> {
+    Ok(select(
+        connection,
+        RecordKind::Match,
+        &format!(
+            "SELECT {COLUMNS} FROM matches WHERE event_id = ?1
+             ORDER BY at_ms DESC, partition DESC, position DESC LIMIT 1"
+        ),
+        &[Bind::Id(event_id.to_owned())],
+        false,
+    )?
+    .pop())
 }
 
 /// The match outcome (`delivered`, `no_trigger`, ...) of each of these events that has a match

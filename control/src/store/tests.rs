@@ -44,6 +44,10 @@ fn replayed(offset: i64, id: &str, ms: i64, replayed_ms: i64) -> Row {
 }
 
 fn event_with(offset: i64, id: &str, ms: i64, headers: OwnedHeaders) -> Row {
+    event_carrying(offset, id, ms, headers, br#"{"type": "user.signed_up"}"#)
+}
+
+fn event_carrying(offset: i64, id: &str, ms: i64, headers: OwnedHeaders, payload: &[u8]) -> Row {
     let received = at(ms);
     let headers = headers
         .insert(Header {
@@ -62,11 +66,7 @@ fn event_with(offset: i64, id: &str, ms: i64, headers: OwnedHeaders) -> Row {
             key: "hookline-client",
             value: Some("192.0.2.7"),
         });
-    row::parse(
-        RecordKind::Event,
-        &message(offset, br#"{"type": "user.signed_up"}"#, Some(headers)),
-    )
-    .unwrap()
+    row::parse(RecordKind::Event, &message(offset, payload, Some(headers))).unwrap()
 }
 
 fn record(kind: RecordKind, offset: i64, value: Value) -> Row {
@@ -249,6 +249,130 @@ fn pages_on(store: &Store) {
             .items
             .is_empty()
     );
+}
+
+#[test]
+fn events_are_searched_by_outcome_trigger_destination_and_text_within_a_budget() {
+    for store in stores(usize::MAX) {
+        search_on(&store);
+    }
+}
+
+fn search_on(store: &Store) {
+    use super::search::{self, Search};
+    let customers = ["ACME", "globex", "Acme Corp", "initech", "umbrella"];
+    let mut rows: Vec<Row> = customers
+        .iter()
+        .enumerate()
+        .map(|(n, customer)| {
+            let payload = json!({"customer": customer}).to_string();
+            event_carrying(
+                n as i64,
+                &format!("evt-{n}"),
+                T0 + n as i64 * 1000,
+                OwnedHeaders::new(),
+                payload.as_bytes(),
+            )
+        })
+        .collect();
+    // evt-0 and evt-2 were sent to crm by signups; evt-1 matched nothing; the others have no
+    // match record yet.
+    rows.push(matched(0, "evt-0", T0 + 1));
+    rows.push(matched(1, "evt-2", T0 + 2001));
+    rows.push(record(
+        RecordKind::Match,
+        2,
+        json!({
+            "schema_version": 1, "event_id": "evt-1", "source": "app", "matched_at": at(T0 + 1001),
+            "outcome": "no_match",
+            "triggers": [{"trigger_id": "signups", "result": "condition_false"}]
+        }),
+    ));
+    store.insert(&rows, &[]).unwrap();
+    let find = |search: &Search, window: &Window| {
+        let found = store.ask(|db| search::events(db, search, window)).unwrap();
+        let ids: Vec<String> = found
+            .items
+            .iter()
+            .map(|(event, _)| event.json()["event_id"].as_str().unwrap().to_owned())
+            .collect();
+        (ids, found)
+    };
+    let everything = || Search {
+        budget: 100,
+        ..Search::default()
+    };
+    let (ids, found) = find(
+        &Search {
+            text: Some("acme".into()),
+            ..everything()
+        },
+        &Window::latest(10),
+    );
+    assert_eq!(ids, ["evt-2", "evt-0"]);
+    assert_eq!(found.scanned, 5);
+    assert!(!found.stopped_at_budget && found.next.is_none());
+    for (search, expected) in [
+        (
+            Search {
+                outcome: Some("pending".into()),
+                ..everything()
+            },
+            vec!["evt-4", "evt-3"],
+        ),
+        (
+            Search {
+                outcome: Some("no_match".into()),
+                ..everything()
+            },
+            vec!["evt-1"],
+        ),
+        (
+            Search {
+                destination_id: Some("crm".into()),
+                text: Some("ACME".into()),
+                ..everything()
+            },
+            vec!["evt-2", "evt-0"],
+        ),
+        (
+            Search {
+                trigger_id: Some("signups".into()),
+                ..everything()
+            },
+            vec!["evt-2", "evt-0"],
+        ),
+        (
+            Search {
+                destination_id: Some("other".into()),
+                ..everything()
+            },
+            vec![],
+        ),
+    ] {
+        assert_eq!(find(&search, &Window::latest(10)).0, expected, "{search:?}");
+    }
+    // A full page stops at its last event; the cursor goes on from there.
+    let (ids, found) = find(&everything(), &Window::latest(2));
+    assert_eq!(ids, ["evt-4", "evt-3"]);
+    let mut window = Window::latest(2);
+    window.after = found.next;
+    assert_eq!(find(&everything(), &window).0, ["evt-2", "evt-1"]);
+    // A budget of two events finds nothing older yet, says so, and goes on where it stopped.
+    let acme = Search {
+        text: Some("acme".into()),
+        budget: 2,
+        ..Search::default()
+    };
+    let (ids, found) = find(&acme, &Window::latest(10));
+    assert!(ids.is_empty());
+    assert_eq!(found.scanned, 2);
+    assert!(found.stopped_at_budget);
+    let mut window = Window::latest(10);
+    window.after = found.next;
+    let (ids, found) = find(&acme, &window);
+    assert_eq!(ids, ["evt-2"]);
+    assert!(found.stopped_at_budget);
 }
 
 fn count(store: &Store, kind: RecordKind) -> i64 {
