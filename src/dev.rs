@@ -88,6 +88,15 @@ pub struct DevArgs {
     )]
     pub control_read_tokens: Vec<String>,
 
+    /// Per-destination dispatcher series (`hookline_dispatcher_destination_*`) for at most this
+    /// many destinations; 0 (the default) turns them off.
+    #[arg(
+        long = "metrics-destination-labels",
+        env = "HOOKLINE_METRICS_DESTINATION_LABELS",
+        default_value_t = 0
+    )]
+    pub metrics_destination_labels: usize,
+
     /// The end-to-end canary (`--canary` turns it on).
     #[command(flatten)]
     pub canary: crate::canary::CanaryConfig,
@@ -131,6 +140,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     config.processor = runs(Role::Processor).then(hookline_processor::Config::default);
     config.dispatcher = runs(Role::Dispatcher).then(|| hookline_dispatcher::Config {
         allow_cidrs: args.allow_cidrs.clone(),
+        metrics_destination_labels: args.metrics_destination_labels,
         ..hookline_dispatcher::Config::default()
     });
     config.control = runs(Role::Control).then(|| hookline_control::Config {

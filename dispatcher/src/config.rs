@@ -23,6 +23,16 @@ pub struct Config {
     )]
     pub max_in_flight: usize,
 
+    /// Per-destination Prometheus series (`hookline_dispatcher_destination_*`) for at most this
+    /// many destinations, the first ones attempted; later ones share `destination="_other"`.
+    /// Off (0) by default: each destination adds about 25 series per dispatcher.
+    #[arg(
+        long = "metrics-destination-labels",
+        env = "HOOKLINE_METRICS_DESTINATION_LABELS",
+        default_value_t = 0
+    )]
+    pub metrics_destination_labels: usize,
+
     /// Most deliveries in progress to one destination, when it sets no `max_in_flight`; more
     /// jobs for it wait on the retry path instead of taking every slot.
     #[arg(
@@ -140,6 +150,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             max_in_flight: 1024,
+            metrics_destination_labels: 0,
             destination_max_in_flight: 256,
             response_body_bytes: 16 * 1024,
             default_timeout_ms: 15_000,

@@ -98,7 +98,7 @@ impl Dispatcher {
         let guard = Guard::new(config.allow_cidrs.clone());
         let tls = guard::tls_config(config.extra_roots()).map_err(Error::HttpClient)?;
         let deliverer = Deliverer::new(guard, tls, config.response_body_bytes);
-        let metrics = Metrics::register(registry);
+        let metrics = Metrics::register(registry, config.metrics_destination_labels);
         let isolation = Isolation::new(
             config.destination_max_in_flight,
             BreakerSettings {
@@ -580,6 +580,13 @@ impl Shared {
         self.metrics
             .attempt_duration
             .observe(attempt.latency.as_secs_f64());
+        if let Some(per_destination) = &self.metrics.per_destination {
+            per_destination.observe(
+                job.destination_id.as_str(),
+                label,
+                attempt.latency.as_secs_f64(),
+            );
+        }
         if decision == Decision::Delivered {
             if let Some(received) = hookline_runtime::time::parse_rfc3339(&job.received_at) {
                 let age = OffsetDateTime::now_utc() - received;

@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 use crate::tokens::{Access, Caller, Tokens, digest, token_name};
 
 /// The cookie's name.
-pub const COOKIE: &str = "hookline_console";
+pub const COOKIE: &str = "hookline-session";
 
 /// How long a session lasts after login.
 pub const LIFETIME: time::Duration = time::Duration::hours(12);
