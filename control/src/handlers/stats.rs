@@ -17,7 +17,7 @@
 //! the jobs topic (the jobs of every destination share the topic's partitions, so their lag is
 //! not per destination); held jobs are the backlog control can count.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
@@ -30,8 +30,6 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, store_failed};
 use crate::extract::query;
 use crate::state::ApiState;
-use crate::store::StoreError;
-use crate::store::query::last_attempt;
 use crate::store::rollup::{self, Grain, Totals};
 use crate::view::millis;
 
@@ -48,14 +46,19 @@ pub struct StatsQuery {
 /// The windows the routes answer for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Span {
+    /// `5m`: what is happening now.
     FiveMinutes,
+    /// `1h`, the default.
     Hour,
+    /// `24h`: read from hourly buckets.
     Day,
 }
 
 impl Span {
+    /// The values `window` takes, as errors name them.
     const ALLOWED: &str = "5m, 1h or 24h";
 
+    /// The window `window` names; 1 hour when absent.
     fn parse(window: Option<&str>) -> Result<Self, ApiError> {
         match window {
             None | Some("1h") => Ok(Self::Hour),
@@ -68,6 +71,7 @@ impl Span {
         }
     }
 
+    /// Its name in queries and answers.
     fn as_str(self) -> &'static str {
         match self {
             Self::FiveMinutes => "5m",
@@ -76,6 +80,7 @@ impl Span {
         }
     }
 
+    /// Its length in milliseconds.
     fn ms(self) -> i64 {
         match self {
             Self::FiveMinutes => 5 * 60_000,
@@ -96,13 +101,18 @@ impl Span {
 /// The orders of the destinations' list, worst first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DestinationOrder {
+    /// Failed attempts' share, then failed attempts (the default).
     FailureRate,
+    /// The 99th percentile of attempt durations.
     P99,
+    /// Attempts.
     Attempts,
+    /// Dead letters.
     DeadLetters,
 }
 
 impl DestinationOrder {
+    /// The order `sort` names; by failure rate when absent.
     fn parse(sort: Option<&str>) -> Result<Self, ApiError> {
         match sort {
             None | Some("failure_rate") => Ok(Self::FailureRate),
@@ -115,6 +125,7 @@ impl DestinationOrder {
         }
     }
 
+    /// Its name in queries and answers.
     fn as_str(self) -> &'static str {
         match self {
             Self::FailureRate => "failure_rate",
@@ -128,11 +139,14 @@ impl DestinationOrder {
 /// The orders of the sources' list, most first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SourceOrder {
+    /// Refused requests, then events (the default).
     Refused,
+    /// Events, then refused requests.
     Events,
 }
 
 impl SourceOrder {
+    /// The order `sort` names; by refused requests when absent.
     fn parse(sort: Option<&str>) -> Result<Self, ApiError> {
         match sort {
             None | Some("refused") => Ok(Self::Refused),
@@ -143,6 +157,7 @@ impl SourceOrder {
         }
     }
 
+    /// Its name in queries and answers.
     fn as_str(self) -> &'static str {
         match self {
             Self::Refused => "refused",
@@ -153,15 +168,22 @@ impl SourceOrder {
 
 /// One destination's figures, as sorted and shown.
 struct DestinationStats {
+    /// Its id, the last tie-breaker.
     id: String,
+    /// Attempts in the window.
     attempts: i64,
+    /// Failed attempts in the window.
     failed: i64,
+    /// Dead letters in the window.
     dead_letters: i64,
+    /// The 99th percentile of attempt durations.
     p99_ms: Option<f64>,
+    /// The item as answered.
     shown: Value,
 }
 
 impl DestinationStats {
+    /// Failed attempts' share; `None` without attempts.
     fn failure_rate(&self) -> Option<f64> {
         (self.attempts > 0).then(|| self.failed as f64 / self.attempts as f64)
     }
@@ -178,6 +200,7 @@ fn ready(state: &ApiState) -> Result<(), ApiError> {
     }
 }
 
+/// The time now, in Unix milliseconds.
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -216,18 +239,12 @@ pub(crate) async fn destinations(
         .cloned()
         .collect();
     let ids: Vec<String> = destinations.iter().map(|d| d.id.to_string()).collect();
-    let (totals, last) = state
+    let figures = state
         .history
         .logs
         .store
         .run(move |database| {
-            let totals =
-                rollup::totals(database, span.grain(), rollup::DESTINATION, now - span.ms())?;
-            let last = ids
-                .iter()
-                .map(|id| Ok((id.clone(), last_attempt(database, id)?)))
-                .collect::<Result<HashMap<_, _>, StoreError>>()?;
-            Ok((totals, last))
+            rollup::destination_figures(database, span.grain(), now - span.ms(), &ids)
         })
         .await
         .map_err(store_failed)?;
@@ -235,9 +252,9 @@ pub(crate) async fn destinations(
         .iter()
         .map(|destination| {
             let id = destination.id.to_string();
-            let counted = totals.get(&id).cloned().unwrap_or_default();
+            let counted = figures.totals.get(&id).cloned().unwrap_or_default();
             let held = state.history.held.of(&destination.id);
-            let (last_at, last_outcome) = last.get(&id).cloned().flatten().unzip();
+            let (last_at, last_outcome) = figures.last_attempts.get(&id).cloned().unzip();
             let mut stats = destination_stats(&id, &counted);
             let shown = &mut stats.shown;
             shown["name"] = destination.name.clone().into();

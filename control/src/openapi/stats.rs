@@ -32,6 +32,7 @@ pub(super) fn paths(paths: PathsBuilder) -> PathsBuilder {
         )
 }
 
+/// An optional query parameter taking one of `values`.
 fn query(name: &str, description: &str, values: &[&str]) -> ParameterBuilder {
     ParameterBuilder::new()
         .name(name)
@@ -45,6 +46,8 @@ fn query(name: &str, description: &str, values: &[&str]) -> ParameterBuilder {
         ))
 }
 
+/// An operation of both routes' shape: `window`, `sort` (described by `sorts`, one of
+/// `values`) and the answers they share.
 fn operation(
     id: &str,
     summary: &str,
@@ -74,6 +77,7 @@ fn operation(
         )
 }
 
+/// `GET /api/v1/stats/destinations`.
 fn destinations() -> Operation {
     operation(
         "stats_destinations",
@@ -90,6 +94,7 @@ fn destinations() -> Operation {
     .build()
 }
 
+/// `GET /api/v1/stats/sources`.
 fn sources() -> Operation {
     operation(
         "stats_sources",

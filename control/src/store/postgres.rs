@@ -906,7 +906,11 @@ fn prepare(client: &mut Client, schema_name: &str) -> Result<(), StoreError> {
     Ok(transaction.commit()?)
 }
 
-/// The tables and indexes of [`LAYOUT`].
+/// The tables and indexes of [`LAYOUT`]. Rollups are updated in place at every batch, and
+/// every update leaves a dead row version behind: half-empty pages let an update that changes
+/// only `count` stay on its page, without a new index entry, and be cleaned up there (a "HOT"
+/// update), and autovacuum visits the small table often. (With full pages a day's fill at 12,000
+/// events/s left 127 MB for 28,000 live rows.)
 fn create_sql() -> String {
     let mut sql = String::new();
     for kind in RecordKind::ALL {
@@ -943,7 +947,9 @@ fn create_sql() -> String {
              bytes bytea NOT NULL, added bigint GENERATED ALWAYS AS IDENTITY);
          CREATE TABLE rollups (grain bigint NOT NULL, bucket bigint NOT NULL,
              resource text NOT NULL, id text NOT NULL, measure text NOT NULL,
-             count bigint NOT NULL, PRIMARY KEY (grain, bucket, resource, id, measure));
+             count bigint NOT NULL, PRIMARY KEY (grain, bucket, resource, id, measure))
+             WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0.02,
+                   autovacuum_vacuum_threshold = 1000);
          CREATE TABLE store_layout (application bigint NOT NULL, layout bigint NOT NULL,
              installation text);\n",
     );

@@ -15,6 +15,11 @@
 //! with retention. A window of `w` at grain `g` covers the buckets from the one `now - w` falls
 //! in to the current one: between `w` and `w + g`.
 //!
+//! **Of what happened, not of what is stored.** Records that retention, the size budget or a
+//! partition made anew delete stay counted until their buckets go. A store rebuilt from the
+//! topics counts what it reads again, from the start of its retention window: with a window
+//! shorter than a day, the 24-hour figures fill up over the following day.
+//!
 //! **Durations** are counted in fixed log-scale bins, [`BINS_PER_DOUBLING`] per doubling from
 //! 1 ms (so a percentile read back is within about 4.5% of the true one), as measures `ms:<bin>`;
 //! only the bins a bucket uses are stored.
@@ -291,6 +296,35 @@ pub fn totals(
         totals.entry(id).or_default().counts.insert(measure, count);
     }
     Ok(totals)
+}
+
+/// What the destinations' statistics read from the store.
+#[derive(Clone, Debug, Default)]
+pub struct DestinationFigures {
+    /// The totals of each destination with rollups in the window, by id.
+    pub totals: HashMap<String, Totals>,
+    /// The time and outcome of each destination's newest attempt, of those that have one.
+    pub last_attempts: HashMap<String, (i64, Option<String>)>,
+}
+
+/// The destinations' totals of `grain` from `since_ms` on, and the newest attempt of each of
+/// `ids` (one indexed row each).
+pub fn destination_figures(
+    database: &Database<'_>,
+    grain: Grain,
+    since_ms: i64,
+    ids: &[String],
+) -> Result<DestinationFigures, StoreError> {
+    let mut figures = DestinationFigures {
+        totals: totals(database, grain, DESTINATION, since_ms)?,
+        last_attempts: HashMap::new(),
+    };
+    for id in ids {
+        if let Some(last) = super::query::last_attempt(database, id)? {
+            figures.last_attempts.insert(id.clone(), last);
+        }
+    }
+    Ok(figures)
 }
 
 #[cfg(test)]

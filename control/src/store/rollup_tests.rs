@@ -103,6 +103,7 @@ pub(crate) fn traffic(start: i64) -> Vec<Row> {
     rows
 }
 
+/// The totals of `resource`'s rollups of `grain` from `since_ms` on, in id order.
 fn totals(
     store: &Store,
     grain: Grain,
