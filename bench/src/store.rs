@@ -4,9 +4,9 @@
 //! the records a day of traffic leaves (per event: the event with a realistic payload, its match
 //! record, 0.58 deliveries on average with a few retries and dead letters, and 1 refused request
 //! per 100), spread over `--hours` up to now. Then, while a writer keeps adding `--rate` events/s
-//! as control's reader would, asks every query the API asks, `--samples` times each, and reports
-//! p50/p95/p99 per query, the store's bytes per event, the fill rate and the writer's CPU per
-//! event.
+//! as control's reader would, asks every query the API asks (the statistics routes' included),
+//! `--samples` times each, and reports p50/p95/p99 per query, the store's bytes per event, the
+//! fill rate and the writer's CPU per event.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use hookline_control::store::page::{Cursor, Window};
 use hookline_control::store::query::{self, Filter};
+use hookline_control::store::rollup::{self, Grain};
 use hookline_control::store::row::{self, RecordKind, Row};
 use hookline_control::store::{Location, Store};
 use rdkafka::Timestamp;
@@ -98,6 +99,8 @@ pub fn run(args: &StoreArgs) -> anyhow::Result<()> {
     } else {
         Some(fill(&store, &mut traffic, args)?)
     };
+    // As the reader would have before the queries (also of a reused store).
+    store.prune_rollups(now_ms())?;
     let size = store.size()?;
     let counts = store.counts()?;
     let events = counts
@@ -208,6 +211,7 @@ fn fill(store: &Store, traffic: &mut Traffic, args: &StoreArgs) -> anyhow::Resul
     let mut messages = Vec::with_capacity(1_100);
     let mut records = 0;
     let mut reported = Instant::now();
+    let mut tidied = Instant::now();
     let mut n = 0;
     while n < args.events {
         while messages.len() < 1_000 && n < args.events {
@@ -217,6 +221,12 @@ fn fill(store: &Store, traffic: &mut Traffic, args: &StoreArgs) -> anyhow::Resul
         }
         records += messages.len() as u64;
         cpu += store_as_control_does(store, &mut messages, ("bench", n))?;
+        // Control's reader deletes the rollups past their keep every few seconds: so does the
+        // fill, so the minutes of hours filled before the last two go as the day passes.
+        if tidied.elapsed() >= Duration::from_secs(5) {
+            tidied = Instant::now();
+            store.prune_rollups(now_ms())?;
+        }
         if reported.elapsed() >= Duration::from_secs(10) {
             reported = Instant::now();
             eprintln!(
@@ -292,7 +302,7 @@ async fn ask(
     let now = now_ms();
     let span_ms = (args.hours * 3_600_000.0) as i64;
     let mut results = Vec::new();
-    let shapes: [&'static str; 10] = [
+    let shapes: [&'static str; 15] = [
         "source events, newest 50, with match outcomes",
         "source events, 50 from a cursor in the middle",
         "source events in a 1-hour window, 500",
@@ -303,7 +313,13 @@ async fn ask(
         "event journey",
         "latest attempt of a delivery",
         "events of every source in a 1-hour window, 500",
+        "stats of every destination, 5m",
+        "stats of every destination, 1h",
+        "stats of every destination, 24h",
+        "stats of every source, 1h",
+        "stats of every source, 24h",
     ];
+    let destinations: Vec<String> = (0..args.destinations).map(destination_id).collect();
     let mut pick = fastrand::Rng::with_seed(7);
     for (shape, name) in shapes.into_iter().enumerate() {
         let mut histogram = Histogram::<u64>::new(3)?;
@@ -313,6 +329,7 @@ async fn ask(
             let event_id = traffic.known_event(&mut pick);
             let delivery_id = traffic.known_delivery(&mut pick);
             let hour_ago = now - pick.i64(0..span_ms.max(3_600_001) - 3_600_000);
+            let destinations = destinations.clone();
             let started = Instant::now();
             store
                 .run(move |connection| {
@@ -388,12 +405,39 @@ async fn ask(
                             let (event_id, delivery_id) = &delivery_id;
                             query::latest_attempt(connection, event_id, delivery_id)?;
                         }
-                        _ => {
+                        9 => {
                             let all = Filter {
                                 kinds: vec![RecordKind::Event],
                                 ..Filter::default()
                             };
                             query::page(connection, &all, &hour(500))?;
+                        }
+                        // What the stats routes ask of the store (the rest of their work is
+                        // a sort of a few hundred items in memory).
+                        10..=12 => {
+                            let (grain, window_ms) = match shape {
+                                10 => (Grain::Minute, 5 * 60_000),
+                                11 => (Grain::Minute, 3_600_000),
+                                _ => (Grain::Hour, 24 * 3_600_000),
+                            };
+                            let since = now_ms() - window_ms;
+                            rollup::destination_figures(connection, grain, since, &destinations)?;
+                        }
+                        13 => {
+                            rollup::totals(
+                                connection,
+                                Grain::Minute,
+                                rollup::SOURCE,
+                                now_ms() - 3_600_000,
+                            )?;
+                        }
+                        _ => {
+                            rollup::totals(
+                                connection,
+                                Grain::Hour,
+                                rollup::SOURCE,
+                                now_ms() - 24 * 3_600_000,
+                            )?;
                         }
                     }
                     Ok(())

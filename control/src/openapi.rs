@@ -33,6 +33,7 @@ use crate::list::MAX_LIMIT;
 mod history;
 mod responses;
 mod schemas;
+mod stats;
 
 /// Where the document is served.
 pub const PATH: &str = "/api/v1/openapi.json";
@@ -104,6 +105,7 @@ pub fn document() -> Value {
         )
         .path(PATH, PathItem::new(HttpMethod::Get, itself()));
     paths = history::paths(paths);
+    paths = stats::paths(paths);
     let document: OpenApi = OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -112,9 +114,9 @@ pub fn document() -> Value {
                 .description(Some(
                     "Sources, destinations and triggers of a Hookline installation, and what \
                      happened to events: their journeys, attempts, dead letters, test sends and \
-                     replays. Every route but this document needs `Authorization: Bearer \
-                     <token>`; read-only tokens may only read. Secrets are shown masked, except \
-                     in the answer to a create.",
+                     replays, and how each destination and source is doing. Every route but \
+                     this document needs `Authorization: Bearer <token>`; read-only tokens may \
+                     only read. Secrets are shown masked, except in the answer to a create.",
                 )),
         )
         .paths(paths)
@@ -134,7 +136,7 @@ pub fn document() -> Value {
             KINDS
                 .map(|kind| Tag::new(plural(kind)))
                 .into_iter()
-                .chain([Tag::new(history::TAG)]),
+                .chain([Tag::new(history::TAG), Tag::new(stats::TAG)]),
         ))
         .build();
     // The utoipa types serialize to plain JSON.
@@ -700,6 +702,8 @@ mod tests {
             ("/api/v1/destinations/{id}/test", "post"),
             ("/api/v1/dead-letters", "get"),
             ("/api/v1/dead-letters/replay", "post"),
+            ("/api/v1/stats/destinations", "get"),
+            ("/api/v1/stats/sources", "get"),
         ] {
             assert!(paths[path].get(method).is_some(), "{method} {path}");
         }

@@ -3,7 +3,7 @@
 //! routes and methods, the body limit, the request metrics and the `x-request-id` of every answer.
 //!
 //! The handlers are grouped by what they serve: the resources, what happened (events, attempts,
-//! dead letters), replays, test sends, previews and apply.
+//! dead letters), statistics, replays, test sends, previews and apply.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -15,7 +15,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 use crate::console::{self, Console};
 use crate::error::ApiError;
-use crate::handlers::{apply, history, preview, replay, resources, test_send};
+use crate::handlers::{apply, history, preview, replay, resources, stats, test_send};
 use crate::kind::{KINDS, plural};
 use crate::path::Id;
 use crate::state::ApiState;
@@ -132,6 +132,8 @@ fn logs() -> Router<ApiState> {
         .route("/api/v1/dead-letters", get(history::dead_letters))
         .route("/api/v1/dead-letters/replay", post(replay::dead_letters))
         .route("/api/v1/dead-letters/discard", post(replay::discard))
+        .route("/api/v1/stats/destinations", get(stats::destinations))
+        .route("/api/v1/stats/sources", get(stats::sources))
 }
 
 /// The id `/api/v1/triggers/preview` names when it is not a preview.

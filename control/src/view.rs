@@ -103,7 +103,7 @@ pub fn annotate_held(view: &mut Value, held: Option<HeldJobs>) {
 }
 
 /// Unix milliseconds as RFC 3339, or null.
-fn millis(ms: Option<i64>) -> Value {
+pub(crate) fn millis(ms: Option<i64>) -> Value {
     ms.and_then(|ms| {
         time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
     })

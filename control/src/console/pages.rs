@@ -272,6 +272,18 @@ pub async fn overview(State(console): State<Console>, session: Session) -> Respo
         .api
         .get(caller, "/api/v1/stats/sources?window=5m")
         .await;
+    // The window starts at a whole minute, so it spans a little more than five.
+    let minutes = |answer: &Answer| -> f64 {
+        let at = |field: &str| {
+            answer.body[field]
+                .as_str()
+                .and_then(hookline_runtime::time::parse_rfc3339)
+        };
+        match (at("since"), at("until")) {
+            (Some(since), Some(until)) => ((until - since).as_seconds_f64() / 60.0).max(1.0),
+            (Some(_) | None, None) | (None, Some(_)) => 5.0,
+        }
+    };
     console.render(
         "overview.html",
         Some(&session),
@@ -283,9 +295,9 @@ pub async fn overview(State(console): State<Console>, session: Session) -> Respo
             "sources": items(&sources),
             "sources_error": (!sources.ok()).then(|| sources.message()),
             "per_minute": {
-                "events": sum(&recent_sources, "events").map(|events| events / 5.0),
-                "deliveries": sum(&recent, "delivered").map(|delivered| delivered / 5.0),
-                "attempts": sum(&recent, "attempts").map(|attempts| attempts / 5.0),
+                "events": sum(&recent_sources, "events").map(|events| events / minutes(&recent_sources)),
+                "deliveries": sum(&recent, "delivered").map(|delivered| delivered / minutes(&recent)),
+                "attempts": sum(&recent, "attempts").map(|attempts| attempts / minutes(&recent)),
             },
         }),
     )

@@ -9,10 +9,12 @@
 //! - [`history`]: what happened: an event's journey, a source's events, attempts, dead letters.
 //! - [`test_send`]: a test webhook through the real dispatcher.
 //! - [`replay`]: dead letters and events sent through the pipeline again, or discarded.
+//! - [`stats`]: how each destination and source is doing over a recent window.
 
 pub mod apply;
 pub mod history;
 pub mod preview;
 pub mod replay;
 pub mod resources;
+pub mod stats;
 pub mod test_send;

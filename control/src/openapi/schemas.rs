@@ -112,6 +112,7 @@ pub(super) fn all() -> Map<String, Value> {
     );
     schemas.extend(preview_schemas());
     super::history::schemas(&mut generator, &mut schemas);
+    super::stats::schemas(&mut schemas);
     schemas
 }
 

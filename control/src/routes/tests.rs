@@ -1613,3 +1613,219 @@ async fn an_event_search_refuses_unknown_outcomes_and_long_text() {
     assert_eq!(answer.body["scanned"], 0);
     assert_eq!(answer.body["complete"], true);
 }
+
+/// Every stats answer of `app` for `path`, read with the read-only token.
+async fn stats(app: &App, path: &str) -> Value {
+    let answer = app.call("GET", path, Some(VIEWER), &[], None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.body);
+    answer.body
+}
+
+fn ids(answer: &Value) -> Vec<&str> {
+    answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap())
+        .collect()
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    hookline_runtime::time::rfc3339(
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn stats_show_every_destination_and_source_over_the_window_worst_first() {
+    use crate::store::rollup::{bin, bin_ms};
+    use crate::store::rollup_tests::{attempt_to, traffic};
+    let app = app().await;
+    app.seed().await;
+    for (path, body) in [
+        (
+            "/api/v1/destinations",
+            json!({"id": "erp", "name": "ERP", "url": "https://erp.example.com/hooks"}),
+        ),
+        (
+            "/api/v1/destinations",
+            json!({"id": "quiet", "url": "https://quiet.example.com/hooks", "paused": true}),
+        ),
+        (
+            "/api/v1/sources",
+            json!({"id": "shop", "auth": [{"type": "open"}]}),
+        ),
+    ] {
+        let answer = app.admin("POST", path, Some(body)).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    }
+    assert!(app.history.held.when_ready().await);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // Two minutes ago: crm 101 attempts (11 failed), erp 1 delivered; app's events and
+    // refusals. Three hours ago: 10 failed attempts of erp, seen only by the 24-hour window.
+    let start = now - 2 * 60_000;
+    let mut rows = traffic(start);
+    for n in 0..10 {
+        rows.push(attempt_to(
+            600 + n,
+            "erp",
+            "retrying",
+            now - 3 * 3_600_000,
+            100.0,
+        ));
+    }
+    app.history.logs.store.insert(&rows, &[]).unwrap();
+    app.history.logs.activities.note(&rows);
+    // The paused destination holds a job since a minute ago.
+    let settings = app._broker.settings("t.");
+    let producer = hookline_runtime::kafka::create_producer(
+        &hookline_runtime::kafka::producer_config(&settings, "test"),
+    )
+    .unwrap();
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&settings.topics().held())
+                .key("msg_held")
+                .payload(r#"{"destination_id": "quiet"}"#)
+                .timestamp(now - 60_000),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let quiet_id = ResourceId::parse("quiet").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.history.held.of(&quiet_id).is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the held job was not read"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let rounded = |ms: f64| (bin_ms(bin(ms)) * 100.0).round() / 100.0;
+
+    let hour = stats(&app, "/api/v1/stats/destinations").await;
+    assert_eq!(hour["window"], "1h");
+    assert_eq!(hour["granularity"], "minute");
+    assert_eq!(hour["sort"], "failure_rate");
+    assert_eq!(ids(&hour), ["crm", "erp", "quiet"]);
+    let crm = &hour["items"][0];
+    assert_eq!(crm["attempts"], 101);
+    assert_eq!(crm["delivered"], 90);
+    assert_eq!(crm["failed"], 11);
+    assert_eq!(crm["dead_letters"], 2);
+    assert_eq!(crm["success_rate"], 0.8911);
+    assert_eq!(crm["failure_rate"], 0.1089);
+    assert_eq!(crm["p50_ms"], rounded(10.0));
+    assert_eq!(crm["p99_ms"], rounded(3_000.0));
+    assert_eq!(crm["enabled"], true);
+    assert_eq!(crm["paused"], false);
+    assert_eq!(crm["held_jobs"], 0);
+    assert_eq!(crm["oldest_held_at"], Value::Null);
+    assert_eq!(crm["last_delivered_at"], rfc3339_ms(start + 89));
+    assert_eq!(crm["last_attempt_at"], rfc3339_ms(start + 100));
+    assert_eq!(crm["last_attempt_outcome"], "blocked");
+    let erp = &hour["items"][1];
+    assert_eq!(erp["name"], "ERP");
+    assert_eq!(erp["attempts"], 1);
+    assert_eq!(erp["failure_rate"], 0.0);
+    assert_eq!(erp["p99_ms"], rounded(50.0));
+    // Idle: zeros, and no rate or duration to speak of.
+    let quiet = &hour["items"][2];
+    assert_eq!(quiet["paused"], true);
+    assert_eq!(quiet["attempts"], 0);
+    assert_eq!(quiet["dead_letters"], 0);
+    assert_eq!(quiet["success_rate"], Value::Null);
+    assert_eq!(quiet["p50_ms"], Value::Null);
+    assert_eq!(quiet["last_attempt_outcome"], Value::Null);
+    assert_eq!(quiet["last_attempt_at"], Value::Null);
+    assert_eq!(quiet["held_jobs"], 1);
+    assert_eq!(quiet["oldest_held_at"], rfc3339_ms(now - 60_000));
+
+    // The last 5 minutes hold the same; the day also erp's failures of three hours ago.
+    let five = stats(&app, "/api/v1/stats/destinations?window=5m").await;
+    assert_eq!(five["items"], hour["items"]);
+    let since = crate::store::row::millis(five["since"].as_str().unwrap()).unwrap();
+    assert!(
+        since <= now - 5 * 60_000 && since > now - 6 * 60_000 - 1_000,
+        "{five}"
+    );
+    let day = stats(&app, "/api/v1/stats/destinations?window=24h").await;
+    assert_eq!(day["granularity"], "hour");
+    assert_eq!(ids(&day), ["erp", "crm", "quiet"]);
+    assert_eq!(day["items"][0]["attempts"], 11);
+    assert_eq!(day["items"][0]["failure_rate"], 0.9091);
+    assert_eq!(day["items"][0]["p50_ms"], rounded(100.0));
+
+    for (sort, order) in [
+        ("p99", ["crm", "erp", "quiet"]),
+        ("attempts", ["crm", "erp", "quiet"]),
+        ("dead_letters", ["crm", "erp", "quiet"]),
+    ] {
+        let sorted = stats(&app, &format!("/api/v1/stats/destinations?sort={sort}")).await;
+        assert_eq!(sorted["sort"], sort);
+        assert_eq!(ids(&sorted), order, "{sort}");
+    }
+    let by_attempts = stats(&app, "/api/v1/stats/destinations?window=24h&sort=attempts").await;
+    assert_eq!(ids(&by_attempts), ["crm", "erp", "quiet"]);
+    let by_p99 = stats(&app, "/api/v1/stats/destinations?window=24h&sort=p99").await;
+    assert_eq!(ids(&by_p99), ["crm", "erp", "quiet"]);
+
+    let sources = stats(&app, "/api/v1/stats/sources").await;
+    assert_eq!(sources["sort"], "refused");
+    // A refused request naming no source is not listed.
+    assert_eq!(ids(&sources), ["app", "shop"]);
+    assert_eq!(
+        sources["items"][0],
+        json!({
+            "id": "app", "name": "", "enabled": true, "events": 5, "matched": 3,
+            "refused": 3, "refused_by_code": {"rate_limited": 1, "unauthorized": 2},
+            "last_event_at": rfc3339_ms(start + 4),
+        })
+    );
+    assert_eq!(sources["items"][1]["events"], 0);
+    assert_eq!(sources["items"][1]["refused_by_code"], json!({}));
+    assert_eq!(sources["items"][1]["last_event_at"], Value::Null);
+    let by_events = stats(&app, "/api/v1/stats/sources?window=24h&sort=events").await;
+    assert_eq!(ids(&by_events), ["app", "shop"]);
+    assert_eq!(by_events["items"][0]["events"], 5);
+}
+
+#[tokio::test]
+async fn stats_refuse_unknown_windows_and_sorts_naming_the_allowed_ones() {
+    let app = app().await;
+    for (path, names) in [
+        ("/api/v1/stats/destinations?window=2h", "5m, 1h or 24h"),
+        ("/api/v1/stats/sources?window=", "5m, 1h or 24h"),
+        (
+            "/api/v1/stats/destinations?sort=events",
+            "failure_rate, p99, attempts or dead_letters",
+        ),
+        ("/api/v1/stats/sources?sort=p99", "refused or events"),
+        ("/api/v1/stats/sources?limit=5", "unknown field `limit`"),
+    ] {
+        let answer = app.call("GET", path, Some(VIEWER), &[], None).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(answer.body["error"]["code"], "invalid_query", "{path}");
+        let message = answer.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(names), "{path}: {message}");
+    }
+    let anonymous = app
+        .call("GET", "/api/v1/stats/destinations", None, &[], None)
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let written = app
+        .call("POST", "/api/v1/stats/destinations", Some(ADMIN), &[], None)
+        .await;
+    assert_eq!(written.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    let loading = app_with(1 << 20, false).await;
+    for path in ["/api/v1/stats/destinations", "/api/v1/stats/sources"] {
+        let answer = loading.call("GET", path, Some(VIEWER), &[], None).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(answer.body["error"]["code"], "not_ready");
+        assert_eq!(answer.headers[header::RETRY_AFTER], "1");
+    }
+}

@@ -6,6 +6,8 @@
 //! - [`codec`]: record bodies as zstd frames.
 //! - [`row`]: a Kafka record as the row the store keeps.
 //! - [`activity`]: when each resource was last triggered and delivered to.
+//! - [`rollup`]: per-minute and per-hour counts and duration histograms of each destination and
+//!   source, written with the records, for the statistics routes.
 //! - [`metrics`]: the store's size, lag and readiness.
 //! - [`origin`]: whole payloads read back from the events topic when the store kept their start.
 //! - [`reader`]: the task that reads the topics into the store and reports its lag.
@@ -45,6 +47,7 @@ pub mod pool;
 pub mod postgres;
 pub mod query;
 pub mod reader;
+pub mod rollup;
 pub mod row;
 pub mod schema;
 pub mod search;
@@ -354,6 +357,16 @@ impl Store {
             for ((resource, id), last) in Activities::latest(rows) {
                 activity.execute(params![resource, id, last.triggered_ms, last.delivered_ms])?;
             }
+            // One writer: every row offered is stored, so all of them count.
+            let mut rollup = transaction.prepare_cached(
+                "INSERT INTO rollups VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (grain, bucket, resource, id, measure)
+                 DO UPDATE SET count = count + excluded.count",
+            )?;
+            for ((grain, bucket, resource, id, measure), count) in rollup::Tally::of(rows).entries()
+            {
+                rollup.execute(params![grain.ms(), bucket, resource, id, measure, count])?;
+            }
         }
         transaction.commit()?;
         Ok(())
@@ -420,6 +433,24 @@ impl Store {
             if let Some(first_kept) = first_kept {
                 deleted += self.delete_before(kind, first_kept)?;
             }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes the rollups older than their grain keeps them ([`rollup::Grain::keep_ms`]) at
+    /// `now_ms`; returns how many rows. (Rollups outlive the records they counted when the
+    /// retention window is shorter than a day, and go with their buckets, not with them.)
+    pub fn prune_rollups(&self, now_ms: i64) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for grain in rollup::Grain::ALL {
+            let before = grain.bucket(now_ms - grain.keep_ms());
+            deleted += match &self.inner.engine {
+                Engine::Sqlite(sqlite) => sqlite.lock().execute(
+                    "DELETE FROM rollups WHERE grain = ?1 AND bucket < ?2",
+                    [grain.ms(), before],
+                )?,
+                Engine::Postgres(postgres) => postgres.prune_rollups(grain.ms(), before)?,
+            };
         }
         Ok(deleted)
     }
@@ -732,3 +763,6 @@ fn remove_database(path: &Path) -> Result<(), StoreError> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+pub(crate) mod rollup_tests;

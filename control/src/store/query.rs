@@ -361,3 +361,16 @@ pub fn event(connection: &Database<'_>, event_id: &str) -> Result<Option<Stored>
     )?
     .pop())
 }
+
+/// The time and outcome of destination `destination_id`'s newest attempt (read backwards from
+/// the index by destination and time: one row, however many attempts it has).
+pub fn last_attempt(
+    connection: &Database<'_>,
+    destination_id: &str,
+) -> Result<Option<(i64, Option<String>)>, StoreError> {
+    connection.time_and_text(
+        "SELECT at_ms, outcome FROM attempts WHERE destination_id = ?1
+         ORDER BY at_ms DESC LIMIT 1",
+        &[Bind::Text(destination_id.to_owned())],
+    )
+}

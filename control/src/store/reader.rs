@@ -8,8 +8,8 @@
 //! "end" for a partition whose records are all older), it reads from the beginning and skips the
 //! old records. It is ready once it has read up to the ends the topics had at start. Records are
 //! stored in batches, one transaction each with their partitions' positions; every few seconds
-//! the records past the retention window are deleted, and the oldest ones while the store is
-//! above its size budget.
+//! the records past the retention window are deleted (and the rollups past the longest
+//! statistics window), and the oldest ones while the store is above its size budget.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -378,6 +378,7 @@ impl Reader {
         let (expired, evicted, size, oldest) = self
             .patiently(shutdown, move |store| {
                 let expired = store.purge(cutoff)?;
+                store.prune_rollups(now_ms())?;
                 let mut evicted = 0;
                 let mut size = store.size()?;
                 // Deleting frees pages for reuse, so the used size falls at once; a few rounds at

@@ -93,6 +93,9 @@ pub struct Row {
     pub doc: String,
     /// The event's raw value.
     pub payload: Option<Vec<u8>>,
+    /// How long an attempt that sent a request took, in milliseconds (for the rollups'
+    /// duration histogram; not stored as a column).
+    pub duration_ms: Option<f64>,
     /// (`source`/`trigger`/`destination`, id, activity) this record shows.
     pub activity: Vec<(&'static str, String, Activity)>,
 }
@@ -136,6 +139,7 @@ pub fn parse<M: Message>(kind: RecordKind, message: &M) -> Result<Row, RowError>
         outcome: None,
         doc: String::new(),
         payload: None,
+        duration_ms: None,
         activity: Vec::new(),
     };
     if kind == RecordKind::Event {
@@ -211,6 +215,13 @@ pub fn parse<M: Message>(kind: RecordKind, message: &M) -> Result<Row, RowError>
             row.event_id = Some(attempt.event_id.clone());
             row.delivery_id = Some(attempt.delivery_id.clone());
             row.outcome = Some(json_name(&attempt.outcome));
+            row.duration_ms = match attempt.outcome {
+                // Refused before any request was sent: no duration to count.
+                AttemptOutcome::Blocked => None,
+                AttemptOutcome::Delivered | AttemptOutcome::Retrying | AttemptOutcome::Dead => {
+                    Some(attempt.latency_seconds * 1000.0)
+                }
+            };
             if attempt.outcome == AttemptOutcome::Delivered {
                 for (kind, id) in [
                     ("destination", row.destination_id.clone()),

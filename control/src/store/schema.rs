@@ -10,7 +10,8 @@
 //! Small tables make restarts cheap: `positions` (the next offset of every partition read,
 //! written in the same transaction as its records, so a restart resumes exactly there),
 //! `activity` (when each resource was last active) and `counts` (records per kind);
-//! `dictionaries` holds the compression dictionaries of [`super::codec`].
+//! `dictionaries` holds the compression dictionaries of [`super::codec`]; `rollups` holds the
+//! counts per resource and time bucket of [`super::rollup`].
 
 use rusqlite::Connection;
 use rusqlite::types::Value;
@@ -19,8 +20,9 @@ use super::error::{StoreError, damaged};
 use super::row::RecordKind;
 
 /// The layout this build writes. A file of another layout is rebuilt from the topics.
-/// (Layout 1 was a single `records` table, rebuilt at every start.)
-pub const LAYOUT: i64 = 2;
+/// (Layout 1 was a single `records` table, rebuilt at every start; layout 2 had no `rollups`,
+/// so its statistics would start empty: it is rebuilt too.)
+pub const LAYOUT: i64 = 3;
 
 /// `PRAGMA application_id` of a Hookline control store ("HkLn").
 pub const APPLICATION_ID: i64 = 0x486b_4c6e;
@@ -117,7 +119,11 @@ pub fn create(connection: &Connection) -> Result<(), StoreError> {
              delivered_ms INTEGER, PRIMARY KEY (resource, id)) WITHOUT ROWID;
          CREATE TABLE counts (kind TEXT PRIMARY KEY, records INTEGER NOT NULL) WITHOUT ROWID;
          CREATE TABLE dictionaries (id INTEGER PRIMARY KEY, family TEXT NOT NULL,
-             bytes BLOB NOT NULL);\n",
+             bytes BLOB NOT NULL);
+         CREATE TABLE rollups (grain INTEGER NOT NULL, bucket INTEGER NOT NULL,
+             resource TEXT NOT NULL, id TEXT NOT NULL, measure TEXT NOT NULL,
+             count INTEGER NOT NULL, PRIMARY KEY (grain, bucket, resource, id, measure))
+             WITHOUT ROWID;\n",
     );
     for kind in RecordKind::ALL {
         sql.push_str(&format!(

@@ -137,6 +137,53 @@ impl<'a> Database<'a> {
         }
     }
 
+    /// The rows `sql` selects, whose columns are two texts and an integer (`id, measure,
+    /// count` of the rollups).
+    pub fn sums(
+        &self,
+        sql: &str,
+        binds: &[Bind],
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        match &self.link {
+            Link::Sqlite(connection) => Ok(connection
+                .prepare_cached(sql)?
+                .query_map(params_from_iter(binds.iter().map(Bind::sqlite)), |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?),
+            Link::Postgres(client) => client
+                .borrow_mut()
+                .query(sql, binds)?
+                .iter()
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                .collect(),
+        }
+    }
+
+    /// The integer and the text in the first two columns of the first row `sql` selects
+    /// (a time and an outcome).
+    pub fn time_and_text(
+        &self,
+        sql: &str,
+        binds: &[Bind],
+    ) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        match &self.link {
+            Link::Sqlite(connection) => Ok(connection
+                .prepare_cached(sql)?
+                .query_row(params_from_iter(binds.iter().map(Bind::sqlite)), |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?),
+            Link::Postgres(client) => {
+                let rows = client.borrow_mut().query(sql, binds)?;
+                Ok(rows
+                    .first()
+                    .map(|row| Ok::<_, StoreError>((row.try_get(0)?, row.try_get(1)?)))
+                    .transpose()?)
+            }
+        }
+    }
+
     /// Whether `sql` selects a row.
     pub fn exists(&self, sql: &str, binds: &[Bind]) -> Result<bool, StoreError> {
         match &self.link {

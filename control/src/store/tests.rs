@@ -11,7 +11,7 @@ use super::{Activities, Location, Store};
 
 pub(crate) const T0: i64 = 1_767_323_045_000; // 2026-01-02T03:04:05Z
 
-fn at(ms: i64) -> String {
+pub(crate) fn at(ms: i64) -> String {
     hookline_runtime::time::rfc3339(
         time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap(),
     )
@@ -69,7 +69,7 @@ fn event_carrying(offset: i64, id: &str, ms: i64, headers: OwnedHeaders, payload
     row::parse(RecordKind::Event, &message(offset, payload, Some(headers))).unwrap()
 }
 
-fn record(kind: RecordKind, offset: i64, value: Value) -> Row {
+pub(crate) fn record(kind: RecordKind, offset: i64, value: Value) -> Row {
     row::parse(kind, &message(offset, value.to_string().as_bytes(), None)).unwrap()
 }
 
