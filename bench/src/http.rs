@@ -43,6 +43,21 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Sends a request and answers its status and headers (the body is read and dropped).
+    pub async fn send_with_headers(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> anyhow::Result<(StatusCode, hyper::HeaderMap)> {
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        response.into_body().collect().await?;
+        Ok((status, headers))
+    }
+}
+
 /// A one-off `GET http://{addr}{path}`, with a timeout.
 pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
     let request = Request::get(path)

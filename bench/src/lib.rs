@@ -16,10 +16,12 @@
 //! - [`raw`]: the raw limits; [`machine`]: the machine's description.
 //! - [`report`]: the JSON report and the table; [`chart`]: the SVG chart.
 //! - [`store`]: `hookline-bench store`, control's history store at production volume;
+//!   [`console`]: `hookline-bench console`, the console's pages over such a store;
 //!   [`probe`]: control's history API asked during a run with `--control`.
 
 pub mod chart;
 pub mod cli;
+pub mod console;
 pub mod http;
 pub mod load;
 pub mod machine;

@@ -28,6 +28,11 @@ fn main() -> ExitCode {
                 .map(|()| ExitCode::SUCCESS)
         }),
         Some(Command::Store(args)) => hookline_bench::store::run(&args).map(|()| ExitCode::SUCCESS),
+        Some(Command::Console(args)) => runtime(None).and_then(|runtime| {
+            runtime
+                .block_on(hookline_bench::console::run(args))
+                .map(|()| ExitCode::SUCCESS)
+        }),
         Some(Command::Run(args)) => {
             runtime(None).and_then(|runtime| runtime.block_on(hookline_bench::run::run(args)))
         }

@@ -68,6 +68,48 @@ const PAYLOADS: [&str; 4] = [
     include_str!("../../tests/fixtures/payloads/app-user-signed-up.json"),
 ];
 
+/// Opens the store `args` name and fills it when it holds fewer than `args.events` events, as
+/// the store benchmark does; answers where it is (for `hookline control`) and what the fill
+/// took. The console benchmark measures pages over it.
+pub fn prepare(args: &StoreArgs, file: &std::path::Path) -> anyhow::Result<Location> {
+    let location = match &args.postgres {
+        Some(url) => Location::Postgres {
+            url: url.clone(),
+            schema: args.postgres_schema.clone(),
+        },
+        None => Location::File(file.to_owned()),
+    };
+    let store = Store::open(&location, 64 * 1024).context("open the store")?;
+    let stored_events = store
+        .counts()?
+        .into_iter()
+        .find(|(kind, _)| *kind == RecordKind::Event)
+        .map_or(0, |(_, count)| count);
+    if u64::try_from(stored_events).unwrap_or_default() >= args.events {
+        println!("reusing a store with {stored_events} events");
+    } else {
+        let mut traffic = Traffic::new(args);
+        let effort = fill(&store, &mut traffic, args)?;
+        println!(
+            "filled {} events in {:.0} s",
+            effort.events,
+            effort.elapsed.as_secs_f64()
+        );
+    }
+    store.prune_rollups(now_ms())?;
+    Ok(location)
+}
+
+/// The id of the `n`th source of the traffic.
+pub fn source_id(n: usize) -> String {
+    format!("source-{n:02}")
+}
+
+/// The id of the `n`th destination of the traffic.
+pub fn destination_id(n: usize) -> String {
+    format!("destination-{n:02}")
+}
+
 /// Runs the store benchmark and prints its table.
 pub fn run(args: &StoreArgs) -> anyhow::Result<()> {
     let temporary = tempfile::tempdir()?;
@@ -626,14 +668,6 @@ impl Traffic {
             }
         }
     }
-}
-
-fn source_id(n: usize) -> String {
-    format!("source-{n:02}")
-}
-
-fn destination_id(n: usize) -> String {
-    format!("destination-{n:02}")
 }
 
 /// Gives `value` the variety of real events: every number, and every string longer than 8

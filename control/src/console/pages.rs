@@ -797,9 +797,15 @@ fn editable(view: &Value) -> String {
     serde_json::to_string_pretty(&view).unwrap_or_default()
 }
 
-/// A sample event for the trigger editor: the newest stored event of the trigger's first source
-/// (its payload and headers), or a small example when there is none.
-async fn sample_for(console: &Console, session: &Session, trigger: &Value) -> (String, String) {
+/// A sample event for the trigger editor: the stored event `chosen`, or else the newest stored
+/// event of the trigger's first source (its payload and headers), or a small example when there
+/// is none. Answers the sample and the id of the event it came from (empty for the example).
+async fn sample_for(
+    console: &Console,
+    session: &Session,
+    trigger: &Value,
+    chosen: Option<&str>,
+) -> (String, String) {
     let example = || {
         (
             serde_json::to_string_pretty(&json!({"payload": {"type": "example"}}))
@@ -807,28 +813,34 @@ async fn sample_for(console: &Console, session: &Session, trigger: &Value) -> (S
             String::new(),
         )
     };
-    let Some(source) = trigger["when"]["sources"]
-        .as_array()
-        .and_then(|sources| sources.first())
-        .and_then(Value::as_str)
-    else {
-        return example();
-    };
-    let list = console
-        .api
-        .get(
-            &session.caller,
-            &format!(
-                "/api/v1/sources/{}/events?kind=event&limit=1",
-                segment(source)
-            ),
-        )
-        .await;
-    let Some(event_id) = items(&list)
-        .first()
-        .and_then(|event| event["event_id"].as_str().map(str::to_owned))
-    else {
-        return example();
+    let event_id = match chosen {
+        Some(chosen) => chosen.to_owned(),
+        None => {
+            let Some(source) = trigger["when"]["sources"]
+                .as_array()
+                .and_then(|sources| sources.first())
+                .and_then(Value::as_str)
+            else {
+                return example();
+            };
+            let list = console
+                .api
+                .get(
+                    &session.caller,
+                    &format!(
+                        "/api/v1/sources/{}/events?kind=event&limit=1",
+                        segment(source)
+                    ),
+                )
+                .await;
+            let Some(event_id) = items(&list)
+                .first()
+                .and_then(|event| event["event_id"].as_str().map(str::to_owned))
+            else {
+                return example();
+            };
+            event_id
+        }
     };
     let event = console
         .api
@@ -843,7 +855,7 @@ async fn sample_for(console: &Console, session: &Session, trigger: &Value) -> (S
     let sample = json!({
         "payload": event.body["payload"],
         "headers": event.body["headers"],
-        "source": source,
+        "source": event.body["source"],
     });
     (
         serde_json::to_string_pretty(&sample).unwrap_or_default(),
@@ -877,12 +889,21 @@ pub async fn new_trigger(State(console): State<Console>, session: Session) -> Re
     )
 }
 
-/// `GET /ui/triggers/{id}`: the editor, with a preview against the newest event of its source.
+/// The query of the trigger editor.
+#[derive(Debug, Default, Deserialize)]
+pub struct TriggerQuery {
+    notice: Option<String>,
+    /// A stored event to use as the sample.
+    event: Option<String>,
+}
+
+/// `GET /ui/triggers/{id}`: the editor, with a preview against a stored event: the one asked
+/// for, or the newest of its source.
 pub async fn trigger(
     State(console): State<Console>,
     session: Session,
     Path(id): Path<String>,
-    Query(query): Query<NoticeQuery>,
+    Query(query): Query<TriggerQuery>,
 ) -> Response {
     let view = console
         .api
@@ -894,7 +915,12 @@ pub async fn trigger(
     if !view.ok() {
         return failed(&console, &session, &view);
     }
-    let (sample, sample_event) = sample_for(&console, &session, &view.body).await;
+    let chosen = query
+        .event
+        .as_deref()
+        .map(str::trim)
+        .filter(|id| !id.is_empty());
+    let (sample, sample_event) = sample_for(&console, &session, &view.body, chosen).await;
     console.render(
         "trigger.html",
         Some(&session),
@@ -906,6 +932,7 @@ pub async fn trigger(
             "code": editable(&view.body),
             "sample": sample,
             "sample_event": sample_event,
+            "chosen_missing": chosen.is_some_and(|chosen| chosen != sample_event),
             "notice": notice(query.notice.as_deref()),
         }),
     )
