@@ -28,10 +28,8 @@
 //! Time is passed in (`now`), so tests move it by hand.
 
 use std::collections::VecDeque;
-use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use governor::Quota;
 use hookline_schemas::RateLimit;
 
 /// The span the limit counts over.
@@ -145,14 +143,6 @@ impl Limiter {
             self.admitted -= count;
         }
     }
-}
-
-/// The GCRA quota of a limit (admits up to twice `per_minute` in a minute); zeros (refused by
-/// validation) are read as 1. Its users move to [`Limiter`].
-pub fn quota(limit: &RateLimit) -> Quota {
-    let per_minute = NonZeroU32::new(limit.per_minute).unwrap_or(NonZeroU32::MIN);
-    let burst = limit.burst.and_then(NonZeroU32::new).unwrap_or(per_minute);
-    Quota::per_minute(per_minute).allow_burst(burst)
 }
 
 /// Whole milliseconds, saturating (after 584 million years).
