@@ -20,7 +20,8 @@ use hookline_schemas::{RateLimit, ResourceId, Source};
 /// Default limits, for sources and organisations that set none.
 #[derive(Clone, Debug, Args)]
 pub struct LimitSettings {
-    /// Requests per minute a source may send, unless the source sets its own.
+    /// Most requests of a source accepted in any 60 s (by this instance), unless the source sets
+    /// its own.
     #[arg(
         long = "source-rate-limit-per-minute",
         env = "HOOKLINE_SOURCE_RATE_LIMIT_PER_MINUTE",
@@ -28,7 +29,8 @@ pub struct LimitSettings {
     )]
     pub source_per_minute: u32,
 
-    /// Requests per minute all sources of one organisation may send together.
+    /// Most requests of all sources of one organisation together accepted in any 60 s (by this
+    /// instance).
     #[arg(
         long = "org-rate-limit-per-minute",
         env = "HOOKLINE_ORG_RATE_LIMIT_PER_MINUTE",
