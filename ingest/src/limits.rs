@@ -72,11 +72,15 @@ pub type Now = Arc<dyn Fn() -> Instant + Send + Sync>;
 
 /// The limiters of one kind of key, and when idle ones were last dropped.
 struct Limiters<K> {
+    /// Read for a known key, written for a new one or a sweep.
     table: RwLock<Table<K>>,
 }
 
+/// The limiters of one kind of key: each with the limit it was made for.
 struct Table<K> {
+    /// The limiters, by key.
     entries: HashMap<K, (RateLimit, Mutex<Limiter>)>,
+    /// When idle limiters were last dropped.
     swept_at: Instant,
 }
 
@@ -84,6 +88,7 @@ impl<K> Limiters<K>
 where
     K: std::hash::Hash + Eq + Clone,
 {
+    /// No limiters yet; the first sweep is due a minute after `now`.
     fn new(now: Instant) -> Self {
         Self {
             table: RwLock::new(Table {
@@ -130,6 +135,7 @@ where
         lock(limiter).check(now)
     }
 
+    /// How many keys have a limiter.
     fn len(&self) -> usize {
         self.table
             .read()
@@ -139,6 +145,8 @@ where
     }
 }
 
+/// Locks a limiter, ignoring poisoning as the maps' locks do: a limiter a panic left mid-update
+/// is off by at most one request.
 fn lock(limiter: &Mutex<Limiter>) -> MutexGuard<'_, Limiter> {
     limiter
         .lock()
@@ -213,14 +221,17 @@ pub(crate) mod tests {
     pub(crate) struct ManualClock(Arc<Mutex<Instant>>);
 
     impl ManualClock {
+        /// A clock at the monotonic clock's present.
         pub(crate) fn new() -> Self {
             Self(Arc::new(Mutex::new(Instant::now())))
         }
 
+        /// Moves the clock on.
         pub(crate) fn advance(&self, by: Duration) {
             *self.0.lock().unwrap() += by;
         }
 
+        /// A reader of this clock, for [`RateLimits::with_clock`].
         pub(crate) fn now(&self) -> Now {
             let clock = self.0.clone();
             Arc::new(move || *clock.lock().unwrap())

@@ -38,6 +38,7 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 /// Most entries one limiter's log holds (16 bytes each): a limiter takes at most 16 KiB.
 pub const MAX_ENTRIES: usize = 1024;
 
+/// [`WINDOW`] in the milliseconds ticks are counted in.
 const WINDOW_MS: u64 = 60_000;
 
 /// Admits requests under one [`RateLimit`]; see the module's documentation.
@@ -134,6 +135,7 @@ impl Limiter {
         Duration::from_millis((tick + 1) * self.tick_ms + WINDOW_MS)
     }
 
+    /// Drops the ticks whose requests no longer count at `elapsed`.
     fn expire(&mut self, elapsed: Duration) {
         while let Some((tick, count)) = self.log.front().copied() {
             if self.expiry(tick) > elapsed {
@@ -164,6 +166,7 @@ struct Gcra {
 }
 
 impl Gcra {
+    /// A full bucket of `burst` (at least 1) refilled at `per_minute`.
     fn new(per_minute: u32, burst: u32) -> Self {
         let interval = WINDOW / per_minute;
         Self {
@@ -173,16 +176,19 @@ impl Gcra {
         }
     }
 
+    /// How long until the bucket holds a request again; zero when it does now.
     fn wait(&self, elapsed: Duration) -> Duration {
         self.arrival
             .saturating_sub(self.tolerance)
             .saturating_sub(elapsed)
     }
 
+    /// Takes one request from the bucket.
     fn take(&mut self, elapsed: Duration) {
         self.arrival = self.arrival.max(elapsed) + self.interval;
     }
 
+    /// True when the bucket has refilled completely, as if new.
     fn is_full(&self, elapsed: Duration) -> bool {
         self.arrival <= elapsed
     }
@@ -192,10 +198,12 @@ impl Gcra {
 mod tests {
     use super::*;
 
+    /// A limit of `per_minute` with an optional `burst`.
     fn limit(per_minute: u32, burst: Option<u32>) -> RateLimit {
         RateLimit { per_minute, burst }
     }
 
+    /// Milliseconds.
     fn ms(ms: u64) -> Duration {
         Duration::from_millis(ms)
     }
