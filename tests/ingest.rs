@@ -45,7 +45,9 @@ async fn rate_limited_requests_get_429_and_are_recorded_but_never_reach_the_even
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    // 3 per minute, all used within the last few seconds: the first leaves the 60 s window
+    // about a minute after it came.
+    assert!((40..=60).contains(&retry_after), "{retry_after}");
     let body: serde_json::Value = limited.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
     let unauthorized = post_request(&pipeline)

@@ -506,9 +506,9 @@ keep_headers = ["X-GitHub-Event"]
 
 [[sources]]
 id = "limited"
-name = "Rate limited to 2 requests"
+name = "Rate limited to 2 requests a minute"
 auth = [{{ type = "bearer", tokens = ["dev-token"] }}]
-rate_limit = {{ per_minute = 1, burst = 2 }}
+rate_limit = {{ per_minute = 2 }}
 
 [[sources]]
 id = "faults"

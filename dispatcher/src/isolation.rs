@@ -1,5 +1,5 @@
-//! Isolation between destinations: a concurrency limit, a rate limit (GCRA) and a circuit breaker
-//! per destination. A job that one of them holds back is not waited for (beyond a wait of at most
+//! Isolation between destinations: a concurrency limit, a rate limit (at most `per_minute`
+//! requests in any 60 seconds, [`hookline_runtime::rate`]) and a circuit breaker per destination. A job that one of them holds back is not waited for (beyond a wait of at most
 //! 100 ms for a slot of a destination whose circuit is closed): the pipeline defers it to
 //! the retry path, so a slow or failing destination never occupies the slots, or the partition,
 //! that healthy destinations need.
@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use governor::DefaultDirectRateLimiter;
-use governor::clock::{Clock, DefaultClock};
+use hookline_runtime::rate::Limiter;
 use hookline_schemas::{Destination, RateLimit, ResourceId};
 use prometheus::IntGauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -98,7 +97,7 @@ struct State {
     permits: Arc<Semaphore>,
     /// Jobs waiting for one of `permits`; at most as many as there are permits.
     waiting: AtomicU32,
-    limiter: Option<DefaultDirectRateLimiter>,
+    limiter: Option<Mutex<Limiter>>,
     breaker: Mutex<Breaker>,
 }
 
@@ -155,12 +154,10 @@ impl Isolation {
             Err(_) => state.wait_for_slot().await.ok_or((Held::Busy, BUSY_WAIT))?,
         };
         if let Some(limiter) = &state.limiter {
-            limiter.check().map_err(|not_until| {
-                (
-                    Held::RateLimited,
-                    not_until.wait_time_from(DefaultClock::default().now()),
-                )
-            })?;
+            // Tokio's clock, so tests with paused time move the limiter's too.
+            lock(limiter)
+                .check(Instant::now().into_std())
+                .map_err(|wait| (Held::RateLimited, wait))?;
         }
         let probe = lock(&state.breaker)
             .admit(Instant::now())
@@ -203,9 +200,10 @@ impl Isolation {
         let state = Arc::new(State {
             permits: Arc::new(Semaphore::new(shape.1 as usize)),
             waiting: AtomicU32::new(0),
-            limiter: shape.2.as_ref().map(|limit| {
-                DefaultDirectRateLimiter::direct(hookline_runtime::rate::quota(limit))
-            }),
+            limiter: shape
+                .2
+                .as_ref()
+                .map(|limit| Mutex::new(Limiter::new(limit, Instant::now().into_std()))),
             breaker: Mutex::new(Breaker::default()),
             shape,
         });
@@ -543,6 +541,42 @@ mod tests {
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(1),
             "{wait:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_destination_gets_at_most_its_limit_in_any_minute() {
+        let isolation = isolation();
+        let limited = destination(
+            Some(1000),
+            Some(RateLimit {
+                per_minute: 100,
+                burst: None,
+            }),
+        );
+        let start = Instant::now();
+        let (mut sent, mut waits) = (0, Vec::new());
+        // 150 jobs, one every 400 ms: 0 s .. 59.6 s.
+        for _ in 0..150 {
+            match isolation.admit(&limited).await {
+                Ok(pass) => {
+                    sent += 1;
+                    isolation.finish(pass, false);
+                }
+                Err((held, wait)) => {
+                    assert_eq!(held, Held::RateLimited);
+                    waits.push(Instant::now() + wait - start);
+                }
+            }
+            tokio::time::advance(Duration::from_millis(400)).await;
+        }
+        assert_eq!((sent, waits.len()), (100, 50));
+        // Every held job is told to come back when the first request leaves the window.
+        assert!(
+            waits
+                .iter()
+                .all(|due| *due == Duration::from_millis(60_001)),
+            "{waits:?}"
         );
     }
 

@@ -86,13 +86,15 @@ impl Source {
     }
 }
 
-/// A rate limit: a steady rate with a burst allowance (GCRA).
+/// A rate limit: at most `per_minute` requests in any 60 seconds (a sliding window), optionally
+/// spread out by a smaller `burst`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
-    /// Requests allowed per minute, on average.
+    /// Most requests allowed in any 60 seconds.
     pub per_minute: u32,
-    /// Requests allowed at once after a quiet spell; `per_minute` when absent.
+    /// Most requests allowed at once after a quiet spell, refilled at `per_minute` / 60 per
+    /// second; no limit beyond `per_minute` when absent or not below it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u32>,
 }
@@ -219,8 +221,8 @@ pub struct Destination {
     /// instead of holding others up. The dispatcher's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u32>,
-    /// Most requests sent to this destination, on average; unlimited when absent. Jobs over the
-    /// limit wait on the retry path.
+    /// Most requests sent to this destination in any 60 seconds; unlimited when absent. Jobs over
+    /// the limit wait on the retry path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
     /// Why the dispatcher disabled this destination (it answered 410 Gone, or failed for too

@@ -30,6 +30,18 @@ fn app() -> Router {
 }
 
 fn app_with(max_concurrent: usize, body_timeout: Duration) -> Router {
+    let settings = KafkaSettings::new("127.0.0.1:1");
+    let producer = kafka::create_producer(&kafka::producer_config(&settings, ROLE)).unwrap();
+    let state = AppState {
+        body_timeout,
+        ..app_state(producer, "t")
+    };
+    router(state, max_concurrent)
+}
+
+/// The state of a router over the test sources, producing with `producer` to topics named
+/// `<prefix>.events` and `<prefix>.rejected`, with the default limits on the monotonic clock.
+fn app_state(producer: rdkafka::producer::FutureProducer, prefix: &str) -> AppState {
     let mut set = ResourceSet::default();
     set.put(source("github", true));
     set.put(source("paused", false));
@@ -40,31 +52,26 @@ fn app_with(max_concurrent: usize, body_timeout: Duration) -> Router {
             vec![SourceAuth::Open],
         )
     }));
-    let settings = KafkaSettings::new("127.0.0.1:1");
-    let producer = kafka::create_producer(&kafka::producer_config(&settings, ROLE)).unwrap();
     let metrics = Metrics::register(&Registry::new());
     let rejected = RejectedLog::new(
         producer.clone(),
-        "t.rejected".into(),
+        format!("{prefix}.rejected"),
         10,
         metrics.rejected_records.clone(),
     );
-    router(
-        AppState {
-            store: ResourceStore::fixed(set),
-            producer,
-            topic: "t.events".into(),
-            max_body_bytes: 1024,
-            produce_timeout: Duration::from_millis(100),
-            body_timeout,
-            limits: RateLimits::new(crate::limits::LimitSettings::default()),
-            idempotency: Idempotency::new(&Default::default()),
-            rejected,
-            verifiers: Default::default(),
-            metrics,
-        },
-        max_concurrent,
-    )
+    AppState {
+        store: ResourceStore::fixed(set),
+        producer,
+        topic: format!("{prefix}.events"),
+        max_body_bytes: 1024,
+        produce_timeout: Duration::from_millis(100),
+        body_timeout: Duration::from_secs(5),
+        limits: RateLimits::new(crate::limits::LimitSettings::default()),
+        idempotency: Idempotency::new(&Default::default()),
+        rejected,
+        verifiers: Default::default(),
+        metrics,
+    }
 }
 
 async fn call(request: Request<Body>) -> (StatusCode, serde_json::Value, Option<String>) {
@@ -461,4 +468,52 @@ async fn a_client_that_trickles_its_headers_is_cut_off() {
     );
     shutdown.cancel();
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn of_150_requests_in_a_minute_to_a_100_per_minute_source_100_get_202_and_50_get_429() {
+    // A broker that acknowledges, so admitted requests get their 202; the limiter's clock moves
+    // by hand (400 ms between requests: 0 s .. 59.6 s), the broker's does not need to.
+    let kafka = hookline_runtime::embedded::EmbeddedKafka::start(1).unwrap();
+    let settings = kafka.settings("limits.");
+    kafka.create_topics(&settings).unwrap();
+    let producer = kafka::create_producer(&kafka::producer_config(&settings, ROLE)).unwrap();
+    let clock = crate::limits::tests::ManualClock::new();
+    let state = AppState {
+        produce_timeout: Duration::from_secs(10),
+        limits: RateLimits::with_clock(crate::limits::LimitSettings::default(), clock.now()),
+        ..app_state(producer, "limits")
+    };
+    let app = router(state, 16);
+    let (mut accepted, mut retry_after) = (0, Vec::new());
+    for seq in 0..150 {
+        let request = post(
+            "/inbound-webhooks/github",
+            Some("s3cret"),
+            "application/json",
+            &format!("{{\"seq\": {seq}}}"),
+        );
+        let response = app.clone().oneshot(request).await.unwrap();
+        match response.status() {
+            StatusCode::ACCEPTED => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => retry_after.push(
+                response.headers()[header::RETRY_AFTER]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap(),
+            ),
+            status => panic!("request {seq}: {status}"),
+        }
+        clock.advance(Duration::from_millis(400));
+    }
+    assert_eq!((accepted, retry_after.len()), (100, 50));
+    // Refused from 40 s on; each `Retry-After` names the whole second at or after 60 s, when
+    // the request at 0 s leaves the window: 20.001 s at 40 s, ... 0.401 s at 59.6 s.
+    assert_eq!(retry_after.first(), Some(&21));
+    assert_eq!(retry_after.last(), Some(&1));
+    for (index, seconds) in retry_after.iter().enumerate() {
+        let at_ms = 40_000 + 400 * index as u64;
+        assert_eq!(*seconds, (60_001 - at_ms).div_ceil(1000), "at {at_ms} ms");
+    }
 }
