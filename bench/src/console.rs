@@ -380,6 +380,13 @@ async fn measure(addr: SocketAddr, args: &StoreArgs) -> anyhow::Result<()> {
                     String::from_utf8_lossy(&body[..body.len().min(300)])
                 );
             }
+            // A page that shows an error still answers 200: what it shows must be the page.
+            if let Some(at) = body.windows(13).position(|w| w == br#"class="error""#) {
+                bail!(
+                    "GET {path} shows an error: {}",
+                    String::from_utf8_lossy(&body[at..(at + 300).min(body.len())])
+                );
+            }
             histogram.record(took.as_micros() as u64)?;
         }
         let ms = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
