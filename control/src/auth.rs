@@ -40,10 +40,12 @@ pub async fn authenticate(
     let access = caller.access;
     request.extensions_mut().insert(caller);
     // A preview is a POST that writes nothing, so dashboards may preview too.
-    let previews = request
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|route| preview::is_preview(route.as_str()));
+    // Only its POST: the unsaved preview's route also reads and writes a trigger named `preview`.
+    let previews = request.method() == Method::POST
+        && request
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|route| preview::is_preview(route.as_str()));
     if access == Access::ReadOnly && !reads_only(request.method()) && !previews {
         return ApiError::ReadOnly.into_response();
     }

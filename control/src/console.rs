@@ -192,8 +192,16 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 /// Adds the security headers to every console answer; pages are never cached (they show
 /// secrets once, and state that changes).
-async fn protect(request: Request, next: Next) -> Response {
+async fn protect(mut request: Request, next: Next) -> Response {
     let static_asset = request.uri().path().starts_with(&format!("{BASE}/static/"));
+    // HTTP/2 carries the host in the URI (`:authority`), not in a `Host` header: the origin check
+    // of changes reads `Host`.
+    if !request.headers().contains_key(header::HOST)
+        && let Some(authority) = request.uri().authority()
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
+    {
+        request.headers_mut().insert(header::HOST, host);
+    }
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(

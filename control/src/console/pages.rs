@@ -15,17 +15,6 @@ use super::call::{Answer, query_value, segment};
 use super::session::{self, Session};
 use super::{BASE, Console, Fields, guard};
 
-/// Fields of a resource's view that the API sets and a change never sends.
-const READ_ONLY: &[&str] = &[
-    "created_at",
-    "updated_at",
-    "ingest_url",
-    "last_triggered_at",
-    "last_delivered_at",
-    "held_jobs",
-    "oldest_held_at",
-];
-
 /// The query of the login page.
 #[derive(Debug, Default, Deserialize)]
 pub struct LoginQuery {
@@ -36,7 +25,13 @@ pub struct LoginQuery {
 /// Where to go after login: a console page, never another site.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(next) if next.starts_with(&format!("{BASE}/")) && !next.contains("//") => {
+        Some(next)
+            if next.starts_with(&format!("{BASE}/"))
+                && !next.contains("//")
+                && !next
+                    .bytes()
+                    .any(|byte| byte < 0x21 || byte == 0x7f || byte == b'\\') =>
+        {
             next.to_owned()
         }
         _ => format!("{BASE}/"),
@@ -305,38 +300,100 @@ pub async fn overview(State(console): State<Console>, session: Session) -> Respo
 
 // ----- Sources -----
 
+/// A list page of `collection` (`sources` or `destinations`), each row with its statistics
+/// over `window`.
+async fn listing(
+    console: &Console,
+    session: &Session,
+    collection: &str,
+    window: &str,
+    notice_code: Option<&str>,
+) -> Response {
+    let caller = &session.caller;
+    let list = format!("/api/v1/{collection}?limit=500");
+    let stats = format!("/api/v1/stats/{collection}?window={window}");
+    let (list, stats) = tokio::join!(
+        console.api.get(caller, &list),
+        console.api.get(caller, &stats)
+    );
+    if !list.ok() {
+        return failed(console, session, &list);
+    }
+    let stats = stats_by_id(&stats);
+    let rows: Vec<Value> = items(&list)
+        .into_iter()
+        .map(|resource| {
+            let id = resource["id"].as_str().unwrap_or_default().to_owned();
+            json!({ "resource": resource, "stats": stats.get(&id) })
+        })
+        .collect();
+    console.render(
+        &format!("{collection}.html"),
+        Some(session),
+        json!({
+            "page": collection,
+            "rows": rows,
+            "more": list.body["next_cursor"].is_string(),
+            "notice": notice(notice_code),
+        }),
+    )
+}
+
+/// Creates a resource of `collection` from the form's `names` fields (the empty ones left out,
+/// for the API to fill in): the API's answer, or the form again with its error.
+async fn create_from(
+    console: &Console,
+    session: &Session,
+    headers: &HeaderMap,
+    fields: &Fields,
+    collection: &str,
+    names: &[&str],
+) -> Result<Answer, Response> {
+    if let Some(refused) = guard(console, session, headers, fields.get("csrf")) {
+        return Err(refused);
+    }
+    let body: Map<String, Value> = names
+        .iter()
+        .filter(|name| !fields.get(name).is_empty())
+        .map(|name| ((*name).to_owned(), fields.get(name).into()))
+        .collect();
+    let answer = console
+        .api
+        .call(
+            &session.caller,
+            Method::POST,
+            &format!("/api/v1/{collection}"),
+            Some(&Value::Object(body)),
+            None,
+        )
+        .await;
+    if answer.ok() {
+        return Ok(answer);
+    }
+    let mut context = json!({"page": collection, "error": answer.message()});
+    for name in names {
+        context[*name] = fields.get(name).into();
+    }
+    let form = format!("{}_new.html", collection.trim_end_matches('s'));
+    let mut response = console.render(&form, Some(session), context);
+    *response.status_mut() = answer.status;
+    Err(response)
+}
+
 /// `GET /ui/sources`.
 pub async fn sources(
     State(console): State<Console>,
     session: Session,
     Query(query): Query<NoticeQuery>,
 ) -> Response {
-    let caller = &session.caller;
-    let (list, stats) = tokio::join!(
-        console.api.get(caller, "/api/v1/sources?limit=500"),
-        console.api.get(caller, "/api/v1/stats/sources?window=24h"),
-    );
-    if !list.ok() {
-        return failed(&console, &session, &list);
-    }
-    let stats = stats_by_id(&stats);
-    let rows: Vec<Value> = items(&list)
-        .into_iter()
-        .map(|source| {
-            let id = source["id"].as_str().unwrap_or_default().to_owned();
-            json!({ "source": source, "stats": stats.get(&id) })
-        })
-        .collect();
-    console.render(
-        "sources.html",
-        Some(&session),
-        json!({
-            "page": "sources",
-            "rows": rows,
-            "more": list.body["next_cursor"].is_string(),
-            "notice": notice(query.notice.as_deref()),
-        }),
+    listing(
+        &console,
+        &session,
+        "sources",
+        "24h",
+        query.notice.as_deref(),
     )
+    .await
 }
 
 /// `GET /ui/sources/new`.
@@ -356,51 +413,33 @@ pub async fn create_source(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
     let fields = Fields(fields);
-    if let Some(refused) = guard(&console, &session, &headers, fields.get("csrf")) {
-        return refused;
-    }
-    let mut body = Map::new();
-    for name in ["id", "name"] {
-        if !fields.get(name).is_empty() {
-            body.insert(name.into(), fields.get(name).into());
+    match create_from(
+        &console,
+        &session,
+        &headers,
+        &fields,
+        "sources",
+        &["id", "name"],
+    )
+    .await
+    {
+        Ok(answer) => {
+            let token = created_token(&answer.body);
+            token_page(&console, &session, &answer.body, token, "created", None)
         }
+        Err(response) => response,
     }
-    let answer = console
-        .api
-        .call(
-            &session.caller,
-            Method::POST,
-            "/api/v1/sources",
-            Some(&Value::Object(body)),
-            None,
-        )
-        .await;
-    if !answer.ok() {
-        let mut response = console.render(
-            "source_new.html",
-            Some(&session),
-            json!({
-                "page": "sources",
-                "error": answer.message(),
-                "id": fields.get("id"),
-                "name": fields.get("name"),
-            }),
-        );
-        *response.status_mut() = answer.status;
-        return response;
-    }
-    token_page(&console, &session, &answer.body, "created")
 }
 
-/// The page that shows a source's URL and bearer tokens once, with a ready curl.
-fn token_page(console: &Console, session: &Session, source: &Value, what: &str) -> Response {
-    let tokens: Vec<Value> = source["auth"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|entry| entry["type"] == "bearer")
-        .flat_map(|entry| entry["tokens"].as_array().cloned().unwrap_or_default())
-        .collect();
+/// The page that shows a source's URL and its new bearer `token` once, with a ready curl.
+fn token_page(
+    console: &Console,
+    session: &Session,
+    source: &Value,
+    token: Option<&Value>,
+    what: &str,
+    previous_expire_at: Option<&Value>,
+) -> Response {
     console.render(
         "token.html",
         Some(session),
@@ -408,9 +447,20 @@ fn token_page(console: &Console, session: &Session, source: &Value, what: &str) 
             "page": "sources",
             "what": what,
             "source": source,
-            "token": tokens.last(),
+            "token": token,
+            "previous_expire_at": previous_expire_at,
         }),
     )
+}
+
+/// The bearer token a create answer shows in full (a source the API gave a token).
+fn created_token(source: &Value) -> Option<&Value> {
+    source["auth"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry["type"] == "bearer")
+        .find_map(|entry| entry["tokens"].as_array()?.first())
 }
 
 /// `GET /ui/sources/{id}`: the source, and its recent requests (refused ones included).
@@ -486,8 +536,15 @@ pub async fn source_action(
             if !answer.ok() {
                 return failed(&console, &session, &answer);
             }
-            let source = answer.body.get("source").unwrap_or(&answer.body).clone();
-            token_page(&console, &session, &source, "rotated")
+            // The new token is shown in full this once; the source's view masks every token.
+            token_page(
+                &console,
+                &session,
+                &answer.body["source"],
+                answer.body.get("token"),
+                "rotated",
+                answer.body.get("previous_tokens_expire_at"),
+            )
         }
         "delete" => delete(&console, &session, &path, &format!("{BASE}/sources")).await,
         _ => not_found(State(console), headers).await,
@@ -539,34 +596,14 @@ pub async fn destinations(
     session: Session,
     Query(query): Query<NoticeQuery>,
 ) -> Response {
-    let caller = &session.caller;
-    let (list, stats) = tokio::join!(
-        console.api.get(caller, "/api/v1/destinations?limit=500"),
-        console
-            .api
-            .get(caller, "/api/v1/stats/destinations?window=1h"),
-    );
-    if !list.ok() {
-        return failed(&console, &session, &list);
-    }
-    let stats = stats_by_id(&stats);
-    let rows: Vec<Value> = items(&list)
-        .into_iter()
-        .map(|destination| {
-            let id = destination["id"].as_str().unwrap_or_default().to_owned();
-            json!({ "destination": destination, "stats": stats.get(&id) })
-        })
-        .collect();
-    console.render(
-        "destinations.html",
-        Some(&session),
-        json!({
-            "page": "destinations",
-            "rows": rows,
-            "more": list.body["next_cursor"].is_string(),
-            "notice": notice(query.notice.as_deref()),
-        }),
+    listing(
+        &console,
+        &session,
+        "destinations",
+        "1h",
+        query.notice.as_deref(),
     )
+    .await
 }
 
 /// `GET /ui/destinations/new`.
@@ -586,46 +623,27 @@ pub async fn create_destination(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
     let fields = Fields(fields);
-    if let Some(refused) = guard(&console, &session, &headers, fields.get("csrf")) {
-        return refused;
-    }
-    let mut body = Map::new();
-    for name in ["id", "name", "url"] {
-        if !fields.get(name).is_empty() {
-            body.insert(name.into(), fields.get(name).into());
+    let names = ["id", "name", "url"];
+    match create_from(
+        &console,
+        &session,
+        &headers,
+        &fields,
+        "destinations",
+        &names,
+    )
+    .await
+    {
+        Ok(answer) => {
+            let id = answer.body["id"].as_str().unwrap_or_default();
+            Redirect::to(&format!(
+                "{BASE}/destinations/{}?notice=created",
+                segment(id)
+            ))
+            .into_response()
         }
+        Err(response) => response,
     }
-    let answer = console
-        .api
-        .call(
-            &session.caller,
-            Method::POST,
-            "/api/v1/destinations",
-            Some(&Value::Object(body)),
-            None,
-        )
-        .await;
-    if !answer.ok() {
-        let mut response = console.render(
-            "destination_new.html",
-            Some(&session),
-            json!({
-                "page": "destinations",
-                "error": answer.message(),
-                "id": fields.get("id"),
-                "name": fields.get("name"),
-                "url": fields.get("url"),
-            }),
-        );
-        *response.status_mut() = answer.status;
-        return response;
-    }
-    let id = answer.body["id"].as_str().unwrap_or_default();
-    Redirect::to(&format!(
-        "{BASE}/destinations/{}?notice=created",
-        segment(id)
-    ))
-    .into_response()
 }
 
 /// The query of a destination's page: the attempts filter.
@@ -790,8 +808,8 @@ pub async fn triggers(
 fn editable(view: &Value) -> String {
     let mut view = view.clone();
     if let Value::Object(object) = &mut view {
-        for field in READ_ONLY {
-            object.remove(*field);
+        for field in crate::body::READ_ONLY {
+            object.remove(field);
         }
     }
     serde_json::to_string_pretty(&view).unwrap_or_default()
@@ -957,12 +975,7 @@ async fn run_preview(
     trigger: &Value,
     sample: &Value,
 ) -> Answer {
-    let mut trigger = trigger.clone();
-    if let Value::Object(object) = &mut trigger {
-        for field in READ_ONLY {
-            object.remove(*field);
-        }
-    }
+    // The API drops the fields it shows but takes no change of (`created_at`, ...).
     let body = json!({"trigger": trigger, "event": sample});
     console
         .api
@@ -1086,7 +1099,7 @@ async fn save(
     if let Some(refused) = guard(&console, &session, &headers, fields.get("csrf")) {
         return refused;
     }
-    let (mut trigger, _) = match editor_input(&fields) {
+    let (trigger, _) = match editor_input(&fields) {
         Ok(input) => input,
         Err(message) => {
             return editor_again(
@@ -1100,11 +1113,6 @@ async fn save(
             .await;
         }
     };
-    if let Value::Object(object) = &mut trigger {
-        for field in READ_ONLY {
-            object.remove(*field);
-        }
-    }
     let answer = match &id {
         Some(id) => {
             let tag = Some(fields.get("etag")).filter(|tag| !tag.is_empty());
@@ -1260,7 +1268,7 @@ pub async fn save_edit(
         *response.status_mut() = status;
         response
     };
-    let mut resource = match serde_json::from_str::<Value>(fields.get("code")) {
+    let resource = match serde_json::from_str::<Value>(fields.get("code")) {
         Ok(resource) => resource,
         Err(error) => {
             return again(
@@ -1269,11 +1277,6 @@ pub async fn save_edit(
             );
         }
     };
-    if let Value::Object(object) = &mut resource {
-        for field in READ_ONLY {
-            object.remove(*field);
-        }
-    }
     let tag = Some(fields.get("etag")).filter(|tag| !tag.is_empty());
     let answer = console
         .api
@@ -1491,18 +1494,22 @@ pub async fn dead_letters(
     session: Session,
     Query(query): Query<DeadQuery>,
 ) -> Response {
-    let mut path = "/api/v1/dead-letters?limit=50".to_owned();
+    // The filter as a query string, for the API and for the link to older letters.
+    let mut filter = String::new();
     for (name, value) in [
         ("destination", &query.destination),
         ("source", &query.source),
         ("reason", &query.reason),
         ("since", &query.since),
         ("until", &query.until),
-        ("cursor", &query.cursor),
     ] {
         if let Some(value) = value.as_deref().filter(|value| !value.is_empty()) {
-            path.push_str(&format!("&{name}={}", query_value(value)));
+            filter.push_str(&format!("&{name}={}", query_value(value)));
         }
+    }
+    let mut path = format!("/api/v1/dead-letters?limit=50{filter}");
+    if let Some(cursor) = query.cursor.as_deref().filter(|cursor| !cursor.is_empty()) {
+        path.push_str(&format!("&cursor={}", query_value(cursor)));
     }
     let answer = console.api.get(&session.caller, &path).await;
     console.render(
@@ -1512,7 +1519,9 @@ pub async fn dead_letters(
             "page": "dead-letters",
             "letters": items(&answer),
             "error": (!answer.ok()).then(|| answer.message()),
-            "next_cursor": answer.body["next_cursor"],
+            "older": answer.body["next_cursor"].as_str().map(|cursor| {
+                format!("{BASE}/dead-letters?cursor={}{filter}", query_value(cursor))
+            }),
             "filter": {
                 "destination": query.destination,
                 "source": query.source,
@@ -1579,6 +1588,8 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.test/ui/")), "/ui/");
         assert_eq!(safe_next(Some("//evil.test/ui/")), "/ui/");
         assert_eq!(safe_next(Some("/ui//evil.test")), "/ui/");
+        assert_eq!(safe_next(Some("/ui/\nSet-Cookie: x")), "/ui/");
+        assert_eq!(safe_next(Some("/ui/\\evil.test")), "/ui/");
         assert_eq!(safe_next(None), "/ui/");
     }
 

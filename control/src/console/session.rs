@@ -170,11 +170,16 @@ pub fn clear_cookie(request: &HeaderMap) -> HeaderValue {
 }
 
 /// Whether a change request comes from the console's own pages: its `Origin` (or, without one,
-/// `Sec-Fetch-Site`) must name this host. Browsers send one of them with every form post.
+/// `Sec-Fetch-Site`) must name the host the browser asked for: `X-Forwarded-Host` when a proxy
+/// in front of control sets it, else `Host` (default ports aside). Browsers send one of them with
+/// every form post; the per-session CSRF token is checked besides.
 pub fn same_origin(headers: &HeaderMap) -> bool {
     let host = headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok());
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
+        .and_then(|host| host.to_str().ok())
+        .and_then(|host| host.split(',').next())
+        .map(str::trim);
     // `Origin: null` (a privacy setting, a sandboxed frame) says nothing: the fetch metadata
     // decides.
     if let Some(origin) = headers
@@ -184,11 +189,22 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
         let Some(origin) = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok()) else {
             return false;
         };
-        let authority = match origin.port() {
-            Some(port) => format!("{}:{port}", origin.host_str().unwrap_or_default()),
-            None => origin.host_str().unwrap_or_default().to_owned(),
+        let Some(origin_host) = origin.host_str() else {
+            return false;
         };
-        return host.is_some_and(|host| host.eq_ignore_ascii_case(&authority));
+        // `port()` is None for the scheme's default port, so compare without it.
+        let default_port = match origin.scheme() {
+            "https" => ":443",
+            _ => ":80",
+        };
+        let authority = match origin.port() {
+            Some(port) => format!("{origin_host}:{port}"),
+            None => origin_host.to_owned(),
+        };
+        return host.is_some_and(|host| {
+            let host = host.strip_suffix(default_port).unwrap_or(host);
+            host.eq_ignore_ascii_case(&authority)
+        });
     }
     match headers.get("sec-fetch-site").map(HeaderValue::as_bytes) {
         Some(site) => site == b"same-origin" || site == b"none",
@@ -246,6 +262,19 @@ mod tests {
         assert!(same_origin(&headers));
         headers.insert(header::ORIGIN, HeaderValue::from_static("http://evil.test"));
         assert!(!same_origin(&headers));
+        // Behind a proxy that says which host the browser asked for, default ports aside.
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://hooks.example.com"),
+        );
+        headers.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("hooks.example.com:443"),
+        );
+        assert!(same_origin(&headers));
+        headers.insert("x-forwarded-host", HeaderValue::from_static("other.test"));
+        assert!(!same_origin(&headers));
+        headers.remove("x-forwarded-host");
         headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
         headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
         assert!(same_origin(&headers));

@@ -241,6 +241,19 @@ async fn read_only_tokens_read_but_cannot_write() {
         ("POST", "/api/v1/sources/app/disable", None),
         ("PATCH", "/api/v1/sources/app", Some(json!({"name": "x"}))),
         ("DELETE", "/api/v1/triggers/signups", None),
+        // The unsaved preview's route: only its POST is open to read-only tokens.
+        (
+            "PUT",
+            "/api/v1/triggers/preview",
+            Some(json!({"when": {"sources": ["app"]},
+                        "actions": [{"destination": "crm", "body": "{}"}]})),
+        ),
+        (
+            "PATCH",
+            "/api/v1/triggers/preview",
+            Some(json!({"name": "x"})),
+        ),
+        ("DELETE", "/api/v1/triggers/preview", None),
     ] {
         let answer = app.call(method, path, Some(VIEWER), &[], body).await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{method} {path}");
@@ -248,6 +261,8 @@ async fn read_only_tokens_read_but_cannot_write() {
     }
     let still = app.admin("GET", "/api/v1/sources/app", None).await;
     assert_eq!(still.body["enabled"], true);
+    let none = app.admin("GET", "/api/v1/triggers/preview", None).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -1469,6 +1484,24 @@ async fn the_console_needs_a_login_and_shows_what_it_is_given_as_text() {
     assert_eq!(view.body["name"], name);
     let token = view.body["auth"][0]["tokens"][0].as_str().unwrap();
     assert!(token.starts_with("hl_"), "masked in the API: {token}");
+    let shown = |html: &str| {
+        let start = html.find(r#"<code id="token">"#).expect("a token") + 17;
+        html[start..start + html[start..].find('<').unwrap()].to_owned()
+    };
+    let first = shown(&created.html);
+    assert!(first.starts_with("hl_") && first.len() > 40, "{first}");
+    // A rotation shows the new token in full, once.
+    let rotated = app
+        .page(
+            "/ui/sources/hostile/rotate-token",
+            Some(&cookie),
+            Some(&format!("csrf={}", page.csrf())),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.html);
+    let second = shown(&rotated.html);
+    assert!(second.starts_with("hl_") && second.len() > 40 && second != first, "{second}");
+    assert!(rotated.html.contains("keep working until"), "{}", rotated.html);
 
     // Pages over each kind render for the seeded resources.
     for path in [

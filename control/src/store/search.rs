@@ -140,7 +140,8 @@ pub fn events(
             until_ms: window.until_ms,
         };
         let page = query::page(connection, &filter, &chunk)?;
-        for event in page.items {
+        let in_chunk = page.items.len();
+        for (index, event) in page.items.into_iter().enumerate() {
             found.scanned += 1;
             after = Some(event.cursor());
             let matched = match search.needs_match() {
@@ -159,8 +160,11 @@ pub fn events(
                 }
             }
             if found.scanned >= search.budget {
-                found.stopped_at_budget = true;
-                found.next = after;
+                // Unless that was the window's last event: then the search is complete.
+                if index + 1 < in_chunk || page.next.is_some() {
+                    found.stopped_at_budget = true;
+                    found.next = after;
+                }
                 return Ok(found);
             }
         }

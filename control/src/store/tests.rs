@@ -373,6 +373,11 @@ fn search_on(store: &Store) {
     let (ids, found) = find(&acme, &window);
     assert_eq!(ids, ["evt-2"]);
     assert!(found.stopped_at_budget);
+    // A budget that ends on the window's last event ends the search: complete, no cursor.
+    let exact = Search { budget: 5, ..acme };
+    let (ids, found) = find(&exact, &Window::latest(10));
+    assert_eq!(ids, ["evt-2", "evt-0"]);
+    assert!(!found.stopped_at_budget && found.next.is_none());
 }
 
 fn count(store: &Store, kind: RecordKind) -> i64 {
