@@ -36,6 +36,7 @@
 //! - [`dead_letter`]: a dead letter's id (its place on the topic) and how it is shown.
 //! - [`dead_states`]: what operators did with dead letters (replayed, discarded), from Kafka.
 //! - [`held`]: the jobs paused destinations have on hold, from Kafka.
+//! - [`failing`]: since when destinations fail without a success, from Kafka.
 //! - [`send`]: what control writes besides resources (jobs and events).
 
 pub mod auth;
@@ -47,6 +48,7 @@ pub mod dead_letter;
 pub mod dead_states;
 pub mod error;
 pub mod extract;
+pub mod failing;
 pub mod handlers;
 pub mod held;
 pub mod journey;

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::Config;
 use crate::dead_states::DeadStates;
 use crate::error::Error;
+use crate::failing::Failing;
 use crate::held::Held;
 use crate::metrics::Metrics;
 use crate::routes;
@@ -33,6 +34,7 @@ pub struct Control {
     history: Arc<History>,
     dead_states: Arc<DeadStates>,
     held: Arc<Held>,
+    failing: Arc<Failing>,
     kafka: KafkaSettings,
 }
 
@@ -72,6 +74,7 @@ impl Control {
         .await?;
         let dead_states = DeadStates::new(kafka, config.write_timeout())?;
         let held = Held::new();
+        let failing = Failing::new();
         let history = Arc::new(History {
             logs,
             sender: Sender::new(kafka, config.write_timeout())?,
@@ -79,6 +82,7 @@ impl Control {
             max_replay: config.max_replay,
             dead_states: dead_states.clone(),
             held: held.clone(),
+            failing: failing.clone(),
         });
         let router = routes::app(
             ApiState {
@@ -99,6 +103,7 @@ impl Control {
             history,
             dead_states,
             held,
+            failing,
             kafka: kafka.clone(),
         })
     }
@@ -125,9 +130,17 @@ impl Control {
         let reader = self.reader.run(shutdown.clone());
         let serve = self.listener.serve(self.router, shutdown.clone());
         let states = self.dead_states.run(self.kafka.clone(), shutdown.clone());
+        let failing = self.failing.run(self.kafka.clone(), shutdown.clone());
         let held = self.held.run(self.kafka, shutdown.clone());
         tokio::select! {
             () = serve => Ok(()),
+            read = failing => {
+                let result = read.map_err(Error::from);
+                if result.is_err() {
+                    shutdown.cancel();
+                }
+                result
+            }
             read = held => {
                 let result = read.map_err(Error::from);
                 if result.is_err() {

@@ -10,6 +10,7 @@ use hookline_runtime::resources::ResourceStore;
 
 use crate::dead_states::DeadStates;
 use crate::error::ApiError;
+use crate::failing::Failing;
 use crate::held::Held;
 use crate::metrics::Metrics;
 use crate::send::Sender;
@@ -50,6 +51,8 @@ pub struct History {
     pub dead_states: Arc<DeadStates>,
     /// The jobs paused destinations have on hold.
     pub held: Arc<Held>,
+    /// Since when destinations fail without a success.
+    pub failing: Arc<Failing>,
 }
 
 impl History {

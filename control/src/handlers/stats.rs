@@ -262,6 +262,7 @@ pub(crate) async fn destinations(
             shown["paused"] = destination.paused.into();
             shown["held_jobs"] = held.map_or(0, |held| held.jobs).into();
             shown["oldest_held_at"] = millis(held.map(|held| held.oldest_ms));
+            shown["failing_since"] = state.history.failing.since(&id).into();
             shown["last_delivered_at"] = millis(
                 state
                     .history

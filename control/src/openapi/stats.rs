@@ -138,7 +138,7 @@ pub(super) fn schemas(schemas: &mut Map<String, Value>) {
             "type": "object",
             "required": ["id", "name", "enabled", "paused", "attempts", "delivered", "failed",
                 "dead_letters", "success_rate", "failure_rate", "p50_ms", "p99_ms", "held_jobs",
-                "oldest_held_at", "last_delivered_at", "last_attempt_at", "last_attempt_outcome"],
+                "oldest_held_at", "failing_since", "last_delivered_at", "last_attempt_at", "last_attempt_outcome"],
             "properties": {
                 "id": {"type": "string"},
                 "name": {"type": "string"},
@@ -154,6 +154,7 @@ pub(super) fn schemas(schemas: &mut Map<String, Value>) {
                 "p99_ms": milliseconds("99th percentile of those durations, within 4.5%; null without any."),
                 "held_jobs": count("Jobs on hold now, while the destination is paused."),
                 "oldest_held_at": time("When the oldest job on hold was held."),
+                "failing_since": time("Since when the destination has failed without a single success, as the dispatchers record it (hookline.destination-health); null while it succeeds. Circuit breaker states themselves live in each dispatcher and are not shown."),
                 "last_delivered_at": time("The last successful delivery the store saw, in any window."),
                 "last_attempt_at": time("When the newest stored attempt finished, in any window."),
                 "last_attempt_outcome": {"enum": ["delivered", "retrying", "dead", "blocked", null], "description": "Its outcome."}

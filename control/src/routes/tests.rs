@@ -100,6 +100,11 @@ async fn app_with(max_body_bytes: usize, ready: bool) -> App {
             tokio::spawn(held.clone().run(settings.clone(), shutdown.clone()));
             held
         },
+        failing: {
+            let failing = crate::failing::Failing::new();
+            tokio::spawn(failing.clone().run(settings.clone(), shutdown.clone()));
+            failing
+        },
     });
     let router = super::app(
         ApiState {
@@ -1500,8 +1505,15 @@ async fn the_console_needs_a_login_and_shows_what_it_is_given_as_text() {
         .await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.html);
     let second = shown(&rotated.html);
-    assert!(second.starts_with("hl_") && second.len() > 40 && second != first, "{second}");
-    assert!(rotated.html.contains("keep working until"), "{}", rotated.html);
+    assert!(
+        second.starts_with("hl_") && second.len() > 40 && second != first,
+        "{second}"
+    );
+    assert!(
+        rotated.html.contains("keep working until"),
+        "{}",
+        rotated.html
+    );
 
     // Pages over each kind render for the seeded resources.
     for path in [
@@ -1728,12 +1740,24 @@ async fn stats_show_every_destination_and_source_over_the_window_worst_first() {
         )
         .await
         .unwrap();
+    // A dispatcher recorded that crm fails without a success since ten minutes ago.
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&settings.topics().destination_health())
+                .key("crm")
+                .payload(
+                    r#"{"schema_version": 1, "destination_id": "crm", "failing_since": "2026-12-04T10:00:00Z"}"#,
+                ),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
     let quiet_id = ResourceId::parse("quiet").unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while app.history.held.of(&quiet_id).is_none() {
+    while app.history.held.of(&quiet_id).is_none() || app.history.failing.since("crm").is_none() {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the held job was not read"
+            "the held job or the health record was not read"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -1756,6 +1780,7 @@ async fn stats_show_every_destination_and_source_over_the_window_worst_first() {
     assert_eq!(crm["enabled"], true);
     assert_eq!(crm["paused"], false);
     assert_eq!(crm["held_jobs"], 0);
+    assert_eq!(crm["failing_since"], "2026-12-04T10:00:00Z");
     assert_eq!(crm["oldest_held_at"], Value::Null);
     assert_eq!(crm["last_delivered_at"], rfc3339_ms(start + 89));
     assert_eq!(crm["last_attempt_at"], rfc3339_ms(start + 100));
@@ -1775,6 +1800,7 @@ async fn stats_show_every_destination_and_source_over_the_window_worst_first() {
     assert_eq!(quiet["last_attempt_outcome"], Value::Null);
     assert_eq!(quiet["last_attempt_at"], Value::Null);
     assert_eq!(quiet["held_jobs"], 1);
+    assert_eq!(quiet["failing_since"], Value::Null);
     assert_eq!(quiet["oldest_held_at"], rfc3339_ms(now - 60_000));
 
     // The last 5 minutes hold the same; the day also erp's failures of three hours ago.
