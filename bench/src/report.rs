@@ -86,6 +86,20 @@ pub struct RawLimits {
     pub smaller_per_second: f64,
     /// Which one it is.
     pub smaller: String,
+    /// CPU milliseconds one raw HTTP exchange took: the load generator's and the receiver's
+    /// CPU during the raw HTTP phase, over the requests answered.
+    pub http_cpu_ms: f64,
+    /// CPU milliseconds one raw Kafka record took, produced, stored and consumed: the bench's CPU
+    /// during the raw Kafka phase (producer, consumer, and the embedded broker when it is the
+    /// broker) and the broker's (with `--broker-pid`), over the records consumed.
+    pub kafka_cpu_ms: f64,
+    /// Whether [`Self::kafka_cpu_ms`] includes the broker's CPU (false for a broker in another
+    /// process without `--broker-pid`: then the composed limit is too high).
+    pub kafka_broker_counted: bool,
+    /// The composed limit: events per second the machine's cores would carry if each event cost
+    /// only its floor, 1 + d HTTP exchanges and 1 + d Kafka records (d: deliveries per event),
+    /// at the raw phases' CPU per exchange and per record.
+    pub composed_per_second: f64,
 }
 
 /// One measured phase.
@@ -160,6 +174,8 @@ pub struct Summary {
     pub max_deliveries_per_second: f64,
     /// The maximum as a share of the smaller raw limit.
     pub ratio_to_smaller_raw_limit: f64,
+    /// The maximum as a share of the composed limit ([`RawLimits::composed_per_second`]).
+    pub ratio_to_composed_limit: f64,
     /// End-to-end p99 at half the maximum, in milliseconds.
     pub p99_at_half_ms: Option<f64>,
     /// Hookline's CPU seconds per 1,000 events at the maximum.
@@ -409,7 +425,23 @@ impl Report {
             "\ndeliveries: {} of {} expected received, {} duplicates, {} bad signatures, {} unparsable",
             d.received, d.expected, d.duplicates, d.bad_signatures, d.unparsable
         );
+        let raw = &self.raw;
+        let _ = writeln!(
+            out,
+            "composed limit: {} events/s on {} cores at {:.4} CPU-ms per HTTP exchange and {:.4} per Kafka record{} (1 + {:.2} of each per event)",
+            thousands(raw.composed_per_second),
+            self.machine.cores,
+            raw.http_cpu_ms,
+            raw.kafka_cpu_ms,
+            if raw.kafka_broker_counted { "" } else { " (broker CPU not counted: pass --broker-pid)" },
+            self.setup.workload.deliveries_per_event,
+        );
         if let Some(summary) = &self.summary {
+            let _ = writeln!(
+                out,
+                "pipeline against the composed limit: {:.2}",
+                summary.ratio_to_composed_limit
+            );
             let _ = writeln!(
                 out,
                 "summary: {} events/s end to end ({} deliveries/s) = {:.2} of the smaller raw limit ({}); p99 at 50%: {}; Hookline {:.3} CPU s per 1,000 events, peak RSS {:.0} MB",

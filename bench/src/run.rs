@@ -156,8 +156,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let args = &context.args;
 
-    // The raw limits first, while nothing else runs.
+    // The raw limits first, while nothing else runs; with the CPU each took.
     let mut raw_spans = Vec::new();
+    let cpu = |pid: Option<u32>| {
+        pid.and_then(|pid| Usage::of(pid).ok())
+            .map_or(0.0, |usage| usage.cpu_seconds)
+    };
+    let receiver_pid = Some(context.receiver.pid);
+    let broker_pid = args.broker_pid;
+    let own_pid = Some(std::process::id());
+    let http_cpu_start = cpu(own_pid) + cpu(receiver_pid);
     let raw_start = now_us() as f64 / 1e6;
     context
         .monitor
@@ -175,6 +183,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let http_per_second = http.accepted as f64 / http.elapsed.as_secs_f64().max(1e-3);
+    let http_cpu_ms =
+        (cpu(own_pid) + cpu(receiver_pid) - http_cpu_start) * 1000.0 / http.accepted.max(1) as f64;
+    let kafka_cpu_start = cpu(own_pid) + cpu(broker_pid);
     let raw_kafka_start = now_us() as f64 / 1e6;
     raw_spans.push(("raw HTTP", raw_start, raw_kafka_start));
     context
@@ -196,6 +207,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     raw_spans.push(("raw Kafka", raw_kafka_start, now_us() as f64 / 1e6));
+    let kafka_cpu_ms =
+        (cpu(own_pid) + cpu(broker_pid) - kafka_cpu_start) * 1000.0 / kafka.records.max(1) as f64;
+    // The floor of one event: 1 + d HTTP exchanges (in, and each delivery) and 1 + d Kafka
+    // records (the event, and each job), at what the raw phases spent on one of each.
+    let d = workload::deliveries_per_event();
+    let floor_ms = (1.0 + d) * (http_cpu_ms + kafka_cpu_ms);
+    let composed_per_second = machine.cores as f64 * 1000.0 / floor_ms.max(1e-9);
     let (smaller_per_second, smaller) = if kafka.per_second <= http_per_second {
         (kafka.per_second, "Kafka")
     } else {
@@ -206,6 +224,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         kafka,
         smaller_per_second,
         smaller: smaller.to_owned(),
+        http_cpu_ms,
+        kafka_cpu_ms,
+        kafka_broker_counted: args.brokers.is_none() || broker_pid.is_some(),
+        composed_per_second,
     };
 
     let per_role = args.brokers.is_some() || args.per_role || args.scale;
@@ -326,7 +348,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let summary = (!args.scale)
         .then(|| phases.first())
         .flatten()
-        .map(|closed| summarize(closed, &phases, raw.smaller_per_second));
+        .map(|closed| summarize(closed, &phases, &raw));
     let smoke = args.smoke.then(|| {
         let measured = phases
             .first()
@@ -550,7 +572,7 @@ fn usages(context: &Bench, pipeline: &Pipeline) -> Vec<(String, Usage)> {
     usages
 }
 
-fn summarize(closed: &Phase, phases: &[Phase], smaller_raw: f64) -> Summary {
+fn summarize(closed: &Phase, phases: &[Phase], raw: &RawLimits) -> Summary {
     let hookline = |phase: &Phase| {
         phase
             .processes
@@ -567,7 +589,10 @@ fn summarize(closed: &Phase, phases: &[Phase], smaller_raw: f64) -> Summary {
     Summary {
         max_events_per_second: closed.end_to_end_per_second,
         max_deliveries_per_second: closed.deliveries_per_second,
-        ratio_to_smaller_raw_limit: closed.end_to_end_per_second / smaller_raw.max(1e-3),
+        ratio_to_smaller_raw_limit: closed.end_to_end_per_second
+            / raw.smaller_per_second.max(1e-3),
+        ratio_to_composed_limit: closed.end_to_end_per_second
+            / raw.composed_per_second.max(1e-3),
         p99_at_half_ms: phases
             .iter()
             .find(|phase| phase.name == "open 50%")
