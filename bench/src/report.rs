@@ -433,7 +433,11 @@ impl Report {
             self.machine.cores,
             raw.http_cpu_ms,
             raw.kafka_cpu_ms,
-            if raw.kafka_broker_counted { "" } else { " (broker CPU not counted: pass --broker-pid)" },
+            if raw.kafka_broker_counted {
+                ""
+            } else {
+                " (broker CPU not counted: pass --broker-pid)"
+            },
             self.setup.workload.deliveries_per_event,
         );
         if let Some(summary) = &self.summary {

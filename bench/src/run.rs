@@ -589,10 +589,8 @@ fn summarize(closed: &Phase, phases: &[Phase], raw: &RawLimits) -> Summary {
     Summary {
         max_events_per_second: closed.end_to_end_per_second,
         max_deliveries_per_second: closed.deliveries_per_second,
-        ratio_to_smaller_raw_limit: closed.end_to_end_per_second
-            / raw.smaller_per_second.max(1e-3),
-        ratio_to_composed_limit: closed.end_to_end_per_second
-            / raw.composed_per_second.max(1e-3),
+        ratio_to_smaller_raw_limit: closed.end_to_end_per_second / raw.smaller_per_second.max(1e-3),
+        ratio_to_composed_limit: closed.end_to_end_per_second / raw.composed_per_second.max(1e-3),
         p99_at_half_ms: phases
             .iter()
             .find(|phase| phase.name == "open 50%")
