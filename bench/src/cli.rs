@@ -37,7 +37,7 @@ pub enum Command {
     /// every query the API asks while a writer keeps adding events.
     Store(crate::store::StoreArgs),
     /// The console's pages and the statistics calls over HTTP, against `hookline control` with a
-    /// filled store (1,000,000 events by default).
+    /// filled store (`--events`, as `store`'s).
     Console(crate::console::ConsoleArgs),
     /// The webhook receiver, in its own process (the bench starts it; not for direct use).
     #[command(hide = true)]

@@ -77,7 +77,6 @@ impl Console {
                     json!({
                         "can_write": session.can_write(),
                         "csrf": session.csrf,
-                        "by": session.caller.by,
                     })
                 }),
             );
@@ -99,15 +98,29 @@ impl Console {
         }
     }
 
+    /// [`Self::render`], answered with `status`.
+    pub fn render_status(
+        &self,
+        status: StatusCode,
+        name: &str,
+        session: Option<&Session>,
+        context: Value,
+    ) -> Response {
+        let mut response = self.render(name, session, context);
+        if response.status().is_success() {
+            *response.status_mut() = status;
+        }
+        response
+    }
+
     /// A page that says what went wrong, with `status`.
     pub fn error(&self, session: Option<&Session>, status: StatusCode, message: &str) -> Response {
-        let mut response = self.render(
+        self.render_status(
+            status,
             "error.html",
             session,
             json!({"status": status.as_u16(), "reason": status.canonical_reason(), "message": message}),
-        );
-        *response.status_mut() = status;
-        response
+        )
     }
 }
 
@@ -254,7 +267,7 @@ pub fn guard(
     headers: &HeaderMap,
     csrf: &str,
 ) -> Option<Response> {
-    if !session::same_origin(headers) || !session.csrf_matches(csrf) {
+    if !session.posted_here(headers, csrf) {
         return Some(console.error(
             Some(session),
             StatusCode::FORBIDDEN,

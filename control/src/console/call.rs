@@ -29,6 +29,22 @@ pub fn query_value(value: &str) -> String {
     utf8_percent_encode(value, ESCAPED).to_string()
 }
 
+/// `&name=value` for each of `pairs` with a value that is not blank, escaped: the filters of a
+/// list, for the API's query string and for the console's own links.
+pub fn query_string(pairs: &[(&str, &Option<String>)]) -> String {
+    let mut query = String::new();
+    for (name, value) in pairs {
+        if let Some(value) = value
+            .as_deref()
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+        {
+            query.push_str(&format!("&{name}={}", query_value(value)));
+        }
+    }
+    query
+}
+
 /// The API's answer.
 #[derive(Debug)]
 pub struct Answer {
@@ -145,5 +161,12 @@ mod tests {
         assert_eq!(segment("push-to_chat.v2~"), "push-to_chat.v2~");
         assert_eq!(segment("a/b?c#d e%"), "a%2Fb%3Fc%23d%20e%25");
         assert_eq!(query_value("a&b=c"), "a%26b%3Dc");
+        let none = None;
+        let filter = [
+            ("source", &Some("a b".to_owned())),
+            ("q", &Some(" ".to_owned())),
+            ("x", &none),
+        ];
+        assert_eq!(query_string(&filter), "&source=a%20b");
     }
 }

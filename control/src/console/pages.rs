@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::call::{Answer, query_value, segment};
+use super::call::{Answer, query_string, query_value, segment};
 use super::session::{self, Session};
 use super::{BASE, Console, Fields, guard};
 
@@ -75,19 +75,16 @@ pub async fn login(
                 .insert(header::SET_COOKIE, session::set_cookie(value, &headers));
             response
         }
-        None => {
-            let mut response = console.render(
-                "login.html",
-                None,
-                json!({
-                    "next": next,
-                    "error": "That token is not accepted. Use a control token \
-                              (--control-token or --control-read-token).",
-                }),
-            );
-            *response.status_mut() = StatusCode::UNAUTHORIZED;
-            response
-        }
+        None => console.render_status(
+            StatusCode::UNAUTHORIZED,
+            "login.html",
+            None,
+            json!({
+                "next": next,
+                "error": "That token is not accepted. Use a control token \
+                          (--control-token or --control-read-token).",
+            }),
+        ),
     }
 }
 
@@ -99,7 +96,7 @@ pub async fn logout(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
     let fields = Fields(fields);
-    if !session::same_origin(&headers) || !session.csrf_matches(fields.get("csrf")) {
+    if !session.posted_here(&headers, fields.get("csrf")) {
         return console.error(
             Some(&session),
             StatusCode::FORBIDDEN,
@@ -243,7 +240,7 @@ fn health(registry: &prometheus::Registry) -> Value {
 /// `GET /ui/`: is it healthy, and who is hurting.
 pub async fn overview(State(console): State<Console>, session: Session) -> Response {
     let caller = &session.caller;
-    let (destinations, sources, recent) = tokio::join!(
+    let (destinations, sources, recent, recent_sources) = tokio::join!(
         console.api.get(
             caller,
             "/api/v1/stats/destinations?window=1h&sort=failure_rate"
@@ -254,6 +251,7 @@ pub async fn overview(State(console): State<Console>, session: Session) -> Respo
         console
             .api
             .get(caller, "/api/v1/stats/destinations?window=5m"),
+        console.api.get(caller, "/api/v1/stats/sources?window=5m"),
     );
     let sum = |answer: &Answer, field: &str| -> Option<f64> {
         answer.ok().then(|| {
@@ -263,10 +261,6 @@ pub async fn overview(State(console): State<Console>, session: Session) -> Respo
                 .sum()
         })
     };
-    let recent_sources = console
-        .api
-        .get(caller, "/api/v1/stats/sources?window=5m")
-        .await;
     // The window starts at a whole minute, so it spans a little more than five.
     let minutes = |answer: &Answer| -> f64 {
         let at = |field: &str| {
@@ -375,9 +369,7 @@ async fn create_from(
         context[*name] = fields.get(name).into();
     }
     let form = format!("{}_new.html", collection.trim_end_matches('s'));
-    let mut response = console.render(&form, Some(session), context);
-    *response.status_mut() = answer.status;
-    Err(response)
+    Err(console.render_status(answer.status, &form, Some(session), context))
 }
 
 /// `GET /ui/sources`.
@@ -510,17 +502,7 @@ pub async fn source_action(
     let path = format!("/api/v1/sources/{}", segment(&id));
     let back = format!("{BASE}/sources/{}", segment(&id));
     match action.as_str() {
-        "enable" | "disable" => {
-            switch(
-                &console,
-                &session,
-                &path,
-                &action,
-                &back,
-                &format!("{action}d"),
-            )
-            .await
-        }
+        "enable" | "disable" => switch(&console, &session, &path, &action, &back).await,
         "rotate-token" => {
             let body = json!({});
             let answer = console
@@ -551,14 +533,14 @@ pub async fn source_action(
     }
 }
 
-/// Posts `path/action` and goes back to `back` with `notice`, or shows why not.
+/// Posts `path/action` (`enable`, `disable`, `pause`, `resume`) and goes back to `back` saying
+/// it is done (`enabled`, ...), or shows why not.
 async fn switch(
     console: &Console,
     session: &Session,
     path: &str,
     action: &str,
     back: &str,
-    notice: &str,
 ) -> Response {
     let answer = console
         .api
@@ -573,7 +555,7 @@ async fn switch(
     if !answer.ok() {
         return failed(console, session, &answer);
     }
-    Redirect::to(&format!("{back}?notice={notice}")).into_response()
+    Redirect::to(&format!("{back}?notice={action}d")).into_response()
 }
 
 /// Deletes `path` and goes to `back`.
@@ -663,12 +645,10 @@ pub async fn destination(
 ) -> Response {
     let caller = &session.caller;
     let path = format!("/api/v1/destinations/{}", segment(&id));
-    let mut attempts = format!("{path}/attempts?limit=50");
-    for (name, value) in [("outcome", &query.outcome), ("cursor", &query.cursor)] {
-        if let Some(value) = value.as_deref().filter(|value| !value.is_empty()) {
-            attempts.push_str(&format!("&{name}={}", query_value(value)));
-        }
-    }
+    let attempts = format!(
+        "{path}/attempts?limit=50{}",
+        query_string(&[("outcome", &query.outcome), ("cursor", &query.cursor)])
+    );
     let (view, attempts, stats) = tokio::join!(
         console.api.get(caller, &path),
         console.api.get(caller, &attempts),
@@ -710,24 +690,8 @@ pub async fn destination_action(
     let path = format!("/api/v1/destinations/{}", segment(&id));
     let back = format!("{BASE}/destinations/{}", segment(&id));
     match action.as_str() {
-        "enable" | "disable" => {
-            switch(
-                &console,
-                &session,
-                &path,
-                &action,
-                &back,
-                &format!("{action}d"),
-            )
-            .await
-        }
-        "pause" | "resume" => {
-            let notice = if action == "pause" {
-                "paused"
-            } else {
-                "resumed"
-            };
-            switch(&console, &session, &path, &action, &back, notice).await
+        "enable" | "disable" | "pause" | "resume" => {
+            switch(&console, &session, &path, &action, &back).await
         }
         "test" => {
             let mut body = Map::new();
@@ -756,7 +720,14 @@ pub async fn destination_action(
                     None,
                 )
                 .await;
-            let mut response = console.render(
+            // A test that went out answers 200 or 202; the page says which.
+            let status = if answer.ok() {
+                StatusCode::OK
+            } else {
+                answer.status
+            };
+            console.render_status(
+                status,
                 "test_result.html",
                 Some(&session),
                 json!({
@@ -766,11 +737,7 @@ pub async fn destination_action(
                     "error": (!answer.ok()).then(|| answer.message()),
                     "result": answer.body,
                 }),
-            );
-            if !answer.ok() {
-                *response.status_mut() = answer.status;
-            }
-            response
+            )
         }
         "delete" => delete(&console, &session, &path, &format!("{BASE}/destinations")).await,
         _ => not_found(State(console), headers).await,
@@ -824,13 +791,7 @@ async fn sample_for(
     trigger: &Value,
     chosen: Option<&str>,
 ) -> (String, String) {
-    let example = || {
-        (
-            serde_json::to_string_pretty(&json!({"payload": {"type": "example"}}))
-                .unwrap_or_default(),
-            String::new(),
-        )
-    };
+    let example = || (example_sample(), String::new());
     let event_id = match chosen {
         Some(chosen) => chosen.to_owned(),
         None => {
@@ -881,6 +842,11 @@ async fn sample_for(
     )
 }
 
+/// The sample event of a trigger with no stored event to preview against.
+fn example_sample() -> String {
+    serde_json::to_string_pretty(&json!({"payload": {"type": "example"}})).unwrap_or_default()
+}
+
 /// A trigger to start from.
 const NEW_TRIGGER: &str = r#"{
   "name": "New trigger",
@@ -893,8 +859,6 @@ const NEW_TRIGGER: &str = r#"{
 
 /// `GET /ui/triggers/new`.
 pub async fn new_trigger(State(console): State<Console>, session: Session) -> Response {
-    let sample =
-        serde_json::to_string_pretty(&json!({"payload": {"type": "example"}})).unwrap_or_default();
     console.render(
         "trigger.html",
         Some(&session),
@@ -902,7 +866,7 @@ pub async fn new_trigger(State(console): State<Console>, session: Session) -> Re
             "page": "triggers",
             "new": true,
             "code": NEW_TRIGGER,
-            "sample": sample,
+            "sample": example_sample(),
         }),
     )
 }
@@ -998,7 +962,7 @@ pub async fn preview(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
     let fields = Fields(fields);
-    if !session::same_origin(&headers) || !session.csrf_matches(fields.get("csrf")) {
+    if !session.posted_here(&headers, fields.get("csrf")) {
         return (
             StatusCode::FORBIDDEN,
             axum::Json(json!({"error": {"code": "forbidden", "message": "reload the page"}})),
@@ -1035,7 +999,8 @@ async fn editor_again(
         }
         Err(_) => None,
     };
-    let mut response = console.render(
+    console.render_status(
+        status,
         "trigger.html",
         Some(session),
         json!({
@@ -1048,9 +1013,7 @@ async fn editor_again(
             "error": error,
             "preview": preview,
         }),
-    );
-    *response.status_mut() = status;
-    response
+    )
 }
 
 /// `POST /ui/triggers`: creates the trigger in the editor (or previews it, for `preview`).
@@ -1083,7 +1046,7 @@ async fn save(
 ) -> Response {
     let previewing = fields.get("do") == "preview";
     if previewing {
-        if !session::same_origin(&headers) || !session.csrf_matches(fields.get("csrf")) {
+        if !session.posted_here(&headers, fields.get("csrf")) {
             return console.error(Some(&session), StatusCode::FORBIDDEN, "Reload the page.");
         }
         return editor_again(
@@ -1113,33 +1076,19 @@ async fn save(
             .await;
         }
     };
-    let answer = match &id {
-        Some(id) => {
-            let tag = Some(fields.get("etag")).filter(|tag| !tag.is_empty());
-            console
-                .api
-                .call(
-                    &session.caller,
-                    Method::PUT,
-                    &format!("/api/v1/triggers/{}", segment(id)),
-                    Some(&trigger),
-                    tag,
-                )
-                .await
-        }
-        None => {
-            console
-                .api
-                .call(
-                    &session.caller,
-                    Method::POST,
-                    "/api/v1/triggers",
-                    Some(&trigger),
-                    None,
-                )
-                .await
-        }
+    // A saved trigger is replaced if nobody changed it since it was opened; a new one created.
+    let (method, path, tag) = match &id {
+        Some(id) => (
+            Method::PUT,
+            format!("/api/v1/triggers/{}", segment(id)),
+            Some(fields.get("etag")).filter(|tag| !tag.is_empty()),
+        ),
+        None => (Method::POST, "/api/v1/triggers".to_owned(), None),
     };
+    let answer = console
+        .api
+        .call(&session.caller, method, &path, Some(&trigger), tag)
+        .await;
     if !answer.ok() {
         let status = answer.status;
         let message = match answer.code() {
@@ -1192,14 +1141,12 @@ pub async fn delete_trigger(
 
 // ----- Any resource as JSON -----
 
-/// The API's collection of a kind named in a console path.
-fn collection(kind: &str) -> Option<&'static str> {
-    match kind {
-        "sources" => Some("sources"),
-        "destinations" => Some("destinations"),
-        "triggers" => Some("triggers"),
-        _ => None,
-    }
+/// The API's collection named in a console path (`sources`, `destinations`, `triggers`).
+fn collection(name: &str) -> Option<&'static str> {
+    crate::kind::KINDS
+        .into_iter()
+        .map(crate::kind::plural)
+        .find(|plural| *plural == name)
 }
 
 /// `GET /ui/edit/{kind}/{id}`: every field of a resource, as JSON (secrets stay masked; a masked
@@ -1253,7 +1200,8 @@ pub async fn save_edit(
         return not_found(State(console), headers).await;
     };
     let again = |error: String, status: StatusCode| {
-        let mut response = console.render(
+        console.render_status(
+            status,
             "edit.html",
             Some(&session),
             json!({
@@ -1264,9 +1212,7 @@ pub async fn save_edit(
                 "code": fields.get("code"),
                 "error": error,
             }),
-        );
-        *response.status_mut() = status;
-        response
+        )
     };
     let resource = match serde_json::from_str::<Value>(fields.get("code")) {
         Ok(resource) => resource,
@@ -1291,12 +1237,11 @@ pub async fn save_edit(
     if !answer.ok() {
         return again(answer.message(), answer.status);
     }
-    let back = match collection {
-        "triggers" => "triggers",
-        "sources" => "sources",
-        _ => "destinations",
-    };
-    Redirect::to(&format!("{BASE}/{back}/{}?notice=saved", segment(&id))).into_response()
+    Redirect::to(&format!(
+        "{BASE}/{collection}/{}?notice=saved",
+        segment(&id)
+    ))
+    .into_response()
 }
 
 // ----- Events -----
@@ -1331,7 +1276,8 @@ pub async fn events(
         return Redirect::to(&format!("{BASE}/events/{}", segment(id))).into_response();
     }
     let caller = &session.caller;
-    let filters = [
+    // The search as a query string, for the API and for the link that goes on.
+    let search = query_string(&[
         ("source", &query.source),
         ("outcome", &query.outcome),
         ("trigger", &query.trigger),
@@ -1339,22 +1285,11 @@ pub async fn events(
         ("q", &query.q),
         ("since", &query.since),
         ("until", &query.until),
-    ];
-    // The search as a query string, for the API and for the link that goes on.
-    let mut search = String::new();
-    for (name, value) in filters {
-        if let Some(value) = value
-            .as_deref()
-            .map(str::trim)
-            .filter(|value| !value.is_empty())
-        {
-            search.push_str(&format!("&{name}={}", query_value(value)));
-        }
-    }
-    let mut path = format!("/api/v1/events?limit=50{search}");
-    if let Some(cursor) = query.cursor.as_deref().filter(|cursor| !cursor.is_empty()) {
-        path.push_str(&format!("&cursor={}", query_value(cursor)));
-    }
+    ]);
+    let path = format!(
+        "/api/v1/events?limit=50{search}{}",
+        query_string(&[("cursor", &query.cursor)])
+    );
     let (found, sources, triggers, destinations) = tokio::join!(
         console.api.get(caller, &path),
         console.api.get(caller, "/api/v1/sources?limit=500"),
@@ -1385,7 +1320,6 @@ pub async fn events(
             "more": found.body["next_cursor"].as_str().map(|cursor| {
                 format!("{BASE}/events?cursor={}{search}", query_value(cursor))
             }),
-            "searched": query.cursor.is_some() || !search.is_empty(),
         }),
     )
 }
@@ -1495,22 +1429,17 @@ pub async fn dead_letters(
     Query(query): Query<DeadQuery>,
 ) -> Response {
     // The filter as a query string, for the API and for the link to older letters.
-    let mut filter = String::new();
-    for (name, value) in [
+    let filter = query_string(&[
         ("destination", &query.destination),
         ("source", &query.source),
         ("reason", &query.reason),
         ("since", &query.since),
         ("until", &query.until),
-    ] {
-        if let Some(value) = value.as_deref().filter(|value| !value.is_empty()) {
-            filter.push_str(&format!("&{name}={}", query_value(value)));
-        }
-    }
-    let mut path = format!("/api/v1/dead-letters?limit=50{filter}");
-    if let Some(cursor) = query.cursor.as_deref().filter(|cursor| !cursor.is_empty()) {
-        path.push_str(&format!("&cursor={}", query_value(cursor)));
-    }
+    ]);
+    let path = format!(
+        "/api/v1/dead-letters?limit=50{filter}{}",
+        query_string(&[("cursor", &query.cursor)])
+    );
     let answer = console.api.get(&session.caller, &path).await;
     console.render(
         "dead_letters.html",

@@ -49,6 +49,12 @@ impl Session {
     pub fn csrf_matches(&self, presented: &str) -> bool {
         bool::from(self.csrf.as_bytes().ct_eq(presented.as_bytes()))
     }
+
+    /// Whether a form was posted from one of this session's console pages: from the console's
+    /// own origin ([`same_origin`]) and with the session's token `csrf`.
+    pub fn posted_here(&self, headers: &HeaderMap, csrf: &str) -> bool {
+        same_origin(headers) && self.csrf_matches(csrf)
+    }
 }
 
 type HmacSha256 = Hmac<Sha256>;

@@ -1530,6 +1530,12 @@ async fn the_console_needs_a_login_and_shows_what_it_is_given_as_text() {
     ] {
         let page = app.page(path, Some(&cookie), None).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.html);
+        // A page that could not read what it shows still answers 200, with an error box.
+        assert!(
+            !page.html.contains(r#"class="error""#),
+            "{path}: {}",
+            page.html
+        );
     }
     let page = app.page("/ui/sources/nope", Some(&cookie), None).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);

@@ -140,8 +140,8 @@ pub fn events(
             until_ms: window.until_ms,
         };
         let page = query::page(connection, &filter, &chunk)?;
-        let in_chunk = page.items.len();
-        for (index, event) in page.items.into_iter().enumerate() {
+        let more = page.next.is_some();
+        for event in page.items {
             found.scanned += 1;
             after = Some(event.cursor());
             let matched = match search.needs_match() {
@@ -159,16 +159,17 @@ pub fn events(
                     return Ok(found);
                 }
             }
+            // A chunk never reaches past the budget, so the budget ends with a chunk's last
+            // event: the search stopped early only if older events are left.
             if found.scanned >= search.budget {
-                // Unless that was the window's last event: then the search is complete.
-                if index + 1 < in_chunk || page.next.is_some() {
+                if more {
                     found.stopped_at_budget = true;
                     found.next = after;
                 }
                 return Ok(found);
             }
         }
-        if page.next.is_none() {
+        if !more {
             return Ok(found);
         }
     }
