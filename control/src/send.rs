@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use hookline_runtime::order::{self, OrderKey};
 use hookline_runtime::{Error, KafkaSettings, kafka};
 use hookline_schemas::DeliveryJob;
 use hookline_schemas::event::{
@@ -39,26 +40,43 @@ impl Sender {
         })
     }
 
-    /// Writes `job` to the deliveries topic, keyed by its destination like the processor's jobs.
+    /// Writes `job` to the deliveries topic, keyed by its destination and its event as the
+    /// processor keys the jobs of an event keyed by its id (what it needed in order was
+    /// delivered, or it would not be sent again).
     pub async fn job(&self, job: &DeliveryJob) -> Result<(), Error> {
         let payload = serde_json::to_vec(job).unwrap_or_default();
+        let key = order::job_key(job.destination_id.as_str(), &job.event_id);
         let record = FutureRecord::to(&self.deliveries)
-            .key(job.destination_id.as_str())
+            .key(key.as_str())
             .payload(payload.as_slice());
         self.send(record, "write a delivery job").await
     }
 
     /// Writes an event back to the events topic with its original id, source, time and headers,
-    /// keyed by its source like ingest's events.
-    pub async fn event(&self, event: &StoredEvent, replay: &Replay<'_>) -> Result<(), Error> {
+    /// keyed as ingest keys its source's events (`order`: the source's order key).
+    pub async fn event(
+        &self,
+        event: &StoredEvent,
+        order: &OrderKey,
+        replay: &Replay<'_>,
+    ) -> Result<(), Error> {
         let StoredEvent {
             metadata,
             client,
             payload,
         } = event;
         let headers = event_headers(metadata, client.as_deref(), replay);
+        let parsed = order
+            .reads_payload()
+            .then(|| serde_json::from_slice(payload).ok())
+            .flatten();
+        let key = order.event_key(
+            metadata.source.as_str(),
+            &metadata.event_id,
+            parsed.as_ref(),
+        );
         let record = FutureRecord::to(&self.events)
-            .key(metadata.source.as_str())
+            .key(key.as_ref())
             .payload(payload.as_slice())
             .headers(headers);
         self.send(record, "write an event").await

@@ -17,6 +17,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hookline_runtime::order::OrderKey;
 use hookline_runtime::resources::ResourceStore;
 use hookline_schemas::event::{
     HEADER_CLIENT, HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_INBOUND_PREFIX, HEADER_RECEIVED_AT,
@@ -211,9 +212,16 @@ async fn accept(
         };
         return Err(IngestError::RateLimited { scope, retry_after });
     }
-    if let Err(error) = crate::json::check(&body) {
-        return Err(IngestError::InvalidJson(error.to_string()));
-    }
+    // The payload is parsed only when the source's order key is a value in it.
+    let order = OrderKey::of(&source);
+    let parsed = if order.reads_payload() {
+        let value = serde_json::from_slice::<serde_json::Value>(&body)
+            .map_err(|error| IngestError::InvalidJson(error.to_string()))?;
+        Some(value)
+    } else {
+        crate::json::check(&body).map_err(|error| IngestError::InvalidJson(error.to_string()))?;
+        None
+    };
     let idempotency_key = Idempotency::key(&source, headers);
     if let Some(first) = idempotency_key
         .as_ref()
@@ -225,8 +233,10 @@ async fn accept(
     state.metrics.body_size.observe(body.len() as f64);
 
     let event_id = uuid::Uuid::now_v7().to_string();
+    let key = order.event_key(source.id.as_str(), &event_id, parsed.as_ref());
     let event = Inbound {
         id: &event_id,
+        key: &key,
         content_type: &content_type,
         client,
     };
@@ -240,6 +250,8 @@ async fn accept(
 /// What ingest knows of an accepted event besides its body and headers.
 struct Inbound<'a> {
     id: &'a str,
+    /// The record key: the event's order key ([`OrderKey`]).
+    key: &'a str,
     content_type: &'a str,
     client: Option<IpAddr>,
 }
@@ -254,7 +266,7 @@ async fn produce(
     let received_at = hookline_runtime::time::now_rfc3339();
     let record_headers = event_headers(source, event, &received_at, headers);
     let record = FutureRecord::to(&state.topic)
-        .key(source.id.as_str())
+        .key(event.key)
         .payload(body)
         .headers(record_headers);
     // librdkafka gives up after `message.timeout.ms` (the produce timeout) and says so; the outer

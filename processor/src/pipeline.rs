@@ -13,7 +13,7 @@ use std::time::Instant;
 use hookline_runtime::consume::{self, Settled};
 use hookline_runtime::observe::ConsumerMetrics;
 use hookline_runtime::resources::{ResourceSet, ResourceStore};
-use hookline_runtime::{KafkaSettings, kafka, produce};
+use hookline_runtime::{KafkaSettings, kafka, order, produce};
 use hookline_schemas::{
     DeadLetter, DeadPayload, DeadReason, EventMetadata, MatchOutcome, MatchRecord,
     ProducedDelivery, SCHEMA_VERSION, SkipReason, SkippedAction, SourcePosition, TriggerMatch,
@@ -282,6 +282,13 @@ impl State<'_> {
             }
         };
         let event = context::event(metadata);
+        // The event's order key, which its jobs carry on (see `hookline_runtime::order`); a
+        // record written to Kafka without a key is keyed by its id.
+        let event_key = message
+            .key()
+            .and_then(|key| std::str::from_utf8(key).ok())
+            .filter(|key| !key.is_empty())
+            .unwrap_or(metadata.event_id.as_str());
         let now = hookline_runtime::time::now_rfc3339();
         let delivered = event::replay_skip(message);
         let evaluated = evaluate::Event {
@@ -356,7 +363,8 @@ impl State<'_> {
                     ActionResult::Job(job) => {
                         let payload = serde_json::to_vec(&job).unwrap_or_default();
                         let topic = &self.processor.deliveries_topic;
-                        match self.produce(topic, job.destination_id.as_str(), payload, pending) {
+                        let key = order::job_key(job.destination_id.as_str(), event_key);
+                        match self.produce(topic, &key, payload, pending) {
                             Ok(()) => {
                                 self.processor.metrics.jobs.inc();
                                 result.deliveries.push(ProducedDelivery {

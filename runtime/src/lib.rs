@@ -8,6 +8,7 @@
 //! - [`secrets`]: secret formats shared by signing and verifying.
 //! - [`observe`]: consumer lag and rebalance metrics.
 //! - [`offsets`]: which offset may be committed while records finish out of order.
+//! - [`order`]: record keys of events and jobs, which decide what is processed in order.
 //! - [`consume`]: the at-least-once consume loop every consuming stage runs.
 //! - [`produce`]: waiting for a record's acknowledgement through a Kafka outage.
 //! - [`reach`]: whether the Kafka cluster answers, for `/readyz`, a metric and the log.
@@ -27,6 +28,7 @@ pub mod error;
 pub mod kafka;
 pub mod observe;
 pub mod offsets;
+pub mod order;
 pub mod produce;
 pub mod rate;
 pub mod reach;

@@ -111,6 +111,9 @@ pub fn resources(resources: &[Resource]) -> Vec<Problem> {
                         }
                     }
                 }
+                if let Err(message) = crate::order::OrderKey::parse(source.order_key.as_deref()) {
+                    report("order_key", &message);
+                }
                 for (index, cidr) in source.allowed_cidrs.iter().enumerate() {
                     if cidr.parse::<ipnet::IpNet>().is_err()
                         && cidr.parse::<std::net::IpAddr>().is_err()
@@ -337,6 +340,22 @@ mod tests {
                 {"kind":"trigger","id":"t","when":{"sources":["s"]},"actions":[{"destination":"d","body":"{}"}]}]"#,
         );
         assert_eq!(resources(&set), []);
+    }
+
+    #[test]
+    fn order_keys_are_checked_naming_the_field() {
+        for (order_key, problems) in [
+            ("source", 0),
+            ("payload.customer.id", 0),
+            ("customer.id", 1),
+        ] {
+            let set = parse(&format!(
+                r#"[{{"kind":"source","id":"s","auth":[{{"type":"open"}}],"order_key":"{order_key}"}}]"#
+            ));
+            let found = resources(&set);
+            assert_eq!(found.len(), problems, "{order_key}: {found:?}");
+            assert!(found.iter().all(|problem| problem.field == "order_key"));
+        }
     }
 
     /// A destination `d` and a trigger `t` that sends to it, with `headers` on both and `url` as

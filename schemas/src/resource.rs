@@ -65,6 +65,14 @@ pub struct Source {
     /// returns the first event's id instead of creating a second event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_header: Option<String>,
+    /// What must stay in order. Absent: nothing, events spread over every partition (keyed by
+    /// their id), so a busy source uses every processor and dispatcher. `"source"`: every event
+    /// of the source in arrival order. A path into the payload (`payload.customer.id`,
+    /// `payload["customer-id"]`, `payload.items[0].id`): events with the same value in order,
+    /// and their deliveries to each destination keyed together; an event without the value is
+    /// keyed by its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_key: Option<String>,
 }
 
 impl Source {
@@ -82,6 +90,7 @@ impl Source {
             rate_limit: None,
             org: None,
             idempotency_header: None,
+            order_key: None,
         }
     }
 }

@@ -30,6 +30,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use hookline_runtime::order::OrderKey;
 use hookline_schemas::{
     DeadLetter, DeadLetterState, DeadPayload, DeadState, DeliveryJob, Destination, EventMetadata,
     SCHEMA_VERSION,
@@ -501,13 +502,19 @@ async fn replay_events(
     }
     let at = hookline_runtime::time::now_rfc3339();
     let sender = &state.history.sender;
+    let resources = state.store.snapshot();
     futures::future::try_join_all(sends.iter().map(|(_, event, delivered)| {
         let replay = Replay {
             at: &at,
             by,
             delivered,
         };
-        async move { sender.event(event, &replay).await }
+        // Keyed by its source's order key as it is now (an event of a deleted source by its id).
+        let order = resources
+            .sources
+            .get(&event.metadata.source)
+            .map_or(OrderKey::Event, |source| OrderKey::of(source));
+        async move { sender.event(event, &order, &replay).await }
     }))
     .await
     .map_err(|error| ApiError::Unavailable(Some(error)))?;
