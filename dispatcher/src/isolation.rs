@@ -1,5 +1,7 @@
 //! Isolation between destinations: a concurrency limit, a rate limit (at most `per_minute`
-//! requests in any 60 seconds, [`hookline_runtime::rate`]) and a circuit breaker per destination. A job that one of them holds back is not waited for (beyond a wait of at most
+//! requests in any 60 seconds, [`hookline_runtime::rate`]) and a circuit breaker per destination.
+//! The limits are this instance's share of the destination's ([`crate::share`]), dealt again
+//! whenever its partitions change. A job that one of them holds back is not waited for (beyond a wait of at most
 //! 100 ms for a slot of a destination whose circuit is closed): the pipeline defers it to
 //! the retry path, so a slow or failing destination never occupies the slots, or the partition,
 //! that healthy destinations need.
@@ -14,6 +16,8 @@ use hookline_schemas::{Destination, RateLimit, ResourceId};
 use prometheus::IntGauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+
+use crate::share::Part;
 
 /// How many recent attempts the failure ratio looks at.
 const RATIO_WINDOW: usize = 20;
@@ -79,6 +83,8 @@ pub struct Isolation {
     default_max_in_flight: u32,
     breaker: BreakerSettings,
     states: Mutex<HashMap<ResourceId, Arc<State>>>,
+    /// The partitions this instance reads, which decide its shares of the limits.
+    part: Mutex<Part>,
     open_circuits: IntGauge,
 }
 
@@ -87,18 +93,90 @@ pub struct Isolation {
 pub struct Pass {
     state: Arc<State>,
     probe: bool,
-    _permit: OwnedSemaphorePermit,
+    /// Returned to the destination's slots when the pass is dropped, unless they shrank
+    /// meanwhile (see [`Slots::debt`]).
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.state.slots.give_back(permit);
+        }
+    }
 }
 
 #[derive(Debug)]
 struct State {
     /// What the state was built for; a change of limits or URL starts afresh.
     shape: (String, u32, Option<RateLimit>),
-    permits: Arc<Semaphore>,
-    /// Jobs waiting for one of `permits`; at most as many as there are permits.
+    slots: Slots,
+    /// Jobs waiting for one of the slots; at most as many as there are slots.
     waiting: AtomicU32,
     limiter: Option<Mutex<Limiter>>,
     breaker: Mutex<Breaker>,
+}
+
+/// A destination's concurrency slots in this instance, resized when its share changes: growing
+/// adds permits; shrinking takes free ones away at once and the rest as requests in progress
+/// finish, so the requests in progress never exceed the new size once those are done.
+#[derive(Debug)]
+struct Slots {
+    permits: Arc<Semaphore>,
+    /// How many slots there are now.
+    size: Mutex<u32>,
+    /// Permits in use that are to be dropped, not returned, when their request ends.
+    debt: AtomicU32,
+}
+
+impl Slots {
+    fn new(size: u32) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(size as usize)),
+            size: Mutex::new(size),
+            debt: AtomicU32::new(0),
+        }
+    }
+
+    fn size(&self) -> u32 {
+        *lock(&self.size)
+    }
+
+    fn resize(&self, new: u32) {
+        let mut size = lock(&self.size);
+        if new > *size {
+            let mut grow = new - *size;
+            // Cancel debt first: those permits stay in use and count towards the new size.
+            while grow > 0
+                && self
+                    .debt
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |debt| {
+                        debt.checked_sub(1)
+                    })
+                    .is_ok()
+            {
+                grow -= 1;
+            }
+            self.permits.add_permits(grow as usize);
+        } else {
+            let cut = *size - new;
+            let taken = u32::try_from(self.permits.forget_permits(cut as usize)).unwrap_or(cut);
+            self.debt.fetch_add(cut - taken, Ordering::AcqRel);
+        }
+        *size = new;
+    }
+
+    fn give_back(&self, permit: OwnedSemaphorePermit) {
+        let owed = self
+            .debt
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |debt| {
+                debt.checked_sub(1)
+            })
+            .is_ok();
+        if owed {
+            permit.forget();
+        }
+    }
 }
 
 impl State {
@@ -109,14 +187,15 @@ impl State {
         if lock(&self.breaker).circuit != Circuit::Closed {
             return None;
         }
-        let slots = self.shape.1;
+        let slots = self.slots.size();
         self.waiting
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
                 (waiting < slots).then_some(waiting + 1)
             })
             .ok()?;
         let _waiting = Waiting(&self.waiting);
-        let acquired = tokio::time::timeout(SLOT_WAIT, self.permits.clone().acquire_owned()).await;
+        let acquired =
+            tokio::time::timeout(SLOT_WAIT, self.slots.permits.clone().acquire_owned()).await;
         acquired.ok()?.ok()
     }
 }
@@ -131,7 +210,8 @@ impl Drop for Waiting<'_> {
 }
 
 impl Isolation {
-    /// Limits every destination to `default_max_in_flight` requests unless it sets its own.
+    /// Limits every destination to `default_max_in_flight` requests unless it sets its own, all
+    /// of it in this instance until [`Self::set_part`] says which share is its.
     pub fn new(
         default_max_in_flight: u32,
         breaker: BreakerSettings,
@@ -141,7 +221,25 @@ impl Isolation {
             default_max_in_flight,
             breaker,
             states: Mutex::new(HashMap::new()),
+            part: Mutex::new(Part::whole()),
             open_circuits,
+        }
+    }
+
+    /// Deals the limits again for the partitions this instance now reads.
+    pub fn set_part(&self, part: Part) {
+        let mut current = lock(&self.part);
+        if *current == part {
+            return;
+        }
+        *current = part;
+        for (id, state) in lock(&self.states).iter() {
+            state
+                .slots
+                .resize(current.share(state.shape.1, id.as_str()));
+            if let (Some(limiter), Some(limit)) = (&state.limiter, &state.shape.2) {
+                lock(limiter).set_limit(&current.share_rate(limit, id.as_str()));
+            }
         }
     }
 
@@ -149,7 +247,7 @@ impl Isolation {
     /// 100 ms), or says how long to hold it back and why.
     pub async fn admit(&self, destination: &Destination) -> Result<Pass, (Held, Duration)> {
         let state = self.state(destination);
-        let permit = match state.permits.clone().try_acquire_owned() {
+        let permit = match state.slots.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => state.wait_for_slot().await.ok_or((Held::Busy, BUSY_WAIT))?,
         };
@@ -168,7 +266,7 @@ impl Isolation {
         Ok(Pass {
             state,
             probe,
-            _permit: permit,
+            permit: Some(permit),
         })
     }
 
@@ -191,24 +289,28 @@ impl Isolation {
                 .max(1),
             destination.rate_limit.clone(),
         );
+        let part = lock(&self.part);
         let mut states = lock(&self.states);
         if let Some(state) = states.get(&destination.id)
             && state.shape == shape
         {
             return state.clone();
         }
+        let id = destination.id.as_str();
         let state = Arc::new(State {
-            permits: Arc::new(Semaphore::new(shape.1 as usize)),
+            slots: Slots::new(part.share(shape.1, id)),
             waiting: AtomicU32::new(0),
-            limiter: shape
-                .2
-                .as_ref()
-                .map(|limit| Mutex::new(Limiter::new(limit, Instant::now().into_std()))),
+            limiter: shape.2.as_ref().map(|limit| {
+                let mut limiter = Limiter::new(limit, Instant::now().into_std());
+                limiter.set_limit(&part.share_rate(limit, id));
+                Mutex::new(limiter)
+            }),
             breaker: Mutex::new(Breaker::default()),
             shape,
         });
         states.insert(destination.id.clone(), state.clone());
         drop(states);
+        drop(part);
         self.count_open_circuits();
         state
     }
@@ -428,6 +530,71 @@ mod tests {
         assert!(matches!(breaker.circuit, Circuit::Open { .. }));
     }
 
+    /// How many requests to `destination` are admitted before it is busy.
+    async fn admitted(isolation: &Isolation, destination: &Destination) -> Vec<Pass> {
+        let mut passes = Vec::new();
+        while let Ok(pass) = isolation.admit(destination).await {
+            passes.push(pass);
+        }
+        passes
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_share_of_the_partitions_takes_its_share_of_the_slots_and_rate() {
+        let isolation = Isolation::new(2, SETTINGS, IntGauge::new("open", "open").unwrap());
+        let limit = RateLimit {
+            per_minute: 100,
+            burst: None,
+        };
+        let slots = destination(Some(10), None);
+        let rated = destination(Some(1000), Some(limit.clone()));
+        let (first, second) = (Part::new(vec![0, 1, 2], 6), Part::new(vec![3, 4, 5], 6));
+        isolation.set_part(first.clone());
+        let passes = admitted(&isolation, &slots).await;
+        assert_eq!(passes.len() as u32, first.share(10, "d"));
+        drop(passes);
+
+        // The rate share: dropping each pass frees its slot, so only the rate stops them.
+        let mut sent = 0;
+        loop {
+            match isolation.admit(&rated).await {
+                Ok(_) => sent += 1,
+                Err((held, _)) => {
+                    assert_eq!(held, Held::RateLimited);
+                    break;
+                }
+            }
+        }
+        assert_eq!(sent, first.share(100, "d"));
+        assert_eq!(first.share(100, "d") + second.share(100, "d"), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_shrink_as_requests_end_and_grow_at_once() {
+        let isolation = Isolation::new(2, SETTINGS, IntGauge::new("open", "open").unwrap());
+        let destination = destination(Some(6), None);
+        let mut passes = admitted(&isolation, &destination).await;
+        assert_eq!(passes.len(), 6);
+        // Down to one slot (one partition of six) while six requests are in progress: none is
+        // admitted until five of them have ended.
+        isolation.set_part(Part::new(vec![0], 6));
+        for _ in 0..5 {
+            passes.pop();
+            assert!(isolation.admit(&destination).await.is_err());
+        }
+        passes.pop();
+        let one = admitted(&isolation, &destination).await;
+        assert_eq!(one.len(), 1);
+        // Back to every partition: six at once, the one in progress among them.
+        isolation.set_part(Part::new((0..6).collect(), 6));
+        let more = admitted(&isolation, &destination).await;
+        assert_eq!(one.len() + more.len(), 6);
+        // Shrinking with free slots takes them at once.
+        drop((one, more));
+        isolation.set_part(Part::new(vec![0, 1, 2], 6));
+        assert_eq!(admitted(&isolation, &destination).await.len(), 3);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn concurrency_is_limited_per_destination() {
         let isolation = isolation();
@@ -512,7 +679,7 @@ mod tests {
         let mut passes = Vec::new();
         for _ in 0..3 {
             let state = isolation.state(&failing);
-            passes.push(state.permits.clone().try_acquire_owned().unwrap());
+            passes.push(state.slots.permits.clone().try_acquire_owned().unwrap());
         }
         let started = Instant::now();
         assert_eq!(isolation.admit(&failing).await.unwrap_err().0, Held::Busy);

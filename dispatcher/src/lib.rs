@@ -18,6 +18,7 @@ pub mod isolation;
 pub mod metrics;
 pub mod pipeline;
 pub mod retry;
+pub mod share;
 pub mod sign;
 
 pub use config::Config;

@@ -10,7 +10,7 @@ use hookline_runtime::consume::{self, Next, Settled};
 use hookline_runtime::observe::{ConsumerMetrics, ObservedContext, Progress};
 use hookline_runtime::produce;
 use hookline_runtime::resources::{ResourceStore, ResourceWriter};
-use hookline_runtime::{KafkaSettings, kafka};
+use hookline_runtime::{KafkaSettings, kafka, order};
 use hookline_schemas::{
     AttemptOutcome, AttemptRecord, DeadLetter, DeadPayload, DeadReason, DeliveryJob, Destination,
     Resource, RetryTier, SCHEMA_VERSION, SourcePosition, Topics,
@@ -20,7 +20,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,7 @@ use crate::hold::Releaser;
 use crate::isolation::{BreakerSettings, Held, Isolation};
 use crate::metrics::Metrics;
 use crate::retry::{self, Decision, Outcome};
+use crate::share::Part;
 use crate::{Config, Error};
 
 /// Waits for a destination this process has not read yet (the processor knew it), before the
@@ -210,8 +211,54 @@ impl Dispatcher {
             stop.cancel();
             result
         };
-        let (fresh, retried, released) = tokio::join!(fresh, retried, released);
+        let shares = follow_part(&self.consumer, &deliveries, shared, &stop);
+        let (fresh, retried, released, ()) = tokio::join!(fresh, retried, released, shares);
         fresh.and(retried).and(released)
+    }
+}
+
+/// Deals this instance's shares of the destinations' limits ([`crate::share`]) again whenever
+/// its partitions of the deliveries topic change, until `stop`.
+async fn follow_part(
+    consumer: &kafka::GroupConsumer,
+    topic: &str,
+    shared: &Shared,
+    stop: &CancellationToken,
+) {
+    let mut assignment = consumer.context().assignment();
+    loop {
+        let owned: Vec<i32> = assignment
+            .borrow_and_update()
+            .iter()
+            .filter(|(assigned, _)| assigned == topic)
+            .map(|(_, partition)| *partition)
+            .collect();
+        let producer = shared.producer.clone();
+        let name = topic.to_owned();
+        let total = tokio::task::spawn_blocking(move || {
+            let metadata = producer
+                .client()
+                .fetch_metadata(Some(&name), Duration::from_secs(5))
+                .ok()?;
+            let partitions = metadata.topics().first()?.partitions().len();
+            (partitions > 0).then_some(partitions)
+        })
+        .await
+        .ok()
+        .flatten();
+        match total {
+            Some(total) => {
+                let part = Part::new(owned, total);
+                info!(partitions = ?part, "Shares of the destinations' limits dealt for these partitions.");
+                shared.isolation.set_part(part);
+            }
+            // Kafka unreachable: keep the shares; the next rebalance deals them again.
+            None => warn!(%topic, "Partition count unknown; destination limit shares unchanged."),
+        }
+        tokio::select! {
+            changed = assignment.changed() => if changed.is_err() { return },
+            () = stop.cancelled() => return,
+        }
     }
 }
 
@@ -520,8 +567,10 @@ impl Shared {
         let payload = serde_json::to_vec(&job).unwrap_or_default();
         // `retry_topics` follows `RetryTier::ALL`, the tiers' declaration order.
         let (_, topic) = &self.retry_topics[tier as usize];
-        self.produce(topic, job.destination_id.as_str(), &payload, acks)
-            .await;
+        // Keyed as the processor keys an event's jobs by default, so one destination's waits
+        // spread over the retry topic's partitions, and its readers, too.
+        let key = order::job_key(job.destination_id.as_str(), &job.event_id);
+        self.produce(topic, &key, &payload, acks).await;
         Settled::Done
     }
 

@@ -1,7 +1,7 @@
 //! What a consuming stage tells about its consumer group: lag per partition (from librdkafka's
 //! statistics, so no separate lag exporter is needed) and rebalances.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +11,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::watch;
 use tracing::warn;
 
 use crate::offsets::InFlight;
@@ -78,6 +79,7 @@ impl ConsumerMetrics {
             behind: Mutex::default(),
             in_flight: InFlight::new(),
             rebalances: AtomicU64::new(0),
+            assignment: watch::Sender::new(BTreeSet::new()),
         }
     }
 }
@@ -93,9 +95,16 @@ pub struct ObservedContext {
     /// Rebalances seen (assignments and revocations), so a loop that keeps state per partition
     /// can tell its partitions may have changed hands since it last looked.
     rebalances: AtomicU64,
+    /// The partitions assigned now, as (topic, partition).
+    assignment: watch::Sender<BTreeSet<(String, i32)>>,
 }
 
 impl ObservedContext {
+    /// The partitions this consumer is assigned, told again after every rebalance.
+    pub fn assignment(&self) -> watch::Receiver<BTreeSet<(String, i32)>> {
+        self.assignment.subscribe()
+    }
+
     /// How many rebalances this consumer has seen; it changes whenever partitions were assigned
     /// or revoked.
     pub fn rebalances(&self) -> u64 {
@@ -231,8 +240,22 @@ impl ConsumerContext for ObservedContext {
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Assign(_) => {}
+            Rebalance::Assign(partitions) => {
+                self.assignment.send_modify(|assigned| {
+                    assigned.extend(
+                        partitions
+                            .elements()
+                            .iter()
+                            .map(|element| (element.topic().to_owned(), element.partition())),
+                    );
+                });
+            }
             Rebalance::Revoke(partitions) => {
+                self.assignment.send_modify(|assigned| {
+                    for element in partitions.elements() {
+                        assigned.remove(&(element.topic().to_owned(), element.partition()));
+                    }
+                });
                 // A revoked partition's lag is another consumer's to report now.
                 let mut behind = self
                     .behind

@@ -83,6 +83,19 @@ impl Limiter {
         }
     }
 
+    /// Changes the limit, keeping what was admitted: a lower limit admits nothing more until
+    /// the window holds fewer than it. The tick stays the one chosen for the first limit (a
+    /// finer one for a lower limit would only refuse a little less long). The burst bucket, if
+    /// any, starts full.
+    pub fn set_limit(&mut self, limit: &RateLimit) {
+        self.limit = limit.per_minute.max(1);
+        self.burst = limit
+            .burst
+            .map(|burst| burst.max(1))
+            .filter(|burst| *burst < self.limit)
+            .map(|burst| Gcra::new(self.limit, burst));
+    }
+
     /// Admits one request at `now`, or says how long until one would be admitted.
     pub fn check(&mut self, now: Instant) -> Result<(), Duration> {
         let elapsed = now.saturating_duration_since(self.origin);

@@ -225,3 +225,22 @@ fn zeros_are_read_as_one() {
     assert!(limiter.check(start).is_ok());
     assert!(limiter.check(start).is_err());
 }
+
+#[test]
+fn a_lowered_limit_counts_what_was_admitted_before_and_a_raised_one_admits_more() {
+    let start = Instant::now();
+    let mut limiter = Limiter::new(&limit(10, None), start);
+    let (admitted, _) = run(&mut limiter, start, &[0, 1, 2, 3, 4, 5]);
+    assert_eq!(admitted.len(), 6);
+    // Down to 4: the six admitted still count, so nothing more until they leave the window.
+    limiter.set_limit(&limit(4, None));
+    assert!(limiter.check(start + ms(1_000)).is_err());
+    // At 60.004 s the first four (0..3 ms) have left: two remain, so two more fit.
+    let (admitted, refused) = run(&mut limiter, start, &[60_004, 60_004, 60_004]);
+    assert_eq!((admitted.len(), refused.len()), (2, 1));
+    // Up to 10 at 60.005 s, when three still count (5 ms and the two at 60.004 s): seven more.
+    limiter.set_limit(&limit(10, None));
+    let (admitted, _) = run(&mut limiter, start, &[60_005; 7]);
+    assert_eq!(admitted.len(), 7);
+    assert!(limiter.check(start + ms(60_005)).is_err());
+}
