@@ -448,8 +448,8 @@ async fn a_destination_failing_past_the_window_is_disabled_even_across_a_restart
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_waits_for_deliveries_in_progress_and_repeats_none() {
-    // Jobs are keyed by destination: six destinations put deliveries on every partition, so
-    // whichever partition the rebalance moves has deliveries in progress.
+    // Jobs are keyed by destination and event: eighteen jobs put deliveries on every partition
+    // (all but certainly), so whichever partition the rebalance moves has deliveries in progress.
     const DESTINATIONS: usize = 6;
     const EVENTS: usize = 3;
     // Deliveries in progress get half the deadline to finish when their partition is revoked.

@@ -40,18 +40,23 @@ impl TestKafka {
 
     /// Settings with a topic prefix no other test uses, and the topics created.
     pub async fn settings(&self) -> KafkaSettings {
+        self.settings_with_partitions(3).await
+    }
+
+    /// [`Self::settings`] with `partitions` partitions per topic.
+    pub async fn settings_with_partitions(&self, partitions: i32) -> KafkaSettings {
         let prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
         match self {
             Self::Embedded(broker) => {
                 let mut settings = broker.settings(&prefix);
-                settings.topics.partitions = 3;
+                settings.topics.partitions = partitions;
                 broker.create_topics(&settings).expect("topics are created");
                 settings
             }
             Self::Real(brokers) => {
                 let mut settings = KafkaSettings::new(brokers.clone());
                 settings.topic_prefix = prefix;
-                settings.topics.partitions = 3;
+                settings.topics.partitions = partitions;
                 settings.group_protocol = GroupProtocol::Classic;
                 topics::ensure(&settings, &TopicKind::ALL)
                     .await

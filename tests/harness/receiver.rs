@@ -66,6 +66,10 @@ struct Inner {
     answers: VecDeque<Answer>,
     /// When set, requests with no queued answer wait this long before answering 200.
     stall: Option<Duration>,
+    /// Requests being answered now.
+    in_flight: usize,
+    /// The most requests answered at once.
+    most_in_flight: usize,
 }
 
 /// The receiver; stops when dropped.
@@ -117,6 +121,11 @@ impl TestReceiver {
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
     }
+
+    /// The most requests that were in progress at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.inner.lock().unwrap().most_in_flight
+    }
 }
 
 impl Drop for TestReceiver {
@@ -133,6 +142,7 @@ async fn record(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _counted = InFlight::enter(&inner);
     let (answer, stall) = {
         let mut inner = inner.lock().unwrap();
         inner.received.push(Received {
@@ -165,5 +175,24 @@ async fn record(
             }
             StatusCode::OK.into_response()
         }
+    }
+}
+
+/// Counts a request in [`Inner::in_flight`] until it is answered (or dropped).
+struct InFlight<'a>(&'a Mutex<Inner>);
+
+impl<'a> InFlight<'a> {
+    fn enter(inner: &'a Mutex<Inner>) -> Self {
+        let mut locked = inner.lock().unwrap();
+        locked.in_flight += 1;
+        locked.most_in_flight = locked.most_in_flight.max(locked.in_flight);
+        drop(locked);
+        Self(inner)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().in_flight -= 1;
     }
 }

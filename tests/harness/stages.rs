@@ -94,6 +94,15 @@ impl Stages {
         }
     }
 
+    /// Only ingest.
+    pub fn ingest_only() -> Self {
+        Self {
+            processor: None,
+            dispatcher: None,
+            ..Self::all()
+        }
+    }
+
     /// Only the processor.
     pub fn processor_only() -> Self {
         Self {
