@@ -39,6 +39,10 @@ pub enum Command {
     /// The console's pages and the statistics calls over HTTP, against `hookline control` with a
     /// filled store (`--events`, as `store`'s).
     Console(crate::console::ConsoleArgs),
+    /// The fault suite on Apache Kafka: one process per role under a steady load, one fault per
+    /// scenario (kill -9, broker outage, failing receiver, scaling), every acknowledged event
+    /// checked for delivery.
+    Faults(crate::faults::FaultsArgs),
     /// The webhook receiver, in its own process (the bench starts it; not for direct use).
     #[command(hide = true)]
     Receiver(ReceiverArgs),
@@ -226,6 +230,10 @@ pub struct ReceiverArgs {
     /// written here.
     #[arg(long, value_name = "PATH")]
     pub tls_ca: Option<PathBuf>,
+    /// Keep every event's deliveries with their `webhook-id`s for `GET /tracked` (the fault
+    /// suite; memory grows with the events, so not for long benchmark runs).
+    #[arg(long)]
+    pub track_ids: bool,
 }
 
 #[cfg(test)]

@@ -18,10 +18,12 @@
 //! - [`store`]: `hookline-bench store`, control's history store at production volume;
 //!   [`console`]: `hookline-bench console`, the console's pages over such a store;
 //!   [`probe`]: control's history API asked during a run with `--control`.
+//! - [`faults`]: `hookline-bench faults`, the fault suite on Apache Kafka.
 
 pub mod chart;
 pub mod cli;
 pub mod console;
+pub mod faults;
 pub mod http;
 pub mod load;
 pub mod machine;

@@ -19,7 +19,26 @@ use tokio::sync::watch;
 use crate::http::Connection;
 use crate::receiver::now_us;
 use crate::stats::{self, Histogram};
-use crate::workload::{Generator, SOURCES};
+use crate::workload::{Event, Generator, SOURCES, SourceSpec};
+
+/// What the generator sends: the benchmark's workload ([`Generator`]) or the fault suite's.
+pub trait Events: Send + Sync {
+    /// The sources the events go to; [`Event::source`] indexes them.
+    fn sources(&self) -> &[SourceSpec];
+    /// The event with sequence number `seq`, stamped `sent_at_us` (microseconds since the Unix
+    /// epoch).
+    fn event(&self, seq: u64, sent_at_us: u64) -> Event;
+}
+
+impl Events for Generator {
+    fn sources(&self) -> &[SourceSpec] {
+        &SOURCES
+    }
+
+    fn event(&self, seq: u64, sent_at_us: u64) -> Event {
+        Generator::event(self, seq, sent_at_us)
+    }
+}
 
 /// How requests are paced.
 #[derive(Clone, Copy, Debug)]
@@ -62,6 +81,10 @@ pub struct Totals {
     pub expected_deliveries: AtomicU64,
     /// Requests answered otherwise, or failed.
     pub failed: AtomicU64,
+    /// When kept (the fault suite), every event ingest answered 2xx, what Hookline has promised
+    /// to deliver: its sequence number and when the answer came (microseconds since the Unix
+    /// epoch).
+    pub ledger: Option<Mutex<Vec<(u64, u64)>>>,
 }
 
 /// One load phase.
@@ -75,6 +98,11 @@ pub struct LoadSpec {
     pub duration: Duration,
     /// How fast.
     pub pace: Pace,
+    /// In the open loop, an event overdue by more than this when a connection is free for it is
+    /// not sent (a sender that gave up): the fault suite keeps a steady load through outages
+    /// instead of a burst of every event due while ingest was slow to answer. `None` sends every
+    /// event, however late.
+    pub skip_later_than: Option<Duration>,
 }
 
 /// What one load phase did.
@@ -88,6 +116,8 @@ pub struct LoadResult {
     pub refused: BTreeMap<u16, u64>,
     /// Requests that failed (connection errors).
     pub errors: u64,
+    /// Events not sent because they were overdue by more than [`LoadSpec::skip_later_than`].
+    pub skipped: u64,
     /// Deliveries the accepted events cause.
     pub expected_deliveries: u64,
     /// Time from each request's due time to its answer, in microseconds.
@@ -106,7 +136,7 @@ struct Prepared {
 
 struct Context {
     spec: LoadSpec,
-    generator: Arc<Generator>,
+    generator: Arc<dyn Events>,
     totals: Arc<Totals>,
     sources: Vec<Prepared>,
     host: HeaderValue,
@@ -125,6 +155,7 @@ struct WorkerResult {
     accepted: u64,
     refused: BTreeMap<u16, u64>,
     errors: u64,
+    skipped: u64,
     expected_deliveries: u64,
     stopped: bool,
 }
@@ -132,14 +163,15 @@ struct WorkerResult {
 /// Runs one load phase to its end (or until the gate says stop).
 pub async fn run(
     spec: LoadSpec,
-    generator: Arc<Generator>,
+    generator: Arc<dyn Events>,
     totals: Arc<Totals>,
     gate: watch::Receiver<Gate>,
 ) -> anyhow::Result<LoadResult> {
     let addr = match spec.target {
         Target::Ingest(addr) | Target::Raw(addr) => addr,
     };
-    let sources = SOURCES
+    let sources = generator
+        .sources()
         .iter()
         .map(|source| {
             Ok(Prepared {
@@ -179,6 +211,7 @@ pub async fn run(
         accepted: 0,
         refused: BTreeMap::new(),
         errors: 0,
+        skipped: 0,
         expected_deliveries: 0,
         response_latency: stats::histogram(),
         elapsed: Duration::ZERO,
@@ -189,6 +222,7 @@ pub async fn run(
         result.sent += done.sent;
         result.accepted += done.accepted;
         result.errors += done.errors;
+        result.skipped += done.skipped;
         result.expected_deliveries += done.expected_deliveries;
         result.stopped |= done.stopped;
         for (status, count) in done.refused {
@@ -239,6 +273,12 @@ async fn worker(
                 if due >= context.end {
                     break;
                 }
+                if let Some(late) = context.spec.skip_later_than
+                    && due + late < now
+                {
+                    result.skipped += 1;
+                    continue;
+                }
                 tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
                 due
             }
@@ -272,6 +312,12 @@ async fn worker(
                 result.accepted += 1;
                 if matches!(context.spec.target, Target::Ingest(_)) {
                     context.totals.accepted.fetch_add(1, Ordering::Relaxed);
+                    if let Some(ledger) = &context.totals.ledger {
+                        ledger
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((seq, now_us()));
+                    }
                     let deliveries = u64::from(event.deliveries);
                     result.expected_deliveries += deliveries;
                     context

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
                     args.addr,
                     &args.secret,
                     args.tls_ca.as_deref(),
+                    args.track_ids,
                 ))
                 .map(|()| ExitCode::SUCCESS)
         }),
@@ -33,6 +34,9 @@ fn main() -> ExitCode {
                 .block_on(hookline_bench::console::run(args))
                 .map(|()| ExitCode::SUCCESS)
         }),
+        Some(Command::Faults(args)) => {
+            runtime(None).and_then(|runtime| runtime.block_on(hookline_bench::faults::run(args)))
+        }
         Some(Command::Run(args)) => {
             runtime(None).and_then(|runtime| runtime.block_on(hookline_bench::run::run(args)))
         }

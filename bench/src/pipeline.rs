@@ -243,7 +243,7 @@ pub(crate) async fn apply(spec: &PipelineSpec, flags: &[String]) -> anyhow::Resu
 pub(crate) struct Started {
     pub(crate) child: Child,
     /// Where ingest or control listens.
-    listening: Option<SocketAddr>,
+    pub(crate) listening: Option<SocketAddr>,
 }
 
 /// The token the bench's control process accepts.
@@ -256,6 +256,18 @@ pub(crate) async fn start_role(
     name: &str,
     flags: &[String],
 ) -> anyhow::Result<Started> {
+    start_role_at(spec, role, name, flags, "127.0.0.1:0").await
+}
+
+/// [`start_role`] with ingest listening on `ingest_addr`: the fault suite restarts a killed
+/// ingest where its clients know it, as a supervisor would.
+pub(crate) async fn start_role_at(
+    spec: &PipelineSpec,
+    role: &str,
+    name: &str,
+    flags: &[String],
+    ingest_addr: &str,
+) -> anyhow::Result<Started> {
     let mut command = Command::new(&spec.hookline);
     command
         .args(["--log-format", "json", role])
@@ -265,7 +277,7 @@ pub(crate) async fn start_role(
         "ingest" => {
             command.args([
                 "--ingest-addr",
-                "127.0.0.1:0",
+                ingest_addr,
                 "--source-rate-limit-per-minute",
                 NO_RATE_LIMIT,
                 "--org-rate-limit-per-minute",

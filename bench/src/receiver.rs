@@ -7,8 +7,13 @@
 //! `GET /counts` and `GET /series`. `POST /raw` takes the raw HTTP limit's requests, and
 //! `POST /slow/<ms>` is a receiver that answers only after that long (counted, not verified). The process
 //! exits when its standard input closes, so it never outlives the bench.
+//!
+//! For the fault suite (`hookline-bench faults`) it can also play a failing receiver
+//! (`PUT /mode/ok`, `/mode/unavailable`, `/mode/stall/<ms>`) and, with `--track-ids`, keep every
+//! event's deliveries with their `webhook-id`s and first arrival (`GET /tracked`), so a checker
+//! can tell lost events, repeats and whether a repeat kept its id.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -32,7 +37,7 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::PrivatePkcs8KeyDer;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -46,8 +51,14 @@ const TOLERANCE_SECONDS: u64 = 300;
 /// Highest event sequence number tracked for duplicates: one byte each, so 64 MB at most.
 const MAX_TRACKED_SEQ: u64 = 64 * 1024 * 1024;
 
-/// Serves until standard input closes; also over TLS when `tls_ca` names where to write the CA.
-pub async fn run(addr: SocketAddr, secret: &str, tls_ca: Option<&Path>) -> anyhow::Result<()> {
+/// Serves until standard input closes; also over TLS when `tls_ca` names where to write the CA;
+/// with `track_ids`, keeps each event's deliveries for `GET /tracked`.
+pub async fn run(
+    addr: SocketAddr,
+    secret: &str,
+    tls_ca: Option<&Path>,
+    track_ids: bool,
+) -> anyhow::Result<()> {
     let verifier = verifier(secret)?;
     let tls = tls_ca.map(tls_acceptor).transpose()?;
     let listener = TcpListener::bind(addr)
@@ -60,7 +71,11 @@ pub async fn run(addr: SocketAddr, secret: &str, tls_ca: Option<&Path>) -> anyho
     stdout.flush()?;
     let state = Arc::new(State {
         verifier,
-        recorder: Mutex::new(Recorder::default()),
+        recorder: Mutex::new(Recorder {
+            tracked: track_ids.then(HashMap::new),
+            ..Recorder::default()
+        }),
+        mode: Mutex::new(Mode::Ok),
     });
     let stdin_closed = async {
         let mut stdin = tokio::io::stdin();
@@ -147,12 +162,75 @@ fn tls_acceptor(ca_path: &Path) -> anyhow::Result<TlsAcceptor> {
 struct State {
     verifier: Verifier,
     recorder: Mutex<Recorder>,
+    mode: Mutex<Mode>,
 }
 
 impl State {
     fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {
         self.recorder.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn mode(&self) -> Mode {
+        *self.mode.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// How `/hooks/...` answers: the fault suite switches it to play a receiver that fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Verify, record, answer 204.
+    Ok,
+    /// Answer 503 without recording, as a receiver whose backend is down.
+    Unavailable,
+    /// Hold each request this many milliseconds, then answer 204 without recording: a receiver
+    /// that hangs before doing the work, so a sender that gave up has delivered nothing.
+    Stall(u64),
+}
+
+impl Mode {
+    /// The mode a `PUT /mode/...` path names.
+    fn parse(path: &str) -> Option<Self> {
+        match path.strip_prefix("/mode/")? {
+            "ok" => Some(Self::Ok),
+            "unavailable" => Some(Self::Unavailable),
+            rest => Some(Self::Stall(rest.strip_prefix("stall/")?.parse().ok()?)),
+        }
+    }
+
+    /// The path that sets this mode.
+    pub fn path(self) -> String {
+        match self {
+            Self::Ok => "/mode/ok".to_owned(),
+            Self::Unavailable => "/mode/unavailable".to_owned(),
+            Self::Stall(ms) => format!("/mode/stall/{ms}"),
+        }
+    }
+}
+
+/// What the receiver kept of one event's deliveries (`--track-ids`).
+#[derive(Clone, Debug)]
+struct Tracked {
+    /// Deliveries received.
+    count: u32,
+    /// The `webhook-id` of the first.
+    webhook_id: String,
+    /// Later deliveries whose `webhook-id` differed from the first's.
+    other_ids: u32,
+    /// When the first arrived, in microseconds since the Unix epoch.
+    first_arrival_us: u64,
+}
+
+/// One event's deliveries as `GET /tracked` lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackedEvent {
+    /// The event's sequence number.
+    pub seq: u64,
+    /// Deliveries received (more than one: repeats).
+    pub count: u32,
+    /// Repeats whose `webhook-id` differed from the first delivery's.
+    pub other_ids: u32,
+    /// When the first arrived, in microseconds since the Unix epoch.
+    pub first_arrival_us: u64,
 }
 
 /// The part of a delivery's body the receiver reads; the rest is the trigger's.
@@ -170,10 +248,18 @@ struct Recorder {
     seen: Vec<u8>,
     latency: BTreeMap<u64, Histogram>,
     arrivals: BTreeMap<u64, u64>,
+    /// Per event sequence number, its deliveries, when tracking (`--track-ids`).
+    tracked: Option<HashMap<u64, Tracked>>,
 }
 
 impl Recorder {
-    fn delivery(&mut self, arrived_us: u64, signed: bool, mark: Option<Mark>) {
+    fn delivery(
+        &mut self,
+        arrived_us: u64,
+        signed: bool,
+        mark: Option<Mark>,
+        webhook_id: Option<&str>,
+    ) {
         self.counts.deliveries += 1;
         *self.arrivals.entry(arrived_us / 1_000_000).or_default() += 1;
         if !signed {
@@ -188,6 +274,23 @@ impl Recorder {
             .entry(mark.sent_at_us / 1_000_000)
             .or_insert_with(stats::histogram);
         stats::record(histogram, arrived_us.saturating_sub(mark.sent_at_us));
+        if let Some(tracked) = &mut self.tracked {
+            let webhook_id = webhook_id.unwrap_or_default();
+            tracked
+                .entry(mark.seq)
+                .and_modify(|event| {
+                    event.count += 1;
+                    if event.webhook_id != webhook_id {
+                        event.other_ids += 1;
+                    }
+                })
+                .or_insert_with(|| Tracked {
+                    count: 1,
+                    webhook_id: webhook_id.to_owned(),
+                    other_ids: 0,
+                    first_arrival_us: arrived_us,
+                });
+        }
         let index = usize::try_from(mark.seq).unwrap_or(usize::MAX);
         if index >= self.seen.len() {
             let grown = (index + 1).max(self.seen.len() * 2);
@@ -216,6 +319,22 @@ impl Recorder {
         let arrivals = self.arrivals.iter().map(|(s, n)| (*s, *n)).collect();
         Ok(Series { latency, arrivals })
     }
+
+    fn tracked(&self) -> Vec<TrackedEvent> {
+        let mut events: Vec<TrackedEvent> = self
+            .tracked
+            .iter()
+            .flatten()
+            .map(|(seq, event)| TrackedEvent {
+                seq: *seq,
+                count: event.count,
+                other_ids: event.other_ids,
+                first_arrival_us: event.first_arrival_us,
+            })
+            .collect();
+        events.sort_unstable_by_key(|event| event.seq);
+        events
+    }
 }
 
 async fn handle(
@@ -233,6 +352,17 @@ async fn handle(
             let series = state.recorder().series();
             json(series.and_then(|series| Ok(serde_json::to_vec(&series)?)))
         }
+        (&Method::GET, "/tracked") => {
+            let tracked = state.recorder().tracked();
+            json(serde_json::to_vec(&tracked).map_err(anyhow::Error::from))
+        }
+        (&Method::PUT, path) if path.starts_with("/mode/") => match Mode::parse(path) {
+            Some(mode) => {
+                *state.mode.lock().unwrap_or_else(PoisonError::into_inner) = mode;
+                status(StatusCode::NO_CONTENT)
+            }
+            None => status(StatusCode::NOT_FOUND),
+        },
         (&Method::POST, "/raw") => match body.collect().await {
             Ok(body) => {
                 let body = body.to_bytes();
@@ -251,18 +381,36 @@ async fn handle(
             tokio::time::sleep(std::time::Duration::from_millis(hold)).await;
             status(StatusCode::NO_CONTENT)
         }
-        (&Method::POST, path) if path.starts_with("/hooks/") => match body.collect().await {
-            Ok(body) => {
-                let body = body.to_bytes();
-                let arrived_us = now_us();
-                let now = i64::try_from(arrived_us / 1_000_000).unwrap_or(i64::MAX);
-                let signed = state.verifier.verify(&parts.headers, &body, now);
-                let mark = serde_json::from_slice::<Mark>(&body).ok();
-                state.recorder().delivery(arrived_us, signed, mark);
-                status(StatusCode::NO_CONTENT)
+        (&Method::POST, path) if path.starts_with("/hooks/") => {
+            let body = body.collect().await;
+            match (state.mode(), body) {
+                (_, Err(_)) => status(StatusCode::BAD_REQUEST),
+                (Mode::Unavailable, Ok(_)) => {
+                    state.recorder().counts.failed_on_purpose += 1;
+                    status(StatusCode::SERVICE_UNAVAILABLE)
+                }
+                (Mode::Stall(hold), Ok(_)) => {
+                    state.recorder().counts.failed_on_purpose += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(hold)).await;
+                    status(StatusCode::NO_CONTENT)
+                }
+                (Mode::Ok, Ok(body)) => {
+                    let body = body.to_bytes();
+                    let arrived_us = now_us();
+                    let now = i64::try_from(arrived_us / 1_000_000).unwrap_or(i64::MAX);
+                    let signed = state.verifier.verify(&parts.headers, &body, now);
+                    let mark = serde_json::from_slice::<Mark>(&body).ok();
+                    let webhook_id = parts
+                        .headers
+                        .get("webhook-id")
+                        .and_then(|value| value.to_str().ok());
+                    state
+                        .recorder()
+                        .delivery(arrived_us, signed, mark, webhook_id);
+                    status(StatusCode::NO_CONTENT)
+                }
             }
-            Err(_) => status(StatusCode::BAD_REQUEST),
-        },
+        }
         _ => status(StatusCode::NOT_FOUND),
     };
     Ok(response)
@@ -351,10 +499,10 @@ mod tests {
                 slot,
             })
         };
-        recorder.delivery(5_010_000, true, mark(3, 0));
-        recorder.delivery(5_020_000, true, mark(3, 1));
-        recorder.delivery(5_030_000, true, mark(3, 0));
-        recorder.delivery(5_030_000, false, None);
+        recorder.delivery(5_010_000, true, mark(3, 0), None);
+        recorder.delivery(5_020_000, true, mark(3, 1), None);
+        recorder.delivery(5_030_000, true, mark(3, 0), None);
+        recorder.delivery(5_030_000, false, None, None);
         let counts = recorder.counts;
         assert_eq!(
             (counts.deliveries, counts.unique, counts.duplicates),
@@ -363,5 +511,54 @@ mod tests {
         assert_eq!((counts.bad_signatures, counts.unparsable), (1, 1));
         let latency = recorder.series().unwrap().latency_between(5, 6).unwrap();
         assert_eq!(latency.len(), 3);
+    }
+
+    #[test]
+    fn tracks_each_events_deliveries_and_whether_repeats_kept_their_id() {
+        let mut recorder = Recorder {
+            tracked: Some(HashMap::new()),
+            ..Recorder::default()
+        };
+        let mark = |seq| {
+            Some(Mark {
+                seq,
+                sent_at_us: 5_000_000,
+                slot: 0,
+            })
+        };
+        recorder.delivery(5_010_000, true, mark(7), Some("msg_a"));
+        recorder.delivery(5_020_000, true, mark(7), Some("msg_a"));
+        recorder.delivery(5_030_000, true, mark(2), Some("msg_b"));
+        recorder.delivery(5_040_000, true, mark(2), Some("msg_c"));
+        recorder.delivery(5_050_000, true, mark(9), None);
+        let tracked = recorder.tracked();
+        let summary: Vec<_> = tracked
+            .iter()
+            .map(|event| {
+                (
+                    event.seq,
+                    event.count,
+                    event.other_ids,
+                    event.first_arrival_us,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (2, 2, 1, 5_030_000),
+                (7, 2, 0, 5_010_000),
+                (9, 1, 0, 5_050_000)
+            ]
+        );
+    }
+
+    #[test]
+    fn modes_parse_from_their_paths_and_nothing_else() {
+        for mode in [Mode::Ok, Mode::Unavailable, Mode::Stall(5000)] {
+            assert_eq!(Mode::parse(&mode.path()), Some(mode));
+        }
+        assert_eq!(Mode::parse("/mode/stall/soon"), None);
+        assert_eq!(Mode::parse("/mode/down"), None);
     }
 }

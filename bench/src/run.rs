@@ -138,7 +138,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         run_dir.display()
     );
 
-    let (receiver, receiver_addr) = start_receiver(&exe, &run_dir, None).await?;
+    let (receiver, receiver_addr) = start_receiver(&exe, &run_dir, None, false).await?;
     let resources = ResourceFile::new(&format!("http://{receiver_addr}"))?;
     let resources_path = run_dir.join("resources.toml");
     std::fs::write(&resources_path, resources.to_toml()?)?;
@@ -176,6 +176,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             connections: args.connections,
             duration: context.plan.raw_window,
             pace: Pace::Closed,
+            skip_later_than: None,
         },
         context.generator.clone(),
         context.totals.clone(),
@@ -437,6 +438,7 @@ async fn measure(
         connections,
         duration,
         pace,
+        skip_later_than: None,
     };
     let span_start = now_us() as f64 / 1e6;
     if !context.plan.warmup.is_zero() {
@@ -636,11 +638,13 @@ async fn build(workspace: &Path) -> anyhow::Result<()> {
 }
 
 /// Starts `hookline-bench receiver` and reads where it listens; with `tls_ca`, it also speaks
-/// TLS and writes its CA's certificate there.
+/// TLS and writes its CA's certificate there; with `track_ids`, it keeps each event's deliveries
+/// (the fault suite).
 pub(crate) async fn start_receiver(
     exe: &Path,
     run_dir: &Path,
     tls_ca: Option<&Path>,
+    track_ids: bool,
 ) -> anyhow::Result<(Child, SocketAddr)> {
     let mut command = Command::new(exe);
     command.args([
@@ -652,6 +656,9 @@ pub(crate) async fn start_receiver(
     ]);
     if let Some(path) = tls_ca {
         command.arg("--tls-ca").arg(path);
+    }
+    if track_ids {
+        command.arg("--track-ids");
     }
     let mut child = Child::spawn("receiver", command, &run_dir.join("receiver.log")).await?;
     let addr = child

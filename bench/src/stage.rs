@@ -302,7 +302,8 @@ impl Stage<'_> {
 
     async fn dispatcher(&self, exe: &Path) -> anyhow::Result<StageReport> {
         let (mut receiver, receiver_addr) =
-            crate::run::start_receiver(exe, &self.run_dir, self.receiver_ca().as_deref()).await?;
+            crate::run::start_receiver(exe, &self.run_dir, self.receiver_ca().as_deref(), false)
+                .await?;
         let result = self.dispatcher_phases(receiver_addr).await;
         receiver.detach_output();
         receiver.stop().await;

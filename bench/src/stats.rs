@@ -58,6 +58,10 @@ pub struct Counts {
     /// Requests to `/slow/<ms>` (held that long before the answer), counted on arrival.
     #[serde(default)]
     pub slow: u64,
+    /// Deliveries answered 503 or held past their sender's timeout on purpose (the fault suite's
+    /// receiver modes), not counted as received.
+    #[serde(default)]
+    pub failed_on_purpose: u64,
 }
 
 /// Latencies of the deliveries of events sent during one second.
