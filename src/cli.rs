@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::commands::history;
 use crate::commands::resources::{self, ResourceArgs};
 use crate::commands::triggers::{self, TriggerArgs};
-use crate::dev::{self, DevArgs};
+use crate::dev::{self, DevArgs, Role};
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::resource_file::{self, ResourceFile};
 
@@ -45,6 +45,9 @@ pub enum Command {
     Dispatcher(RoleArgs<hookline_dispatcher::Config>),
     /// Run the operator's API.
     Control(RoleArgs<hookline_control::Config>),
+    /// Run several roles in one process on a Kafka cluster (all four by default): a single-node
+    /// installation, with each role's flags as on its own subcommand.
+    Run(Box<RunArgs>),
     /// Validate a resource file and write what changed to Kafka; writes nothing on any error.
     Apply(ApplyArgs),
     /// Validate a resource file without connecting to Kafka.
@@ -80,6 +83,35 @@ pub struct RoleArgs<C: Args> {
     #[command(flatten)]
     pub role: C,
     /// The end-to-end canary, which any role can run beside it.
+    #[command(flatten)]
+    pub canary: crate::canary::CanaryConfig,
+}
+
+/// `hookline run`: the settings of every role; only those of the roles run are used.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The roles to run, comma separated.
+    #[arg(long = "roles", env = "HOOKLINE_ROLES", value_enum, value_delimiter = ',', default_values_t = [Role::Ingest, Role::Processor, Role::Dispatcher, Role::Control])]
+    pub roles: Vec<Role>,
+    /// Kafka.
+    #[command(flatten)]
+    pub kafka: KafkaSettings,
+    /// Admin endpoints, shared by the roles.
+    #[command(flatten)]
+    pub admin: AdminSettings,
+    /// Ingest's settings.
+    #[command(flatten)]
+    pub ingest: hookline_ingest::Config,
+    /// The processor's settings.
+    #[command(flatten)]
+    pub processor: hookline_processor::Config,
+    /// The dispatcher's settings.
+    #[command(flatten)]
+    pub dispatcher: hookline_dispatcher::Config,
+    /// Control's settings.
+    #[command(flatten)]
+    pub control: hookline_control::Config,
+    /// The end-to-end canary.
     #[command(flatten)]
     pub canary: crate::canary::CanaryConfig,
 }
@@ -210,6 +242,16 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             config.control = Some(args.role);
             serve(config, shutdown).await
         }
+        Command::Run(args) => {
+            let args = *args;
+            let runs = |role| args.roles.contains(&role);
+            let mut config = role(&args.kafka, &args.admin, &args.canary);
+            config.ingest = runs(Role::Ingest).then_some(args.ingest);
+            config.processor = runs(Role::Processor).then_some(args.processor);
+            config.dispatcher = runs(Role::Dispatcher).then_some(args.dispatcher);
+            config.control = runs(Role::Control).then_some(args.control);
+            serve(config, shutdown).await
+        }
         Command::Apply(args) if args.api_url.is_some() => {
             let file = ResourceFile::load(&args.file)?;
             let url = args.api_url.as_deref().unwrap_or_default();
@@ -328,5 +370,39 @@ mod tests {
             panic!("parsed as another command");
         };
         assert_eq!((args.role.addr.port(), args.admin.addr.port()), (3, 4));
+    }
+
+    #[test]
+    fn run_takes_every_role_flag_and_a_role_list() {
+        let cli = Cli::try_parse_from([
+            "hookline",
+            "run",
+            "--roles",
+            "processor,dispatcher",
+            "--ingest-addr",
+            "127.0.0.1:1",
+            "--control-addr",
+            "127.0.0.1:3",
+            "--admin-addr",
+            "127.0.0.1:4",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(args.roles, [Role::Processor, Role::Dispatcher]);
+        assert_eq!(
+            (
+                args.ingest.addr.port(),
+                args.control.addr.port(),
+                args.admin.addr.port()
+            ),
+            (1, 3, 4)
+        );
+        let Command::Run(args) = Cli::try_parse_from(["hookline", "run"]).unwrap().command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(args.roles.len(), 4, "all four roles by default");
+        assert!(Cli::try_parse_from(["hookline", "run", "--roles", "ingest,nonsense"]).is_err());
     }
 }

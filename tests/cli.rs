@@ -849,3 +849,107 @@ async fn apply_through_the_api_sees_changed_secrets_and_writes_only_what_changed
     assert!(!refused.success, "{}", refused.stdout);
     pipeline.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hookline_run_serves_every_role_in_one_process_on_a_kafka_cluster() {
+    use std::io::BufRead as _;
+
+    use hookline_runtime::settings::GroupProtocol;
+
+    let kafka = TestKafka::start();
+    let settings = kafka.settings().await;
+    let receiver = TestReceiver::start().await;
+    let resources = harness::stages::resources(&receiver);
+    hookline::resource_file::apply(&settings, &resources, false, false)
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+
+    let group_protocol = match settings.group_protocol {
+        GroupProtocol::Classic => "classic",
+        GroupProtocol::Consumer => "consumer",
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["--log-format", "json", "run", "--kafka-brokers"])
+        .arg(&settings.brokers)
+        .arg("--topic-prefix")
+        .arg(&settings.topic_prefix)
+        .args(["--group-protocol", group_protocol, "--kafka-fetch-wait-ms"])
+        .arg(settings.fetch_wait_ms.to_string())
+        .arg("--create-topics")
+        .arg(settings.topics.create.to_string())
+        .args([
+            "--ingest-addr",
+            "127.0.0.1:0",
+            "--control-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--control-token",
+            CONTROL_TOKEN,
+            "--dispatcher-allow-cidr",
+            "127.0.0.0/8",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env_remove("HOOKLINE_KAFKA_BROKERS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _run = Dev(child);
+    // Where ingest and control listen, from their log lines at start.
+    let addresses = tokio::task::spawn_blocking(move || {
+        let (mut ingest, mut control) = (None, None);
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(entry) = serde_json::from_str::<Value>(&line.unwrap()) else {
+                continue;
+            };
+            let addr = entry["addr"].as_str().map(str::to_owned);
+            match entry["message"].as_str() {
+                Some("Ingest listening.") => ingest = addr,
+                Some("Control API listening.") => control = addr,
+                _ => {}
+            }
+            if let (Some(ingest), Some(control)) = (&ingest, &control) {
+                return (ingest.clone(), control.clone());
+            }
+        }
+        panic!("hookline run ended before ingest and control listened");
+    });
+    let (ingest, control) = tokio::time::timeout(harness::PATIENCE, addresses)
+        .await
+        .expect("hookline run did not start ingest and control")
+        .unwrap();
+
+    // Control serves the applied resources; an event posted to ingest is processed and delivered.
+    let client = reqwest::Client::new();
+    eventually("control to see the applied destination", || async {
+        let response = client
+            .get(format!("http://{control}/api/v1/destinations/crm"))
+            .bearer_auth(CONTROL_TOKEN)
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+    let id = eventually("ingest to accept an event", || async {
+        let response = client
+            .post(format!("http://{ingest}/inbound-webhooks/app"))
+            .bearer_auth(harness::stages::TOKEN)
+            .json(&signup(7))
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 202).then_some(accepted_id(response).await)
+    })
+    .await;
+    let delivered = eventually("the delivery of the event", || async {
+        receiver.received().into_iter().next()
+    })
+    .await;
+    assert_eq!(delivered.json()["event"], id.as_str(), "{}", delivered.body);
+    assert_eq!(delivered.json()["seq"], 7);
+}

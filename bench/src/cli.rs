@@ -81,6 +81,11 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "brokers")]
     pub per_role: bool,
 
+    /// On the Kafka cluster given with `--brokers`, run every role in one process (`hookline
+    /// run`), as a single-node installation does, instead of one process per role.
+    #[arg(long, requires = "brokers", conflicts_with = "scale")]
+    pub one_process: bool,
+
     /// Consumer group protocol of the roles on a real Kafka (`classic` or `consumer`).
     #[arg(long, value_enum, default_value_t = GroupProtocol::Classic)]
     pub group_protocol: GroupProtocol,

@@ -239,6 +239,7 @@ async fn run_scenario(context: &Shared<'_>, scenario: Scenario) -> anyhow::Resul
         partitions: args.partitions,
         group_protocol: "classic".to_owned(),
         topic_prefix: context.prefix.clone(),
+        one_process: false,
     };
     let mut cluster = Cluster::start(spec, &args.brokers, scenario.dispatchers()).await?;
     let totals = Arc::new(Totals {

@@ -1,6 +1,7 @@
 //! Starting the Hookline pipeline under test: `hookline dev` (every role in one process on its
-//! embedded broker), or one process per role (the production layout) on a real Kafka or on an
-//! embedded broker the bench hosts, after `hookline apply` wrote the resources.
+//! embedded broker), one process per role (the production layout) on a real Kafka or on an
+//! embedded broker the bench hosts, or every role in one process on a real Kafka (`hookline run`,
+//! a single-node installation), after `hookline apply` wrote the resources.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,9 @@ pub struct PipelineSpec {
     pub group_protocol: String,
     /// A topic prefix no earlier run used, so a real cluster's old topics and groups stay out.
     pub topic_prefix: String,
+    /// On a real Kafka, every role in one `hookline run` process instead of one per role (one
+    /// processor and one dispatcher, whatever `processors` and `dispatchers` say).
+    pub one_process: bool,
 }
 
 /// A running pipeline.
@@ -84,6 +88,10 @@ impl Pipeline {
                 let mut pipeline = Self::start_roles(spec, &flags).await?;
                 pipeline.hosted = Some(hosted);
                 Ok(pipeline)
+            }
+            Broker::Kafka(brokers) if spec.one_process => {
+                let flags = kafka_flags(spec, brokers, false);
+                Self::start_one_process(spec, &flags).await
             }
             Broker::Kafka(brokers) => {
                 let flags = kafka_flags(spec, brokers, false);
@@ -127,12 +135,25 @@ impl Pipeline {
         })
     }
 
+    async fn start_one_process(spec: &PipelineSpec, flags: &[String]) -> anyhow::Result<Self> {
+        apply(spec, flags).await?;
+        let started = start_role(spec, "run", "hookline-run", flags).await?;
+        Ok(Self {
+            ingest_addr: started
+                .ingest
+                .context("ingest did not say where it listens")?,
+            control_addr: started.control,
+            processes: vec![started.child],
+            hosted: None,
+        })
+    }
+
     async fn start_roles(spec: &PipelineSpec, flags: &[String]) -> anyhow::Result<Self> {
         apply(spec, flags).await?;
         let mut processes = Vec::new();
         let mut ingest = start_role(spec, "ingest", "ingest", flags).await?;
         let ingest_addr = ingest
-            .listening
+            .ingest
             .take()
             .context("ingest did not say where it listens")?;
         processes.push(ingest.child);
@@ -149,7 +170,7 @@ impl Pipeline {
             let control = start_role(spec, "control", "control", flags).await?;
             control_addr = Some(
                 control
-                    .listening
+                    .control
                     .context("control did not say where it listens")?,
             );
             processes.push(control.child);
@@ -242,8 +263,10 @@ pub(crate) async fn apply(spec: &PipelineSpec, flags: &[String]) -> anyhow::Resu
 
 pub(crate) struct Started {
     pub(crate) child: Child,
-    /// Where ingest or control listens.
-    pub(crate) listening: Option<SocketAddr>,
+    /// Where ingest listens, if it runs.
+    pub(crate) ingest: Option<SocketAddr>,
+    /// Where control listens, if it runs.
+    pub(crate) control: Option<SocketAddr>,
 }
 
 /// The token the bench's control process accepts.
@@ -268,60 +291,75 @@ pub(crate) async fn start_role_at(
     flags: &[String],
     ingest_addr: &str,
 ) -> anyhow::Result<Started> {
+    // `run` is every role in one process: ingest, processor and dispatcher, control with
+    // `spec.control`.
+    let one = role == "run";
+    let runs_ingest = role == "ingest" || one;
+    let runs_control = role == "control" || (one && spec.control);
     let mut command = Command::new(&spec.hookline);
     command
         .args(["--log-format", "json", role])
         .args(flags)
         .args(["--admin-addr", "127.0.0.1:0"]);
-    match role {
-        "ingest" => {
-            command.args([
-                "--ingest-addr",
-                ingest_addr,
-                "--source-rate-limit-per-minute",
-                NO_RATE_LIMIT,
-                "--org-rate-limit-per-minute",
-                NO_RATE_LIMIT,
-            ]);
-        }
-        "dispatcher" => {
-            command.args(["--dispatcher-allow-cidr", "127.0.0.0/8"]);
-        }
-        "control" => {
-            command
-                .args([
-                    "--control-addr",
-                    "127.0.0.1:0",
-                    "--control-token",
-                    CONTROL_TOKEN,
-                ])
-                .arg("--data-dir")
-                .arg(spec.log_dir.join("data"));
-        }
-        _ => {}
+    if one {
+        let roles = if spec.control {
+            "ingest,processor,dispatcher,control"
+        } else {
+            "ingest,processor,dispatcher"
+        };
+        command.args(["--roles", roles]);
+    }
+    if runs_ingest {
+        command.args([
+            "--ingest-addr",
+            ingest_addr,
+            "--source-rate-limit-per-minute",
+            NO_RATE_LIMIT,
+            "--org-rate-limit-per-minute",
+            NO_RATE_LIMIT,
+        ]);
+    }
+    if role == "dispatcher" || one {
+        command.args(["--dispatcher-allow-cidr", "127.0.0.0/8"]);
+    }
+    if runs_control {
+        command
+            .args([
+                "--control-addr",
+                "127.0.0.1:0",
+                "--control-token",
+                CONTROL_TOKEN,
+            ])
+            .arg("--data-dir")
+            .arg(spec.log_dir.join("data"));
     }
     let log = spec.log_dir.join(format!("hookline-{name}.log"));
     let mut child = Child::spawn(name, command, &log).await?;
-    let listens = matches!(role, "ingest" | "control");
-    let (mut admin, mut listening) = (None, None);
+    let (mut admin, mut ingest, mut control) = (None, None, None);
     child
         .wait_for(READY_TIMEOUT, |line| {
             let entry: serde_json::Value = serde_json::from_str(line).ok()?;
             let address = |field: &str| entry.get(field)?.as_str()?.parse::<SocketAddr>().ok();
             match entry.get("message").and_then(serde_json::Value::as_str) {
                 Some("Hookline started.") => admin = address("admin"),
-                Some("Ingest listening." | "Control API listening.") => {
-                    listening = address("addr");
-                }
+                Some("Ingest listening.") => ingest = address("addr"),
+                Some("Control API listening.") => control = address("addr"),
                 _ => {}
             }
-            (admin.is_some() && (listening.is_some() || !listens)).then_some(())
+            (admin.is_some()
+                && (ingest.is_some() || !runs_ingest)
+                && (control.is_some() || !runs_control))
+                .then_some(())
         })
         .await?;
     child.detach_output();
     let admin = admin.context("no admin address")?;
     wait_ready(admin, name, &child.log).await?;
-    Ok(Started { child, listening })
+    Ok(Started {
+        child,
+        ingest,
+        control,
+    })
 }
 
 /// Polls `GET /readyz` until it answers 200.

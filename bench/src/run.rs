@@ -248,6 +248,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         partitions: args.partitions,
         group_protocol: group_protocol_flag(args.group_protocol).to_owned(),
         topic_prefix: format!("hookline-bench-{stamp}-{index}."),
+        one_process: args.one_process,
     };
     let mut measured = Vec::new();
     let mut scale = Vec::new();
@@ -362,6 +363,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     });
     let layout = match broker {
         Broker::Dev => "all roles in one process (hookline dev)",
+        Broker::Kafka(_) if args.one_process => "all roles in one process (hookline run)",
         Broker::Hosted | Broker::Kafka(_) => "one process per role",
     };
     let report = Report {

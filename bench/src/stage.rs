@@ -233,6 +233,7 @@ impl Stage<'_> {
             partitions: self.args.partitions,
             group_protocol: if hosted { "consumer" } else { "classic" }.to_owned(),
             topic_prefix: prefix,
+            one_process: false,
         };
         let flags = pipeline::kafka_flags(&spec, &servers, hosted);
         Ok((spec, flags, settings))

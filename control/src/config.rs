@@ -15,6 +15,7 @@ pub const DEFAULT_PUBLIC_INGEST_URL: &str = "http://127.0.0.1:8080";
 
 /// Control settings.
 #[derive(Clone, Debug, Args)]
+#[group(id = "control")]
 pub struct Config {
     /// Address of the operator's API.
     #[arg(
@@ -82,6 +83,7 @@ pub struct Config {
 
     /// Largest accepted request body in bytes; larger ones get 413.
     #[arg(
+        id = "control-max-body-bytes",
         long = "control-max-body-bytes",
         env = "HOOKLINE_CONTROL_MAX_BODY_BYTES",
         default_value_t = 1024 * 1024

@@ -14,9 +14,11 @@ use rustls::pki_types::pem::PemObject;
 
 /// Dispatcher settings.
 #[derive(Clone, Debug, Args)]
+#[group(id = "dispatcher")]
 pub struct Config {
     /// Most deliveries in progress at once, over all destinations.
     #[arg(
+        id = "dispatcher-max-in-flight",
         long = "dispatcher-max-in-flight",
         env = "HOOKLINE_DISPATCHER_MAX_IN_FLIGHT",
         default_value_t = 1024

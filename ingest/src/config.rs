@@ -11,6 +11,7 @@ use crate::limits::LimitSettings;
 
 /// Ingest settings.
 #[derive(Clone, Debug, Args)]
+#[group(id = "ingest")]
 pub struct Config {
     /// Address of the inbound webhook endpoint.
     #[arg(
@@ -22,7 +23,7 @@ pub struct Config {
     pub addr: SocketAddr,
 
     /// Largest accepted body in bytes, unless a source sets its own; larger ones get 413.
-    #[arg(long = "ingest-max-body-bytes", env = "HOOKLINE_INGEST_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(id = "ingest-max-body-bytes", long = "ingest-max-body-bytes", env = "HOOKLINE_INGEST_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
     /// How long to wait for the broker's acknowledgement before answering 503, in milliseconds.

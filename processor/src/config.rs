@@ -6,9 +6,11 @@ use crate::template::Limits;
 
 /// Processor settings.
 #[derive(Clone, Debug, Args)]
+#[group(id = "processor")]
 pub struct Config {
     /// Most events whose jobs may await acknowledgement at once.
     #[arg(
+        id = "processor-max-in-flight",
         long = "processor-max-in-flight",
         env = "HOOKLINE_PROCESSOR_MAX_IN_FLIGHT",
         default_value_t = 10_000

@@ -137,7 +137,7 @@ impl Cluster {
         pipeline::apply(&spec, &flags).await?;
         let ingest = pipeline::start_role(&spec, "ingest", "ingest", &flags).await?;
         let ingest_addr = ingest
-            .listening
+            .ingest
             .context("ingest did not say where it listens")?;
         let mut cluster = Self {
             spec,
