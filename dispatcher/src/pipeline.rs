@@ -92,7 +92,7 @@ impl Dispatcher {
         consumers: &ConsumerMetrics,
         shutdown: CancellationToken,
     ) -> Result<Self, Error> {
-        let consumer = kafka::group_consumer(settings, ROLE, consumers)?;
+        let consumer = kafka::input_consumer(settings, ROLE, consumers, &[])?;
         let retry_consumer = kafka::group_consumer(settings, RETRY_ROLE, consumers)?;
         let producer = kafka::create_producer(&kafka::producer_config(settings, ROLE))?;
         let writer = ResourceWriter::new(settings, ROLE)?;

@@ -75,7 +75,7 @@ impl Processor {
                 exactly_once::TRANSACTION_TIMEOUT_MS,
             );
             // Offsets are committed in the transactions; only committed records are read.
-            kafka::group_consumer_with(
+            kafka::input_consumer(
                 settings,
                 ROLE,
                 consumers,
@@ -85,7 +85,7 @@ impl Processor {
                 ],
             )?
         } else {
-            kafka::group_consumer(settings, ROLE, consumers)?
+            kafka::input_consumer(settings, ROLE, consumers, &[])?
         };
         let producer = kafka::create_producer(&producer_config)?;
         Ok(Self {

@@ -123,6 +123,30 @@ pub fn group_consumer(
     group_consumer_with(settings, role, metrics, &[])
 }
 
+/// The consumer of a stage's main input (the processor's events, the dispatcher's deliveries):
+/// [`group_consumer_with`] whose fetches wait on the broker for `fetch_batch_bytes`, or at most
+/// `fetch_batch_wait_ms` (bounded by `fetch_wait_ms`), so that under load one fetch brings many
+/// records. The other consumers (resources, retries, held jobs) answer at the first record and
+/// otherwise wait `fetch_wait_ms`, so an idle role polls the broker rarely.
+pub fn input_consumer(
+    settings: &KafkaSettings,
+    role: &str,
+    metrics: &ConsumerMetrics,
+    overrides: &[(&str, &str)],
+) -> Result<GroupConsumer, Error> {
+    let min_bytes = settings.fetch_batch_bytes.max(1).to_string();
+    let wait = settings
+        .fetch_batch_wait_ms
+        .min(settings.fetch_wait_ms)
+        .to_string();
+    let mut all = vec![
+        ("fetch.min.bytes", min_bytes.as_str()),
+        ("fetch.wait.max.ms", wait.as_str()),
+    ];
+    all.extend_from_slice(overrides);
+    group_consumer_with(settings, role, metrics, &all)
+}
+
 /// [`group_consumer`] with these settings on top (a transactional stage commits offsets in its
 /// transactions, not with librdkafka's automatic commits, say). A stage that turns
 /// `enable.auto.commit` off must commit by itself: [`crate::consume`] only stores offsets, also
