@@ -76,6 +76,12 @@ pub struct RunArgs {
     #[arg(long, requires = "brokers")]
     pub broker_pid: Option<u32>,
 
+    /// `scripts/kafka-local` of the broker given with `--brokers`: the broker's own counts per
+    /// topic (records, produce and fetch requests, bytes) over the closed loop are then reported
+    /// per event.
+    #[arg(long, value_name = "SCRIPT", requires = "brokers")]
+    pub kafka_local: Option<PathBuf>,
+
     /// On the embedded broker, run one process per role (the production layout) on a broker the
     /// bench hosts, instead of `hookline dev` with every role in one process.
     #[arg(long, conflicts_with = "brokers")]

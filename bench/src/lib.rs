@@ -19,6 +19,7 @@
 //!   [`console`]: `hookline-bench console`, the console's pages over such a store;
 //!   [`probe`]: control's history API asked during a run with `--control`.
 //! - [`faults`]: `hookline-bench faults`, the fault suite on Apache Kafka.
+//! - [`topic_counts`]: Kafka's records and requests per topic, per event, from the broker.
 
 pub mod chart;
 pub mod cli;
@@ -38,4 +39,5 @@ pub mod run;
 pub mod stage;
 pub mod stats;
 pub mod store;
+pub mod topic_counts;
 pub mod workload;

@@ -27,6 +27,8 @@ pub struct Report {
     pub phases: Vec<Phase>,
     /// The headline figures.
     pub summary: Option<Summary>,
+    /// Kafka's records and requests per event, per topic, over the closed loop (`--kafka-local`).
+    pub topic_costs: Option<crate::topic_counts::TopicCosts>,
     /// Throughput against instances (`--scale`).
     pub scale: Vec<ScaleRow>,
     /// Whether every expected delivery arrived, once and correctly signed.
@@ -459,6 +461,32 @@ impl Report {
                 summary.hookline_cpu_seconds_per_1000_events,
                 summary.hookline_peak_rss_mb,
             );
+        }
+        if let Some(costs) = &self.topic_costs {
+            let _ = writeln!(
+                out,
+                "\nKafka per event, counted by the broker over the closed loop ({} events; requests counted once per topic they carry):",
+                thousands(costs.events as f64)
+            );
+            let _ = writeln!(
+                out,
+                "  {:<20} {:>8} {:>9} {:>10} {:>8} {:>9}",
+                "topic", "records", "produces", "rec/produce", "fetches", "bytes"
+            );
+            for topic in costs.topics.iter().chain([&costs.total]) {
+                let _ = writeln!(
+                    out,
+                    "  {:<20} {:>8.3} {:>9.3} {:>10} {:>8.3} {:>9.0}",
+                    topic.topic,
+                    topic.records,
+                    topic.produce_requests,
+                    topic
+                        .records_per_produce_request
+                        .map_or_else(|| "-".to_owned(), |records| format!("{records:.1}")),
+                    topic.fetch_requests,
+                    topic.bytes,
+                );
+            }
         }
         if let Some(smoke) = &self.smoke {
             let _ = writeln!(

@@ -29,6 +29,7 @@ use crate::report::{
     TimelinePoint, WorkloadFacts, thousands,
 };
 use crate::stats::{self, Percentiles, Series};
+use crate::topic_counts;
 use crate::workload::{self, DESTINATIONS, Generator, ResourceFile, SIGNING_SECRET, SOURCES};
 
 /// How long a drain waits without progress before it counts the rest as missing.
@@ -252,6 +253,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let mut measured = Vec::new();
     let mut scale = Vec::new();
+    let mut topic_costs = None;
     if args.scale {
         for (index, instances) in [1_usize, 2].into_iter().enumerate() {
             let mut pipeline = Pipeline::start(&spec(instances, instances, index)).await?;
@@ -273,9 +275,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             measured.push(result);
         }
     } else {
-        let mut pipeline = Pipeline::start(&spec(1, 1, 0)).await?;
+        let spec = spec(1, 1, 0);
+        let mut pipeline = Pipeline::start(&spec).await?;
         let result = async {
+            let counts_before = match &args.kafka_local {
+                Some(script) => Some(topic_counts::read(script).await?),
+                None => None,
+            };
             let closed = measure(&context, &mut pipeline, "closed loop", Pace::Closed).await?;
+            if let (Some(script), Some(before)) = (&args.kafka_local, &counts_before) {
+                let after = topic_counts::read(script).await?;
+                topic_costs = topic_counts::per_event(before, &after, &spec.topic_prefix);
+            }
             let max = closed.phase.end_to_end_per_second;
             let mut phases = vec![closed];
             for level in &context.plan.open_levels {
@@ -393,6 +404,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         raw,
         phases,
         summary,
+        topic_costs,
         scale,
         deliveries,
         timeline,
