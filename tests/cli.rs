@@ -634,41 +634,45 @@ async fn the_cli_shows_a_journey_and_replays_a_dead_letter_after_the_fix() {
     pipeline.stop().await.unwrap();
 }
 
-/// A `hookline dev` child process, killed when dropped (also when the test fails).
-struct Dev(std::process::Child);
+/// A long-running `hookline` child process, killed when dropped (also when the test fails).
+struct Spawned(std::process::Child);
 
-impl Drop for Dev {
+impl Drop for Spawned {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hookline_dev_prints_its_broker_and_takes_a_read_only_token() {
-    use std::io::BufRead as _;
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args([
-            "dev",
-            "--ingest-addr",
-            "127.0.0.1:0",
-            "--control-addr",
-            "127.0.0.1:0",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--echo-addr",
-            "127.0.0.1:0",
-            "--control-read-token",
-            "dashboard-token",
-        ])
+/// Starts `command` (no brokers from the environment), with its standard output to read.
+fn spawn(command: &mut Command) -> (Spawned, std::process::ChildStdout) {
+    let mut child = command
         .env_remove("HOOKLINE_KAFKA_BROKERS")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let _dev = Dev(child);
+    (Spawned(child), stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hookline_dev_prints_its_broker_and_takes_a_read_only_token() {
+    use std::io::BufRead as _;
+
+    let (_dev, stdout) = spawn(Command::new(env!("CARGO_BIN_EXE_hookline")).args([
+        "dev",
+        "--ingest-addr",
+        "127.0.0.1:0",
+        "--control-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--echo-addr",
+        "127.0.0.1:0",
+        "--control-read-token",
+        "dashboard-token",
+    ]));
     // Everything up to the line that names the control URL (the last one it prints at start).
     let printed = tokio::task::spawn_blocking(move || {
         let mut printed = String::new();
@@ -869,7 +873,8 @@ async fn hookline_run_serves_every_role_in_one_process_on_a_kafka_cluster() {
         GroupProtocol::Classic => "classic",
         GroupProtocol::Consumer => "consumer",
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
+    command
         .args(["--log-format", "json", "run", "--kafka-brokers"])
         .arg(&settings.brokers)
         .arg("--topic-prefix")
@@ -891,14 +896,8 @@ async fn hookline_run_serves_every_role_in_one_process_on_a_kafka_cluster() {
             "127.0.0.0/8",
             "--data-dir",
         ])
-        .arg(data.path())
-        .env_remove("HOOKLINE_KAFKA_BROKERS")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _run = Dev(child);
+        .arg(data.path());
+    let (_run, stdout) = spawn(&mut command);
     // Where ingest and control listen, from their log lines at start.
     let addresses = tokio::task::spawn_blocking(move || {
         let (mut ingest, mut control) = (None, None);
