@@ -222,15 +222,15 @@ pub(crate) fn kafka_flags(spec: &PipelineSpec, brokers: &str, hosted: bool) -> V
     ];
     if hosted {
         // What `hookline dev` sets for its own embedded broker: topics exist already (the mock
-        // has no admin API), KIP-848 groups, and short fetch waits (the mock holds a fetch for
-        // its whole wait even when records arrive).
+        // has no admin API), KIP-848 groups, and a short wait for the stages' input fetches (the
+        // mock holds a fetch for its whole wait even when records arrive).
         flags.extend(
             [
                 "--create-topics",
                 "false",
                 "--group-protocol",
                 "consumer",
-                "--kafka-fetch-wait-ms",
+                "--kafka-fetch-batch-wait-ms",
                 "10",
             ]
             .map(str::to_owned),

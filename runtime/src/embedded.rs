@@ -40,8 +40,12 @@ impl EmbeddedKafka {
         settings.topic_prefix = topic_prefix.to_owned();
         settings.group_protocol = GroupProtocol::Consumer;
         settings.topics.create = false;
-        // The embedded broker holds a fetch for its full wait even when records arrive meanwhile.
-        settings.fetch_wait_ms = 10;
+        // The embedded broker holds a fetch for its full wait even when records arrive meanwhile,
+        // so the wait is the latency each stage adds: short for the stages' inputs (the events,
+        // the deliveries), the default 100 ms for the other readers (resources, retries, held
+        // jobs, control's history), which would otherwise keep an idle `hookline dev` busy
+        // answering a hundred fetches a second each.
+        settings.fetch_batch_wait_ms = 10;
         settings
     }
 

@@ -46,8 +46,8 @@ pub struct KafkaSettings {
     pub group_protocol: GroupProtocol,
 
     /// Longest time a consumer's fetch waits for records, in milliseconds. Real brokers answer
-    /// as soon as records arrive; the embedded one waits this long, so it bounds the latency each
-    /// stage adds there.
+    /// as soon as records arrive; the embedded one waits this long. The stages' input fetches
+    /// wait at most `--kafka-fetch-batch-wait-ms`.
     #[arg(
         long = "kafka-fetch-wait-ms",
         env = "HOOKLINE_KAFKA_FETCH_WAIT_MS",
