@@ -34,4 +34,7 @@ pub enum Error {
         #[source]
         source: KafkaError,
     },
+    /// A line's delivery task panicked or was aborted.
+    #[error("the delivery of an ordered destination's job failed: {0}")]
+    Task(String),
 }

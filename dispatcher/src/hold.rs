@@ -1,4 +1,5 @@
-//! Holding the jobs of paused destinations, and handing them back once they resume.
+//! Holding the jobs of paused destinations, and handing them back once they resume; and the
+//! lines of ordered (FIFO) destinations, delivered one job at a time.
 //!
 //! A job whose destination is paused is written to the compacted held topic (key: its delivery
 //! id) and its deliveries offset is then committed: holding costs one write per job, never a pass
@@ -16,25 +17,38 @@
 //! owner of a partition (after a rebalance or a restart) cannot know what the previous one
 //! released past the committed offset until it has seen the tombstones, which come after the
 //! jobs: it first reads to the end learning them, then goes back and releases.
+//!
+//! An ordered destination's jobs all come here (the deliveries reader writes them in the order it
+//! read them, and the held topic has one partition), and wait in the destination's line: the
+//! owner keeps only their offsets, fetches the first, delivers it (every retry waits in place, the
+//! rest of the line behind it), tombstones it once it is delivered or dead-lettered, and goes on
+//! with the next. Other destinations, ordered or not, are not held up; a paused ordered
+//! destination's line stops at its first job. The committed offset stops at the first job of a
+//! line, as at a held one, so a new owner starts each line again from its first unfinished job
+//! (which may then be delivered twice, with the same `webhook-id`).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hookline_runtime::consume::Settled;
 use hookline_runtime::observe::ConsumerMetrics;
 use hookline_runtime::resources::ResourceStore;
 use hookline_runtime::{KafkaSettings, kafka, produce};
-use hookline_schemas::ResourceId;
+use hookline_schemas::{ResourceId, SourcePosition};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::Error;
 use crate::metrics::Metrics;
+use crate::pipeline::{ReadJob, parse_job};
 
 /// The role name of the held topic's consumer group.
 pub const HOLD_ROLE: &str = "dispatcher-held";
@@ -58,6 +72,9 @@ const SEEK_TIMEOUT: Duration = Duration::from_secs(1);
 /// case librdkafka's end-of-partition event did not reach the loop.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long one fetch of a line's next job may take before it is tried again.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The jobs on hold of one destination in one partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Run {
@@ -78,9 +95,35 @@ struct Partition {
     released: HashMap<String, i64>,
     /// Jobs on hold, by destination.
     held: HashMap<ResourceId, Run>,
+    /// Ordered destinations' lines.
+    lines: HashMap<ResourceId, Line>,
     /// The next offset to read.
     next: Option<i64>,
 }
+
+/// The jobs of one ordered destination waiting in one partition, in order.
+#[derive(Debug, Default)]
+struct Line {
+    /// Their offsets, with when each was held (milliseconds since the epoch); the first is the
+    /// one delivered next, or now.
+    jobs: VecDeque<(i64, i64)>,
+    /// Set while the first is being delivered; cancelling it stops that delivery.
+    running: Option<CancellationToken>,
+}
+
+/// How the delivery of a line's first job ended.
+enum LineEnd {
+    /// Delivered or dead-lettered, and tombstoned at this offset.
+    Finished { delivery_id: String, tombstone: i64 },
+    /// Not in the topic any more.
+    Gone,
+    /// Stopped before it finished (its destination paused, its partition lost, a shutdown): it
+    /// stays first.
+    Stopped,
+}
+
+/// A line's delivery that ended, with the job's partition, destination and offset.
+type LineDone = (i32, ResourceId, i64, Result<LineEnd, Error>);
 
 /// The part of a held job the releaser reads: not its body.
 #[derive(serde::Deserialize)]
@@ -95,6 +138,8 @@ enum Verdict {
     AlreadyReleased,
     /// Keep it.
     Hold,
+    /// It is (already) in its ordered destination's line.
+    Line,
     /// Send it back to the deliveries topic.
     Release,
 }
@@ -108,6 +153,7 @@ impl Partition {
         destination: Option<&ResourceId>,
         held_at_ms: i64,
         paused: impl Fn(&ResourceId) -> bool,
+        ordered: impl Fn(&ResourceId) -> bool,
     ) -> Verdict {
         if self
             .released
@@ -115,6 +161,18 @@ impl Partition {
             .is_some_and(|tombstone| *tombstone > offset)
         {
             return Verdict::AlreadyReleased;
+        }
+        // A line keeps its jobs even if its destination stops being ordered, so that jobs of
+        // the destination held after them do not overtake them.
+        if let Some(destination) = destination
+            && (ordered(destination) || self.lines.contains_key(destination))
+        {
+            let line = self.lines.entry(destination.clone()).or_default();
+            // Read again after a rewind: it is in the line already.
+            if line.jobs.back().is_none_or(|(last, _)| *last < offset) {
+                line.jobs.push_back((offset, held_at_ms));
+            }
+            return Verdict::Line;
         }
         if let Some(destination) = destination
             && (paused(destination) || self.held.contains_key(destination))
@@ -135,7 +193,36 @@ impl Partition {
     /// Where the group's committed offset may move: the first job still held, or past
     /// everything read.
     fn commit(&self) -> Option<i64> {
-        self.held.values().map(|run| run.first).min().or(self.next)
+        let lines = self.lines.values().filter_map(|line| line.jobs.front());
+        let firsts = self.held.values().map(|run| run.first);
+        firsts
+            .chain(lines.map(|(offset, _)| *offset))
+            .min()
+            .or(self.next)
+    }
+
+    /// The first job of `destination`'s line at `offset` finished: the next one is first.
+    fn finished(&mut self, destination: &ResourceId, offset: i64) {
+        if let Some(line) = self.lines.get_mut(destination) {
+            line.running = None;
+            if line.jobs.front().is_some_and(|(first, _)| *first == offset) {
+                line.jobs.pop_front();
+            }
+            if line.jobs.is_empty() {
+                self.lines.remove(destination);
+            }
+        }
+    }
+
+    /// Lines that may start delivering their first job: not delivering, not paused.
+    fn startable(
+        &self,
+        paused: impl Fn(&ResourceId) -> bool,
+    ) -> impl Iterator<Item = (&ResourceId, i64)> {
+        self.lines
+            .iter()
+            .filter(move |(destination, line)| line.running.is_none() && !paused(destination))
+            .filter_map(|(destination, line)| Some((destination, line.jobs.front()?.0)))
     }
 
     /// Whether a destination with jobs on hold here is no longer paused, so the partition must
@@ -163,11 +250,71 @@ pub struct Releaser {
     consumer: kafka::GroupConsumer,
     /// Asks the brokers where partitions end (see [`PROBE_INTERVAL`]); in no group.
     prober: Arc<BaseConsumer>,
+    /// Fetches the first job of a line by its offset; in no group, created on first use.
+    fetcher: Arc<Fetcher>,
     producer: FutureProducer,
     store: ResourceStore,
     metrics: Metrics,
     held_topic: String,
     deliveries_topic: String,
+}
+
+/// Reads single records of the held topic by offset, for lines (see the module documentation).
+struct Fetcher {
+    config: rdkafka::ClientConfig,
+    consumer: Mutex<Option<BaseConsumer>>,
+}
+
+impl Fetcher {
+    /// The record at `offset` of `partition` (its key and value), `None` when it is not there
+    /// any more. Blocking: call it off the runtime's threads.
+    fn fetch(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<Option<(String, Vec<u8>)>, KafkaError> {
+        let mut consumer = self
+            .consumer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if consumer.is_none() {
+            *consumer = Some(self.config.create()?);
+        }
+        let Some(consumer) = consumer.as_ref() else {
+            unreachable!("created above");
+        };
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+        consumer.assign(&assignment)?;
+        let found = Self::poll_for(consumer, offset);
+        // Assigned, it would go on fetching while the line delivers.
+        consumer.unassign()?;
+        found
+    }
+
+    fn poll_for(
+        consumer: &BaseConsumer,
+        offset: i64,
+    ) -> Result<Option<(String, Vec<u8>)>, KafkaError> {
+        let deadline = std::time::Instant::now() + FETCH_TIMEOUT;
+        while std::time::Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) if message.offset() == offset => {
+                    let key = String::from_utf8_lossy(message.key().unwrap_or_default());
+                    let value = message.payload().unwrap_or_default().to_vec();
+                    return Ok(Some((key.into_owned(), value)));
+                }
+                // Compacted away.
+                Some(Ok(message)) if message.offset() > offset => return Ok(None),
+                Some(Ok(_)) | None => {}
+                Some(Err(error)) => return Err(error),
+            }
+        }
+        Err(KafkaError::MessageConsumption(
+            RDKafkaErrorCode::RequestTimedOut,
+        ))
+    }
 }
 
 impl Releaser {
@@ -189,9 +336,14 @@ impl Releaser {
         let prober = kafka::client_config(settings, HOLD_ROLE)
             .create()
             .map_err(hookline_runtime::Error::ClientConfig)?;
+        let fetcher = Fetcher {
+            config: kafka::reader_config(settings, "dispatcher-line"),
+            consumer: Mutex::new(None),
+        };
         Ok(Self {
             consumer,
             prober: Arc::new(prober),
+            fetcher: Arc::new(fetcher),
             producer,
             store,
             metrics,
@@ -200,8 +352,14 @@ impl Releaser {
         })
     }
 
-    /// Releases until `shutdown`, then settles what is in flight and commits.
-    pub async fn run(self, shutdown: &CancellationToken) -> Result<(), Error> {
+    /// Releases until `shutdown`, then settles what is in flight and commits. `deliver` works
+    /// on the first job of a line until it is delivered or dead-lettered, or its token is
+    /// cancelled.
+    pub async fn run<D, F>(self, shutdown: &CancellationToken, deliver: D) -> Result<(), Error>
+    where
+        D: Fn(ReadJob, CancellationToken) -> F + Clone + Send + 'static,
+        F: Future<Output = Result<Settled, Error>> + Send + 'static,
+    {
         self.consumer
             .subscribe(&[self.held_topic.as_str()])
             .map_err(|source| Error::Subscribe {
@@ -215,16 +373,24 @@ impl Releaser {
         let mut report = tokio::time::interval(REPORT);
         report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut probed = tokio::time::Instant::now();
+        let mut running: JoinSet<LineDone> = JoinSet::new();
         loop {
             let now = self.consumer.context().rebalances();
             if now != rebalances {
                 rebalances = now;
                 self.settle(&mut partitions, &mut pending).await?;
+                self.stop_lines(&mut partitions, &mut running).await?;
                 self.relearn(&mut partitions);
             }
+            self.start_lines(&mut partitions, &mut running, &deliver);
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                Some(done) = running.join_next() => {
+                    let (partition, destination, offset, end) =
+                        done.map_err(|error| Error::Task(error.to_string()))?;
+                    self.line_ended(&mut partitions, partition, &destination, offset, end?);
+                }
                 _ = report.tick() => self.report(&partitions),
                 changed = resources.changed() => {
                     if changed.is_err() {
@@ -264,6 +430,8 @@ impl Releaser {
             }
         }
         self.settle(&mut partitions, &mut pending).await?;
+        self.stop_lines(&mut partitions, &mut running).await?;
+        self.settle(&mut partitions, &mut pending).await?;
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(error) => warn!(%error, "Could not commit the held topic's offsets at shutdown."),
@@ -279,6 +447,146 @@ impl Releaser {
                 .get(id)
                 .is_some_and(|destination| destination.paused)
         }
+    }
+
+    fn ordered(&self) -> impl Fn(&ResourceId) -> bool + use<> {
+        let snapshot = self.store.snapshot();
+        move |id| {
+            snapshot
+                .destinations
+                .get(id)
+                .is_some_and(|destination| destination.ordered)
+        }
+    }
+
+    /// Starts delivering the first job of every line that is idle and not paused.
+    fn start_lines<D, F>(
+        &self,
+        partitions: &mut HashMap<i32, Partition>,
+        running: &mut JoinSet<LineDone>,
+        deliver: &D,
+    ) where
+        D: Fn(ReadJob, CancellationToken) -> F + Clone + Send + 'static,
+        F: Future<Output = Result<Settled, Error>> + Send + 'static,
+    {
+        let paused = self.paused();
+        for (partition, state) in partitions.iter_mut() {
+            if state.learning_from.is_some() {
+                continue;
+            }
+            let ready: Vec<(ResourceId, i64)> = state
+                .startable(&paused)
+                .map(|(destination, offset)| (destination.clone(), offset))
+                .collect();
+            for (destination, offset) in ready {
+                let token = CancellationToken::new();
+                if let Some(line) = state.lines.get_mut(&destination) {
+                    line.running = Some(token.clone());
+                }
+                let partition = *partition;
+                let work = self.first_of_line(partition, offset, token, deliver);
+                running.spawn(async move { (partition, destination, offset, work.await) });
+            }
+        }
+    }
+
+    /// Fetches the job at `offset`, has it delivered and tombstones it; waits through a Kafka
+    /// outage until `token` is cancelled.
+    fn first_of_line<D, F>(
+        &self,
+        partition: i32,
+        offset: i64,
+        token: CancellationToken,
+        deliver: &D,
+    ) -> impl Future<Output = Result<LineEnd, Error>> + Send + 'static
+    where
+        D: Fn(ReadJob, CancellationToken) -> F + Clone + Send + 'static,
+        F: Future<Output = Result<Settled, Error>> + Send + 'static,
+    {
+        let (fetcher, producer, topic) = (
+            self.fetcher.clone(),
+            self.producer.clone(),
+            self.held_topic.clone(),
+        );
+        let deliver = deliver.clone();
+        async move {
+            let (delivery_id, payload) = loop {
+                let (fetcher, name) = (fetcher.clone(), topic.clone());
+                let fetched =
+                    tokio::task::spawn_blocking(move || fetcher.fetch(&name, partition, offset))
+                        .await
+                        .map_err(|error| Error::Task(error.to_string()))?;
+                match fetched {
+                    Ok(Some(record)) => break record,
+                    Ok(None) => return Ok(LineEnd::Gone),
+                    Err(error) => {
+                        debug!(%error, partition, offset, "The first job of a line was not fetched; trying again.");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            () = token.cancelled() => return Ok(LineEnd::Stopped),
+                        }
+                    }
+                }
+            };
+            if token.is_cancelled() {
+                return Ok(LineEnd::Stopped);
+            }
+            let position = SourcePosition {
+                topic: topic.clone(),
+                partition,
+                offset,
+            };
+            let job = parse_job(position, &payload);
+            if deliver(job, token).await? != Settled::Done {
+                return Ok(LineEnd::Stopped);
+            }
+            let tombstone = FutureRecord::<str, [u8]>::to(&topic)
+                .key(delivery_id.as_str())
+                .partition(partition);
+            let ack = produce::enqueue(&producer, tombstone).await;
+            let result = match ack {
+                Ok(ack) => produce::acknowledged(&producer, &topic, ack)
+                    .await
+                    .map(|delivery| delivery.offset),
+                Err(error) => Err(error),
+            };
+            let tombstone = result.map_err(|source| Error::Produce { topic, source })?;
+            Ok(LineEnd::Finished {
+                delivery_id,
+                tombstone,
+            })
+        }
+    }
+
+    /// A line's first job finished, or stopped; the loop starts the next one.
+    fn line_ended(
+        &self,
+        partitions: &mut HashMap<i32, Partition>,
+        partition: i32,
+        destination: &ResourceId,
+        offset: i64,
+        end: LineEnd,
+    ) {
+        let Some(state) = partitions.get_mut(&partition) else {
+            return;
+        };
+        match end {
+            LineEnd::Finished {
+                delivery_id,
+                tombstone,
+            } => {
+                self.metrics.released.inc();
+                state.released.insert(delivery_id, tombstone);
+                state.finished(destination, offset);
+            }
+            LineEnd::Gone => state.finished(destination, offset),
+            LineEnd::Stopped => {
+                if let Some(line) = state.lines.get_mut(destination) {
+                    line.running = None;
+                }
+            }
+        }
+        self.store_commit(partition, state);
     }
 
     async fn read(
@@ -308,8 +616,9 @@ impl Releaser {
         let job = serde_json::from_slice::<HeldJob>(payload).ok();
         let destination = job.as_ref().map(|job| &job.destination_id);
         let held_at_ms = message.timestamp().to_millis().unwrap_or_else(now_ms);
-        match state.judge(offset, &key, destination, held_at_ms, self.paused()) {
-            Verdict::AlreadyReleased | Verdict::Hold => {}
+        let (paused, ordered) = (self.paused(), self.ordered());
+        match state.judge(offset, &key, destination, held_at_ms, paused, ordered) {
+            Verdict::AlreadyReleased | Verdict::Hold | Verdict::Line => {}
             Verdict::Release => {
                 // A record that is not a job goes back too: delivery dead-letters it with the
                 // reason, where an operator sees it.
@@ -353,21 +662,46 @@ impl Releaser {
         }
         self.metrics.released.inc_by(released);
         for (partition, state) in partitions.iter_mut() {
-            if state.learning_from.is_some() {
-                continue;
+            self.store_commit(*partition, state);
+        }
+        Ok(())
+    }
+
+    /// Stores how far `partition` may be committed, once it is not learning.
+    fn store_commit(&self, partition: i32, state: &mut Partition) {
+        if state.learning_from.is_some() {
+            return;
+        }
+        let Some(commit) = state.commit() else {
+            return;
+        };
+        state.forget_before(commit);
+        // `store_offset` stores the offset after the one given: the next to read.
+        if commit > 0
+            && let Err(error) = self
+                .consumer
+                .store_offset(&self.held_topic, partition, commit - 1)
+        {
+            debug!(%error, partition, "Held topic offset not stored.");
+        }
+    }
+
+    /// Stops every line's delivery (an attempt in progress gets the drain time) and notes how
+    /// each ended, before partitions change hands or the dispatcher stops.
+    async fn stop_lines(
+        &self,
+        partitions: &mut HashMap<i32, Partition>,
+        running: &mut JoinSet<LineDone>,
+    ) -> Result<(), Error> {
+        for line in partitions.values().flat_map(|state| state.lines.values()) {
+            if let Some(token) = &line.running {
+                token.cancel();
             }
-            let Some(commit) = state.commit() else {
-                continue;
-            };
-            state.forget_before(commit);
-            // `store_offset` stores the offset after the one given: the next to read.
-            if commit > 0
-                && let Err(error) =
-                    self.consumer
-                        .store_offset(&self.held_topic, *partition, commit - 1)
-            {
-                debug!(%error, partition, "Held topic offset not stored.");
-            }
+        }
+        while let Some(done) = running.join_next().await {
+            let (partition, destination, offset, end) =
+                done.map_err(|error| Error::Task(error.to_string()))?;
+            self.line_ended(partitions, partition, &destination, offset, end?);
         }
         Ok(())
     }
@@ -413,6 +747,7 @@ impl Releaser {
                 "Read the held topic to its end; releasing from its first unfinished job."
             );
             state.held.clear();
+            state.lines.clear();
             state.next = Some(from);
             self.seek(partition, from);
         }
@@ -428,6 +763,8 @@ impl Releaser {
                 continue;
             };
             state.held.clear();
+            // Their deliveries were stopped first.
+            state.lines.clear();
             state.learning_from = Some(from);
             state.next = Some(from);
             self.seek(*partition, from);
@@ -486,17 +823,26 @@ impl Releaser {
         })
     }
 
+    /// The held gauges count the jobs on hold and those waiting in lines.
     fn report(&self, partitions: &HashMap<i32, Partition>) {
-        let runs = partitions
+        let known = partitions
             .values()
-            .filter(|state| state.learning_from.is_none())
-            .flat_map(|state| state.held.values());
-        let (jobs, oldest) = runs.fold((0, None::<i64>), |(jobs, oldest), run| {
-            (
-                jobs + run.jobs,
-                Some(oldest.map_or(run.oldest_ms, |o| o.min(run.oldest_ms))),
-            )
-        });
+            .filter(|state| state.learning_from.is_none());
+        let runs = known
+            .clone()
+            .flat_map(|state| state.held.values())
+            .map(|run| (run.jobs, run.oldest_ms));
+        let lines = known
+            .flat_map(|state| state.lines.values())
+            .filter_map(|line| Some((line.jobs.len() as u64, line.jobs.front()?.1)));
+        let (jobs, oldest) =
+            runs.chain(lines)
+                .fold((0, None::<i64>), |(jobs, oldest), (count, oldest_ms)| {
+                    (
+                        jobs + count,
+                        Some(oldest.map_or(oldest_ms, |o| o.min(oldest_ms))),
+                    )
+                });
         self.metrics
             .held_jobs
             .set(i64::try_from(jobs).unwrap_or(i64::MAX));
@@ -515,6 +861,10 @@ fn now_ms() -> i64 {
 mod tests {
     use super::*;
 
+    fn unordered(_: &ResourceId) -> bool {
+        false
+    }
+
     fn id(text: &str) -> ResourceId {
         ResourceId::parse(text).unwrap()
     }
@@ -524,16 +874,22 @@ mod tests {
         let (a, b) = (id("a"), id("b"));
         let mut state = Partition::default();
         let paused_a = |d: &ResourceId| d.as_str() == "a";
-        assert_eq!(state.judge(10, "a1", Some(&a), 1, paused_a), Verdict::Hold);
         assert_eq!(
-            state.judge(11, "b1", Some(&b), 2, paused_a),
+            state.judge(10, "a1", Some(&a), 1, paused_a, unordered),
+            Verdict::Hold
+        );
+        assert_eq!(
+            state.judge(11, "b1", Some(&b), 2, paused_a, unordered),
             Verdict::Release
         );
         state.next = Some(12);
         assert_eq!(state.commit(), Some(10), "the committed offset stops at a1");
         // `a` resumed, but a job of `a` read before the rewind stays behind a1.
         let none = |_: &ResourceId| false;
-        assert_eq!(state.judge(12, "a2", Some(&a), 3, none), Verdict::Hold);
+        assert_eq!(
+            state.judge(12, "a2", Some(&a), 3, none, unordered),
+            Verdict::Hold
+        );
         assert!(state.resumed(none));
         assert_eq!(state.held[&a].jobs, 2);
     }
@@ -543,20 +899,26 @@ mod tests {
         let (a, b) = (id("a"), id("b"));
         let mut state = Partition::default();
         let paused_a = |d: &ResourceId| d.as_str() == "a";
-        state.judge(10, "a1", Some(&a), 1, paused_a);
-        state.judge(11, "b1", Some(&b), 2, paused_a);
+        state.judge(10, "a1", Some(&a), 1, paused_a, unordered);
+        state.judge(11, "b1", Some(&b), 2, paused_a, unordered);
         // b1's tombstone was written at 20.
         state.released.insert("b1".to_owned(), 20);
         // Rewound to 10 after `a` resumed.
         state.held.clear();
         let none = |_: &ResourceId| false;
-        assert_eq!(state.judge(10, "a1", Some(&a), 1, none), Verdict::Release);
         assert_eq!(
-            state.judge(11, "b1", Some(&b), 2, none),
+            state.judge(10, "a1", Some(&a), 1, none, unordered),
+            Verdict::Release
+        );
+        assert_eq!(
+            state.judge(11, "b1", Some(&b), 2, none, unordered),
             Verdict::AlreadyReleased
         );
         // The same delivery held again after its release is a new hold.
-        assert_eq!(state.judge(25, "b1", Some(&b), 3, none), Verdict::Release);
+        assert_eq!(
+            state.judge(25, "b1", Some(&b), 3, none, unordered),
+            Verdict::Release
+        );
     }
 
     #[test]
@@ -564,9 +926,12 @@ mod tests {
         let a = id("a");
         let mut state = Partition::default();
         let none = |_: &ResourceId| false;
-        assert_eq!(state.judge(5, "a1", Some(&a), 1, none), Verdict::Release);
         assert_eq!(
-            state.judge(6, "a1", Some(&a), 1, none),
+            state.judge(5, "a1", Some(&a), 1, none, unordered),
+            Verdict::Release
+        );
+        assert_eq!(
+            state.judge(6, "a1", Some(&a), 1, none, unordered),
             Verdict::AlreadyReleased
         );
     }
@@ -576,9 +941,9 @@ mod tests {
         let (a, b) = (id("a"), id("b"));
         let mut state = Partition::default();
         let paused = |d: &ResourceId| d.as_str() == "b";
-        state.judge(3, "a1", Some(&a), 1, paused);
+        state.judge(3, "a1", Some(&a), 1, paused, unordered);
         state.released.insert("a1".to_owned(), 4);
-        state.judge(7, "b1", Some(&b), 1, paused);
+        state.judge(7, "b1", Some(&b), 1, paused, unordered);
         state.next = Some(8);
         assert_eq!(state.commit(), Some(7));
         state.forget_before(7);
@@ -591,6 +956,67 @@ mod tests {
             state.commit(),
             Some(8),
             "nothing held: past everything read"
+        );
+    }
+
+    #[test]
+    fn an_ordered_destination_s_jobs_wait_in_line_and_the_commit_follows_its_first() {
+        let (crm, other) = (id("crm"), id("other"));
+        let mut state = Partition::default();
+        let none = |_: &ResourceId| false;
+        let ordered = |d: &ResourceId| d.as_str() == "crm";
+        assert_eq!(
+            state.judge(3, "c1", Some(&crm), 1, none, ordered),
+            Verdict::Line
+        );
+        assert_eq!(
+            state.judge(4, "o1", Some(&other), 2, none, ordered),
+            Verdict::Release
+        );
+        assert_eq!(
+            state.judge(5, "c2", Some(&crm), 3, none, ordered),
+            Verdict::Line
+        );
+        state.next = Some(6);
+        assert_eq!(state.commit(), Some(3), "stops at the line's first job");
+        assert_eq!(state.startable(none).collect::<Vec<_>>(), [(&crm, 3)]);
+
+        // Read again after a rewind: nothing is queued twice.
+        assert_eq!(
+            state.judge(3, "c1", Some(&crm), 1, none, ordered),
+            Verdict::Line
+        );
+        assert_eq!(state.lines[&crm].jobs.len(), 2);
+
+        state.lines.get_mut(&crm).unwrap().running = Some(CancellationToken::new());
+        assert_eq!(state.startable(none).count(), 0, "one delivery at a time");
+        state.finished(&crm, 3);
+        assert_eq!(state.commit(), Some(5));
+        assert_eq!(state.startable(none).collect::<Vec<_>>(), [(&crm, 5)]);
+        let paused = |d: &ResourceId| d.as_str() == "crm";
+        assert_eq!(state.startable(paused).count(), 0, "a paused line waits");
+        state.finished(&crm, 5);
+        assert!(state.lines.is_empty(), "an empty line is forgotten");
+        assert_eq!(state.commit(), Some(6));
+    }
+
+    #[test]
+    fn a_line_keeps_its_order_when_its_destination_stops_being_ordered() {
+        let crm = id("crm");
+        let mut state = Partition::default();
+        let none = |_: &ResourceId| false;
+        let ordered = |d: &ResourceId| d.as_str() == "crm";
+        state.judge(1, "c1", Some(&crm), 1, none, ordered);
+        assert_eq!(
+            state.judge(2, "c2", Some(&crm), 2, none, unordered),
+            Verdict::Line,
+            "behind c1, not released past it"
+        );
+        state.finished(&crm, 1);
+        state.finished(&crm, 2);
+        assert_eq!(
+            state.judge(7, "c3", Some(&crm), 3, none, unordered),
+            Verdict::Release
         );
     }
 }

@@ -3,8 +3,11 @@
 //! and then either finish, wait a little in memory, hand it to a retry topic for a longer wait,
 //! or dead-letter it. A job's offset is stored only once all of that was acknowledged.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::future::Either;
 
 use hookline_runtime::consume::{self, Next, Settled};
 use hookline_runtime::observe::{ConsumerMetrics, ObservedContext, Progress};
@@ -22,6 +25,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -60,7 +64,29 @@ pub struct Dispatcher {
     consumer: kafka::GroupConsumer,
     retry_consumer: kafka::GroupConsumer,
     releaser: Releaser,
+    /// What the deliveries reader sends to the line of an ordered destination, in read order.
+    line: mpsc::UnboundedReceiver<Divert>,
     shared: Arc<Shared>,
+}
+
+/// A job of an ordered destination on its way to its line in the held topic (see
+/// [`crate::hold`]), handed over in the order the deliveries reader read it, which is the order
+/// its line keeps.
+struct Divert {
+    delivery_id: String,
+    payload: Vec<u8>,
+    ack: oneshot::Sender<Result<DeliveryFuture, KafkaError>>,
+}
+
+/// How a job is worked on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// Read from the deliveries topic or a retry topic: a long wait goes to a retry topic, and a
+    /// job of an ordered destination goes to its line.
+    Topic,
+    /// At the head of an ordered destination's line: every wait happens in place, because the
+    /// destination's later jobs wait for this one.
+    Line,
 }
 
 /// What every delivery task needs.
@@ -78,6 +104,8 @@ struct Shared {
     attempts_topic: String,
     dead_topic: String,
     held_topic: String,
+    /// See [`Divert`].
+    line: mpsc::UnboundedSender<Divert>,
     metrics: Metrics,
     shutdown: CancellationToken,
 }
@@ -120,11 +148,13 @@ impl Dispatcher {
             store.clone(),
             metrics.clone(),
         )?;
+        let (line, diverted) = mpsc::unbounded_channel();
         Ok(Self {
             settings: settings.clone(),
             consumer,
             retry_consumer,
             releaser,
+            line: diverted,
             shared: Arc::new(Shared {
                 config,
                 store,
@@ -141,6 +171,7 @@ impl Dispatcher {
                 attempts_topic: settings.topics().attempts(),
                 dead_topic: settings.topics().dead(),
                 held_topic: settings.topics().held(),
+                line,
                 metrics,
                 shutdown,
             }),
@@ -150,40 +181,57 @@ impl Dispatcher {
     /// Delivers jobs until shutdown, then waits for deliveries in progress (a job waiting in
     /// memory for its next attempt is handed to a retry topic) and commits.
     pub async fn run(self) -> Result<(), Error> {
-        let shared = &self.shared;
+        let Self {
+            settings,
+            consumer,
+            retry_consumer,
+            releaser,
+            line,
+            shared,
+        } = self;
+        let shared = &shared;
         tokio::select! {
             ready = shared.store.wait_ready() => ready?,
             () = shared.shutdown.cancelled() => return Ok(()),
         }
-        if !shared.health.load(&self.settings, &shared.shutdown).await? {
+        if !shared.health.load(&settings, &shared.shutdown).await? {
             return Ok(());
         }
         // Before a partition is revoked, its deliveries get the drain time to finish and their
         // waits are handed to the retry topics; the rest is margin for those hand-overs.
-        for consumer in [&self.consumer, &self.retry_consumer] {
+        for consumer in [&consumer, &retry_consumer] {
             consumer
                 .context()
                 .in_flight()
                 .set_revoke_wait(shared.config.drain * 2);
         }
         let deliveries = shared.topics.deliveries();
-        subscribe(&self.consumer, &[deliveries.as_str()])?;
+        subscribe(&consumer, &[deliveries.as_str()])?;
         let tiers: Vec<&str> = shared
             .retry_topics
             .iter()
             .map(|(_, topic)| topic.as_str())
             .collect();
-        subscribe(&self.retry_consumer, &tiers)?;
+        subscribe(&retry_consumer, &tiers)?;
         info!(topic = %deliveries, retry_topics = ?tiers, "Dispatcher started.");
 
         // Either loop failing stops the other; each commits what it finished.
         let stop = shared.shutdown.child_token();
         let fresh = async {
             let result = consume::run(
-                &self.consumer,
+                &consumer,
                 shared.config.max_in_flight,
                 &stop,
-                |message, release| shared.clone().settle(read_job(message), release),
+                |message, release| {
+                    let job = read_job(message);
+                    match shared.ordered(&job) {
+                        Some(delivery_id) => {
+                            let payload = message.payload().unwrap_or_default().to_vec();
+                            Either::Left(shared.clone().divert(delivery_id, payload))
+                        }
+                        None => Either::Right(shared.clone().settle(job, Path::Topic, release)),
+                    }
+                },
             )
             .await;
             stop.cancel();
@@ -191,14 +239,14 @@ impl Dispatcher {
         };
         let retried = async {
             let result = consume::run_gated(
-                &self.retry_consumer,
+                &retry_consumer,
                 shared.config.max_in_flight,
                 &stop,
                 |message, release| {
                     let job = read_job(message);
                     match due(&shared.retry_topics, message, &job.1) {
                         Some(due) if due > Instant::now() => Next::NotBefore(due),
-                        _ => Next::Run(shared.clone().settle(job, release)),
+                        _ => Next::Run(shared.clone().settle(job, Path::Topic, release)),
                     }
                 },
             )
@@ -207,12 +255,16 @@ impl Dispatcher {
             result
         };
         let released = async {
-            let result = self.releaser.run(&stop).await;
+            let line = Arc::clone(shared);
+            let lines = move |job: ReadJob, release| line.clone().settle(job, Path::Line, release);
+            let result = releaser.run(&stop, lines).await;
             stop.cancel();
             result
         };
-        let shares = follow_part(&self.consumer, &deliveries, shared, &stop);
-        let (fresh, retried, released, ()) = tokio::join!(fresh, retried, released, shares);
+        let shares = follow_part(&consumer, &deliveries, shared, &stop);
+        let diverts = write_lines(shared, line, &stop);
+        let (fresh, retried, released, (), ()) =
+            tokio::join!(fresh, retried, released, shares, diverts);
         fresh.and(retried).and(released)
     }
 }
@@ -259,6 +311,29 @@ async fn follow_part(
             changed = assignment.changed() => if changed.is_err() { return },
             () = stop.cancelled() => return,
         }
+    }
+}
+
+/// Writes the jobs the deliveries reader sends to ordered destinations' lines to the held topic,
+/// one by one in the order it sent them (one partition, so that order is kept), until `stop`; a
+/// job not written by then is read again after a restart.
+async fn write_lines(
+    shared: &Shared,
+    mut diverted: mpsc::UnboundedReceiver<Divert>,
+    stop: &CancellationToken,
+) {
+    loop {
+        let divert = tokio::select! {
+            divert = diverted.recv() => divert,
+            () = stop.cancelled() => None,
+        };
+        let Some(divert) = divert else { return };
+        let record = FutureRecord::to(&shared.held_topic)
+            .key(&divert.delivery_id)
+            .payload(&divert.payload);
+        let ack = produce::enqueue(&shared.producer, record).await;
+        // The reader stopped waiting only when its loop ended.
+        let _ = divert.ack.send(ack);
     }
 }
 
@@ -330,7 +405,7 @@ fn truncated(text: &str) -> String {
 type Acks = Vec<(String, Result<DeliveryFuture, KafkaError>)>;
 
 /// A job as read from its record, or why it could not be read.
-type ReadJob = (SourcePosition, Result<DeliveryJob, String>);
+pub(crate) type ReadJob = (SourcePosition, Result<DeliveryJob, String>);
 
 fn read_job(message: &BorrowedMessage<'_>) -> ReadJob {
     let position = SourcePosition {
@@ -338,7 +413,11 @@ fn read_job(message: &BorrowedMessage<'_>) -> ReadJob {
         partition: message.partition(),
         offset: message.offset(),
     };
-    let payload = message.payload().unwrap_or_default();
+    parse_job(position, message.payload().unwrap_or_default())
+}
+
+/// The job in `payload`, read at `position`.
+pub(crate) fn parse_job(position: SourcePosition, payload: &[u8]) -> ReadJob {
     let job = serde_json::from_slice::<DeliveryJob>(payload)
         .map(|mut job| {
             // Attempts count from 1; a job written by hand with 0 means its first attempt.
@@ -359,15 +438,19 @@ impl Shared {
     /// the dispatcher stops, and the job is then handed over (see [`Self::deliver`]). It owns
     /// its `Arc` so that its future is the task itself: an async block around it would hold the
     /// job twice (rust-lang/rust#62958).
-    async fn settle(
+    pub(crate) async fn settle(
         self: Arc<Self>,
         (position, job): ReadJob,
+        path: Path,
         release: CancellationToken,
     ) -> Result<Settled, Error> {
         self.metrics.in_flight.inc();
         let mut acks: Acks = Vec::new();
         let settled = match job {
-            Ok(job) => self.deliver(job, &position, &release, &mut acks).await,
+            Ok(job) => {
+                self.deliver(job, &position, path, &release, &mut acks)
+                    .await
+            }
             Err(error) => {
                 let payload = DeadPayload::Raw {
                     body: error.clone(),
@@ -396,6 +479,46 @@ impl Shared {
             result.map_err(|source| Error::Produce { topic, source })?;
         }
         Ok(settled)
+    }
+
+    /// The delivery id of `job` when its destination is ordered (and enabled): the job then
+    /// goes to its line ([`Self::divert`]) rather than being delivered from here.
+    fn ordered(&self, (_, job): &ReadJob) -> Option<String> {
+        let job = job.as_ref().ok()?;
+        let snapshot = self.store.snapshot();
+        let destination = snapshot.destinations.get(&job.destination_id)?;
+        (destination.enabled && destination.ordered).then(|| job.delivery_id.clone())
+    }
+
+    /// Sends a job of an ordered destination to its line now, in read order (see [`Divert`]),
+    /// and returns the wait for the broker's acknowledgement.
+    fn divert(
+        self: Arc<Self>,
+        delivery_id: String,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<Settled, Error>> + Send + 'static {
+        let (ack, written) = oneshot::channel();
+        let sent = self.line.send(Divert {
+            delivery_id,
+            payload,
+            ack,
+        });
+        async move {
+            // The writer stopped: the dispatcher is stopping, and the job is read again later.
+            let (Ok(()), Ok(ack)) = (sent, written.await) else {
+                return Ok(Settled::Abandoned);
+            };
+            self.metrics.held.inc();
+            let topic = self.held_topic.clone();
+            let result = match ack {
+                Ok(ack) => produce::acknowledged(&self.producer, &topic, ack)
+                    .await
+                    .map(drop),
+                Err(error) => Err(error),
+            };
+            result.map_err(|source| Error::Produce { topic, source })?;
+            Ok(Settled::Done)
+        }
     }
 
     /// The destination of `job`, waiting a little for one this process has not read yet; `None`
@@ -428,21 +551,26 @@ impl Shared {
         &self,
         mut job: DeliveryJob,
         position: &SourcePosition,
+        path: Path,
         release: &CancellationToken,
         acks: &mut Acks,
     ) -> Settled {
         loop {
-            // Waits up to the in-process limit happen here; longer ones through a retry topic.
+            // Waits up to the in-process limit happen here; longer ones through a retry topic,
+            // except in a line, where the jobs behind wait too.
             let wait = wait_of(&job);
-            if wait > self.config.in_process_wait().max(PARK_MIN) {
+            if path == Path::Topic && wait > self.config.in_process_wait().max(PARK_MIN) {
                 return self.park(job, wait, acks).await;
             }
             if !wait.is_zero() {
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     // Released: the wait goes on in a retry topic, where the partition's next
-                    // reader (or a restart) finds it.
-                    () = release.cancelled() => return self.park(job, wait, acks).await,
+                    // reader (or a restart) finds it; a line's next owner starts it again.
+                    () = release.cancelled() => return match path {
+                        Path::Topic => self.park(job, wait, acks).await,
+                        Path::Line => Settled::Abandoned,
+                    },
                 }
             }
             let destination = match self.destination(&job, release).await {
@@ -469,11 +597,26 @@ impl Shared {
                 }
                 Err(()) => return Settled::Abandoned,
             };
-            if destination.paused {
-                return self.hold(job, acks).await;
+            match path {
+                // A paused line stops at its head; its owner starts it again on resume.
+                Path::Line if destination.paused => return Settled::Abandoned,
+                Path::Topic if destination.paused || destination.ordered => {
+                    return self.hold(job, acks).await;
+                }
+                Path::Line | Path::Topic => {}
             }
             let pass = match self.isolation.admit(&destination).await {
                 Ok(pass) => pass,
+                Err((held, wait)) if path == Path::Line => {
+                    self.metrics
+                        .deferred
+                        .with_label_values(&[held.as_str()])
+                        .inc();
+                    tokio::select! {
+                        () = tokio::time::sleep(wait.max(PARK_MIN)) => continue,
+                        () = release.cancelled() => return Settled::Abandoned,
+                    }
+                }
                 Err((held, wait)) => {
                     // Held back by its destination's limits or open circuit: wait on the retry
                     // path so the slots and the partition stay free for other destinations.
@@ -545,7 +688,7 @@ impl Shared {
                     job.not_before = Some(hookline_runtime::time::rfc3339(
                         OffsetDateTime::now_utc() + wait,
                     ));
-                    if wait <= self.config.in_process_wait().max(PARK_MIN) {
+                    if path == Path::Line || wait <= self.config.in_process_wait().max(PARK_MIN) {
                         self.metrics
                             .retries
                             .with_label_values(&["in_process"])

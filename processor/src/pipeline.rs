@@ -363,7 +363,16 @@ impl State<'_> {
                     ActionResult::Job(job) => {
                         let payload = serde_json::to_vec(&job).unwrap_or_default();
                         let topic = &self.processor.deliveries_topic;
-                        let key = order::job_key(job.destination_id.as_str(), event_key);
+                        let destination = job.destination_id.as_str();
+                        let key = if self
+                            .rules
+                            .destination(&job.destination_id)
+                            .is_some_and(|d| d.ordered)
+                        {
+                            order::ordered_job_key(destination)
+                        } else {
+                            order::job_key(destination, event_key)
+                        };
                         match self.produce(topic, &key, payload, pending) {
                             Ok(()) => {
                                 self.processor.metrics.jobs.inc();

@@ -5,7 +5,9 @@
 //! `payload.customer.id`). Events with one key share a partition, so one processor handles them
 //! in order; events with different keys spread over every partition, so one busy source uses
 //! every processor. A delivery job is keyed by its destination and its event's key
-//! ([`job_key`]), so one busy destination uses every dispatcher too.
+//! ([`job_key`]), so one busy destination uses every dispatcher too, unless the destination is
+//! ordered (FIFO): its jobs are keyed by the destination alone ([`ordered_job_key`]), one
+//! partition in the order they were made.
 
 use std::borrow::Cow;
 
@@ -87,6 +89,12 @@ impl OrderKey {
 /// spread over every partition.
 pub fn job_key(destination: &str, event_key: &str) -> String {
     format!("{destination}/{event_key}")
+}
+
+/// The record key of a delivery job to an ordered (FIFO) destination: the destination alone, so
+/// all its jobs share one partition in the order the processors made them.
+pub fn ordered_job_key(destination: &str) -> String {
+    destination.to_owned()
 }
 
 fn find<'v>(mut value: &'v Value, steps: &[Step]) -> Option<&'v Value> {

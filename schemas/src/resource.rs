@@ -206,6 +206,12 @@ pub struct Destination {
     /// delivered with their original delivery ids. Unlike disabling, nothing is dropped.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+    /// FIFO: one delivery at a time, in the order the jobs were made, and a failing one holds
+    /// back the destination's later jobs (only this destination's) until it is delivered or
+    /// dead-lettered. Its jobs wait in line in the held topic (one extra write each) and one
+    /// dispatcher of the group delivers them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ordered: bool,
     /// The URL requests go to (http or https).
     pub url: String,
     /// HTTP method; `POST` unless set.
@@ -249,6 +255,7 @@ impl Destination {
             name: String::new(),
             enabled: true,
             paused: false,
+            ordered: false,
             url: url.into(),
             method: post(),
             headers: BTreeMap::new(),

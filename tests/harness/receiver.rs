@@ -66,6 +66,8 @@ struct Inner {
     answers: VecDeque<Answer>,
     /// When set, requests with no queued answer wait this long before answering 200.
     stall: Option<Duration>,
+    /// When set, requests with no queued answer get this status instead of 200.
+    failing: Option<u16>,
     /// Requests being answered now.
     in_flight: usize,
     /// The most requests answered at once.
@@ -117,6 +119,12 @@ impl TestReceiver {
         self.inner.lock().unwrap().stall = Some(stall);
     }
 
+    /// Answers every request without a queued answer with `status` from now on, or 200 again
+    /// with `None`.
+    pub fn fail_with(&self, status: Option<u16>) {
+        self.inner.lock().unwrap().failing = status;
+    }
+
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
@@ -159,7 +167,8 @@ async fn record(
             body: String::from_utf8_lossy(&body).into_owned(),
             at: Instant::now(),
         });
-        (inner.answers.pop_front(), inner.stall)
+        let answer = inner.answers.pop_front();
+        (answer.or(inner.failing.map(Answer::status)), inner.stall)
     };
     match answer {
         Some(answer) => {

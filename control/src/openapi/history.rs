@@ -547,7 +547,7 @@ fn journey() -> Value {
                     "trigger_id": {"type": "string"},
                     "action": {"type": "integer"},
                     "destination_id": {"type": "string"},
-                    "status": {"enum": ["pending", "held", "delivered", "retrying", "dead", "blocked"], "description": "pending: no attempt yet; held: waiting on hold while its destination is paused."},
+                    "status": {"enum": ["pending", "held", "delivered", "retrying", "dead", "blocked"], "description": "pending: no attempt yet; held: waiting on hold while its destination is paused, or in line behind an earlier job of an ordered destination."},
                     "attempts": {"type": "array", "items": {"$ref": "#/components/schemas/AttemptRecord"}}
                 }
             }},

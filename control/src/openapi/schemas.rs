@@ -140,7 +140,7 @@ fn shown_fields(kind: ResourceKind) -> Vec<(&'static str, Value)> {
         fields.push((
             "held_jobs",
             json!({"type": "integer", "minimum": 0, "readOnly": true,
-                   "description": "Jobs on hold while the destination is paused (or being released after it resumed), as this control instance read them from the held topic."}),
+                   "description": "Jobs on hold while the destination is paused (or being released after it resumed), or waiting in line at an ordered destination, as this control instance read them from the held topic."}),
         ));
         fields.push((
             "oldest_held_at",

@@ -152,7 +152,7 @@ pub(super) fn schemas(schemas: &mut Map<String, Value>) {
                 "failure_rate": rate("failed / attempts, to four decimals; null without attempts."),
                 "p50_ms": milliseconds("Median duration of the attempts that sent a request (from sending to the end of the answer), within 4.5%; null without any."),
                 "p99_ms": milliseconds("99th percentile of those durations, within 4.5%; null without any."),
-                "held_jobs": count("Jobs on hold now, while the destination is paused."),
+                "held_jobs": count("Jobs on hold now, while the destination is paused, or in line at an ordered destination."),
                 "oldest_held_at": time("When the oldest job on hold was held."),
                 "failing_since": time("Since when the destination has failed without a single success, as the dispatchers record it (hookline.destination-health); null while it succeeds. Circuit breaker states themselves live in each dispatcher and are not shown."),
                 "last_delivered_at": time("The last successful delivery the store saw, in any window."),
