@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hookline_runtime::consume::Settled;
 use hookline_runtime::observe::ConsumerMetrics;
 use hookline_runtime::resources::ResourceStore;
-use hookline_runtime::{KafkaSettings, kafka, produce};
+use hookline_runtime::{KafkaSettings, kafka, order, produce};
 use hookline_schemas::{ResourceId, SourcePosition};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -168,9 +168,13 @@ impl Partition {
             && (ordered(destination) || self.lines.contains_key(destination))
         {
             let line = self.lines.entry(destination.clone()).or_default();
-            // Read again after a rewind: it is in the line already.
-            if line.jobs.back().is_none_or(|(last, _)| *last < offset) {
-                line.jobs.push_back((offset, held_at_ms));
+            // Read again after a rewind, it is in the line already; a job held before the
+            // destination became ordered, read again on its resume, goes in offset order.
+            if let Err(at) = line
+                .jobs
+                .binary_search_by_key(&offset, |(queued, _)| *queued)
+            {
+                line.jobs.insert(at, (offset, held_at_ms));
             }
             return Verdict::Line;
         }
@@ -193,12 +197,13 @@ impl Partition {
     /// Where the group's committed offset may move: the first job still held, or past
     /// everything read.
     fn commit(&self) -> Option<i64> {
+        // `next` too: after a rewind it is behind the lines' first jobs.
         let lines = self.lines.values().filter_map(|line| line.jobs.front());
         let firsts = self.held.values().map(|run| run.first);
         firsts
             .chain(lines.map(|(offset, _)| *offset))
+            .chain(self.next)
             .min()
-            .or(self.next)
     }
 
     /// The first job of `destination`'s line at `offset` finished: the next one is first.
@@ -622,9 +627,14 @@ impl Releaser {
             Verdict::Release => {
                 // A record that is not a job goes back too: delivery dead-letters it with the
                 // reason, where an operator sees it.
-                let job_key = destination.map_or(key.as_str(), ResourceId::as_str);
+                // One key per destination, so its jobs go back to one partition in the order
+                // they were held; not the destination alone, which marks an ordered one's jobs.
+                let job_key = destination.map_or_else(
+                    || key.clone(),
+                    |destination| order::job_key(destination.as_str(), ""),
+                );
                 let record = FutureRecord::to(&self.deliveries_topic)
-                    .key(job_key)
+                    .key(&job_key)
                     .payload(payload);
                 let job = produce::enqueue(&self.producer, record).await;
                 let tombstone = FutureRecord::<str, [u8]>::to(&self.held_topic)

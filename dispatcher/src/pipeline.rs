@@ -3,10 +3,12 @@
 //! and then either finish, wait a little in memory, hand it to a retry topic for a longer wait,
 //! or dead-letter it. A job's offset is stored only once all of that was acknowledged.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::future::Either;
 
 use hookline_runtime::consume::{self, Next, Settled};
@@ -75,8 +77,12 @@ pub struct Dispatcher {
 struct Divert {
     delivery_id: String,
     payload: Vec<u8>,
-    ack: oneshot::Sender<Result<DeliveryFuture, KafkaError>>,
+    /// Told once the broker acknowledged it, or why it never will.
+    written: oneshot::Sender<Result<(), KafkaError>>,
 }
+
+/// The most jobs [`write_lines`] sends before it waits for their acknowledgements.
+const LINE_BATCH: usize = 1024;
 
 /// How a job is worked on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,7 +230,7 @@ impl Dispatcher {
                 &stop,
                 |message, release| {
                     let job = read_job(message);
-                    match shared.ordered(&job) {
+                    match shared.ordered(message.key(), &job) {
                         Some(delivery_id) => {
                             let payload = message.payload().unwrap_or_default().to_vec();
                             Either::Left(shared.clone().divert(delivery_id, payload))
@@ -314,27 +320,92 @@ async fn follow_part(
     }
 }
 
-/// Writes the jobs the deliveries reader sends to ordered destinations' lines to the held topic,
-/// one by one in the order it sent them (one partition, so that order is kept), until `stop`; a
-/// job not written by then is read again after a restart.
+/// Writes the jobs the deliveries reader sends to ordered destinations' lines to the held topic
+/// in the order it sent them (one partition, so the lines keep that order), until `stop`; a job
+/// not written by then is read again after a restart. Through a Kafka outage, what was not
+/// acknowledged is sent again from the first such job on, in order: a job that was written
+/// after all may then be in its line twice (delivered twice, with one `webhook-id`), never
+/// ahead of one before it.
 async fn write_lines(
     shared: &Shared,
     mut diverted: mpsc::UnboundedReceiver<Divert>,
     stop: &CancellationToken,
 ) {
+    let mut pauses = produce_pauses();
+    let mut resending = false;
     loop {
-        let divert = tokio::select! {
+        let first = tokio::select! {
             divert = diverted.recv() => divert,
             () = stop.cancelled() => None,
         };
-        let Some(divert) = divert else { return };
-        let record = FutureRecord::to(&shared.held_topic)
-            .key(&divert.delivery_id)
-            .payload(&divert.payload);
-        let ack = produce::enqueue(&shared.producer, record).await;
-        // The reader stopped waiting only when its loop ended.
-        let _ = divert.ack.send(ack);
+        let Some(first) = first else { return };
+        let mut batch = VecDeque::from([first]);
+        while batch.len() < LINE_BATCH
+            && let Ok(divert) = diverted.try_recv()
+        {
+            batch.push_back(divert);
+        }
+        while !batch.is_empty() {
+            let mut acks = Vec::with_capacity(batch.len());
+            for divert in &batch {
+                let record = FutureRecord::to(&shared.held_topic)
+                    .key(&divert.delivery_id)
+                    .payload(&divert.payload);
+                acks.push(produce::enqueue(&shared.producer, record).await);
+            }
+            let mut refused = None;
+            for ack in acks {
+                let result = match ack {
+                    Ok(ack) => match ack.await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err((error, _))) => Err(error),
+                        Err(_canceled) => Err(KafkaError::Canceled),
+                    },
+                    Err(error) => Err(error),
+                };
+                // Only the jobs before the first one refused count as written.
+                if refused.is_some() {
+                    continue;
+                }
+                match result {
+                    Err(error) if produce::curable(&error) => refused = Some(error),
+                    result => {
+                        if let Some(divert) = batch.pop_front() {
+                            // Its reader stopped waiting only if its loop ended.
+                            let _ = divert.written.send(result);
+                        }
+                    }
+                }
+            }
+            match refused {
+                Some(error) => {
+                    if !std::mem::replace(&mut resending, true) {
+                        warn!(%error, "Kafka did not take jobs of ordered destinations; sending them again, in order, until it does.");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(pauses.next().unwrap_or(Duration::from_secs(5))) => {}
+                        () = stop.cancelled() => return,
+                    }
+                }
+                None if resending => {
+                    resending = false;
+                    pauses = produce_pauses();
+                    info!("Kafka takes the jobs of ordered destinations again.");
+                }
+                None => {}
+            }
+        }
     }
+}
+
+/// Pauses between sends of records Kafka did not take.
+fn produce_pauses() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 fn subscribe(consumer: &StreamConsumer<ObservedContext>, topics: &[&str]) -> Result<(), Error> {
@@ -481,13 +552,22 @@ impl Shared {
         Ok(settled)
     }
 
-    /// The delivery id of `job` when its destination is ordered (and enabled): the job then
-    /// goes to its line ([`Self::divert`]) rather than being delivered from here.
-    fn ordered(&self, (_, job): &ReadJob) -> Option<String> {
+    /// The delivery id of `job` when its destination is ordered: the job then goes to its line
+    /// ([`Self::divert`]) rather than being delivered from here.
+    fn ordered(&self, key: Option<&[u8]>, (_, job): &ReadJob) -> Option<String> {
         let job = job.as_ref().ok()?;
-        let snapshot = self.store.snapshot();
-        let destination = snapshot.destinations.get(&job.destination_id)?;
-        (destination.enabled && destination.ordered).then(|| job.delivery_id.clone())
+        // The processor keys an ordered destination's jobs by the destination alone: that says
+        // so even before this process has read the destination, so none goes another way.
+        // ([`order::ordered_job_key`]).
+        let keyed = key == Some(job.destination_id.as_str().as_bytes());
+        let ordered = keyed
+            || self
+                .store
+                .snapshot()
+                .destinations
+                .get(&job.destination_id)
+                .is_some_and(|destination| destination.enabled && destination.ordered);
+        ordered.then(|| job.delivery_id.clone())
     }
 
     /// Sends a job of an ordered destination to its line now, in read order (see [`Divert`]),
@@ -497,26 +577,22 @@ impl Shared {
         delivery_id: String,
         payload: Vec<u8>,
     ) -> impl Future<Output = Result<Settled, Error>> + Send + 'static {
-        let (ack, written) = oneshot::channel();
+        let (written, acknowledged) = oneshot::channel();
         let sent = self.line.send(Divert {
             delivery_id,
             payload,
-            ack,
+            written,
         });
         async move {
             // The writer stopped: the dispatcher is stopping, and the job is read again later.
-            let (Ok(()), Ok(ack)) = (sent, written.await) else {
+            let (Ok(()), Ok(result)) = (sent, acknowledged.await) else {
                 return Ok(Settled::Abandoned);
             };
+            result.map_err(|source| Error::Produce {
+                topic: self.held_topic.clone(),
+                source,
+            })?;
             self.metrics.held.inc();
-            let topic = self.held_topic.clone();
-            let result = match ack {
-                Ok(ack) => produce::acknowledged(&self.producer, &topic, ack)
-                    .await
-                    .map(drop),
-                Err(error) => Err(error),
-            };
-            result.map_err(|source| Error::Produce { topic, source })?;
             Ok(Settled::Done)
         }
     }

@@ -138,8 +138,8 @@ async fn resend(
     enqueue(producer, record).await
 }
 
-/// Whether waiting for the broker can cure `error`.
-fn curable(error: &KafkaError) -> bool {
+/// Whether waiting for the broker can cure `error`, so the record is worth sending again.
+pub fn curable(error: &KafkaError) -> bool {
     let KafkaError::MessageProduction(code) = error else {
         return false;
     };
