@@ -1029,4 +1029,21 @@ mod tests {
             Verdict::Release
         );
     }
+
+    #[test]
+    fn after_a_rewind_the_commit_stays_at_the_reader_not_at_a_line_further_on() {
+        let (paused, crm) = (id("paused"), id("crm"));
+        let mut state = Partition::default();
+        let is_paused = |d: &ResourceId| d.as_str() == "paused";
+        let ordered = |d: &ResourceId| d.as_str() == "crm";
+        state.judge(3, "p1", Some(&paused), 1, is_paused, ordered);
+        state.judge(50, "c1", Some(&crm), 2, is_paused, ordered);
+        state.next = Some(51);
+        assert_eq!(state.commit(), Some(3));
+        // Rewound to 3 (another destination resumed): until 3 is read again, nothing past it
+        // may be committed.
+        state.held.clear();
+        state.next = Some(3);
+        assert_eq!(state.commit(), Some(3));
+    }
 }
