@@ -72,6 +72,10 @@ const SEEK_TIMEOUT: Duration = Duration::from_secs(1);
 /// case librdkafka's end-of-partition event did not reach the loop.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How many bytes of the jobs waiting in lines the reader keeps, per partition, as it reads them;
+/// a job not kept is fetched by its offset when its turn comes.
+const LINE_MEMORY: usize = 16 << 20;
+
 /// How long one fetch of a line's next job may take before it is tried again.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -97,6 +101,8 @@ struct Partition {
     held: HashMap<ResourceId, Run>,
     /// Ordered destinations' lines.
     lines: HashMap<ResourceId, Line>,
+    /// The bytes of the records the lines keep.
+    kept_bytes: usize,
     /// The next offset to read.
     next: Option<i64>,
 }
@@ -109,6 +115,13 @@ struct Line {
     jobs: VecDeque<(i64, i64)>,
     /// Set while the first is being delivered; cancelling it stops that delivery.
     running: Option<CancellationToken>,
+    /// Records kept as they were read (key and value), by offset, within [`LINE_MEMORY`].
+    kept: HashMap<i64, (String, Vec<u8>)>,
+}
+
+/// The bytes a kept record counts for.
+fn kept_size((key, value): &(String, Vec<u8>)) -> usize {
+    key.len() + value.len()
 }
 
 /// How the delivery of a line's first job ended.
@@ -213,10 +226,47 @@ impl Partition {
             if line.jobs.front().is_some_and(|(first, _)| *first == offset) {
                 line.jobs.pop_front();
             }
+            // Kept again if it was read again (a rewind) while it was delivered.
+            if let Some(record) = line.kept.remove(&offset) {
+                self.kept_bytes = self.kept_bytes.saturating_sub(kept_size(&record));
+            }
             if line.jobs.is_empty() {
+                let freed: usize = line.kept.values().map(kept_size).sum();
+                self.kept_bytes = self.kept_bytes.saturating_sub(freed);
                 self.lines.remove(destination);
             }
         }
+    }
+
+    /// Keeps the record of a job just put in `destination`'s line, if memory allows.
+    fn keep(&mut self, destination: &ResourceId, offset: i64, record: (String, Vec<u8>)) {
+        let size = kept_size(&record);
+        if self.kept_bytes + size > LINE_MEMORY {
+            return;
+        }
+        if let Some(line) = self.lines.get_mut(destination)
+            && line
+                .jobs
+                .binary_search_by_key(&offset, |(queued, _)| *queued)
+                .is_ok()
+            && !line.kept.contains_key(&offset)
+        {
+            line.kept.insert(offset, record);
+            self.kept_bytes += size;
+        }
+    }
+
+    /// The kept record of the job at `offset` of `destination`'s line, taken out.
+    fn take_kept(&mut self, destination: &ResourceId, offset: i64) -> Option<(String, Vec<u8>)> {
+        let record = self.lines.get_mut(destination)?.kept.remove(&offset)?;
+        self.kept_bytes = self.kept_bytes.saturating_sub(kept_size(&record));
+        Some(record)
+    }
+
+    /// Forgets every line (their deliveries were stopped first).
+    fn clear_lines(&mut self) {
+        self.lines.clear();
+        self.kept_bytes = 0;
     }
 
     /// Lines that may start delivering their first job: not delivering, not paused.
@@ -485,22 +535,24 @@ impl Releaser {
                 .collect();
             for (destination, offset) in ready {
                 let token = CancellationToken::new();
+                let kept = state.take_kept(&destination, offset);
                 if let Some(line) = state.lines.get_mut(&destination) {
                     line.running = Some(token.clone());
                 }
                 let partition = *partition;
-                let work = self.first_of_line(partition, offset, token, deliver);
+                let work = self.first_of_line(partition, offset, kept, token, deliver);
                 running.spawn(async move { (partition, destination, offset, work.await) });
             }
         }
     }
 
-    /// Fetches the job at `offset`, has it delivered and tombstones it; waits through a Kafka
-    /// outage until `token` is cancelled.
+    /// Has the job at `offset` delivered (fetching it unless it was `kept`) and tombstones it;
+    /// waits through a Kafka outage until `token` is cancelled.
     fn first_of_line<D, F>(
         &self,
         partition: i32,
         offset: i64,
+        kept: Option<(String, Vec<u8>)>,
         token: CancellationToken,
         deliver: &D,
     ) -> impl Future<Output = Result<LineEnd, Error>> + Send + 'static
@@ -515,7 +567,11 @@ impl Releaser {
         );
         let deliver = deliver.clone();
         async move {
+            let mut kept = kept;
             let (delivery_id, payload) = loop {
+                if let Some(record) = kept.take() {
+                    break record;
+                }
                 let (fetcher, name) = (fetcher.clone(), topic.clone());
                 let fetched =
                     tokio::task::spawn_blocking(move || fetcher.fetch(&name, partition, offset))
@@ -623,7 +679,12 @@ impl Releaser {
         let held_at_ms = message.timestamp().to_millis().unwrap_or_else(now_ms);
         let (paused, ordered) = (self.paused(), self.ordered());
         match state.judge(offset, &key, destination, held_at_ms, paused, ordered) {
-            Verdict::AlreadyReleased | Verdict::Hold | Verdict::Line => {}
+            Verdict::AlreadyReleased | Verdict::Hold => {}
+            Verdict::Line => {
+                if let Some(destination) = destination {
+                    state.keep(destination, offset, (key, payload.to_vec()));
+                }
+            }
             Verdict::Release => {
                 // A record that is not a job goes back too: delivery dead-letters it with the
                 // reason, where an operator sees it.
@@ -757,7 +818,7 @@ impl Releaser {
                 "Read the held topic to its end; releasing from its first unfinished job."
             );
             state.held.clear();
-            state.lines.clear();
+            state.clear_lines();
             state.next = Some(from);
             self.seek(partition, from);
         }
@@ -774,7 +835,7 @@ impl Releaser {
             };
             state.held.clear();
             // Their deliveries were stopped first.
-            state.lines.clear();
+            state.clear_lines();
             state.learning_from = Some(from);
             state.next = Some(from);
             self.seek(*partition, from);
@@ -1045,5 +1106,27 @@ mod tests {
         state.held.clear();
         state.next = Some(3);
         assert_eq!(state.commit(), Some(3));
+    }
+
+    #[test]
+    fn a_line_keeps_records_within_its_memory_and_gives_them_back_once() {
+        let crm = id("crm");
+        let mut state = Partition::default();
+        let none = |_: &ResourceId| false;
+        let ordered = |_: &ResourceId| true;
+        state.judge(1, "c1", Some(&crm), 1, none, ordered);
+        state.judge(2, "c2", Some(&crm), 1, none, ordered);
+        state.keep(&crm, 1, ("c1".to_owned(), vec![0; LINE_MEMORY - 2]));
+        state.keep(&crm, 2, ("c2".to_owned(), vec![0; 10]));
+        assert_eq!(state.kept_bytes, LINE_MEMORY, "c2 is over the budget");
+        assert!(
+            state.take_kept(&crm, 2).is_none(),
+            "fetched when its turn comes"
+        );
+        assert!(state.take_kept(&crm, 1).is_some());
+        assert!(state.take_kept(&crm, 1).is_none());
+        assert_eq!(state.kept_bytes, 0);
+        state.keep(&crm, 7, ("c7".to_owned(), vec![1]));
+        assert_eq!(state.kept_bytes, 0, "only jobs in the line are kept");
     }
 }
