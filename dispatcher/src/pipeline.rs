@@ -8,7 +8,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::future::Either;
 
 use hookline_runtime::consume::{self, Next, Settled};
@@ -331,7 +330,7 @@ async fn write_lines(
     mut diverted: mpsc::UnboundedReceiver<Divert>,
     stop: &CancellationToken,
 ) {
-    let mut pauses = produce_pauses();
+    let mut pauses = produce::pauses();
     let mut resending = false;
     loop {
         let first = tokio::select! {
@@ -389,23 +388,13 @@ async fn write_lines(
                 }
                 None if resending => {
                     resending = false;
-                    pauses = produce_pauses();
+                    pauses = produce::pauses();
                     info!("Kafka takes the jobs of ordered destinations again.");
                 }
                 None => {}
             }
         }
     }
-}
-
-/// Pauses between sends of records Kafka did not take.
-fn produce_pauses() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(5))
-        .with_jitter()
-        .without_max_times()
-        .build()
 }
 
 fn subscribe(consumer: &StreamConsumer<ObservedContext>, topics: &[&str]) -> Result<(), Error> {

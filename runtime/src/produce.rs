@@ -70,12 +70,7 @@ pub async fn acknowledged(
         }
         return Ok(delivery);
     }
-    let mut pauses = ExponentialBuilder::default()
-        .with_min_delay(FIRST_PAUSE)
-        .with_max_delay(LONGEST_PAUSE)
-        .with_jitter()
-        .without_max_times()
-        .build();
+    let mut pauses = pauses();
     loop {
         match outcome {
             Ok(delivery) => {
@@ -102,6 +97,17 @@ pub async fn acknowledged(
             Err((error, _)) => return Err(error),
         }
     }
+}
+
+/// The pauses between sends of a record Kafka did not take: growing from 200 ms to 5 s, with
+/// jitter, without end.
+pub fn pauses() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(FIRST_PAUSE)
+        .with_max_delay(LONGEST_PAUSE)
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 async fn settle(ack: DeliveryFuture) -> Result<Delivery, (KafkaError, Option<OwnedMessage>)> {
