@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use hookline_runtime::{Error, KafkaSettings, compacted, kafka};
+use hookline_runtime::{Error, KafkaSettings, compacted};
 use hookline_schemas::DeadLetterState;
 use rdkafka::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -29,16 +29,16 @@ pub struct DeadStates {
 }
 
 impl DeadStates {
-    /// States of `settings`' topic; a write not acknowledged within `timeout` fails. Nothing is
-    /// read until [`Self::run`].
-    pub fn new(settings: &KafkaSettings, timeout: Duration) -> Result<Arc<Self>, Error> {
-        Ok(Arc::new(Self {
+    /// States of `settings`' topic, written through `producer`; a write not acknowledged within
+    /// `timeout` fails. Nothing is read until [`Self::run`].
+    pub fn new(settings: &KafkaSettings, producer: FutureProducer, timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
             states: RwLock::new(HashMap::new()),
             ready: watch::Sender::new(false),
-            producer: kafka::create_producer(&kafka::producer_config(settings, "control"))?,
+            producer,
             topic: settings.topics().dead_states(),
             timeout,
-        }))
+        })
     }
 
     /// Whether every state the topic held when control started has been read.

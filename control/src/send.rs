@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use hookline_runtime::order::{self, OrderKey};
-use hookline_runtime::{Error, KafkaSettings, kafka};
+use hookline_runtime::{Error, KafkaSettings};
 use hookline_schemas::DeliveryJob;
 use hookline_schemas::event::{
     HEADER_CLIENT, HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_INBOUND_PREFIX, HEADER_RECEIVED_AT,
@@ -27,17 +27,16 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// An idempotent producer for the topics of `settings`; a write not acknowledged within
-    /// `timeout` fails.
-    pub fn new(settings: &KafkaSettings, timeout: Duration) -> Result<Self, Error> {
-        let producer = kafka::create_producer(&kafka::producer_config(settings, "control"))?;
+    /// Writes to the topics of `settings` through control's idempotent `producer`; a write not
+    /// acknowledged within `timeout` fails.
+    pub fn new(settings: &KafkaSettings, producer: FutureProducer, timeout: Duration) -> Self {
         let topics = settings.topics();
-        Ok(Self {
+        Self {
             producer,
             deliveries: topics.deliveries(),
             events: topics.events(),
             timeout,
-        })
+        }
     }
 
     /// Writes `job` to the deliveries topic, keyed by its destination and its event as the

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use hookline_runtime::KafkaSettings;
 use hookline_runtime::resources::{ResourceStore, ResourceWriter};
 use hookline_runtime::serve::Listener;
+use hookline_runtime::{KafkaSettings, kafka};
 use prometheus::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -52,7 +52,10 @@ impl Control {
         if tokens.is_empty() {
             warn!("No control token is set (--control-token); every API request will be refused.");
         }
-        let writer = ResourceWriter::new(kafka, "control")?;
+        // One producer for every write control makes: each has a thread that wakes up ten
+        // times a second.
+        let producer = kafka::create_producer(&kafka::producer_config(kafka, "control"))?;
+        let writer = ResourceWriter::with_producer(kafka, producer.clone());
         let listener = Listener::bind(
             config.addr,
             "control",
@@ -72,12 +75,12 @@ impl Control {
             StoreMetrics::register(registry),
         )
         .await?;
-        let dead_states = DeadStates::new(kafka, config.write_timeout())?;
+        let dead_states = DeadStates::new(kafka, producer.clone(), config.write_timeout());
         let held = Held::new();
         let failing = Failing::new();
         let history = Arc::new(History {
             logs,
-            sender: Sender::new(kafka, config.write_timeout())?,
+            sender: Sender::new(kafka, producer, config.write_timeout()),
             test_timeout: config.test_timeout(),
             max_replay: config.max_replay,
             dead_states: dead_states.clone(),

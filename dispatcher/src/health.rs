@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use hookline_runtime::time::{parse_rfc3339, rfc3339};
-use hookline_runtime::{KafkaSettings, compacted, kafka};
+use hookline_runtime::{KafkaSettings, compacted};
 use hookline_schemas::{DestinationHealth, ResourceId, SCHEMA_VERSION};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use time::OffsetDateTime;
@@ -34,17 +34,15 @@ pub struct Health {
 }
 
 impl Health {
-    /// Tracks health for a dispatcher using `settings`; `window` of zero never disables.
-    pub fn new(settings: &KafkaSettings, window: Duration) -> Result<Self, Error> {
-        Ok(Self {
+    /// Tracks health for a dispatcher using `settings`, writing through its `producer`;
+    /// `window` of zero never disables.
+    pub fn new(settings: &KafkaSettings, producer: FutureProducer, window: Duration) -> Self {
+        Self {
             window: (!window.is_zero()).then_some(window),
             failing: Mutex::new(HashMap::new()),
-            producer: kafka::create_producer(&kafka::producer_config(
-                settings,
-                "dispatcher-health",
-            ))?,
+            producer,
             topic: settings.topics().destination_health(),
-        })
+        }
     }
 
     /// Reads what earlier runs recorded; returns false if `shutdown` came first.

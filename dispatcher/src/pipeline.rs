@@ -128,7 +128,7 @@ impl Dispatcher {
         let consumer = kafka::input_consumer(settings, ROLE, consumers, &[])?;
         let retry_consumer = kafka::group_consumer(settings, RETRY_ROLE, consumers)?;
         let producer = kafka::create_producer(&kafka::producer_config(settings, ROLE))?;
-        let writer = ResourceWriter::new(settings, ROLE)?;
+        let writer = ResourceWriter::with_producer(settings, producer.clone());
         let guard = Guard::new(config.allow_cidrs.clone());
         let tls = guard::tls_config(config.extra_roots()).map_err(Error::HttpClient)?;
         let deliverer = Deliverer::new(guard, tls, config.response_body_bytes);
@@ -144,8 +144,9 @@ impl Dispatcher {
         );
         let health = Health::new(
             settings,
+            producer.clone(),
             Duration::from_secs(config.disable_after_failing_seconds),
-        )?;
+        );
         let releaser = Releaser::build(
             settings,
             consumers,

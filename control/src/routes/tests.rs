@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use hookline_runtime::embedded::EmbeddedKafka;
+use hookline_runtime::kafka;
 use hookline_runtime::resources::{ResourceStore, ResourceWriter};
 use hookline_schemas::ResourceId;
 use serde_json::{Value, json};
@@ -77,7 +78,8 @@ async fn app_with(max_body_bytes: usize, ready: bool) -> App {
         .await
         .unwrap();
     store.wait_ready().await.unwrap();
-    let writer = ResourceWriter::new(&settings, "test").unwrap();
+    let producer = kafka::create_producer(&kafka::producer_config(&settings, "test")).unwrap();
+    let writer = ResourceWriter::with_producer(&settings, producer.clone());
     let registry = Registry::new();
     let metrics = Metrics::register(&registry);
     let history = Arc::new(History {
@@ -86,12 +88,12 @@ async fn app_with(max_body_bytes: usize, ready: bool) -> App {
         } else {
             crate::store::reader::Logs::loading(crate::store::Store::in_memory().unwrap())
         },
-        sender: crate::send::Sender::new(&settings, Duration::from_secs(5)).unwrap(),
+        sender: crate::send::Sender::new(&settings, producer.clone(), Duration::from_secs(5)),
         test_timeout: Duration::from_millis(100),
         max_replay: 100,
         dead_states: {
             let states =
-                crate::dead_states::DeadStates::new(&settings, Duration::from_secs(5)).unwrap();
+                crate::dead_states::DeadStates::new(&settings, producer, Duration::from_secs(5));
             tokio::spawn(states.clone().run(settings.clone(), shutdown.clone()));
             states
         },
@@ -1732,10 +1734,7 @@ async fn stats_show_every_destination_and_source_over_the_window_worst_first() {
     app.history.logs.activities.note(&rows);
     // The paused destination holds a job since a minute ago.
     let settings = app._broker.settings("t.");
-    let producer = hookline_runtime::kafka::create_producer(
-        &hookline_runtime::kafka::producer_config(&settings, "test"),
-    )
-    .unwrap();
+    let producer = kafka::create_producer(&kafka::producer_config(&settings, "test")).unwrap();
     producer
         .send(
             rdkafka::producer::FutureRecord::to(&settings.topics().held())

@@ -31,14 +31,24 @@ pub struct ResourceWriter {
 }
 
 impl ResourceWriter {
-    /// A writer for the resources topic of `settings`.
+    /// A writer for the resources topic of `settings`, with its own producer (for a one-off
+    /// command).
     pub fn new(settings: &KafkaSettings, role: &str) -> Result<Self, Error> {
         let mut config = kafka::producer_config(settings, role);
         config.set("linger.ms", "0");
-        Ok(Self {
-            producer: kafka::create_producer(&config)?,
+        Ok(Self::with_producer(
+            settings,
+            kafka::create_producer(&config)?,
+        ))
+    }
+
+    /// A writer for the resources topic of `settings` through a stage's `producer`: every
+    /// producer has a thread that wakes up ten times a second, so a stage shares one.
+    pub fn with_producer(settings: &KafkaSettings, producer: FutureProducer) -> Self {
+        Self {
+            producer,
             topic: settings.topics().resources(),
-        })
+        }
     }
 
     /// Writes `resource` under its key.
