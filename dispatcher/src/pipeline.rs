@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::Either;
-
 use hookline_runtime::consume::{self, Next, Settled};
 use hookline_runtime::observe::{ConsumerMetrics, ObservedContext, Progress};
 use hookline_runtime::produce;
@@ -546,10 +545,10 @@ impl Shared {
     /// ([`Self::divert`]) rather than being delivered from here.
     fn ordered(&self, key: Option<&[u8]>, (_, job): &ReadJob) -> Option<String> {
         let job = job.as_ref().ok()?;
-        // The processor keys an ordered destination's jobs by the destination alone: that says
-        // so even before this process has read the destination, so none goes another way.
-        // ([`order::ordered_job_key`]).
-        let keyed = key == Some(job.destination_id.as_str().as_bytes());
+        // The key says so even before this process has read the destination, so none of its
+        // jobs goes another way.
+        let keyed =
+            key.is_some_and(|key| order::is_ordered_job_key(key, job.destination_id.as_str()));
         let ordered = keyed
             || self
                 .store

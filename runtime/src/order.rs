@@ -97,6 +97,12 @@ pub fn ordered_job_key(destination: &str) -> String {
     destination.to_owned()
 }
 
+/// Whether `key` is the key [`ordered_job_key`] gives the jobs of `destination`: the dispatcher
+/// takes such a job for an ordered destination's even before it has read the destination.
+pub fn is_ordered_job_key(key: &[u8], destination: &str) -> bool {
+    key == destination.as_bytes()
+}
+
 fn find<'v>(mut value: &'v Value, steps: &[Step]) -> Option<&'v Value> {
     for step in steps {
         value = match (step, value) {
@@ -265,5 +271,23 @@ mod tests {
     #[test]
     fn job_keys_join_destination_and_event_key() {
         assert_eq!(job_key("orders", "cus_1"), "orders/cus_1");
+    }
+
+    #[test]
+    fn only_an_ordered_destination_s_key_reads_as_ordered() {
+        assert!(is_ordered_job_key(
+            ordered_job_key("orders").as_bytes(),
+            "orders"
+        ));
+        // Released held jobs are keyed with an empty order key, so they stay unordered.
+        assert!(!is_ordered_job_key(
+            job_key("orders", "").as_bytes(),
+            "orders"
+        ));
+        assert!(!is_ordered_job_key(
+            job_key("orders", "cus_1").as_bytes(),
+            "orders"
+        ));
+        assert!(!is_ordered_job_key(b"order", "orders"));
     }
 }
