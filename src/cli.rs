@@ -1,5 +1,6 @@
 //! The command line. Every flag also reads a `HOOKLINE_…` environment variable.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,6 +26,17 @@ pub struct Cli {
     /// Logging.
     #[command(flatten)]
     pub log: LogSettings,
+
+    /// Threads that run Hookline's own work (HTTP, templates, the consume loops); librdkafka's
+    /// threads come on top. Defaults to the cores this process may use. Where several roles
+    /// share a machine's cores, one or two per role cost less CPU per event (bench/README).
+    #[arg(
+        long = "worker-threads",
+        env = "HOOKLINE_WORKER_THREADS",
+        value_name = "N",
+        global = true
+    )]
+    pub worker_threads: Option<NonZeroUsize>,
 
     /// What to run.
     #[command(subcommand)]
@@ -188,10 +200,12 @@ pub fn main(cli: Cli) -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = cli.worker_threads {
+        builder.worker_threads(threads.get());
+    }
+    let runtime = match builder.build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: could not start the async runtime: {error}");
@@ -404,5 +418,17 @@ mod tests {
         };
         assert_eq!(args.roles.len(), 4, "all four roles by default");
         assert!(Cli::try_parse_from(["hookline", "run", "--roles", "ingest,nonsense"]).is_err());
+    }
+
+    #[test]
+    fn worker_threads_go_before_or_after_the_command_and_are_positive() {
+        for args in [
+            ["hookline", "--worker-threads", "1", "processor"],
+            ["hookline", "processor", "--worker-threads", "1"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.worker_threads.map(NonZeroUsize::get), Some(1));
+        }
+        assert!(Cli::try_parse_from(["hookline", "--worker-threads", "0", "processor"]).is_err());
     }
 }
