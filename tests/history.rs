@@ -179,6 +179,9 @@ async fn an_event_s_timeline_shows_its_match_delivery_and_the_receiver_s_answer(
         .find(|item| item["kind"] == "rejected")
         .unwrap();
     assert_eq!(rejected["code"], "unauthorized");
+    // The refused body, as text, for the operator to see what was sent.
+    let preview: Value = serde_json::from_str(rejected["body_preview"].as_str().unwrap()).unwrap();
+    assert_eq!(preview, signup(2));
     assert!(
         items(&source_log)
             .iter()

@@ -149,11 +149,19 @@ pub async fn receive(
                 status: error.status().as_u16(),
                 code: error.code().to_owned(),
                 message: error.to_string(),
-                body_preview: preview,
+                body_preview: preview.as_deref().map(body_preview),
             });
             error.into_response()
         }
     }
+}
+
+/// The start of a refused body, as text, for the refusal log.
+fn body_preview(body: &[u8]) -> String {
+    hookline_runtime::truncate::truncate(
+        &String::from_utf8_lossy(&body[..body.len().min(BODY_PREVIEW_BYTES + 4)]),
+        BODY_PREVIEW_BYTES,
+    )
 }
 
 /// The still percent-encoded id segment of an inbound path.
@@ -167,7 +175,7 @@ async fn accept(
     headers: &HeaderMap,
     client: Option<IpAddr>,
     body: Body,
-    preview: &mut Option<String>,
+    preview: &mut Option<Bytes>,
 ) -> Result<Accepted, IngestError> {
     if !state.store.is_ready() {
         return Err(IngestError::NotReady);
@@ -192,10 +200,8 @@ async fn accept(
     let body = read_body(body, limit, state.body_timeout).await?;
     // Signatures cover the event as the sender made it, before any transfer compression.
     let body = coding.decode(body, limit)?;
-    *preview = Some(hookline_runtime::truncate::truncate(
-        &String::from_utf8_lossy(&body[..body.len().min(BODY_PREVIEW_BYTES + 4)]),
-        BODY_PREVIEW_BYTES,
-    ));
+    // Kept (a reference count, not a copy) for the refusal log; made text only if refused.
+    *preview = Some(body.clone());
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     if !verifier(state, &source).is_some_and(|v| v.verify(headers, &body, now)) {
         return Err(IngestError::Unauthorized);
