@@ -57,7 +57,7 @@ pub struct RunArgs {
     pub smoke: bool,
 
     /// Lowest end-to-end events per second `--smoke` accepts.
-    #[arg(long, default_value_t = 4000.0)]
+    #[arg(long, default_value_t = 4500.0)]
     pub smoke_floor: f64,
 
     /// Measure one and two processor and dispatcher instances in one consumer group each (one
