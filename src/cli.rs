@@ -200,12 +200,7 @@ pub fn main(cli: Cli) -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(2);
     }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if let Some(threads) = cli.worker_threads {
-        builder.worker_threads(threads.get());
-    }
-    let runtime = match builder.build() {
+    let runtime = match runtime(cli.worker_threads) {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: could not start the async runtime: {error}");
@@ -223,6 +218,16 @@ pub fn main(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The async runtime, with `worker_threads` workers or one per core.
+fn runtime(worker_threads: Option<NonZeroUsize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = worker_threads {
+        builder.worker_threads(threads.get());
+    }
+    builder.build()
 }
 
 /// How long the process waits for blocking work still running when a command ends.
@@ -421,13 +426,14 @@ mod tests {
     }
 
     #[test]
-    fn worker_threads_go_before_or_after_the_command_and_are_positive() {
+    fn worker_threads_go_before_or_after_the_command_and_size_the_runtime() {
         for args in [
-            ["hookline", "--worker-threads", "1", "processor"],
-            ["hookline", "processor", "--worker-threads", "1"],
+            ["hookline", "--worker-threads", "3", "processor"],
+            ["hookline", "processor", "--worker-threads", "3"],
         ] {
             let cli = Cli::try_parse_from(args).unwrap();
-            assert_eq!(cli.worker_threads.map(NonZeroUsize::get), Some(1));
+            let runtime = runtime(cli.worker_threads).unwrap();
+            assert_eq!(runtime.metrics().num_workers(), 3);
         }
         assert!(Cli::try_parse_from(["hookline", "--worker-threads", "0", "processor"]).is_err());
     }
